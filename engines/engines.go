@@ -1,0 +1,177 @@
+// Package engines defines the engine contract: how a worker runs one task in
+// a sandbox. A worker links exactly one engine, chosen by its profile.
+//
+// # Life cycle
+//
+// For each task run the worker calls, in this order:
+//
+//  1. Engine.NewSandboxBuilder, once, after the payload has been validated
+//     against the profile's composed payload schema. The engine decodes the
+//     payload fields it owns (for example `command`) and checks what the
+//     schema cannot; payload problems are returned as
+//     *task.ExceptionError with task.ReasonMalformedPayload.
+//  2. SandboxBuilder.SetEnv (and the methods of optional builder abilities
+//     such as VolumeBuilder) from the plugins' BuildSandbox stage, any number
+//     of times, possibly concurrently.
+//  3. SandboxBuilder.Start, once, which starts the task and returns its
+//     Sandbox; or SandboxBuilder.Discard if the run is abandoned before that.
+//  4. Sandbox.Wait until the task ends, which returns the ResultSet. Kill and
+//     Abort may be called from other goroutines at any time, also more than
+//     once and after Wait returned.
+//  5. Plugins read the ResultSet (ExtractFile, ExtractFolder) and finally the
+//     worker calls ResultSet.Dispose once.
+//
+// An engine must stop every process it started for the run when Wait
+// returns, when Kill or Abort is called, and when Dispose is called: a task
+// never outlives its run.
+//
+// Optional abilities are small interfaces next to the main ones (for example
+// VolumeBuilder); the worker detects them with a type assertion, and a
+// payload that needs a missing one becomes malformed-payload naming the
+// field. Every engine runs the conformance suite in engines/enginetest.
+package engines
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/workergen/workergen/task"
+)
+
+// Options are what the generated main passes to an engine's constructor.
+// Each engine package exports `func New(Options) (Engine, error)`.
+type Options struct {
+	// Config is the engine's section of the worker config (`engine` key),
+	// validated against the profile's config schema and with the profile's
+	// defaults applied. Engines decode it into their own struct.
+	Config json.RawMessage
+	// Logger is the worker's structured log.
+	Logger *slog.Logger
+	// Worker identifies the worker.
+	Worker task.WorkerInfo
+}
+
+// Constructor builds an engine. It returns an error naming the config field
+// when the config is unusable.
+type Constructor func(Options) (Engine, error)
+
+// Engine creates sandboxes. One value serves every task of a worker and must
+// be safe for concurrent use (a worker with capacity > 1 runs tasks in
+// parallel).
+type Engine interface {
+	// NewSandboxBuilder prepares a sandbox for the run described by tc,
+	// whose payload has already passed the schema. It returns a
+	// *task.ExceptionError (malformed-payload, resource-unavailable) for
+	// problems the task is at fault for or that are transient; any other
+	// error is treated as internal-error.
+	NewSandboxBuilder(ctx context.Context, tc *task.Context) (SandboxBuilder, error)
+
+	// Close releases engine-wide resources when the worker stops. It is
+	// called once, after every run has been disposed.
+	Close() error
+}
+
+// SandboxBuilder collects what plugins contribute before the task starts.
+type SandboxBuilder interface {
+	// SetEnv sets an environment variable for the task. It returns an error
+	// wrapping ErrInvalidEnvName if name is not a valid variable name (empty,
+	// contains '=' or NUL; engines may be stricter), and ErrEnvConflict if
+	// name was already set by another call. Values are passed unchanged,
+	// whatever their size or content (NUL excepted, which returns
+	// ErrInvalidEnvValue). Safe for concurrent use.
+	SetEnv(name, value string) error
+
+	// Start starts the task and returns its sandbox. Called at most once.
+	// Errors follow NewSandboxBuilder's rules.
+	Start(ctx context.Context) (Sandbox, error)
+
+	// Discard releases what the builder holds when the run is abandoned
+	// before Start. Called at most once, never after Start.
+	Discard() error
+}
+
+// Sandbox is a running task.
+type Sandbox interface {
+	// Wait blocks until the task has ended and returns its result. Wait may
+	// be called several times and returns the same values. If the sandbox
+	// was aborted it returns ErrAborted and no result. ctx only bounds the
+	// waiting, it does not stop the task.
+	Wait(ctx context.Context) (ResultSet, error)
+
+	// Kill stops the task (every process of it) and keeps its results: Wait
+	// then returns a ResultSet with Killed() true, and files can still be
+	// extracted. Idempotent; a no-op once the task has ended.
+	Kill() error
+
+	// Abort stops the task and discards its results: Wait returns
+	// ErrAborted. Idempotent. Used when the run was cancelled by the Queue
+	// and nothing will be reported.
+	Abort() error
+}
+
+// ResultSet is the outcome of a finished task and the way to read files
+// it left behind.
+type ResultSet interface {
+	// Success reports whether the task's command succeeded (every command
+	// exited 0 and it was not killed).
+	Success() bool
+	// ExitCode is the exit code of the command that ended the task, or -1
+	// when it was killed by a signal or by the worker.
+	ExitCode() int
+	// Killed reports whether the worker stopped the task with Kill.
+	Killed() bool
+	// OOM reports whether the task was killed for running out of memory
+	// (engines that can tell; others return false).
+	OOM() bool
+	// Duration is the time between start and end of the task.
+	Duration() time.Duration
+
+	// ExtractFile opens the file at path (relative paths are relative to
+	// the task's working directory). It returns an error wrapping
+	// ErrNotFound if there is no such file, and ErrNotAFile for a directory
+	// or other non-regular file.
+	ExtractFile(ctx context.Context, path string) (File, error)
+
+	// ExtractFolder calls fn for every regular file below the folder at
+	// path, in lexical order, with the file's path relative to the folder
+	// (slash-separated). An error returned by fn stops the walk and is
+	// returned. It returns an error wrapping ErrNotFound if the folder does
+	// not exist and ErrNotAFolder if path is not a directory. A file that
+	// vanishes during the walk is passed to fn with a File whose Open
+	// returns an error wrapping ErrNotFound.
+	ExtractFolder(ctx context.Context, path string, fn func(rel string, f File) error) error
+
+	// Dispose removes everything left of the run. Called once.
+	Dispose() error
+}
+
+// File is a file extracted from a ResultSet.
+type File interface {
+	// Open returns the file's content. It may be called more than once;
+	// each call starts from the beginning.
+	Open() (io.ReadCloser, error)
+	// Size is the file's size in bytes, or -1 when unknown.
+	Size() int64
+	// HostPath is the file's path on the worker host when it has one (host
+	// engines), else "".
+	HostPath() string
+	// Mode is the file's mode bits.
+	Mode() fs.FileMode
+}
+
+// Errors engines return; callers match them with errors.Is.
+var (
+	ErrInvalidEnvName  = errors.New("invalid environment variable name")
+	ErrInvalidEnvValue = errors.New("invalid environment variable value")
+	ErrEnvConflict     = errors.New("environment variable already set")
+	ErrNotFound        = errors.New("not found")
+	ErrNotAFile        = errors.New("not a regular file")
+	ErrNotAFolder      = errors.New("not a directory")
+	ErrOutsideTaskDir  = errors.New("path resolves outside the task directory")
+	ErrAborted         = errors.New("sandbox aborted")
+)

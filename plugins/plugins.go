@@ -1,0 +1,127 @@
+// Package plugins defines the plugin contract: the pieces of a worker that
+// are not the engine (environment variables, maxRunTime, exit status
+// handling, artifacts, the task log, ...). A profile chooses zero or more
+// plugins; the generated main constructs each once per worker, in the
+// profile's declared order.
+//
+// # Life cycle
+//
+// Per worker: each plugin package exports `func New(Options) (Plugin, error)`;
+// the worker calls it once at start-up and Plugin.Close once at the end.
+//
+// Per task run: Plugin.NewTaskPlugin is called once, after the payload passed
+// the profile's composed payload schema; the plugin decodes the payload
+// fields it owns. Then the worker calls the stages of every TaskPlugin, each
+// stage for all plugins in declared order before the next stage starts:
+//
+//	Prepare       validate what the schema cannot, start downloads
+//	BuildSandbox  contribute env vars, volumes, proxies to the builder
+//	Started       the task is running (e.g. start a maxRunTime timer)
+//	Stopped       the task ended: read its result, collect artifacts;
+//	              return false to make a successful task fail
+//	Finished      the run's success is decided: upload logs
+//	Exception     instead of the remaining stages when the run ends as an
+//	              exception (payload, infrastructure or shutdown)
+//	Dispose       always last, once, whatever happened before
+//
+// A stage that returns a *task.ExceptionError ends the run with that
+// exception (Exception is then called on every task plugin); any other error
+// is internal-error. A panic in a stage is recovered by the worker and
+// reported as internal-error for that run only.
+//
+// Plugins embed Base to get no-op implementations of the stages they do not
+// need. Every plugin is exercised through plugins/plugintest.
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/task"
+)
+
+// Options are what the generated main passes to a plugin's constructor.
+type Options struct {
+	// Config is the plugin's section of the worker config (the
+	// `plugins.<name>` key), validated against the profile's config schema
+	// with the profile's defaults applied.
+	Config json.RawMessage
+	// Worker is the worker's global config subset every plugin may read.
+	Worker WorkerConfig
+	// Engine is the worker's engine, for plugins that use optional engine
+	// abilities (detected by type assertion on the engine or the builder).
+	Engine engines.Engine
+	// Logger is the worker's structured log.
+	Logger *slog.Logger
+}
+
+// WorkerConfig is the part of the worker config that is not owned by one
+// engine or plugin.
+type WorkerConfig struct {
+	task.WorkerInfo
+	// MaxTaskRunTime caps a payload's maxRunTime, in seconds.
+	MaxTaskRunTime int
+	// TasksDir is where task directories are created.
+	TasksDir string
+}
+
+// Constructor builds a plugin.
+type Constructor func(Options) (Plugin, error)
+
+// Plugin is one plugin of a worker. It must be safe for concurrent use:
+// runs of a worker with capacity > 1 overlap.
+type Plugin interface {
+	// NewTaskPlugin returns this plugin's state for one run. A
+	// *task.ExceptionError (usually malformed-payload naming the field)
+	// ends the run before anything runs.
+	NewTaskPlugin(ctx context.Context, tc *task.Context) (TaskPlugin, error)
+	// Close is called once when the worker stops.
+	Close() error
+}
+
+// TaskPlugin is a plugin's per-run state. Each method is called at most
+// once, in the order given in the package documentation.
+type TaskPlugin interface {
+	Prepare(ctx context.Context) error
+	BuildSandbox(ctx context.Context, b engines.SandboxBuilder) error
+	Started(ctx context.Context, s engines.Sandbox) error
+	// Stopped receives the task's result. ok=false makes the run fail even
+	// when the command succeeded (e.g. a required artifact is missing).
+	Stopped(ctx context.Context, r engines.ResultSet) (ok bool, err error)
+	// Finished is called with the run's resolution once it is known (the
+	// resolution may still change to exception if a Finished stage fails,
+	// e.g. a log upload).
+	Finished(ctx context.Context, res task.Resolution) error
+	// Exception is called instead of the remaining stages when the run ends
+	// as an exception.
+	Exception(ctx context.Context, res task.Resolution) error
+	Dispose(ctx context.Context) error
+}
+
+// Base implements every TaskPlugin stage as a no-op; embed it.
+type Base struct{}
+
+// Prepare does nothing.
+func (Base) Prepare(context.Context) error { return nil }
+
+// BuildSandbox does nothing.
+func (Base) BuildSandbox(context.Context, engines.SandboxBuilder) error { return nil }
+
+// Started does nothing.
+func (Base) Started(context.Context, engines.Sandbox) error { return nil }
+
+// Stopped accepts the result.
+func (Base) Stopped(context.Context, engines.ResultSet) (bool, error) { return true, nil }
+
+// Finished does nothing.
+func (Base) Finished(context.Context, task.Resolution) error { return nil }
+
+// Exception does nothing.
+func (Base) Exception(context.Context, task.Resolution) error { return nil }
+
+// Dispose does nothing.
+func (Base) Dispose(context.Context) error { return nil }
+
+var _ TaskPlugin = Base{}

@@ -1,0 +1,290 @@
+// Package task holds the types every layer of a worker shares about one task
+// run: the task definition (after the Queue's task-definition schema), the
+// per-run context handed to the engine and plugins, the task log, the
+// artifact sink, and the resolution vocabulary of the Taskcluster Queue
+// (reportCompleted / reportFailed / reportException reasons).
+//
+// The package is a leaf: it imports nothing from the rest of workergen, so the
+// engine contract (engines), the plugin contract (plugins) and the runtime
+// (worker) can all depend on it.
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Definition is a Taskcluster task definition as returned by the Queue's
+// `task` endpoint (schema queue/v1/task.json). Payload is kept raw: the engine
+// and each plugin decode the fields they own after the worker validated the
+// whole payload against the profile's composed payload schema.
+type Definition struct {
+	ProvisionerID string            `json:"provisionerId,omitempty"`
+	WorkerType    string            `json:"workerType,omitempty"`
+	TaskQueueID   string            `json:"taskQueueId,omitempty"`
+	SchedulerID   string            `json:"schedulerId,omitempty"`
+	ProjectID     string            `json:"projectId,omitempty"`
+	TaskGroupID   string            `json:"taskGroupId,omitempty"`
+	Dependencies  []string          `json:"dependencies,omitempty"`
+	Requires      string            `json:"requires,omitempty"`
+	Routes        []string          `json:"routes,omitempty"`
+	Priority      string            `json:"priority,omitempty"`
+	Retries       int               `json:"retries,omitempty"`
+	Created       time.Time         `json:"created"`
+	Deadline      time.Time         `json:"deadline"`
+	Expires       time.Time         `json:"expires,omitempty"`
+	Scopes        []string          `json:"scopes,omitempty"`
+	Payload       json.RawMessage   `json:"payload"`
+	Metadata      Metadata          `json:"metadata"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	Extra         json.RawMessage   `json:"extra,omitempty"`
+}
+
+// Metadata is the task definition's `metadata` object.
+type Metadata struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Owner       string `json:"owner"`
+	Source      string `json:"source"`
+}
+
+// WorkerInfo identifies the worker running a task, in Taskcluster's terms,
+// plus the build it comes from.
+type WorkerInfo struct {
+	RootURL      string // Taskcluster deployment, e.g. "https://tc.example.com"; empty in run mode
+	WorkerPoolID string // "<provisionerId>/<workerType>", equal to the taskQueueId it claims from
+	WorkerGroup  string
+	WorkerID     string
+	Profile      string // profile name, e.g. "linux-native"
+	Version      string // worker version, e.g. "1.2.3" or "0.0.0-dev+abc1234"
+	Engine       string // engine kind linked into this binary
+	Plugins      []string
+}
+
+// Context is one task run as the engine and plugins see it. The worker
+// creates it after claiming the run (or reading a task file in run mode) and
+// it stays valid until the run's Dispose stage has returned.
+//
+// Fields are read-only for engines and plugins, except through the methods of
+// Log and Artifacts, which are safe for concurrent use.
+type Context struct {
+	TaskID     string
+	RunID      int
+	Definition Definition
+	Worker     WorkerInfo
+
+	// TaskDir is the run's fresh working directory on the worker host
+	// (absolute path). Engines that run on the host use it as the working
+	// directory; container engines may ignore it.
+	TaskDir string
+
+	// Log is the task log that is uploaded as the backing log artifact.
+	Log *Log
+
+	// Artifacts receives the artifacts the run publishes.
+	Artifacts ArtifactSink
+
+	// Credentials returns the run's current temporary Taskcluster
+	// credentials (from the claim, replaced on every reclaim), or nil in run
+	// mode. Call it each time credentials are needed; do not keep the result.
+	Credentials func() *Credentials
+
+	// Logger is the worker's structured log (not the task log), with taskId
+	// and runId attached.
+	Logger *slog.Logger
+
+	// Started is when the run started on this worker.
+	Started time.Time
+
+	// Data lets plugins share typed values within one run (for example the
+	// exitstatus plugin marks caches for purging that a cache plugin purges).
+	// Keys are plugin-defined; access goes through Value and SetValue.
+	data map[any]any
+	mu   sync.Mutex
+}
+
+// Credentials are Taskcluster credentials; Certificate is set for
+// temporary credentials (the JSON certificate as a string).
+type Credentials struct {
+	ClientID    string `json:"clientId"`
+	AccessToken string `json:"accessToken"`
+	Certificate string `json:"certificate,omitempty"`
+}
+
+// Value returns the value stored under key by SetValue, or nil.
+func (c *Context) Value(key any) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.data[key]
+}
+
+// SetValue stores v under key for the rest of the run.
+func (c *Context) SetValue(key, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.data == nil {
+		c.data = map[any]any{}
+	}
+	c.data[key] = v
+}
+
+// Logf writes one line to the task log, prefixed with "[workergen] " the way
+// worker-originated lines are marked in the log.
+func (c *Context) Logf(format string, args ...any) {
+	if c.Log != nil {
+		c.Log.Systemf(format, args...)
+	}
+}
+
+// ArtifactKind is a Taskcluster artifact storage type (queue/v1
+// post-artifact-request.json `storageType`), as far as a worker creates them.
+type ArtifactKind string
+
+// Artifact storage types a worker creates.
+const (
+	ArtifactFile      ArtifactKind = "file"      // uploaded as "s3" or "object" depending on worker config
+	ArtifactError     ArtifactKind = "error"     // no content: Reason and Message say why
+	ArtifactReference ArtifactKind = "reference" // redirect to URL
+	ArtifactLink      ArtifactKind = "link"      // points at another artifact of the same run (LinkTo)
+)
+
+// Error artifact reasons allowed by the Queue (post-artifact-request.json).
+const (
+	ErrorFileMissingOnWorker     = "file-missing-on-worker"
+	ErrorInvalidResourceOnWorker = "invalid-resource-on-worker"
+	ErrorTooLargeFileOnWorker    = "too-large-file-on-worker"
+)
+
+// Artifact is one artifact a run publishes.
+type Artifact struct {
+	Name    string // e.g. "public/build/target.tar.gz"; no leading "/", no ".." segments
+	Kind    ArtifactKind
+	Expires time.Time
+
+	// For ArtifactFile:
+	ContentType     string // MIME type sent with the upload
+	ContentEncoding string // "gzip" or "identity" (empty means identity)
+	Size            int64  // bytes before encoding; -1 when unknown
+	// Open returns the artifact's content, unencoded; the sink applies
+	// ContentEncoding. It may be called more than once (upload retries).
+	Open func() (io.ReadCloser, error)
+	// Path is the host path the content came from, when there is one; it is
+	// recorded in run mode's manifest.
+	Path string
+
+	// For ArtifactError:
+	Reason  string // one of the Error* constants
+	Message string
+
+	// For ArtifactReference:
+	URL string
+	// For ArtifactLink: name of the artifact this one links to.
+	LinkTo string
+}
+
+// ArtifactSink publishes artifacts: in run mode to an output directory, in
+// work mode to the Queue. Implementations are safe for concurrent use.
+// Publish returns an *Exception with ReasonResourceUnavailable when the
+// upload could not be done.
+type ArtifactSink interface {
+	Publish(ctx context.Context, a Artifact) error
+}
+
+// ---------------------------------------------------------------------------
+// Resolutions.
+
+// State is the resolution of a run in Queue terms.
+type State string
+
+// Run resolutions.
+const (
+	Completed State = "completed"
+	Failed    State = "failed"
+	Exception State = "exception"
+)
+
+// Reason is a reportException reason (queue/v1 task-exception-request.json).
+type Reason string
+
+// Exception reasons a worker reports.
+const (
+	ReasonWorkerShutdown      Reason = "worker-shutdown"
+	ReasonMalformedPayload    Reason = "malformed-payload"
+	ReasonResourceUnavailable Reason = "resource-unavailable"
+	ReasonInternalError       Reason = "internal-error"
+	ReasonIntermittentTask    Reason = "intermittent-task"
+	// ReasonCanceled is not reported by workers; it names a run that the
+	// Queue resolved (cancelled, deadline, claim lost) while it ran here.
+	ReasonCanceled Reason = "canceled"
+)
+
+// Resolution is how a run ended.
+type Resolution struct {
+	State  State
+	Reason Reason // only for Exception
+}
+
+func (r Resolution) String() string {
+	if r.State == Exception {
+		return string(r.State) + "/" + string(r.Reason)
+	}
+	return string(r.State)
+}
+
+// ExceptionError is an error that resolves the run as an exception with
+// Reason. Reasons lists human-readable causes (for malformed-payload: one
+// line per offending field, each naming the field path).
+type ExceptionError struct {
+	Reason  Reason
+	Reasons []string
+	Err     error
+}
+
+func (e *ExceptionError) Error() string {
+	msg := string(e.Reason)
+	for i, r := range e.Reasons {
+		if i == 0 {
+			msg += ": " + r
+		} else {
+			msg += "; " + r
+		}
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *ExceptionError) Unwrap() error { return e.Err }
+
+// MalformedPayload returns an error resolving the run as
+// exception/malformed-payload. Each reason should name the payload field it is
+// about, e.g. `payload.artifacts[0].name: ".." segments are not allowed`.
+func MalformedPayload(reasons ...string) *ExceptionError {
+	return &ExceptionError{Reason: ReasonMalformedPayload, Reasons: reasons}
+}
+
+// MalformedPayloadf is MalformedPayload with one formatted reason.
+func MalformedPayloadf(format string, args ...any) *ExceptionError {
+	return MalformedPayload(fmt.Sprintf(format, args...))
+}
+
+// ResourceUnavailable wraps err as exception/resource-unavailable.
+func ResourceUnavailable(err error) *ExceptionError {
+	return &ExceptionError{Reason: ReasonResourceUnavailable, Err: err}
+}
+
+// InternalError wraps err as exception/internal-error.
+func InternalError(err error) *ExceptionError {
+	return &ExceptionError{Reason: ReasonInternalError, Err: err}
+}
+
+// IntermittentTask returns exception/intermittent-task with the given cause.
+func IntermittentTask(reason string) *ExceptionError {
+	return &ExceptionError{Reason: ReasonIntermittentTask, Reasons: []string{reason}}
+}

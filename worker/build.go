@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/plugins"
+)
+
+// Stamped at link time by mage with
+// -X github.com/workergen/workergen/worker.version=... and .commit=...
+var (
+	version = "0.0.0-dev"
+	commit  = "unknown"
+)
+
+// Version returns the version stamped into the binary.
+func Version() string { return version }
+
+// Commit returns the commit stamped into the binary.
+func Commit() string { return commit }
+
+// Build is what a generated main hands to Main: the profile's identity, its
+// exported schemas, and explicit constructors for exactly the engine and
+// plugins the profile chose, plugins in their declared stage order.
+type Build struct {
+	Profile string // profile name, e.g. "linux-native"
+	Binary  string // binary base name, e.g. "workergen-linux-native"
+
+	Engine  EngineEntry
+	Plugins []PluginEntry
+
+	// ProfileJSON is the resolved profile (dist/<profile>/profile.json).
+	ProfileJSON []byte
+	// PayloadSchema is the composed payload JSON Schema
+	// (dist/<profile>/payload.schema.json).
+	PayloadSchema []byte
+	// ConfigSchema is the worker config JSON Schema
+	// (dist/<profile>/config.schema.json).
+	ConfigSchema []byte
+	// DefaultConfig is the profile's default worker config
+	// (dist/<profile>/config.defaults.json); operator config is merged over
+	// it, object by object.
+	DefaultConfig []byte
+
+	// Unsupported lists payload fields of the profile's payload dialect
+	// that no chosen engine or plugin provides. A payload using one is
+	// malformed-payload with a message naming the field and Feature.
+	Unsupported []Unsupported
+}
+
+// EngineEntry names the engine and how to construct it.
+type EngineEntry struct {
+	Name string
+	New  engines.Constructor
+}
+
+// PluginEntry names a plugin and how to construct it.
+type PluginEntry struct {
+	Name string
+	New  plugins.Constructor
+}
+
+// Unsupported is a payload field the profile's dialect defines but this
+// profile does not implement.
+type Unsupported struct {
+	// Path is the field's path in the payload, dot-separated, e.g. "mounts"
+	// or "features.chainOfTrust".
+	Path string
+	// Feature names what would provide it, e.g. "plugin mounts".
+	Feature string
+}

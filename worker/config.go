@@ -1,0 +1,64 @@
+package worker
+
+import (
+	"encoding/json"
+)
+
+// Config is the operator's worker config: a JSON (or YAML) file given with
+// --config, merged over the profile's defaults and validated against the
+// profile's config schema (the CUE #Config in schemas/, exported as
+// config.schema.json; unknown keys are errors).
+type Config struct {
+	// RootURL is the Taskcluster deployment, e.g. "https://tc.example.com".
+	// Environment TASKCLUSTER_ROOT_URL overrides it.
+	RootURL string `json:"rootUrl,omitempty"`
+	// Credentials are the worker's Taskcluster credentials. Environment
+	// TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN and
+	// TASKCLUSTER_CERTIFICATE override them.
+	Credentials Credentials `json:"credentials"`
+
+	// WorkerPoolID is "<provisionerId>/<workerType>"; it is also the
+	// taskQueueId the worker claims from.
+	WorkerPoolID string `json:"workerPoolId"`
+	WorkerGroup  string `json:"workerGroup"`
+	WorkerID     string `json:"workerId"`
+
+	// Capacity is how many tasks run at once (>= 1).
+	Capacity int `json:"capacity"`
+	// TasksDir is where per-run task directories are created.
+	TasksDir string `json:"tasksDir"`
+	// MaxTaskRunTime caps a payload's maxRunTime, in seconds.
+	MaxTaskRunTime int `json:"maxTaskRunTime"`
+
+	// ReclaimMargin is how long before takenUntil a run is reclaimed, in
+	// seconds.
+	ReclaimMargin int `json:"reclaimMargin"`
+	// ShutdownGracePeriod is how long running tasks may go on after
+	// SIGTERM/SIGINT before they are killed and resolved worker-shutdown, in
+	// seconds.
+	ShutdownGracePeriod int `json:"shutdownGracePeriod"`
+	// NumberOfTasksToRun stops the worker after that many runs; 0 means no
+	// limit.
+	NumberOfTasksToRun int `json:"numberOfTasksToRun"`
+	// IdleTimeout stops the worker after that many seconds without a task;
+	// 0 means never.
+	IdleTimeout int `json:"idleTimeout"`
+	// ArtifactUpload is the storage type used for file artifacts: "s3" or
+	// "object".
+	ArtifactUpload string `json:"artifactUpload"`
+	// UploadConcurrency bounds parallel artifact uploads per run.
+	UploadConcurrency int `json:"uploadConcurrency"`
+
+	// Engine is the engine's own section.
+	Engine json.RawMessage `json:"engine,omitempty"`
+	// Plugins holds each plugin's section by plugin name.
+	Plugins map[string]json.RawMessage `json:"plugins,omitempty"`
+}
+
+// Credentials are Taskcluster credentials (permanent, or temporary with a
+// certificate).
+type Credentials struct {
+	ClientID    string `json:"clientId,omitempty"`
+	AccessToken string `json:"accessToken,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
+}
