@@ -65,6 +65,8 @@ type WorkerConfig struct {
 	MaxTaskRunTime int
 	// TasksDir is where task directories are created.
 	TasksDir string
+	// UploadConcurrency bounds parallel artifact uploads per run.
+	UploadConcurrency int
 }
 
 // Constructor builds a plugin.
@@ -98,6 +100,16 @@ type TaskPlugin interface {
 	// as an exception.
 	Exception(ctx context.Context, res task.Resolution) error
 	Dispose(ctx context.Context) error
+}
+
+// UnstartedRunHandler is implemented by plugins that must act on every run,
+// also one that ended before this plugin's TaskPlugin existed (payload
+// rejected by the schema, or another plugin's NewTaskPlugin failed). The
+// worker calls RunEndedEarly once for such runs, after the log footer is
+// written; the task log plugin uses it so the log holding the reasons is
+// still uploaded.
+type UnstartedRunHandler interface {
+	RunEndedEarly(ctx context.Context, tc *task.Context, res task.Resolution) error
 }
 
 // Base implements every TaskPlugin stage as a no-op; embed it.

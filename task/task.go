@@ -83,8 +83,13 @@ type Context struct {
 	// directory; container engines may ignore it.
 	TaskDir string
 
-	// Log is the task log that is uploaded as the backing log artifact.
+	// Log is the task log that is uploaded as the backing log artifact. The
+	// worker writes its header before the first stage and its footer (exit
+	// code, duration, resolution) before the Finished/Exception stage.
 	Log *Log
+	// LogPath is the host path of the file backing Log. It is complete (the
+	// footer written) when the Finished or Exception stage runs.
+	LogPath string
 
 	// Artifacts receives the artifacts the run publishes.
 	Artifacts ArtifactSink
@@ -107,6 +112,12 @@ type Context struct {
 	data map[any]any
 	mu   sync.Mutex
 }
+
+// PurgeCachesKey is the Context value key (see SetValue) under which a
+// plugin stores true to ask that the caches this run used be purged (set by
+// the exitstatus plugin for onExitStatus.purgeCaches codes; read by plugins
+// that manage caches).
+type PurgeCachesKey struct{}
 
 // Credentials are Taskcluster credentials; Certificate is set for
 // temporary credentials (the JSON certificate as a string).
