@@ -1,6 +1,6 @@
 module github.com/workergen/workergen
 
-go 1.26
+go 1.26.0
 
 tool github.com/magefile/mage
 
@@ -33,6 +33,8 @@ require (
 	go.opentelemetry.io/otel/trace v1.35.0 // indirect
 	go.uber.org/goleak v1.3.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sync v0.21.0 // indirect
 	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/text v0.38.0 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
