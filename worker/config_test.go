@@ -1,0 +1,106 @@
+package worker
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const testConfigSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "rootUrl": {"type": "string"},
+    "credentials": {"type": "object", "additionalProperties": false,
+      "properties": {"clientId": {"type": "string"}, "accessToken": {"type": "string"}, "certificate": {"type": "string"}}},
+    "workerPoolId": {"type": "string"}, "workerGroup": {"type": "string"}, "workerId": {"type": "string"},
+    "capacity": {"type": "integer", "minimum": 1},
+    "tasksDir": {"type": "string"},
+    "maxTaskRunTime": {"type": "integer"},
+    "engine": {"type": "object"},
+    "plugins": {"type": "object"}
+  }
+}`
+
+func testBuild() Build {
+	return Build{Profile: "test", Binary: "workergen-test", ConfigSchema: []byte(testConfigSchema),
+		DefaultConfig: []byte(`{"capacity": 1, "workerPoolId": "workergen/local", "workerGroup": "local", "workerId": "local-1", "tasksDir": "tasks", "maxTaskRunTime": 86400, "engine": {"a": 1, "b": 2}}`)}
+}
+
+func TestLoadConfigMergesAndOverrides(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "worker.yml")
+	require.NoError(t, os.WriteFile(path, []byte("capacity: 8\nengine:\n  b: 3\ncredentials:\n  clientId: from-file\n"), 0o644))
+	env := map[string]string{"TASKCLUSTER_ACCESS_TOKEN": "tok", "TASKCLUSTER_ROOT_URL": "https://tc.example.com"}
+	cfg, err := LoadConfig(testBuild(), path, func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, 8, cfg.Capacity)
+	assert.JSONEq(t, `{"a": 1, "b": 3}`, string(cfg.Engine), "objects merge key by key")
+	assert.Equal(t, "from-file", cfg.Credentials.ClientID)
+	assert.Equal(t, "tok", cfg.Credentials.AccessToken)
+	assert.Equal(t, "https://tc.example.com", cfg.RootURL)
+	assert.True(t, filepath.IsAbs(cfg.TasksDir))
+}
+
+func TestLoadConfigErrorsNameFieldAndFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "worker.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"capacty": 2, "capacity": "two"}`), 0o644))
+	_, err := LoadConfig(testBuild(), path, func(string) string { return "" })
+	require.ErrorIs(t, err, ErrConfig)
+	msg := err.Error()
+	assert.Contains(t, msg, path)
+	assert.Contains(t, msg, "capacty")
+	assert.Contains(t, msg, "config.capacity")
+
+	require.NoError(t, os.WriteFile(path, []byte(`[1, 2]`), 0o644))
+	_, err = LoadConfig(testBuild(), path, func(string) string { return "" })
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "must be an object")
+}
+
+func TestParseTaskFile(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	def, err := ParseTaskFile([]byte(`{
+  "x-worker": "generic-worker-posix",
+  "taskQueueId": "proj/type",
+  "created": "{{now}}", "deadline": "{{now+3h}}", "expires": "{{ now + 2d }}",
+  "metadata": {"name": "n", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
+  "payload": {"command": [["true"]], "maxRunTime": 30}
+}`), now)
+	require.NoError(t, err)
+	assert.Equal(t, "proj/type", def.TaskQueueID)
+	assert.Equal(t, now, def.Created)
+	assert.Equal(t, now.Add(3*time.Hour), def.Deadline)
+	assert.Equal(t, now.Add(48*time.Hour), def.Expires)
+	assert.JSONEq(t, `{"command": [["true"]], "maxRunTime": 30}`, string(def.Payload))
+
+	def, err = ParseTaskFile([]byte("name: world\n"), now)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"name": "world"}`, string(def.Payload), "a bare YAML payload")
+	assert.Equal(t, now.Add(24*time.Hour), def.Deadline)
+
+	_, err = ParseTaskFile([]byte("[1, 2"), now)
+	require.Error(t, err)
+	_, err = ParseTaskFile([]byte("- a\n"), now)
+	require.ErrorContains(t, err, "object")
+}
+
+func TestSlugID(t *testing.T) {
+	for range 100 {
+		id := NewSlugID()
+		assert.Len(t, id, 22)
+		assert.False(t, strings.HasPrefix(id, "-"))
+	}
+}
+
+func TestJSONPath(t *testing.T) {
+	assert.Equal(t, `.command[0][1]`, JSONPath([]string{"command", "0", "1"}))
+	assert.Equal(t, `.env["A B"]`, JSONPath([]string{"env", "A B"}))
+}

@@ -1,0 +1,222 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/task"
+)
+
+// fakeEngine is a minimal engine for runner tests. Payload fields:
+// exit (int), output (string), block (bool: run until killed), panic
+// ("builder"|"start"|"wait").
+type fakeEngine struct {
+	mu      sync.Mutex
+	started chan struct{} // receives once per started sandbox
+}
+
+type fakePayload struct {
+	Exit   int    `json:"exit"`
+	Output string `json:"output"`
+	Block  bool   `json:"block"`
+	Panic  string `json:"panic"`
+}
+
+func newFakeEngine() *fakeEngine { return &fakeEngine{started: make(chan struct{}, 16)} }
+
+func (e *fakeEngine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engines.SandboxBuilder, error) {
+	var p fakePayload
+	if err := json.Unmarshal(tc.Definition.Payload, &p); err != nil {
+		return nil, task.MalformedPayloadf("payload: %v", err)
+	}
+	if p.Panic == "builder" {
+		panic("boom in builder")
+	}
+	return &fakeBuilder{e: e, tc: tc, p: p, env: map[string]string{}}, nil
+}
+
+func (e *fakeEngine) Close() error { return nil }
+
+type fakeBuilder struct {
+	e   *fakeEngine
+	tc  *task.Context
+	p   fakePayload
+	env map[string]string
+}
+
+func (b *fakeBuilder) SetEnv(name, value string) error {
+	if name == "" || strings.ContainsAny(name, "=\x00") {
+		return fmt.Errorf("%w: %q", engines.ErrInvalidEnvName, name)
+	}
+	if _, ok := b.env[name]; ok {
+		return fmt.Errorf("%w: %s", engines.ErrEnvConflict, name)
+	}
+	b.env[name] = value
+	return nil
+}
+
+func (b *fakeBuilder) Start(ctx context.Context) (engines.Sandbox, error) {
+	if b.p.Panic == "start" {
+		panic("boom in start")
+	}
+	s := &fakeSandbox{b: b, done: make(chan struct{}), stop: make(chan struct{}), start: time.Now()}
+	go s.run()
+	b.e.started <- struct{}{}
+	return s, nil
+}
+
+func (b *fakeBuilder) Discard() error { return nil }
+
+type fakeSandbox struct {
+	b       *fakeBuilder
+	start   time.Time
+	once    sync.Once
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	killed  bool
+	aborted bool
+	exit    int
+}
+
+func (s *fakeSandbox) run() {
+	defer close(s.done)
+	_, _ = io.WriteString(s.b.tc.Log, s.b.p.Output)
+	if s.b.p.Block {
+		<-s.stop
+		s.mu.Lock()
+		s.exit = -1
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	s.exit = s.b.p.Exit
+	s.mu.Unlock()
+}
+
+func (s *fakeSandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
+	if s.b.p.Panic == "wait" {
+		panic("boom in wait")
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return nil, engines.ErrAborted
+	}
+	return &fakeResult{exit: s.exit, killed: s.killed, d: time.Since(s.start)}, nil
+}
+
+func (s *fakeSandbox) Kill() error {
+	s.mu.Lock()
+	s.killed = true
+	s.mu.Unlock()
+	s.once.Do(func() { close(s.stop) })
+	return nil
+}
+
+func (s *fakeSandbox) Abort() error {
+	s.mu.Lock()
+	select {
+	case <-s.done:
+	default:
+		s.aborted = true
+	}
+	s.mu.Unlock()
+	s.once.Do(func() { close(s.stop) })
+	return nil
+}
+
+type fakeResult struct {
+	exit   int
+	killed bool
+	d      time.Duration
+}
+
+func (r *fakeResult) Success() bool           { return r.exit == 0 && !r.killed }
+func (r *fakeResult) ExitCode() int           { return r.exit }
+func (r *fakeResult) Killed() bool            { return r.killed }
+func (r *fakeResult) OOM() bool               { return false }
+func (r *fakeResult) Duration() time.Duration { return r.d }
+func (r *fakeResult) ExtractFile(context.Context, string) (engines.File, error) {
+	return nil, engines.ErrNotFound
+}
+func (r *fakeResult) ExtractFolder(context.Context, string, func(string, engines.File) error) error {
+	return engines.ErrNotFound
+}
+func (r *fakeResult) Dispose() error { return nil }
+
+// recPlugin records the stages called and can misbehave on request.
+type recPlugin struct {
+	name    string
+	mu      sync.Mutex
+	calls   []string
+	panicIn string
+	failIn  string
+	failErr error
+	notOK   bool
+}
+
+func (p *recPlugin) record(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, s)
+}
+
+func (p *recPlugin) Calls() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.calls...)
+}
+
+func (p *recPlugin) hook(stage string) error {
+	p.record(stage)
+	if p.panicIn == stage {
+		panic("plugin " + p.name + " panics in " + stage)
+	}
+	if p.failIn == stage {
+		return p.failErr
+	}
+	return nil
+}
+
+func (p *recPlugin) NewTaskPlugin(ctx context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+	if err := p.hook("New"); err != nil {
+		return nil, err
+	}
+	return &recTask{p: p}, nil
+}
+func (p *recPlugin) Close() error { return nil }
+func (p *recPlugin) RunEndedEarly(ctx context.Context, tc *task.Context, res task.Resolution) error {
+	return p.hook("Early:" + res.String())
+}
+
+type recTask struct{ p *recPlugin }
+
+func (t *recTask) Prepare(context.Context) error { return t.p.hook("Prepare") }
+func (t *recTask) BuildSandbox(_ context.Context, b engines.SandboxBuilder) error {
+	return t.p.hook("BuildSandbox")
+}
+func (t *recTask) Started(context.Context, engines.Sandbox) error { return t.p.hook("Started") }
+func (t *recTask) Stopped(context.Context, engines.ResultSet) (bool, error) {
+	err := t.p.hook("Stopped")
+	return !t.p.notOK, err
+}
+func (t *recTask) Finished(_ context.Context, r task.Resolution) error {
+	return t.p.hook("Finished:" + r.String())
+}
+func (t *recTask) Exception(_ context.Context, r task.Resolution) error {
+	return t.p.hook("Exception:" + r.String())
+}
+func (t *recTask) Dispose(context.Context) error { return t.p.hook("Dispose") }

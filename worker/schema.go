@@ -1,0 +1,120 @@
+package worker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// Schema is a compiled JSON Schema (draft 2020-12, as exported by the
+// generator from the CUE definitions), with format assertions on.
+type Schema struct {
+	name string
+	sch  *jsonschema.Schema
+}
+
+// CompileSchema compiles doc, a JSON Schema document; name identifies it in
+// errors (e.g. "payload.schema.json").
+func CompileSchema(name string, doc []byte) (*Schema, error) {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", name, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	url := "mem:///" + name
+	if err := c.AddResource(url, v); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", name, err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("compiling %s: %w", name, err)
+	}
+	return &Schema{name: name, sch: sch}, nil
+}
+
+// Validate checks doc (JSON) against the schema. It returns nil, or a list of
+// problems, each "<root><path>: <what is wrong>", e.g.
+// `payload.command[0]: got string, want array`, sorted and de-duplicated.
+// root names the document, e.g. "payload" or "config".
+func (s *Schema) Validate(root string, doc []byte) []string {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return []string{fmt.Sprintf("%s: not valid JSON: %v", root, err)}
+	}
+	return s.ValidateValue(root, v)
+}
+
+// ValidateValue is Validate for an already decoded JSON value (as produced by
+// encoding/json into `any`, with json.Number or float64 numbers).
+func (s *Schema) ValidateValue(root string, v any) []string {
+	err := s.sch.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []string{fmt.Sprintf("%s: %v", root, err)}
+	}
+	p := message.NewPrinter(language.English)
+	seen := map[string]bool{}
+	var out []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			line := root + JSONPath(e.InstanceLocation) + ": " + e.ErrorKind.LocalizedString(p)
+			if !seen[line] {
+				seen[line] = true
+				out = append(out, line)
+			}
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	sort.Strings(out)
+	return out
+}
+
+// JSONPath renders JSON pointer tokens the way task authors read paths:
+// `.field`, `[3]` for array indices, `["odd key"]` for keys that are not
+// identifiers.
+func JSONPath(tokens []string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		if _, err := strconv.Atoi(t); err == nil {
+			b.WriteString("[" + t + "]")
+			continue
+		}
+		if isIdent(t) {
+			b.WriteString("." + t)
+			continue
+		}
+		b.WriteString("[" + strconv.Quote(t) + "]")
+	}
+	return b.String()
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_' || r == '-' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'):
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
