@@ -1,0 +1,348 @@
+// Package artifacts is the plugin that publishes the files and directories a
+// task lists in `payload.artifacts` (upstream:
+// schemas/generic-worker/insecure_posix.json and multiuser_windows.json,
+// property `artifacts`).
+//
+// # Before the task runs
+//
+// NewTaskPlugin checks every entry and turns each problem into one reason of
+// a malformed-payload error, so nothing runs for a payload whose artifacts
+// cannot be published: `type` file|directory, non-empty `path`, a `name`
+// (default: the path, backslashes turned into slashes on Windows as upstream's
+// canonicalPath does) the Queue accepts (see ValidateName), `expires` (default
+// task.expires) within [task.deadline, task.expires], `contentEncoding`
+// identity|gzip, and no two file artifacts with the same name.
+//
+// # After the task ended (Stopped)
+//
+// Each entry is read through the engine's ResultSet (ExtractFile,
+// ExtractFolder), which applies the path rules: relative paths are relative
+// to the task directory, and symlinks or paths resolving outside it are
+// refused (engines.ErrOutsideTaskDir) unless the engine allows absolute
+// paths. Files are published to tc.Artifacts with at most
+// WorkerConfig.UploadConcurrency uploads at a time (default 4), a directory's
+// files as "<name>/<path relative to the directory>".
+//
+//   - contentType: the payload's, else guessed from the extension (".log" is
+//     text/plain, then mime.TypeByExtension), else sniffed from the first 512
+//     bytes (net/http.DetectContentType).
+//   - contentEncoding: the payload's, else identity for content that is
+//     compressed already (upstream's extension list, plus audio/video and
+//     compressed MIME types), else gzip. The sink applies the encoding.
+//   - A missing file or directory is an `error` artifact with reason
+//     file-missing-on-worker and fails the run, unless `optional` (then
+//     nothing is published). The wrong kind (a directory for a file artifact
+//     or the reverse) or a path refused by the engine is an error artifact
+//     with reason invalid-resource-on-worker, and an unreadable file one with
+//     file-not-readable-on-worker; both fail the run.
+//   - A file that vanishes while a directory is walked becomes an error
+//     artifact (file-missing-on-worker) and fails the run while the other
+//     files upload.
+//   - A Publish error that is a *task.ExceptionError (resource-unavailable)
+//     stops the other uploads and ends the run with it; any other Publish
+//     error is internal-error.
+//
+// One task log line is written per artifact (name, size, content type,
+// encoding, source path). Artifacts are collected after a maxRunTime kill
+// too: Stopped receives the killed task's result.
+//
+// Engines must keep a engines.File passed to ExtractFolder's callback usable
+// until ResultSet.Dispose: uploads run after the callback returned.
+package artifacts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/task"
+)
+
+// ErrorFileNotReadableOnWorker is the Queue's error artifact reason for a
+// file the worker could not read (post-artifact-request.json).
+const ErrorFileNotReadableOnWorker = "file-not-readable-on-worker"
+
+// DefaultUploadConcurrency is used when WorkerConfig.UploadConcurrency is 0.
+const DefaultUploadConcurrency = 4
+
+// maxErrorMessage is the Queue's limit on an error artifact's message.
+const maxErrorMessage = 4096
+
+// Config is the plugin's worker config section; it has no fields yet.
+type Config struct{}
+
+type plugin struct {
+	concurrency int
+}
+
+var _ plugins.Plugin = (*plugin)(nil)
+
+// New returns the artifacts plugin. opts.Config must be empty, null or {};
+// opts.Worker.UploadConcurrency must not be negative.
+func New(opts plugins.Options) (plugins.Plugin, error) {
+	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+		return nil, fmt.Errorf("plugins.artifacts: %w", err)
+	}
+	c := opts.Worker.UploadConcurrency
+	switch {
+	case c < 0:
+		return nil, fmt.Errorf("plugins.artifacts: uploadConcurrency is %d, want >= 0", c)
+	case c == 0:
+		c = DefaultUploadConcurrency
+	}
+	return &plugin{concurrency: c}, nil
+}
+
+// Close does nothing.
+func (*plugin) Close() error { return nil }
+
+// NewTaskPlugin decodes and checks `payload.artifacts`.
+func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+	specs, err := decodeArtifacts(tc.Definition)
+	if err != nil {
+		return nil, err
+	}
+	return &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency}, nil
+}
+
+type taskPlugin struct {
+	plugins.Base
+	tc          *task.Context
+	specs       []spec
+	concurrency int
+
+	failed atomic.Bool // a required artifact could not be published
+}
+
+// Stopped publishes every artifact of the payload.
+func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, error) {
+	if len(p.specs) == 0 {
+		return true, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.concurrency)
+	for _, s := range p.specs {
+		if gctx.Err() != nil {
+			break
+		}
+		switch s.typ {
+		case TypeFile:
+			f, err := r.ExtractFile(gctx, s.path)
+			if err != nil {
+				if err := p.extractFailed(gctx, g, s, err); err != nil {
+					g.Go(func() error { return err })
+				}
+				continue
+			}
+			g.Go(func() error { return p.publishFile(gctx, s, s.name, f) })
+		case TypeDirectory:
+			base := strings.TrimRight(s.name, "/")
+			files := 0
+			err := r.ExtractFolder(gctx, s.path, func(rel string, f engines.File) error {
+				files++
+				name := path.Join(base, rel)
+				if err := ValidateName(name); err != nil {
+					p.failed.Store(true)
+					p.tc.Logf("artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
+					return nil
+				}
+				g.Go(func() error { return p.publishFile(gctx, s, name, f) })
+				return gctx.Err()
+			})
+			switch {
+			case err == nil:
+				if files == 0 {
+					p.tc.Logf("directory artifact %q (%s): directory %q holds no files", s.name, s.field, s.path)
+				}
+			case gctx.Err() != nil:
+			default:
+				if err := p.extractFailed(gctx, g, s, err); err != nil {
+					g.Go(func() error { return err })
+				}
+			}
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("publishing artifacts: %w", err)
+	}
+	return !p.failed.Load(), nil
+}
+
+// extractFailed handles an ExtractFile/ExtractFolder error for s: an error
+// artifact (or nothing, for a missing optional one), or an error to return.
+func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, s spec, err error) error {
+	kind := s.typ
+	var reason string
+	switch {
+	case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+		if s.optional {
+			p.tc.Logf("optional %s artifact %q: %q not found; nothing published", kind, s.name, s.path)
+			return nil
+		}
+		reason = task.ErrorFileMissingOnWorker
+	case errors.Is(err, engines.ErrNotAFile), errors.Is(err, engines.ErrNotAFolder), errors.Is(err, engines.ErrOutsideTaskDir):
+		reason = task.ErrorInvalidResourceOnWorker
+	case errors.Is(err, fs.ErrPermission):
+		reason = ErrorFileNotReadableOnWorker
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	default:
+		return fmt.Errorf("reading %s artifact %q from %q: %w", kind, s.name, s.path, err)
+	}
+	p.failed.Store(true)
+	msg := fmt.Sprintf("%s artifact %q (%s): %q: %v", kind, s.name, s.field, s.path, err)
+	g.Go(func() error { return p.publishError(ctx, s, s.name, reason, msg) })
+	return nil
+}
+
+// publishError publishes an error artifact.
+func (p *taskPlugin) publishError(ctx context.Context, s spec, name, reason, msg string) error {
+	if len(msg) > maxErrorMessage {
+		msg = msg[:maxErrorMessage]
+	}
+	p.tc.Logf("artifact %q: error artifact (%s): %s", name, reason, msg)
+	err := p.tc.Artifacts.Publish(ctx, task.Artifact{
+		Name:    name,
+		Kind:    task.ArtifactError,
+		Expires: s.expires,
+		Reason:  reason,
+		Message: msg,
+	})
+	return publishErr(name, err)
+}
+
+// publishFile publishes the file f as artifact name.
+func (p *taskPlugin) publishFile(ctx context.Context, s spec, name string, f engines.File) error {
+	rc, err := f.Open()
+	if err != nil {
+		var reason string
+		switch {
+		case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+			reason = task.ErrorFileMissingOnWorker
+			if s.optional && s.typ == TypeFile {
+				p.tc.Logf("optional file artifact %q: %q vanished; nothing published", name, s.path)
+				return nil
+			}
+		case errors.Is(err, fs.ErrPermission):
+			reason = ErrorFileNotReadableOnWorker
+		default:
+			reason = task.ErrorInvalidResourceOnWorker
+		}
+		p.failed.Store(true)
+		return p.publishError(ctx, s, name, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", s.path, name, s.field, err))
+	}
+	first := &openOnce{rc: rc}
+	defer first.release()
+
+	contentType := s.contentType
+	if contentType == "" {
+		contentType = typeByExtension(name)
+	}
+	if contentType == "" {
+		if contentType, err = first.sniff(); err != nil {
+			p.failed.Store(true)
+			return p.publishError(ctx, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err))
+		}
+	}
+	encoding := s.contentEncoding
+	if encoding == "" {
+		encoding = chooseEncoding(name, contentType)
+	}
+	size := f.Size()
+	err = p.tc.Artifacts.Publish(ctx, task.Artifact{
+		Name:            name,
+		Kind:            task.ArtifactFile,
+		Expires:         s.expires,
+		ContentType:     contentType,
+		ContentEncoding: encoding,
+		Size:            size,
+		Path:            f.HostPath(),
+		Open: func() (io.ReadCloser, error) {
+			if r := first.take(); r != nil {
+				return r, nil
+			}
+			return f.Open()
+		},
+	})
+	if err != nil {
+		return publishErr(name, err)
+	}
+	p.tc.Logf("artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, encoding, s.field, s.path)
+	return nil
+}
+
+// publishErr turns a Publish error into the Stopped error: exceptions pass
+// unchanged so they end the run with their reason.
+func publishErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *task.ExceptionError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return fmt.Errorf("publishing artifact %q: %w", name, err)
+}
+
+// openOnce hands out a reader opened before Publish (for sniffing and to
+// report a vanished file early) to the sink's first Open call, so a file is
+// opened once in the common case.
+type openOnce struct {
+	mu   sync.Mutex
+	rc   io.ReadCloser
+	head []byte // bytes already read from rc by sniff
+}
+
+// sniff reads up to sniffLen bytes and returns the sniffed content type.
+func (o *openOnce) sniff() (string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	buf := make([]byte, sniffLen)
+	n, err := io.ReadFull(o.rc, buf)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", err
+	}
+	o.head = buf[:n]
+	return sniffType(o.head), nil
+}
+
+// take returns the pre-opened reader, or nil once it was taken.
+func (o *openOnce) take() io.ReadCloser {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rc == nil {
+		return nil
+	}
+	r := o.rc
+	o.rc = nil
+	if len(o.head) == 0 {
+		return r
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytesReader(o.head), r), r}
+}
+
+// release closes the pre-opened reader if the sink never took it.
+func (o *openOnce) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rc != nil {
+		_ = o.rc.Close()
+		o.rc = nil
+	}
+}

@@ -1,0 +1,204 @@
+package artifacts
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/workergen/workergen/task"
+)
+
+// Artifact is one item of upstream's `artifacts` array
+// (schemas/generic-worker/insecure_posix.json and multiuser_windows.json).
+type Artifact struct {
+	// Type is "file" or "directory".
+	Type string `json:"type"`
+	// Path is the file or directory, relative to the task directory or
+	// absolute; forward slashes or backslashes.
+	Path string `json:"path"`
+	// Name is the artifact name; default: Path with backslashes turned into
+	// slashes on Windows (upstream's canonical path). A directory's files
+	// become "<name>/<relative path>".
+	Name string `json:"name,omitempty"`
+	// Expires is an RFC 3339 date-time in [task.deadline, task.expires];
+	// default: task.expires.
+	Expires string `json:"expires,omitempty"`
+	// ContentType overrides the guessed MIME type.
+	ContentType string `json:"contentType,omitempty"`
+	// ContentEncoding is "gzip" or "identity"; default: see package doc.
+	ContentEncoding string `json:"contentEncoding,omitempty"`
+	// Optional: a missing file or directory creates no artifact and does
+	// not fail the run.
+	Optional bool `json:"optional,omitempty"`
+}
+
+// Artifact types.
+const (
+	TypeFile      = "file"
+	TypeDirectory = "directory"
+)
+
+// Content encodings.
+const (
+	EncodingGzip     = "gzip"
+	EncodingIdentity = "identity"
+)
+
+// spec is a validated payload artifact.
+type spec struct {
+	field           string // "payload.artifacts[3]"
+	typ             string
+	path            string
+	name            string
+	expires         time.Time
+	contentType     string
+	contentEncoding string
+	optional        bool
+}
+
+// decodeArtifacts decodes and checks `payload.artifacts` against the task
+// definition; every problem is one reason of a malformed-payload error.
+func decodeArtifacts(def task.Definition) ([]spec, error) {
+	var list []json.RawMessage
+	if err := decodePayloadField(def.Payload, "artifacts", &list); err != nil {
+		return nil, err
+	}
+	var reasons []string
+	specs := make([]spec, 0, len(list))
+	names := map[string]string{}
+	for i, raw := range list {
+		field := fmt.Sprintf("payload.artifacts[%d]", i)
+		var a Artifact
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a); err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", field, err))
+			continue
+		}
+		s := spec{
+			field:           field,
+			typ:             a.Type,
+			path:            a.Path,
+			name:            a.Name,
+			contentType:     a.ContentType,
+			contentEncoding: a.ContentEncoding,
+			optional:        a.Optional,
+			expires:         def.Expires,
+		}
+		n := len(reasons)
+		if a.Type != TypeFile && a.Type != TypeDirectory {
+			reasons = append(reasons, fmt.Sprintf("%s.type: %q is not one of \"file\", \"directory\"", field, a.Type))
+		}
+		if a.Path == "" {
+			reasons = append(reasons, fmt.Sprintf("%s.path: must not be empty", field))
+		}
+		nameField := field + ".name"
+		if s.name == "" {
+			s.name = filepath.ToSlash(a.Path)
+			nameField = fmt.Sprintf("%s.name (defaulting to the path %q)", field, a.Path)
+		}
+		if a.Path != "" {
+			if err := ValidateName(s.name); err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: %v", nameField, err))
+			}
+		}
+		if a.ContentEncoding != "" && a.ContentEncoding != EncodingGzip && a.ContentEncoding != EncodingIdentity {
+			reasons = append(reasons, fmt.Sprintf("%s.contentEncoding: %q is not one of \"identity\", \"gzip\"", field, a.ContentEncoding))
+		}
+		if len(a.ContentType) > 255 {
+			reasons = append(reasons, fmt.Sprintf("%s.contentType: longer than the Queue's limit of 255 characters", field))
+		}
+		if a.Expires != "" {
+			exp, err := time.Parse(time.RFC3339Nano, a.Expires)
+			switch {
+			case err != nil:
+				reasons = append(reasons, fmt.Sprintf("%s.expires: %q is not an RFC 3339 date-time", field, a.Expires))
+			case !def.Deadline.IsZero() && exp.Before(def.Deadline):
+				reasons = append(reasons, fmt.Sprintf("%s.expires: %s is before the task's deadline %s", field, a.Expires, def.Deadline.UTC().Format(time.RFC3339Nano)))
+			case !def.Expires.IsZero() && exp.After(def.Expires):
+				reasons = append(reasons, fmt.Sprintf("%s.expires: %s is after the task's expires %s", field, a.Expires, def.Expires.UTC().Format(time.RFC3339Nano)))
+			default:
+				s.expires = exp
+			}
+		}
+		if len(reasons) > n {
+			continue
+		}
+		if s.typ == TypeFile {
+			if prev, dup := names[s.name]; dup {
+				reasons = append(reasons, fmt.Sprintf("%s: artifact name %q is already used by %s", field, s.name, prev))
+				continue
+			}
+			names[s.name] = field
+		}
+		specs = append(specs, s)
+	}
+	if len(reasons) > 0 {
+		return nil, task.MalformedPayload(reasons...)
+	}
+	return specs, nil
+}
+
+// ValidateName checks an artifact name against what the Queue accepts and
+// what workergen's artifact sinks require: not empty, printable ASCII only
+// (0x20-0x7e: the Queue's `name` route parameter pattern), no ".." segment,
+// and no leading "/" (the run-mode sink writes each artifact below its output
+// directory). It returns an error describing the first problem.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("artifact name must not be empty")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("artifact name %q holds byte %#02x at offset %d; the Queue accepts printable ASCII only", name, c, i)
+		}
+	}
+	if strings.HasPrefix(name, "/") {
+		return fmt.Errorf("artifact name %q must not start with \"/\"", name)
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == ".." {
+			return fmt.Errorf("artifact name %q must not have \"..\" segments", name)
+		}
+	}
+	return nil
+}
+
+// decodeConfig decodes a plugin config section, accepting an empty or null
+// section and rejecting unknown keys.
+func decodeConfig(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	return nil
+}
+
+// decodePayloadField decodes payload field name into v, leaving v alone when
+// the field is absent or null. A payload that is not an object or a field of
+// the wrong shape is malformed-payload naming the field.
+func decodePayloadField(payload json.RawMessage, name string, v any) error {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return task.MalformedPayloadf("payload: not a JSON object: %v", err)
+	}
+	raw, ok := fields[name]
+	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return task.MalformedPayloadf("payload.%s: %v", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+// Package env is the plugin that gives a task its environment variables: the
+// payload's `env` object plus the variables generic-worker documents for
+// every task (upstream: schemas/generic-worker/insecure_posix.json and
+// multiuser_windows.json, property `env`).
+//
+// # Variables set
+//
+//   - every `payload.env` entry, name and value unchanged (values of any size
+//     and content, NUL excepted);
+//   - TASK_ID, RUN_ID (decimal), TASK_GROUP_ID from the task definition;
+//   - TASK_WORKDIR, the run's task directory (task.Context.TaskDir), when the
+//     engine gives the run one;
+//   - TASKCLUSTER_ROOT_URL, the deployment's root URL, when the worker has
+//     one. In run mode there is no deployment and the variable is not set
+//     (generic-worker always sets it, possibly empty; an empty URL only
+//     makes tools fail later with a worse message).
+//
+// TASKCLUSTER_WORKER_LOCATION and TASKCLUSTER_INSTANCE_TYPE are not set: the
+// worker config has no source for them yet, and this plugin sets only what it
+// can honestly set. TASKCLUSTER_PROXY_URL belongs to the proxy plugin.
+//
+// # Precedence
+//
+// As in generic-worker, the worker's variables win: a payload entry naming
+// TASK_ID, RUN_ID, TASK_WORKDIR, TASK_GROUP_ID or (when set) TASKCLUSTER_ROOT_URL
+// is dropped and a line in the task log says so.
+//
+// # Errors
+//
+// A name that is empty or holds '=' or NUL, or a value holding NUL, is
+// malformed-payload naming `payload.env["NAME"]` before anything runs; names
+// the engine refuses (engines.ErrInvalidEnvName, ErrInvalidEnvValue) or that
+// another plugin already set (engines.ErrEnvConflict) are malformed-payload
+// from the BuildSandbox stage.
+package env
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/task"
+)
+
+// Config is the plugin's worker config section; it has no fields yet.
+type Config struct{}
+
+// Payload is the part of the task payload this plugin owns.
+type Payload struct {
+	// Env maps variable names to values (upstream `env`).
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// Names of the variables the worker sets for every task.
+const (
+	VarTaskID      = "TASK_ID"
+	VarRunID       = "RUN_ID"
+	VarTaskWorkdir = "TASK_WORKDIR"
+	VarTaskGroupID = "TASK_GROUP_ID"
+	VarRootURL     = "TASKCLUSTER_ROOT_URL"
+)
+
+type plugin struct{}
+
+var _ plugins.Plugin = (*plugin)(nil)
+
+// New returns the env plugin. opts.Config must be empty, null or {}.
+func New(opts plugins.Options) (plugins.Plugin, error) {
+	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+		return nil, fmt.Errorf("plugins.env: %w", err)
+	}
+	return &plugin{}, nil
+}
+
+// Close does nothing.
+func (*plugin) Close() error { return nil }
+
+// NewTaskPlugin decodes `payload.env` and checks names and values for what
+// no engine accepts.
+func (*plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+	var p Payload
+	if err := decodePayloadField(tc.Definition.Payload, "env", &p.Env); err != nil {
+		return nil, err
+	}
+	var reasons []string
+	for _, name := range sortedKeys(p.Env) {
+		switch {
+		case name == "":
+			reasons = append(reasons, `payload.env[""]: variable name is empty`)
+		case strings.ContainsAny(name, "=\x00"):
+			reasons = append(reasons, fmt.Sprintf("payload.env[%q]: variable name contains '=' or NUL", name))
+		}
+		if strings.IndexByte(p.Env[name], 0) >= 0 {
+			reasons = append(reasons, fmt.Sprintf("payload.env[%q]: value contains a NUL byte", name))
+		}
+	}
+	if len(reasons) > 0 {
+		return nil, task.MalformedPayload(reasons...)
+	}
+	return &taskPlugin{tc: tc, env: p.Env}, nil
+}
+
+type taskPlugin struct {
+	plugins.Base
+	tc  *task.Context
+	env map[string]string
+}
+
+// WorkerVars returns the variables the worker sets for the run, by name.
+func WorkerVars(tc *task.Context) map[string]string {
+	vars := map[string]string{
+		VarTaskID:      tc.TaskID,
+		VarRunID:       strconv.Itoa(tc.RunID),
+		VarTaskGroupID: tc.Definition.TaskGroupID,
+	}
+	if tc.TaskDir != "" {
+		vars[VarTaskWorkdir] = tc.TaskDir
+	}
+	if tc.Worker.RootURL != "" {
+		vars[VarRootURL] = tc.Worker.RootURL
+	}
+	return vars
+}
+
+// BuildSandbox sets the worker's variables, then the payload's.
+func (p *taskPlugin) BuildSandbox(_ context.Context, b engines.SandboxBuilder) error {
+	worker := WorkerVars(p.tc)
+	for _, name := range sortedKeys(worker) {
+		if err := b.SetEnv(name, worker[name]); err != nil {
+			return fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	var reasons []string
+	for _, name := range sortedKeys(p.env) {
+		if _, ok := worker[name]; ok {
+			p.tc.Logf("payload.env[%q] is ignored: the worker sets %s for every task", name, name)
+			continue
+		}
+		err := b.SetEnv(name, p.env[name])
+		switch {
+		case err == nil:
+		case errors.Is(err, engines.ErrInvalidEnvName):
+			reasons = append(reasons, fmt.Sprintf("payload.env[%q]: %v", name, err))
+		case errors.Is(err, engines.ErrInvalidEnvValue):
+			reasons = append(reasons, fmt.Sprintf("payload.env[%q]: %v", name, err))
+		case errors.Is(err, engines.ErrEnvConflict):
+			reasons = append(reasons, fmt.Sprintf("payload.env[%q]: conflicts with a variable this worker sets: %v", name, err))
+		default:
+			return fmt.Errorf("setting payload.env[%q]: %w", name, err)
+		}
+	}
+	if len(reasons) > 0 {
+		return task.MalformedPayload(reasons...)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// decodeConfig decodes a plugin config section, accepting an empty or null
+// section and rejecting unknown keys.
+func decodeConfig(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	return nil
+}
+
+// decodePayloadField decodes payload field name into v, leaving v alone when
+// the field is absent or null. A payload that is not an object or a field of
+// the wrong shape is malformed-payload naming the field.
+func decodePayloadField(payload json.RawMessage, name string, v any) error {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return task.MalformedPayloadf("payload: not a JSON object: %v", err)
+	}
+	raw, ok := fields[name]
+	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return task.MalformedPayloadf("payload.%s: %v", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+// Package tasklog is the plugin that publishes a run's task log (upstream:
+// schemas/generic-worker/insecure_posix.json, properties `logs` and
+// `features.backingLog` / `features.liveLog`).
+//
+// At the end of every run — in Finished, in Exception, and through
+// plugins.UnstartedRunHandler.RunEndedEarly for runs that ended before task
+// plugins existed (e.g. a payload the schema rejected) — it publishes:
+//
+//   - the backing log, the complete file at task.Context.LogPath, as a file
+//     artifact named `logs.backing` (default "public/logs/live_backing.log"),
+//     content type "text/plain; charset=utf-8", gzip encoding, expiring with
+//     the task; unless `features.backingLog` is false;
+//   - the live log `logs.live` (default "public/logs/live.log") as a link
+//     artifact to the backing log, when `features.liveLog` is not false and
+//     the backing log was published. (While the task runs, a livelog plugin
+//     will publish `logs.live` as a reference to a live stream; this plugin
+//     then replaces it with the link, as generic-worker does.)
+//
+// For a run that ended early the payload may be invalid: the names and flags
+// are taken from it when they decode, else the defaults apply.
+//
+// The plugin must come last in the profile's plugin order so that the log it
+// publishes holds what the other plugins wrote in their Finished stage.
+package tasklog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/plugins/artifacts"
+	"github.com/workergen/workergen/task"
+)
+
+// Default artifact names (upstream `logs` defaults).
+const (
+	DefaultLiveName    = "public/logs/live.log"
+	DefaultBackingName = "public/logs/live_backing.log"
+)
+
+// ContentType is the content type of the backing log.
+const ContentType = "text/plain; charset=utf-8"
+
+// Config is the plugin's worker config section; it has no fields yet.
+type Config struct{}
+
+// Logs is upstream's `logs` object.
+type Logs struct {
+	Live    string `json:"live,omitempty"`
+	Backing string `json:"backing,omitempty"`
+}
+
+// Features is the part of upstream's `features` object this plugin reads.
+type Features struct {
+	BackingLog *bool `json:"backingLog,omitempty"`
+	LiveLog    *bool `json:"liveLog,omitempty"`
+}
+
+// settings are a run's resolved log settings.
+type settings struct {
+	live, backing     string
+	liveOn, backingOn bool
+}
+
+func defaults() settings {
+	return settings{live: DefaultLiveName, backing: DefaultBackingName, liveOn: true, backingOn: true}
+}
+
+type plugin struct{}
+
+var (
+	_ plugins.Plugin              = (*plugin)(nil)
+	_ plugins.UnstartedRunHandler = (*plugin)(nil)
+)
+
+// New returns the tasklog plugin. opts.Config must be empty, null or {}.
+func New(opts plugins.Options) (plugins.Plugin, error) {
+	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+		return nil, fmt.Errorf("plugins.tasklog: %w", err)
+	}
+	return &plugin{}, nil
+}
+
+// Close does nothing.
+func (*plugin) Close() error { return nil }
+
+// NewTaskPlugin decodes `payload.logs` and the log feature flags.
+func (*plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+	s, err := decodeSettings(tc.Definition.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return &taskPlugin{tc: tc, s: s}, nil
+}
+
+// RunEndedEarly publishes the log of a run that ended before NewTaskPlugin
+// was called or succeeded.
+func (*plugin) RunEndedEarly(ctx context.Context, tc *task.Context, _ task.Resolution) error {
+	s, err := decodeSettings(tc.Definition.Payload)
+	if err != nil {
+		s = defaults()
+	}
+	return publish(ctx, tc, s)
+}
+
+func decodeSettings(payload json.RawMessage) (settings, error) {
+	s := defaults()
+	var p struct {
+		Logs     *json.RawMessage `json:"logs"`
+		Features *json.RawMessage `json:"features"`
+	}
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return s, task.MalformedPayloadf("payload: not a JSON object: %v", err)
+	}
+	var reasons []string
+	if p.Logs != nil && !bytes.Equal(bytes.TrimSpace(*p.Logs), []byte("null")) {
+		var l Logs
+		if err := json.Unmarshal(*p.Logs, &l); err != nil {
+			reasons = append(reasons, fmt.Sprintf("payload.logs: %v", err))
+		}
+		if l.Live != "" {
+			s.live = l.Live
+		}
+		if l.Backing != "" {
+			s.backing = l.Backing
+		}
+	}
+	if p.Features != nil && !bytes.Equal(bytes.TrimSpace(*p.Features), []byte("null")) {
+		var f Features
+		if err := json.Unmarshal(*p.Features, &f); err != nil {
+			reasons = append(reasons, fmt.Sprintf("payload.features: %v", err))
+		}
+		if f.BackingLog != nil {
+			s.backingOn = *f.BackingLog
+		}
+		if f.LiveLog != nil {
+			s.liveOn = *f.LiveLog
+		}
+	}
+	if s.backingOn {
+		if err := artifacts.ValidateName(s.backing); err != nil {
+			reasons = append(reasons, fmt.Sprintf("payload.logs.backing: %v", err))
+		}
+		if s.liveOn {
+			if err := artifacts.ValidateName(s.live); err != nil {
+				reasons = append(reasons, fmt.Sprintf("payload.logs.live: %v", err))
+			} else if s.live == s.backing {
+				reasons = append(reasons, fmt.Sprintf("payload.logs.live: %q is also the backing log's name", s.live))
+			}
+		}
+	}
+	if len(reasons) > 0 {
+		return defaults(), task.MalformedPayload(reasons...)
+	}
+	return s, nil
+}
+
+type taskPlugin struct {
+	plugins.Base
+	tc *task.Context
+	s  settings
+}
+
+// Finished publishes the log.
+func (p *taskPlugin) Finished(ctx context.Context, _ task.Resolution) error {
+	return publish(ctx, p.tc, p.s)
+}
+
+// Exception publishes the log.
+func (p *taskPlugin) Exception(ctx context.Context, _ task.Resolution) error {
+	return publish(ctx, p.tc, p.s)
+}
+
+// publish publishes the backing log and the live log link.
+func publish(ctx context.Context, tc *task.Context, s settings) error {
+	if !s.backingOn {
+		return nil
+	}
+	if tc.LogPath == "" {
+		return errors.New("publishing the task log: the run has no log file")
+	}
+	fi, err := os.Stat(tc.LogPath)
+	if err != nil {
+		return fmt.Errorf("publishing the task log: %w", err)
+	}
+	logPath := tc.LogPath
+	err = tc.Artifacts.Publish(ctx, task.Artifact{
+		Name:            s.backing,
+		Kind:            task.ArtifactFile,
+		Expires:         tc.Definition.Expires,
+		ContentType:     ContentType,
+		ContentEncoding: artifacts.EncodingGzip,
+		Size:            fi.Size(),
+		Path:            logPath,
+		Open:            func() (io.ReadCloser, error) { return os.Open(logPath) },
+	})
+	if err != nil {
+		return publishErr(s.backing, err)
+	}
+	if !s.liveOn {
+		return nil
+	}
+	err = tc.Artifacts.Publish(ctx, task.Artifact{
+		Name:        s.live,
+		Kind:        task.ArtifactLink,
+		Expires:     tc.Definition.Expires,
+		ContentType: ContentType,
+		LinkTo:      s.backing,
+	})
+	return publishErr(s.live, err)
+}
+
+func publishErr(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *task.ExceptionError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return fmt.Errorf("publishing log artifact %q: %w", name, err)
+}
+
+// decodeConfig decodes a plugin config section, accepting an empty or null
+// section and rejecting unknown keys.
+func decodeConfig(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	return nil
+}
