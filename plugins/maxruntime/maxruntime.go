@@ -106,9 +106,15 @@ func decodeMaxRunTime(payload json.RawMessage) (int64, bool, error) {
 	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return 0, false, nil
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return 0, false, task.MalformedPayloadf("payload.maxRunTime: want an integer number of seconds: %v", err)
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, false, task.MalformedPayloadf("payload.maxRunTime: want an integer number of seconds, got %s", bytes.TrimSpace(raw))
 	}
 	f, err := n.Float64()
 	if err != nil || f != math.Trunc(f) || f > math.MaxInt32 {
