@@ -1,0 +1,259 @@
+package localqueue
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Task and run states (task-status.json `state`).
+const (
+	StateUnscheduled = "unscheduled"
+	StatePending     = "pending"
+	StateRunning     = "running"
+	StateCompleted   = "completed"
+	StateFailed      = "failed"
+	StateException   = "exception"
+)
+
+// Run reasonCreated values (task-status.json).
+const (
+	ReasonScheduled = "scheduled"
+	ReasonRetry     = "retry"
+	ReasonTaskRetry = "task-retry"
+	ReasonRerun     = "rerun"
+	ReasonException = "exception"
+)
+
+// Run reasonResolved values (task-status.json).
+const (
+	ReasonCompleted           = "completed"
+	ReasonFailed              = "failed"
+	ReasonDeadlineExceeded    = "deadline-exceeded"
+	ReasonCanceled            = "canceled"
+	ReasonClaimExpired        = "claim-expired"
+	ReasonWorkerShutdown      = "worker-shutdown"
+	ReasonMalformedPayload    = "malformed-payload"
+	ReasonResourceUnavailable = "resource-unavailable"
+	ReasonInternalError       = "internal-error"
+	ReasonIntermittentTask    = "intermittent-task"
+)
+
+// exceptionReasons are the reasons reportException accepts
+// (task-exception-request.json).
+var exceptionReasons = map[string]bool{
+	ReasonWorkerShutdown:      true,
+	ReasonMalformedPayload:    true,
+	ReasonResourceUnavailable: true,
+	ReasonInternalError:       true,
+	ReasonIntermittentTask:    true,
+}
+
+// priorities ranks task priorities, highest first (task.json `priority`).
+var priorities = map[string]int{
+	"highest":   7,
+	"very-high": 6,
+	"high":      5,
+	"medium":    4,
+	"low":       3,
+	"very-low":  2,
+	"lowest":    1,
+}
+
+// TaskDefinition is a task definition as the Queue stores and returns it
+// (schema queue/v1/task.json), with every default filled in.
+type TaskDefinition struct {
+	ProvisionerID string            `json:"provisionerId"`
+	WorkerType    string            `json:"workerType"`
+	TaskQueueID   string            `json:"taskQueueId"`
+	SchedulerID   string            `json:"schedulerId"`
+	ProjectID     string            `json:"projectId"`
+	TaskGroupID   string            `json:"taskGroupId"`
+	Dependencies  []string          `json:"dependencies"`
+	Requires      string            `json:"requires"`
+	Routes        []string          `json:"routes"`
+	Priority      string            `json:"priority"`
+	Retries       int               `json:"retries"`
+	Created       time.Time         `json:"created"`
+	Deadline      time.Time         `json:"deadline"`
+	Expires       time.Time         `json:"expires"`
+	Scopes        []string          `json:"scopes"`
+	Payload       json.RawMessage   `json:"payload"`
+	Metadata      TaskMetadata      `json:"metadata"`
+	Tags          map[string]string `json:"tags"`
+	Extra         json.RawMessage   `json:"extra"`
+}
+
+// TaskMetadata is task-metadata.json.
+type TaskMetadata struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Owner       string `json:"owner"`
+	Source      string `json:"source"`
+}
+
+// Run is one run of a task (task-status.json `runs[]`). Times are UTC with
+// millisecond precision; zero times are omitted.
+type Run struct {
+	RunID          int       `json:"runId"`
+	State          string    `json:"state"`
+	ReasonCreated  string    `json:"reasonCreated"`
+	ReasonResolved string    `json:"reasonResolved,omitempty"`
+	WorkerGroup    string    `json:"workerGroup,omitempty"`
+	WorkerID       string    `json:"workerId,omitempty"`
+	TakenUntil     time.Time `json:"takenUntil,omitzero"`
+	Scheduled      time.Time `json:"scheduled"`
+	Started        time.Time `json:"started,omitzero"`
+	Resolved       time.Time `json:"resolved,omitzero"`
+}
+
+// TaskStatus is the task status structure (schema queue/v1/task-status.json).
+type TaskStatus struct {
+	TaskID        string    `json:"taskId"`
+	ProvisionerID string    `json:"provisionerId"`
+	WorkerType    string    `json:"workerType"`
+	TaskQueueID   string    `json:"taskQueueId"`
+	SchedulerID   string    `json:"schedulerId"`
+	ProjectID     string    `json:"projectId"`
+	TaskGroupID   string    `json:"taskGroupId"`
+	Priority      string    `json:"priority"`
+	Deadline      time.Time `json:"deadline"`
+	Expires       time.Time `json:"expires"`
+	RetriesLeft   int       `json:"retriesLeft"`
+	State         string    `json:"state"`
+	Runs          []Run     `json:"runs"`
+}
+
+// Credentials are Taskcluster credentials as the Queue hands them out
+// (task-credentials.json, object-credentials.json).
+type Credentials struct {
+	ClientID    string `json:"clientId"`
+	AccessToken string `json:"accessToken"`
+	Certificate string `json:"certificate,omitempty"`
+}
+
+// Artifact is one artifact of a run as the server stores it, with its bytes
+// for `s3` and `object` artifacts (returned by Server.Artifacts).
+type Artifact struct {
+	Name        string    `json:"name"`
+	StorageType string    `json:"storageType"`
+	ContentType string    `json:"contentType"`
+	Expires     time.Time `json:"expires"`
+	// Present is false for an `object` artifact until finishArtifact.
+	Present bool `json:"present"`
+	// URL is a `reference` artifact's target.
+	URL string `json:"url,omitempty"`
+	// Link is a `link` artifact's target artifact name.
+	Link string `json:"link,omitempty"`
+	// Reason and Message describe an `error` artifact.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Content is the stored bytes of an `s3` or `object` artifact (nil if
+	// nothing was uploaded yet); filled by Server.Artifacts only.
+	Content []byte `json:"-"`
+	// Uploaded tells whether bytes were uploaded (Content may be empty).
+	Uploaded bool `json:"-"`
+	// ContentEncoding is the Content-Encoding the bytes were uploaded
+	// with, if any.
+	ContentEncoding string `json:"-"`
+}
+
+// taskRecord is what the database holds per task.
+type taskRecord struct {
+	TaskID      string         `json:"taskId"`
+	Definition  TaskDefinition `json:"definition"`
+	RetriesLeft int            `json:"retriesLeft"`
+	Runs        []Run          `json:"runs"`
+}
+
+func (t *taskRecord) clone() *taskRecord {
+	c := *t
+	c.Runs = append([]Run(nil), t.Runs...)
+	return &c
+}
+
+// latest returns the last run or nil.
+func (t *taskRecord) latest() *Run {
+	if len(t.Runs) == 0 {
+		return nil
+	}
+	return &t.Runs[len(t.Runs)-1]
+}
+
+// state derives the task state from its latest run.
+func (t *taskRecord) state() string {
+	if r := t.latest(); r != nil {
+		return r.State
+	}
+	return StateUnscheduled
+}
+
+// resolved tells whether the task reached a final resolution.
+func (t *taskRecord) resolved() bool {
+	switch t.state() {
+	case StateCompleted, StateFailed, StateException:
+		return true
+	}
+	return false
+}
+
+func (t *taskRecord) status() TaskStatus {
+	d := &t.Definition
+	return TaskStatus{
+		TaskID:        t.TaskID,
+		ProvisionerID: d.ProvisionerID,
+		WorkerType:    d.WorkerType,
+		TaskQueueID:   d.TaskQueueID,
+		SchedulerID:   d.SchedulerID,
+		ProjectID:     d.ProjectID,
+		TaskGroupID:   d.TaskGroupID,
+		Priority:      d.Priority,
+		Deadline:      d.Deadline,
+		Expires:       d.Expires,
+		RetriesLeft:   t.RetriesLeft,
+		State:         t.state(),
+		Runs:          append([]Run{}, t.Runs...),
+	}
+}
+
+// artifactRecord is what the database holds per artifact.
+type artifactRecord struct {
+	TaskID        string    `json:"taskId"`
+	RunID         int       `json:"runId"`
+	Name          string    `json:"name"`
+	StorageType   string    `json:"storageType"`
+	ContentType   string    `json:"contentType"`
+	Expires       time.Time `json:"expires"`
+	ContentLength *int64    `json:"contentLength,omitempty"`
+	Present       bool      `json:"present"`
+	// Blob is the storage key of an s3 artifact's bytes.
+	Blob string `json:"blob,omitempty"`
+	// Object artifacts.
+	ObjectName string `json:"objectName,omitempty"`
+	ProjectID  string `json:"projectId,omitempty"`
+	UploadID   string `json:"uploadId,omitempty"`
+	// Reference, link and error artifacts.
+	URL     string `json:"url,omitempty"`
+	Link    string `json:"link,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// objectRecord is what the database holds per object-service object.
+type objectRecord struct {
+	Name      string            `json:"name"`
+	ProjectID string            `json:"projectId"`
+	UploadID  string            `json:"uploadId"`
+	Expires   time.Time         `json:"expires"`
+	Hashes    map[string]string `json:"hashes,omitempty"`
+	Finished  bool              `json:"finished"`
+	Blob      string            `json:"blob"`
+}
+
+// blobRecord describes stored bytes (an s3 artifact's or an object's).
+type blobRecord struct {
+	Key             string `json:"key"`
+	ContentType     string `json:"contentType"`
+	ContentEncoding string `json:"contentEncoding,omitempty"`
+	Size            int64  `json:"size"`
+	Uploaded        bool   `json:"uploaded"`
+}

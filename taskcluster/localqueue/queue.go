@@ -1,0 +1,685 @@
+package localqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/workergen/workergen/taskcluster/hawk"
+)
+
+// IssuerClientID is the clientId of the server's own permanent credentials,
+// which issue the temporary credentials handed out by claimWork,
+// reclaimTask and createArtifact (storageType object). Its accessToken is
+// random and kept in the database.
+const IssuerClientID = "static/workergen/localqueue"
+
+// Sentinel errors; every error the server returns for a request wraps one
+// of them (see apiError), so helpers' callers can branch with errors.Is.
+var (
+	ErrNotFound     = errors.New("resource not found")       // 404 ResourceNotFound
+	ErrConflict     = errors.New("request conflict")         // 409 RequestConflict
+	ErrInput        = errors.New("invalid input")            // 400 InputError
+	ErrAuth         = errors.New("authentication failed")    // 401 AuthenticationFailed
+	ErrScopes       = errors.New("insufficient scopes")      // 403 InsufficientScopes
+	ErrClosed       = errors.New("localqueue server closed") // 503
+	ErrArtifactFail = errors.New("artifact is an error")     // 424 (error artifacts)
+)
+
+// apiError is a Taskcluster error response: HTTP status, error code and
+// message.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+	kind   error
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+func (e *apiError) Unwrap() error { return e.kind }
+
+func errNotFound(format string, a ...any) error {
+	return &apiError{http.StatusNotFound, "ResourceNotFound", fmt.Sprintf(format, a...), ErrNotFound}
+}
+
+func errConflict(format string, a ...any) error {
+	return &apiError{http.StatusConflict, "RequestConflict", fmt.Sprintf(format, a...), ErrConflict}
+}
+
+func errInput(format string, a ...any) error {
+	return &apiError{http.StatusBadRequest, "InputError", fmt.Sprintf(format, a...), ErrInput}
+}
+
+// Server is an embedded Taskcluster Queue (and the object-service subset
+// workers use). Create it with New, serve Handler, and Close it.
+type Server struct {
+	opts   Options
+	clock  Clock
+	log    *slog.Logger
+	st     *store
+	auth   *hawk.Authenticator
+	issuer hawk.Credentials
+	secret []byte
+	static map[string]Client
+
+	mu         sync.Mutex
+	tasks      map[string]*taskRecord
+	artifacts  map[string]*artifactRecord
+	objects    map[string]*objectRecord
+	blobs      map[string]*blobRecord
+	pending    map[string][]pendingRef // taskQueueId -> pending runs
+	waiters    map[string]chan struct{}
+	dependents map[string][]string // taskId -> unscheduled tasks depending on it
+	open       map[string]bool     // taskIds not resolved yet
+	closed     bool
+
+	done    chan struct{}
+	wg      sync.WaitGroup
+	handler http.Handler
+}
+
+// pendingRef is a pending run waiting in a task queue.
+type pendingRef struct {
+	taskID    string
+	runID     int
+	priority  int
+	scheduled time.Time
+}
+
+// New opens (or creates) the server state in opts.Dir and starts the
+// background expirer. Close releases both.
+func New(opts Options) (*Server, error) {
+	o := opts.withDefaults()
+	st, ls, err := openStore(o.Dir, o.NoSync)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:       o,
+		clock:      o.Clock,
+		log:        o.Logger.With("component", "localqueue"),
+		st:         st,
+		secret:     ls.secret,
+		issuer:     hawk.Credentials{ClientID: IssuerClientID, AccessToken: ls.issuerKey},
+		static:     map[string]Client{},
+		tasks:      ls.tasks,
+		artifacts:  ls.artifacts,
+		objects:    ls.objects,
+		blobs:      ls.blobs,
+		pending:    map[string][]pendingRef{},
+		waiters:    map[string]chan struct{}{},
+		dependents: map[string][]string{},
+		open:       map[string]bool{},
+		done:       make(chan struct{}),
+	}
+	for _, c := range o.Clients {
+		if c.ClientID == "" || c.AccessToken == "" {
+			_ = st.close()
+			return nil, fmt.Errorf("localqueue client %q: %w: clientId and accessToken are required", c.ClientID, ErrInput)
+		}
+		if c.ClientID == IssuerClientID {
+			_ = st.close()
+			return nil, fmt.Errorf("localqueue client %q: %w: clientId is reserved", c.ClientID, ErrInput)
+		}
+		s.static[c.ClientID] = c
+	}
+	s.auth = &hawk.Authenticator{Lookup: s.lookupClient, Now: s.clock.Now}
+	for _, t := range s.tasks {
+		s.index(t)
+	}
+	s.handler = s.routes()
+	if o.ExpireInterval > 0 {
+		s.wg.Add(1)
+		go s.expirer(o.ExpireInterval)
+	}
+	return s, nil
+}
+
+// Close stops the expirer, wakes long polls and closes the database. It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	for q, ch := range s.waiters {
+		close(ch)
+		delete(s.waiters, q)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.close()
+}
+
+// Handler returns the HTTP handler serving the Queue at /api/queue/v1/, the
+// object service at /api/object/v1/ and the upload/download URLs the
+// server hands out at /_localqueue/.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// IssuerCredentials returns the server's own permanent credentials (scope
+// `*`). Tests may use them as an all-powerful client.
+func (s *Server) IssuerCredentials() Credentials {
+	return Credentials{ClientID: s.issuer.ClientID, AccessToken: s.issuer.AccessToken}
+}
+
+func (s *Server) lookupClient(_ context.Context, clientID string) (hawk.Client, error) {
+	if clientID == IssuerClientID {
+		return hawk.Client{AccessToken: s.issuer.AccessToken, Scopes: []string{"*"}}, nil
+	}
+	c, ok := s.static[clientID]
+	if !ok {
+		return hawk.Client{}, hawk.ErrUnknownClient
+	}
+	return hawk.Client{AccessToken: c.AccessToken, Scopes: c.Scopes}, nil
+}
+
+func (s *Server) expirer(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			if err := s.CheckExpiry(); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Error("resolving expired claims and deadlines", "err", err)
+			}
+		}
+	}
+}
+
+// now is the clock's time, UTC, in whole milliseconds (the precision of
+// Taskcluster's timestamps).
+func (s *Server) now() time.Time { return s.clock.Now().UTC().Truncate(time.Millisecond) }
+
+// CheckExpiry resolves, at the clock's current time, every run whose claim
+// expired (exception/claim-expired, with a retry run while retries remain
+// and the deadline is ahead) and every task whose deadline passed
+// (exception/deadline-exceeded). The background expirer calls it
+// periodically; every API request does too; tests with a FakeClock call it
+// after advancing time.
+func (s *Server) CheckExpiry() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sweepLocked()
+}
+
+func (s *Server) sweepLocked() error {
+	if s.closed {
+		return ErrClosed
+	}
+	now := s.now()
+	var errs []error
+	for id := range s.open {
+		t := s.tasks[id]
+		if t.resolved() {
+			continue
+		}
+		var expired bool
+		if r := t.latest(); r != nil && r.State == StateRunning && !r.TakenUntil.After(now) && r.TakenUntil.Before(t.Definition.Deadline) {
+			expired = true
+		}
+		deadline := !t.Definition.Deadline.After(now)
+		if !expired && !deadline {
+			continue
+		}
+		n := t.clone()
+		if expired {
+			r := n.latest()
+			r.State, r.ReasonResolved, r.Resolved = StateException, ReasonClaimExpired, now
+			r.TakenUntil = time.Time{}
+			if n.RetriesLeft > 0 && !deadline {
+				n.RetriesLeft--
+				n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: StatePending, ReasonCreated: ReasonRetry, Scheduled: now})
+			}
+			s.log.Info("claim expired", "taskId", id, "runId", r.RunID)
+		}
+		if deadline && !n.resolved() {
+			if r := n.latest(); r == nil {
+				n.Runs = append(n.Runs, Run{RunID: 0, State: StateException, ReasonCreated: ReasonException,
+					ReasonResolved: ReasonDeadlineExceeded, Scheduled: now, Resolved: now})
+			} else {
+				r.State, r.ReasonResolved, r.Resolved = StateException, ReasonDeadlineExceeded, now
+				r.TakenUntil = time.Time{}
+			}
+			s.log.Info("deadline exceeded", "taskId", id)
+		}
+		if err := s.saveLocked(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// saveLocked persists t, makes it current, updates the indexes and
+// schedules dependents of a task that just got its final resolution.
+func (s *Server) saveLocked(t *taskRecord) error {
+	if err := s.st.commit(write{tasks: []*taskRecord{t}}); err != nil {
+		return err
+	}
+	old := s.tasks[t.TaskID]
+	s.tasks[t.TaskID] = t
+	s.index(t)
+	if t.resolved() && (old == nil || !old.resolved()) {
+		return s.scheduleDependentsLocked(t.TaskID)
+	}
+	return nil
+}
+
+// index records a task's pending run in its queue and, while unscheduled,
+// its dependencies; it wakes claimWork long polls on that queue.
+func (s *Server) index(t *taskRecord) {
+	if t.resolved() {
+		delete(s.open, t.TaskID)
+	} else {
+		s.open[t.TaskID] = true
+	}
+	r := t.latest()
+	switch {
+	case r == nil:
+		for _, dep := range t.Definition.Dependencies {
+			if !containsString(s.dependents[dep], t.TaskID) {
+				s.dependents[dep] = append(s.dependents[dep], t.TaskID)
+			}
+		}
+	case r.State == StatePending:
+		q := t.Definition.TaskQueueID
+		for _, p := range s.pending[q] {
+			if p.taskID == t.TaskID && p.runID == r.RunID {
+				return
+			}
+		}
+		s.pending[q] = append(s.pending[q], pendingRef{
+			taskID: t.TaskID, runID: r.RunID,
+			priority: priorities[t.Definition.Priority], scheduled: r.Scheduled,
+		})
+		if ch, ok := s.waiters[q]; ok {
+			close(ch)
+			delete(s.waiters, q)
+		}
+	}
+}
+
+// scheduleDependentsLocked gives run 0 to unscheduled tasks whose
+// dependencies are now satisfied.
+func (s *Server) scheduleDependentsLocked(taskID string) error {
+	deps := s.dependents[taskID]
+	delete(s.dependents, taskID)
+	var errs []error
+	for _, id := range deps {
+		t := s.tasks[id]
+		if t == nil || len(t.Runs) > 0 || !s.dependenciesSatisfiedLocked(t) {
+			continue
+		}
+		n := t.clone()
+		n.Runs = append(n.Runs, Run{RunID: 0, State: StatePending, ReasonCreated: ReasonScheduled, Scheduled: s.now()})
+		if err := s.saveLocked(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dependenciesSatisfiedLocked applies task.requires: all-completed needs
+// every dependency resolved completed, all-resolved just resolved. A task
+// listing itself ignores that entry.
+func (s *Server) dependenciesSatisfiedLocked(t *taskRecord) bool {
+	for _, dep := range t.Definition.Dependencies {
+		if dep == t.TaskID {
+			continue
+		}
+		d := s.tasks[dep]
+		if d == nil || !d.resolved() {
+			return false
+		}
+		if t.Definition.Requires == "all-completed" && d.state() != StateCompleted {
+			return false
+		}
+	}
+	return true
+}
+
+// taskLocked returns a task after applying expiry, or a not-found error.
+func (s *Server) taskLocked(taskID string) (*taskRecord, error) {
+	if err := s.sweepLocked(); err != nil {
+		return nil, err
+	}
+	t := s.tasks[taskID]
+	if t == nil {
+		return nil, errNotFound("task `%s` not found", taskID)
+	}
+	return t, nil
+}
+
+// runLocked returns a task and one of its runs.
+func (s *Server) runLocked(taskID string, runID int) (*taskRecord, *Run, error) {
+	t, err := s.taskLocked(taskID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if runID < 0 || runID >= len(t.Runs) {
+		return nil, nil, errNotFound("run %d not found on task `%s`", runID, taskID)
+	}
+	return t, &t.Runs[runID], nil
+}
+
+// ClaimedTask is one claim of claimWork (claim-work-response.json
+// `tasks[]`).
+type ClaimedTask struct {
+	Status      TaskStatus     `json:"status"`
+	RunID       int            `json:"runId"`
+	WorkerGroup string         `json:"workerGroup"`
+	WorkerID    string         `json:"workerId"`
+	TakenUntil  time.Time      `json:"takenUntil"`
+	Task        TaskDefinition `json:"task"`
+	Credentials Credentials    `json:"credentials"`
+}
+
+// ReclaimResult is task-reclaim-response.json.
+type ReclaimResult struct {
+	Status      TaskStatus  `json:"status"`
+	RunID       int         `json:"runId"`
+	WorkerGroup string      `json:"workerGroup"`
+	WorkerID    string      `json:"workerId"`
+	TakenUntil  time.Time   `json:"takenUntil"`
+	Credentials Credentials `json:"credentials"`
+}
+
+// ClaimWork claims up to n pending tasks of taskQueueId for the worker,
+// waiting up to the long-poll time (or until ctx ends) for one to be
+// pending. It answers as soon as at least one task was claimed; an empty
+// result means nothing was pending.
+func (s *Server) ClaimWork(ctx context.Context, taskQueueID, workerGroup, workerID string, n int) ([]ClaimedTask, error) {
+	timer := time.NewTimer(s.opts.LongPoll)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if err := s.sweepLocked(); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		claims, err := s.claimLocked(taskQueueID, workerGroup, workerID, n)
+		if err != nil || len(claims) > 0 {
+			s.mu.Unlock()
+			return claims, err
+		}
+		ch, ok := s.waiters[taskQueueID]
+		if !ok {
+			ch = make(chan struct{})
+			s.waiters[taskQueueID] = ch
+		}
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return []ClaimedTask{}, nil
+		case <-ctx.Done():
+			return []ClaimedTask{}, nil
+		case <-s.done:
+			return []ClaimedTask{}, nil
+		}
+	}
+}
+
+func (s *Server) claimLocked(queue, workerGroup, workerID string, n int) ([]ClaimedTask, error) {
+	refs := s.pending[queue]
+	// Highest priority first, then oldest.
+	sort.SliceStable(refs, func(i, j int) bool {
+		if refs[i].priority != refs[j].priority {
+			return refs[i].priority > refs[j].priority
+		}
+		return refs[i].scheduled.Before(refs[j].scheduled)
+	})
+	claims := []ClaimedTask{}
+	keep := refs[:0]
+	var errs []error
+	for _, ref := range refs {
+		t := s.tasks[ref.taskID]
+		r := (*Run)(nil)
+		if t != nil {
+			r = t.latest()
+		}
+		if r == nil || r.RunID != ref.runID || r.State != StatePending {
+			continue // stale entry
+		}
+		if len(claims) >= n {
+			keep = append(keep, ref)
+			continue
+		}
+		c, err := s.claimRunLocked(t, workerGroup, workerID)
+		if err != nil {
+			errs = append(errs, err)
+			keep = append(keep, ref)
+			continue
+		}
+		claims = append(claims, c)
+	}
+	s.pending[queue] = keep
+	return claims, errors.Join(errs...)
+}
+
+func (s *Server) claimRunLocked(t *taskRecord, workerGroup, workerID string) (ClaimedTask, error) {
+	now := s.now()
+	n := t.clone()
+	r := n.latest()
+	r.State, r.WorkerGroup, r.WorkerID = StateRunning, workerGroup, workerID
+	r.Started = now
+	r.TakenUntil = now.Add(s.opts.ClaimTimeout)
+	creds, err := s.taskCredentials(n, r)
+	if err != nil {
+		return ClaimedTask{}, err
+	}
+	if err := s.saveLocked(n); err != nil {
+		return ClaimedTask{}, err
+	}
+	s.log.Info("task claimed", "taskId", n.TaskID, "runId", r.RunID, "workerGroup", workerGroup, "workerId", workerID)
+	return ClaimedTask{
+		Status: n.status(), RunID: r.RunID, WorkerGroup: workerGroup, WorkerID: workerID,
+		TakenUntil: r.TakenUntil, Task: n.Definition, Credentials: creds,
+	}, nil
+}
+
+// taskCredentials issues the run's temporary credentials as the Queue
+// does: named `task-client/<taskId>/<runId>/on/<workerGroup>/<workerId>/until/<takenUntil seconds>`,
+// valid until takenUntil, with the reclaim/resolve/create-artifact scopes
+// of the run plus task.scopes.
+func (s *Server) taskCredentials(t *taskRecord, r *Run) (Credentials, error) {
+	until := strconv.FormatFloat(float64(r.TakenUntil.UnixMilli())/1000, 'f', -1, 64)
+	name := "task-client/" + t.TaskID + "/" + itoa(r.RunID) + "/on/" + r.WorkerGroup + "/" + r.WorkerID + "/until/" + until
+	run := t.TaskID + "/" + itoa(r.RunID)
+	scopes := append([]string{
+		"queue:reclaim-task:" + run,
+		"queue:resolve-task:" + run,
+		"queue:create-artifact:" + run,
+	}, t.Definition.Scopes...)
+	c, err := s.issuer.CreateTemporaryCredentials(name, scopes, s.now(), r.TakenUntil)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("issuing task credentials: %w", err)
+	}
+	return Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}, nil
+}
+
+// ReclaimTask extends the claim of a running run by the claim timeout and
+// issues fresh credentials. It fails with ErrConflict when the deadline
+// passed, or the run is not the latest or not running (cancelled,
+// resolved, claim expired).
+func (s *Server) ReclaimTask(taskID string, runID int) (ReclaimResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, r, err := s.runLocked(taskID, runID)
+	if err != nil {
+		return ReclaimResult{}, err
+	}
+	now := s.now()
+	if !t.Definition.Deadline.After(now) {
+		return ReclaimResult{}, errConflict("task `%s` can't be reclaimed past its deadline of %s", taskID, fmtTime(t.Definition.Deadline))
+	}
+	if runID != len(t.Runs)-1 || r.State != StateRunning {
+		return ReclaimResult{}, errConflict("run %d on task `%s` is resolved or not running", runID, taskID)
+	}
+	n := t.clone()
+	nr := &n.Runs[runID]
+	if until := now.Add(s.opts.ClaimTimeout); until.After(nr.TakenUntil) {
+		nr.TakenUntil = until
+	}
+	creds, err := s.taskCredentials(n, nr)
+	if err != nil {
+		return ReclaimResult{}, err
+	}
+	if err := s.saveLocked(n); err != nil {
+		return ReclaimResult{}, err
+	}
+	return ReclaimResult{
+		Status: n.status(), RunID: runID, WorkerGroup: nr.WorkerGroup, WorkerID: nr.WorkerID,
+		TakenUntil: nr.TakenUntil, Credentials: creds,
+	}, nil
+}
+
+// Resolve resolves a running run: state "completed" or "failed" (reason
+// equal to the state), or "exception" with one of reportException's
+// reasons; worker-shutdown and intermittent-task add a new pending run
+// (reasonCreated retry / task-retry) while retries remain. Repeating a
+// resolution that already happened returns the status; any other
+// resolution of a run that is not running fails with ErrConflict.
+func (s *Server) Resolve(taskID string, runID int, state, reason string) (TaskStatus, error) {
+	switch state {
+	case StateCompleted, StateFailed:
+		reason = state
+	case StateException:
+		if !exceptionReasons[reason] {
+			return TaskStatus{}, errInput("reason %q is not one of worker-shutdown, malformed-payload, resource-unavailable, internal-error, intermittent-task", reason)
+		}
+	default:
+		return TaskStatus{}, errInput("cannot resolve a run as %q", state)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, r, err := s.runLocked(taskID, runID)
+	if err != nil {
+		return TaskStatus{}, err
+	}
+	last := len(t.Runs) - 1
+	if runID != last || r.State != StateRunning {
+		// Idempotence: the same resolution again is fine.
+		retried := state == StateException && runID == last-1 &&
+			(t.Runs[last].ReasonCreated == ReasonRetry || t.Runs[last].ReasonCreated == ReasonTaskRetry)
+		if (runID == last || retried) && r.State == state && r.ReasonResolved == reason {
+			return t.status(), nil
+		}
+		return TaskStatus{}, errConflict("run %d on task `%s` is resolved or not running", runID, taskID)
+	}
+	if state == StateCompleted {
+		for _, a := range s.runArtifactsLocked(taskID, runID) {
+			if a.StorageType == "object" && !a.Present {
+				return TaskStatus{}, errConflict("all object artifacts must be finished (finishArtifact) to resolve task as completed; %q is not", a.Name)
+			}
+		}
+	}
+	now := s.now()
+	n := t.clone()
+	nr := &n.Runs[runID]
+	nr.State, nr.ReasonResolved, nr.Resolved = state, reason, now
+	nr.TakenUntil = time.Time{}
+	if n.RetriesLeft > 0 && (reason == ReasonWorkerShutdown || reason == ReasonIntermittentTask) {
+		n.RetriesLeft--
+		created := ReasonRetry
+		if reason == ReasonIntermittentTask {
+			created = ReasonTaskRetry
+		}
+		n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: StatePending, ReasonCreated: created, Scheduled: now})
+	}
+	if err := s.saveLocked(n); err != nil {
+		return TaskStatus{}, err
+	}
+	s.log.Info("run resolved", "taskId", taskID, "runId", runID, "state", state, "reason", reason)
+	return n.status(), nil
+}
+
+// Cancel resolves the task's pending or running run (or, for an
+// unscheduled task, a new run) as exception/canceled. A resolved task is
+// left as it is; past the deadline it fails with ErrConflict.
+func (s *Server) Cancel(taskID string) (TaskStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.taskLocked(taskID)
+	if err != nil {
+		return TaskStatus{}, err
+	}
+	now := s.now()
+	if !t.Definition.Deadline.After(now) {
+		return TaskStatus{}, errConflict("task `%s` can't be canceled past its deadline of %s", taskID, fmtTime(t.Definition.Deadline))
+	}
+	if t.resolved() {
+		return t.status(), nil
+	}
+	n := t.clone()
+	if r := n.latest(); r == nil {
+		n.Runs = append(n.Runs, Run{RunID: 0, State: StateException, ReasonCreated: ReasonException,
+			ReasonResolved: ReasonCanceled, Scheduled: now, Resolved: now})
+	} else {
+		r.State, r.ReasonResolved, r.Resolved = StateException, ReasonCanceled, now
+		r.TakenUntil = time.Time{}
+	}
+	if err := s.saveLocked(n); err != nil {
+		return TaskStatus{}, err
+	}
+	s.log.Info("task canceled", "taskId", taskID)
+	return n.status(), nil
+}
+
+// Status returns a task's status (after applying expiry).
+func (s *Server) Status(taskID string) (TaskStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.taskLocked(taskID)
+	if err != nil {
+		return TaskStatus{}, err
+	}
+	return t.status(), nil
+}
+
+// Task returns a task's definition.
+func (s *Server) Task(taskID string) (TaskDefinition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.taskLocked(taskID)
+	if err != nil {
+		return TaskDefinition{}, err
+	}
+	return t.Definition, nil
+}
+
+// TaskIDs returns the ids of all tasks, sorted.
+func (s *Server) TaskIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.tasks))
+	for id := range s.tasks {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
