@@ -1,0 +1,194 @@
+// Package gen is workergen's generator: it turns a CUE profile
+// (profiles/<name>.cue) into the Go main package and data files of a
+// tailored worker (dist/<name>/).
+//
+// The generator loads every .cue file under schemas/ together with the
+// profile file as one CUE package, checks the profile against #Profile
+// (closed: a typo is an error with file:line and the field path), rejects
+// impossible combinations (unknown engine or plugin, a target OS an engine
+// or plugin does not support, an engine ability a plugin needs and the
+// engine lacks, conflicting plugins, two payload fragments defining the same
+// field), composes the payload JSON Schema from the engine's and plugins'
+// fragments for the profile's dialect, exports the worker config JSON Schema
+// and default config, and emits main.go with jennifer.
+//
+// Output is deterministic: the same inputs give the same bytes on any
+// machine (no timestamps, no absolute paths).
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+)
+
+// Directories below the repository root.
+const (
+	SchemasDir  = "schemas"
+	ProfilesDir = "profiles"
+	DistDir     = "dist"
+)
+
+// cuePackage is the package clause every schema and profile file carries.
+const cuePackage = "workergen"
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrUnknownProfile is returned for a profile name with no
+	// profiles/<name>.cue file. The error message lists the known ones.
+	ErrUnknownProfile = errors.New("unknown profile")
+	// ErrInvalidProfile is returned when a profile (or the schemas) fail
+	// validation. The error message holds one line per problem, each with
+	// file:line:column.
+	ErrInvalidProfile = errors.New("invalid profile")
+)
+
+// ProfileError is a validation failure of a profile, carrying CUE errors
+// with positions. Error() prints every problem with its file:line:column
+// (relative to the repository root).
+type ProfileError struct {
+	Profile string
+	Err     cueerrors.Error
+}
+
+func (e *ProfileError) Error() string {
+	details := strings.TrimSpace(cueerrors.Details(e.Err, &cueerrors.Config{ToSlash: true}))
+	return fmt.Sprintf("profile %q: %s", e.Profile, details)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidProfile) true.
+func (e *ProfileError) Unwrap() []error { return []error{ErrInvalidProfile, e.Err} }
+
+// Positions returns "file:line:column" of every problem, in order.
+func (e *ProfileError) Positions() []string {
+	var out []string
+	for _, err := range cueerrors.Errors(e.Err) {
+		for _, p := range cueerrors.Positions(err) {
+			if p.IsValid() {
+				out = append(out, p.String())
+			}
+		}
+	}
+	return out
+}
+
+// KnownProfiles returns the names of the profiles in root/profiles, sorted.
+func KnownProfiles(root string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(root, ProfilesDir))
+	if err != nil {
+		return nil, fmt.Errorf("listing profiles: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") {
+			names = append(names, strings.TrimSuffix(e.Name(), ".cue"))
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// ProfileFile returns the profile's file path relative to root, or an
+// error wrapping ErrUnknownProfile that lists the known profiles.
+func ProfileFile(root, name string) (string, error) {
+	known, err := KnownProfiles(root)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(known, name) {
+		return "", fmt.Errorf("%w %q: known profiles are %s", ErrUnknownProfile, name, strings.Join(known, ", "))
+	}
+	return path.Join(ProfilesDir, name+".cue"), nil
+}
+
+// schemaFiles returns the .cue files under root/schemas, slash-separated
+// and relative to root, sorted.
+func schemaFiles(root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(filepath.Join(root, SchemasDir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".cue") {
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing schemas: %w", err)
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// loadInstance parses the given files (relative to root) and builds them as
+// one CUE package. Positions in errors carry the relative file names.
+func loadInstance(ctx *cue.Context, root string, files []string, extra ...*ast.File) (cue.Value, cueerrors.Error) {
+	inst := build.NewContext().NewInstance(cuePackage, nil)
+	var errs cueerrors.Error
+	for _, f := range files {
+		src, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f)))
+		if err != nil {
+			errs = cueerrors.Append(errs, cueerrors.Promote(err, "reading "+f))
+			continue
+		}
+		// Comments are not parsed: jsonschema.Generate would turn doc comments
+		// into "description" keywords, and two comments on unified fields
+		// into a conflict.
+		file, err := parser.ParseFile(f, src)
+		if err != nil {
+			errs = cueerrors.Append(errs, cueerrors.Promote(err, ""))
+			continue
+		}
+		if file.PackageName() != cuePackage {
+			errs = cueerrors.Append(errs, cueerrors.Newf(packagePos(file), "%s: package must be %q, found %q", f, cuePackage, file.PackageName()))
+			continue
+		}
+		if err := inst.AddSyntax(file); err != nil {
+			errs = cueerrors.Append(errs, err)
+		}
+	}
+	for _, f := range extra {
+		if err := inst.AddSyntax(f); err != nil {
+			errs = cueerrors.Append(errs, err)
+		}
+	}
+	if errs != nil {
+		return cue.Value{}, errs
+	}
+	v := ctx.BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		return v, cueerrors.Promote(err, "")
+	}
+	return v, nil
+}
+
+func packagePos(f *ast.File) token.Pos {
+	for _, d := range f.Decls {
+		if pkg, ok := d.(*ast.Package); ok {
+			return pkg.Pos()
+		}
+	}
+	return f.Pos()
+}
+
+// newContext returns a fresh CUE context; one is used per profile so that
+// generation of different profiles can run concurrently.
+func newContext() *cue.Context { return cuecontext.New() }
