@@ -114,9 +114,9 @@ type resolver struct {
 	rootDir string
 	files   []string
 	ctx     *cue.Context
-	root cue.Value
-	p    *Profile
-	errs cueerrors.Error
+	root    cue.Value
+	p       *Profile
+	errs    cueerrors.Error
 }
 
 func (r *resolver) errorf(pos token.Pos, format string, args ...any) {
@@ -131,12 +131,12 @@ func (r *resolver) addErr(err error) {
 
 // profileDecl is the part of #Profile the generator reads into Go.
 type profileDecl struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Binary      string   `json:"binary"`
-	Dialect     string   `json:"dialect"`
+	Name        string                `json:"name"`
+	Description string                `json:"description"`
+	Binary      string                `json:"binary"`
+	Dialect     string                `json:"dialect"`
 	Engine      struct{ Kind string } `json:"engine"`
-	Targets     []Target `json:"targets"`
+	Targets     []Target              `json:"targets"`
 }
 
 type metaDecl struct {
