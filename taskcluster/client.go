@@ -1,0 +1,334 @@
+// Package taskcluster is the subset of the Taskcluster API a worker needs:
+// the Queue (claim, reclaim, resolve, artifacts, tasks), the Object service
+// (uploads and downloads) and the Worker-manager (registration, termination,
+// error reports), typed after the upstream JSON Schemas
+// (../shared/taskcluster/schemas/{queue,object,worker-manager}/v1) and
+// signed with Hawk (package hawk).
+//
+// A Client holds the deployment's rootUrl and a credentials source read on
+// every attempt, so credentials can be swapped at any time (a reclaim hands
+// out fresh task credentials while uploads are running). Every call takes a
+// context. Network errors and 5xx answers are retried with exponential
+// backoff and jitter, re-signing each attempt; 4xx answers are returned at
+// once as *APIError.
+package taskcluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/workergen/workergen/taskcluster/hawk"
+)
+
+// Credentials are Taskcluster credentials (see hawk.Credentials).
+type Credentials = hawk.Credentials
+
+// Retry defaults.
+const (
+	// DefaultMaxElapsedTime bounds the retries of one call when
+	// Client.MaxElapsedTime is zero.
+	DefaultMaxElapsedTime = 2 * time.Minute
+	// DefaultInitialInterval is the first backoff delay.
+	DefaultInitialInterval = 250 * time.Millisecond
+	// DefaultMaxInterval caps one backoff delay.
+	DefaultMaxInterval = 30 * time.Second
+	// maxErrorBody bounds how much of an error answer is read.
+	maxErrorBody = 64 << 10
+)
+
+// Header names Taskcluster services use for request tracing: the client may
+// send a trace id; services answer with their request id and the trace id.
+const (
+	HeaderTraceID         = "x-taskcluster-trace-id"
+	HeaderResponseRequest = "x-for-request-id"
+	HeaderResponseTrace   = "x-for-trace-id"
+)
+
+// Client calls Taskcluster services of one deployment. The zero value is not
+// usable: set RootURL. A Client is safe for concurrent use once configured;
+// copy the struct to vary a field (it holds no per-call state).
+type Client struct {
+	// RootURL is the deployment, e.g. "https://tc.example.com"; service
+	// URLs are <RootURL>/api/<service>/v1/<path>.
+	RootURL string
+	// Credentials returns the credentials to sign one attempt with; it is
+	// called once per attempt. nil (or a nil result) sends unauthenticated
+	// requests. See StaticCredentials and CredentialsHolder.
+	Credentials func() *Credentials
+	// AuthorizedScopes, when non-nil, restricts every request to these
+	// scopes (overriding the credentials' own AuthorizedScopes).
+	AuthorizedScopes []string
+	// HTTPClient sends requests; nil means a shared client without an
+	// overall timeout (contexts bound calls; claimWork long-polls).
+	HTTPClient *http.Client
+	// MaxElapsedTime bounds the retries of one call: zero means
+	// DefaultMaxElapsedTime, negative means only the context bounds them.
+	MaxElapsedTime time.Duration
+	// InitialInterval and MaxInterval shape the exponential backoff; zero
+	// means DefaultInitialInterval / DefaultMaxInterval.
+	InitialInterval, MaxInterval time.Duration
+	// Logger receives a debug record per retried attempt; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// UserAgent is sent as User-Agent when non-empty.
+	UserAgent string
+	// Now is the clock used for Hawk timestamps; nil means time.Now.
+	Now func() time.Time
+}
+
+// StaticCredentials returns a credentials source that always yields c.
+func StaticCredentials(c Credentials) func() *Credentials {
+	return func() *Credentials { return &c }
+}
+
+// CredentialsHolder holds credentials that can be replaced at any time,
+// e.g. task credentials refreshed by each reclaim. Use its Get method as
+// Client.Credentials.
+type CredentialsHolder struct{ p atomic.Pointer[Credentials] }
+
+// NewCredentialsHolder returns a holder initialised with c.
+func NewCredentialsHolder(c Credentials) *CredentialsHolder {
+	h := &CredentialsHolder{}
+	h.Set(c)
+	return h
+}
+
+// Set replaces the credentials; attempts started afterwards use them.
+func (h *CredentialsHolder) Set(c Credentials) { h.p.Store(&c) }
+
+// Get returns the current credentials (nil before the first Set).
+func (h *CredentialsHolder) Get() *Credentials { return h.p.Load() }
+
+var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport}
+
+// ErrNoRootURL means Client.RootURL is empty.
+var ErrNoRootURL = errors.New("taskcluster client has no rootUrl")
+
+// ServiceURL returns <RootURL>/api/<service>/v1<path>, where path is
+// already escaped (see Route).
+func (c *Client) ServiceURL(service, path string) (*url.URL, error) {
+	if c.RootURL == "" {
+		return nil, ErrNoRootURL
+	}
+	raw := strings.TrimRight(c.RootURL, "/") + "/api/" + service + "/v1" + path
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("building url for %s%s: %w", service, path, err)
+	}
+	return u, nil
+}
+
+// Route fills an API route template's "<param>" placeholders from args in
+// order, escaping each value as one path segment the way Taskcluster clients
+// do (encodeURIComponent): "/" becomes %2F and a space %20, while "+" and
+// other sub-delimiters stay as they are. Route panics if the template's
+// placeholder count differs from len(args), which is a programming error.
+func Route(template string, args ...string) string {
+	var b strings.Builder
+	rest := template
+	for _, a := range args {
+		i := strings.IndexByte(rest, '<')
+		j := strings.IndexByte(rest, '>')
+		if i < 0 || j < i {
+			panic("taskcluster.Route: more args than placeholders in " + template)
+		}
+		b.WriteString(rest[:i])
+		b.WriteString(url.PathEscape(a))
+		rest = rest[j+1:]
+	}
+	if strings.IndexByte(rest, '<') >= 0 {
+		panic("taskcluster.Route: fewer args than placeholders in " + template)
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+// call describes one API call.
+type call struct {
+	service, name, method, path string
+	query                       url.Values
+	in, out                     any
+	// noRedirect returns 3xx answers to the caller (getArtifact).
+	noRedirect bool
+	// lenient ignores an answer body that does not decode into out.
+	lenient bool
+}
+
+// Call performs one API call: method on <RootURL>/api/<service>/v1<path>
+// (path escaped, see Route) with query, the JSON body in (nil for none),
+// decoding a JSON answer into out (nil to discard). name labels errors and
+// logs, e.g. "queue.claimWork". It retries as described on Client.
+func (c *Client) Call(ctx context.Context, service, name, method, path string, query url.Values, in, out any) error {
+	_, err := c.do(ctx, call{service: service, name: name, method: method, path: path, query: query, in: in, out: out})
+	return err
+}
+
+func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
+	u, err := c.ServiceURL(k.service, k.path)
+	if err != nil {
+		return nil, err
+	}
+	if len(k.query) > 0 {
+		u.RawQuery = k.query.Encode()
+	}
+	var body []byte
+	if k.in != nil {
+		if body, err = json.Marshal(k.in); err != nil {
+			return nil, fmt.Errorf("%s: encoding request: %w", k.name, err)
+		}
+	}
+	hc := c.httpClient()
+	if k.noRedirect {
+		nc := *hc
+		nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		hc = &nc
+	}
+	attempt := func() (*http.Response, error) {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, k.method, u.String(), rd)
+		if err != nil {
+			return nil, backoff.Permanent(fmt.Errorf("%s: %w", k.name, err))
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set("Accept", "application/json")
+		if err := c.sign(req); err != nil {
+			return nil, backoff.Permanent(fmt.Errorf("%s: signing request: %w", k.name, err))
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s %s: %w", k.name, k.method, u.Redacted(), err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 400 || (resp.StatusCode >= 300 && !k.noRedirect) {
+			apiErr := newAPIError(k.method, u, resp)
+			if resp.StatusCode >= 500 {
+				return nil, apiErr
+			}
+			return nil, backoff.Permanent(apiErr)
+		}
+		if k.out != nil {
+			data, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return nil, fmt.Errorf("%s: reading response: %w", k.name, err)
+			}
+			if err := json.Unmarshal(data, k.out); err != nil && !k.lenient {
+				return nil, backoff.Permanent(fmt.Errorf("%s: decoding response: %w", k.name, err))
+			}
+		}
+		return resp, nil
+	}
+	return c.retry(ctx, k.name, attempt)
+}
+
+// retry runs attempt with the client's backoff policy. On context end the
+// error wraps both the context's cause and the last attempt's error.
+func (c *Client) retry(ctx context.Context, name string, attempt func() (*http.Response, error)) (*http.Response, error) {
+	var last error
+	n := 0
+	op := func() (*http.Response, error) {
+		n++
+		resp, err := attempt()
+		if err != nil {
+			last = err
+		}
+		return resp, err
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = durationOr(c.InitialInterval, DefaultInitialInterval)
+	b.MaxInterval = durationOr(c.MaxInterval, DefaultMaxInterval)
+	maxElapsed := durationOr(c.MaxElapsedTime, DefaultMaxElapsedTime)
+	if c.MaxElapsedTime < 0 {
+		maxElapsed = 0
+	}
+	resp, err := backoff.Retry(ctx, op,
+		backoff.WithBackOff(b),
+		backoff.WithMaxElapsedTime(maxElapsed),
+		backoff.WithNotify(func(err error, next time.Duration) {
+			c.logger().DebugContext(ctx, "retrying taskcluster call", "call", name, "attempt", n, "next", next, "error", err)
+		}))
+	if err != nil && ctx.Err() != nil && last != nil && !errors.Is(err, last) {
+		return nil, fmt.Errorf("%s: %w (after %d attempts, last error: %w)", name, err, n, last)
+	}
+	return resp, err
+}
+
+func (c *Client) sign(req *http.Request) error {
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if c.Credentials == nil {
+		return nil
+	}
+	creds := c.Credentials()
+	if creds == nil {
+		return nil
+	}
+	cr := *creds
+	if c.AuthorizedScopes != nil {
+		cr.AuthorizedScopes = c.AuthorizedScopes
+	}
+	h, err := cr.SignHeader(hawk.RequestFromURL(req.Method, req.URL), c.now(), "")
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", h)
+	return nil
+}
+
+// SignedURL returns u with a bewit valid for ttl, signed with the current
+// credentials; u is returned unchanged without credentials.
+func (c *Client) SignedURL(u *url.URL, ttl time.Duration) (*url.URL, error) {
+	if c.Credentials == nil || c.Credentials() == nil {
+		return u, nil
+	}
+	cr := *c.Credentials()
+	if c.AuthorizedScopes != nil {
+		cr.AuthorizedScopes = c.AuthorizedScopes
+	}
+	return cr.SignURL(u, c.now(), ttl)
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return defaultHTTPClient
+}
+
+func (c *Client) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,301 @@
+package taskcluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Opener opens an upload's content from the start. It is called once per
+// attempt, so a failed attempt can be retried without buffering the
+// content: pass e.g. func() (io.ReadCloser, error) { return os.Open(path) }.
+type Opener func() (io.ReadCloser, error)
+
+// ErrBodyLength means the content an Opener gave was not exactly the
+// declared ContentLength (the file changed during the upload).
+var ErrBodyLength = errors.New("upload content length differs from the declared length")
+
+// ErrNoUploadMethod means the Object service offered no upload method this
+// client supports.
+var ErrNoUploadMethod = errors.New("object service offered no putUrl upload method")
+
+// PutOptions describe a PUT to a signed URL.
+type PutOptions struct {
+	// ContentLength is the exact content size in bytes; Content-Length is
+	// always sent, also when it is 0.
+	ContentLength int64
+	// ContentType and ContentEncoding are sent as headers when non-empty.
+	ContentType, ContentEncoding string
+	// Headers are sent verbatim after the above (e.g. the Object service's
+	// putUrl headers); a Content-Length member is ignored (ContentLength
+	// rules).
+	Headers map[string]string
+	// Observe, when set, is called at the start of every attempt; the
+	// content streamed by that attempt is also written to the returned
+	// writer (e.g. hashes). Only the last, successful attempt's writer saw
+	// the whole content.
+	Observe func() io.Writer
+}
+
+// Put uploads content to a signed URL (an s3 artifact's putUrl, an Object
+// service putUrl) without Hawk credentials: the URL carries its own
+// signature. The content is streamed (memory does not grow with its size)
+// and re-opened for each attempt; network errors and 5xx answers are
+// retried as for API calls, 4xx answers and length mismatches are not.
+func (c *Client) Put(ctx context.Context, putURL string, open Opener, opts PutOptions) error {
+	u, err := url.Parse(putURL)
+	if err != nil {
+		return fmt.Errorf("parsing putUrl: %w", err)
+	}
+	if opts.ContentLength < 0 {
+		return fmt.Errorf("put %s: negative content length %d", redact(u), opts.ContentLength)
+	}
+	hc := c.httpClient()
+	attempt := func() (*http.Response, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, backoff.Permanent(fmt.Errorf("opening upload content: %w", err))
+		}
+		defer rc.Close()
+		var body io.Reader = &exactReader{r: rc, left: opts.ContentLength}
+		if opts.Observe != nil {
+			body = io.TeeReader(body, opts.Observe())
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, putURL, io.NopCloser(body))
+		if err != nil {
+			return nil, backoff.Permanent(fmt.Errorf("put %s: %w", redact(u), err))
+		}
+		req.ContentLength = opts.ContentLength
+		if opts.ContentLength == 0 {
+			// With http.NoBody and length 0 net/http sends "Content-Length: 0"
+			// for PUT; a non-nil body would be probed and sent chunked.
+			req.Body = http.NoBody
+			if opts.Observe != nil {
+				_, _ = io.Copy(io.Discard, body) // verify emptiness, feed observers
+			}
+		}
+		req.GetBody = nil
+		if opts.ContentType != "" {
+			req.Header.Set("Content-Type", opts.ContentType)
+		}
+		if opts.ContentEncoding != "" {
+			req.Header.Set("Content-Encoding", opts.ContentEncoding)
+		}
+		for k, v := range opts.Headers {
+			if http.CanonicalHeaderKey(k) == "Content-Length" {
+				continue
+			}
+			req.Header.Set(k, v)
+		}
+		if c.UserAgent != "" {
+			req.Header.Set("User-Agent", c.UserAgent)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			if errors.Is(err, ErrBodyLength) {
+				return nil, backoff.Permanent(fmt.Errorf("put %s: %w", redact(u), ErrBodyLength))
+			}
+			return nil, fmt.Errorf("put %s: %w", redact(u), err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			apiErr := newAPIError(http.MethodPut, u, resp)
+			if resp.StatusCode >= 500 {
+				return nil, apiErr
+			}
+			return nil, backoff.Permanent(apiErr)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		return resp, nil
+	}
+	_, err = c.retry(ctx, "put "+redact(u), attempt)
+	return err
+}
+
+// exactReader yields r's content and fails with ErrBodyLength when it ends
+// before, or goes on after, left bytes.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left == 0 {
+		var one [1]byte
+		n, err := e.r.Read(one[:])
+		if n > 0 {
+			return 0, ErrBodyLength
+		}
+		if err == nil {
+			return 0, nil
+		}
+		return 0, err
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, ErrBodyLength
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// redact drops the query (signatures) from u for messages.
+func redact(u *url.URL) string {
+	s := *u
+	s.RawQuery = ""
+	return s.String()
+}
+
+// ObjectUpload describes the upload of one object to the Object service.
+type ObjectUpload struct {
+	// Name is the object name, e.g. "t/<taskId>/<runId>/public/build.tar".
+	Name, ProjectID, UploadID string
+	// Expires is when the object may be deleted.
+	Expires time.Time
+	// ContentType and ContentLength describe the content.
+	ContentType   string
+	ContentLength int64
+	// Open opens the content from the start (called per attempt).
+	Open Opener
+}
+
+// Upload uploads an object with the putUrl method: createUpload, PUT to the
+// URL with the headers the service gives, then finishUpload with the sha256
+// and sha512 of the content, computed while streaming it. It returns those
+// hashes.
+func (o *Object) Upload(ctx context.Context, up *ObjectUpload) (ObjectHashes, error) {
+	created, err := o.CreateUpload(ctx, up.Name, &CreateUploadRequest{
+		ProjectID: up.ProjectID,
+		UploadID:  up.UploadID,
+		Expires:   up.Expires,
+		ProposedUploadMethods: ProposedUploadMethods{
+			PutURL: &PutURLUploadRequest{ContentType: up.ContentType, ContentLength: up.ContentLength},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("uploading object %q: %w", up.Name, err)
+	}
+	put := created.UploadMethod.PutURL
+	if put == nil {
+		return nil, fmt.Errorf("uploading object %q: %w", up.Name, ErrNoUploadMethod)
+	}
+	var s256, s512 hash.Hash
+	err = o.c.Put(ctx, put.URL, up.Open, PutOptions{
+		ContentLength: up.ContentLength,
+		ContentType:   up.ContentType,
+		Headers:       put.Headers,
+		Observe: func() io.Writer {
+			s256, s512 = sha256.New(), sha512.New()
+			return io.MultiWriter(s256, s512)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("uploading object %q: %w", up.Name, err)
+	}
+	hashes := ObjectHashes{
+		"sha256": hex.EncodeToString(s256.Sum(nil)),
+		"sha512": hex.EncodeToString(s512.Sum(nil)),
+	}
+	if err := o.FinishUpload(ctx, up.Name, &FinishUploadRequest{ProjectID: up.ProjectID, UploadID: up.UploadID, Hashes: hashes}); err != nil {
+		return nil, fmt.Errorf("uploading object %q: %w", up.Name, err)
+	}
+	return hashes, nil
+}
+
+// ArtifactUpload describes a file artifact to upload.
+type ArtifactUpload struct {
+	// StorageType is StorageS3 or StorageObject.
+	StorageType string
+	// ContentType is the artifact's MIME type.
+	ContentType string
+	// ContentEncoding (e.g. "gzip") is sent on s3 uploads only; the Object
+	// service's putUrl headers are sent verbatim instead.
+	ContentEncoding string
+	// ContentLength is the exact size in bytes (0 is fine).
+	ContentLength int64
+	// Expires is the artifact's expiry (not after the task's).
+	Expires time.Time
+	// Open opens the content from the start (called per attempt).
+	Open Opener
+}
+
+// UploadArtifact creates a file artifact and uploads its content:
+//   - s3: createArtifact, then PUT to the putUrl;
+//   - object: createArtifact, then the Object service flow (Object.Upload)
+//     with the artifact's own upload credentials, then finishArtifact.
+//
+// Calls are signed with the client's current credentials at each attempt,
+// so a reclaim may swap the task credentials during the upload.
+func (q *Queue) UploadArtifact(ctx context.Context, taskID string, runID int, name string, a *ArtifactUpload) error {
+	var req *PostArtifactRequest
+	switch a.StorageType {
+	case StorageS3:
+		req = S3Artifact(a.ContentType, a.ContentLength, a.Expires)
+	case StorageObject:
+		req = ObjectArtifact(a.ContentType, a.ContentLength, a.Expires)
+	default:
+		return fmt.Errorf("uploading artifact %q: storage type %q is not s3 or object", name, a.StorageType)
+	}
+	resp, err := q.CreateArtifact(ctx, taskID, runID, name, req)
+	if err != nil {
+		return fmt.Errorf("uploading artifact %q: %w", name, err)
+	}
+	switch a.StorageType {
+	case StorageS3:
+		if resp.PutURL == "" {
+			return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q without putUrl", name, resp.StorageType)
+		}
+		err := q.c.Put(ctx, resp.PutURL, a.Open, PutOptions{
+			ContentLength:   a.ContentLength,
+			ContentType:     a.ContentType,
+			ContentEncoding: a.ContentEncoding,
+		})
+		if err != nil {
+			return fmt.Errorf("uploading artifact %q: %w", name, err)
+		}
+		return nil
+	default:
+		if resp.Name == "" || resp.UploadID == "" {
+			return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q without an object name and uploadId", name, resp.StorageType)
+		}
+		oc := *q.c
+		oc.Credentials = StaticCredentials(resp.Credentials)
+		oc.AuthorizedScopes = nil
+		expires := resp.Expires
+		if expires.IsZero() {
+			expires = a.Expires
+		}
+		_, err := oc.Object().Upload(ctx, &ObjectUpload{
+			Name:          resp.Name,
+			ProjectID:     resp.ProjectID,
+			UploadID:      resp.UploadID,
+			Expires:       expires,
+			ContentType:   a.ContentType,
+			ContentLength: a.ContentLength,
+			Open:          a.Open,
+		})
+		if err != nil {
+			return fmt.Errorf("uploading artifact %q: %w", name, err)
+		}
+		if err := q.FinishArtifact(ctx, taskID, runID, name, resp.UploadID); err != nil {
+			return fmt.Errorf("uploading artifact %q: %w", name, err)
+		}
+		return nil
+	}
+}
