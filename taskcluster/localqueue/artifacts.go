@@ -172,32 +172,40 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 		a.Present, a.Reason, a.Message = true, *req.Reason, *req.Message
 	}
 	key := artifactKey(taskID, runID, name)
+	var objects []*objectRecord
 	if old := s.artifacts[key]; old != nil {
-		// Idempotence: the same artifact again (expiry may only grow) is
-		// fine; reference artifacts may change their url.
-		if old.StorageType != a.StorageType || old.ContentType != a.ContentType || old.Expires.After(a.Expires) {
-			return createArtifactResult{}, errConflict("artifact %q already exists, with different type or later expiration (storageType %s, contentType %s, expires %s)",
-				name, old.StorageType, old.ContentType, fmtTime(old.Expires))
-		}
-		if a.StorageType != "reference" && (old.Link != a.Link || old.Reason != a.Reason || old.Message != a.Message) {
-			return createArtifactResult{}, errConflict("artifact %q already exists, with different details", name)
+		if err := compatibleArtifacts(old, a); err != nil {
+			return createArtifactResult{}, err
 		}
 		n := *old
-		n.Expires, n.URL = a.Expires, a.URL
+		n.StorageType, n.Expires, n.URL, n.Link = a.StorageType, a.Expires, a.URL, a.Link
+		if a.StorageType == "link" {
+			n.URL = ""
+		}
 		if a.ContentLength != nil {
 			n.ContentLength = a.ContentLength
 		}
 		a = &n
-		if a.StorageType == "object" && a.Present {
-			return createArtifactResult{}, errConflict("object artifact %q is already finished", name)
+	} else {
+		switch a.StorageType {
+		case "s3":
+			a.Blob = newBlobKey()
+		case "object":
+			// Lock in the object-service upload (projectId, uploadId,
+			// expires) as the Queue does with an empty createUpload.
+			if o := s.objects[a.ObjectName]; o != nil {
+				return createArtifactResult{}, errConflict("object %q already exists", a.ObjectName)
+			}
+			objects = append(objects, &objectRecord{Name: a.ObjectName, ProjectID: a.ProjectID, UploadID: a.UploadID, Expires: a.Expires, Blob: newBlobKey()})
 		}
-	} else if a.StorageType == "s3" {
-		a.Blob = newBlobKey()
 	}
-	if err := s.st.commit(write{artifacts: []*artifactRecord{a}}); err != nil {
+	if err := s.st.commit(write{artifacts: []*artifactRecord{a}, objects: objects}); err != nil {
 		return createArtifactResult{}, err
 	}
 	s.artifacts[key] = a
+	for _, o := range objects {
+		s.objects[o.Name] = o
+	}
 	res := createArtifactResult{StorageType: a.StorageType}
 	switch a.StorageType {
 	case "s3":
@@ -209,7 +217,8 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 		if a.Expires.Before(credExpiry) {
 			credExpiry = a.Expires
 		}
-		c, err := s.issuer.CreateTemporaryCredentials("", []string{"object:upload:" + a.ProjectID + ":" + a.ObjectName}, now, credExpiry)
+		c, err := s.issuer.CreateTemporaryCredentials("artifact-upload/"+taskID+"/"+itoa(runID)+"/on/"+r.WorkerGroup+"/"+r.WorkerID,
+			[]string{"object:upload:" + a.ProjectID + ":" + a.ObjectName}, now, credExpiry)
 		if err != nil {
 			return createArtifactResult{}, fmt.Errorf("issuing object credentials: %w", err)
 		}
@@ -218,6 +227,39 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 		res.Credentials = &Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
 	}
 	return res, nil
+}
+
+// compatibleArtifacts applies the Queue's rules for a createArtifact call
+// repeating an existing artifact: the content type stays (links have
+// none), the expiry may grow but not shrink, the details stay except a
+// reference's url, and the only storage-type change allowed is reference
+// to link (a live log becoming a link to its backing log). Unlike the
+// Queue, repeating an unfinished object artifact returns the same upload
+// rather than a conflict.
+func compatibleArtifacts(old, a *artifactRecord) error {
+	conflict := func(why string) error {
+		return errConflict("artifact %q already exists with different properties (%s): storageType %s, contentType %s, expires %s",
+			a.Name, why, old.StorageType, old.ContentType, fmtTime(old.Expires))
+	}
+	if a.StorageType != "link" && old.ContentType != a.ContentType {
+		return conflict("contentType")
+	}
+	if old.Expires.After(a.Expires) {
+		return conflict("earlier expires")
+	}
+	switch {
+	case old.StorageType == a.StorageType:
+		if a.StorageType != "reference" && (old.Link != a.Link || old.Reason != a.Reason || old.Message != a.Message) {
+			return conflict("details")
+		}
+		if a.StorageType == "object" && old.Present {
+			return conflict("object already finished")
+		}
+	case old.StorageType == "reference" && a.StorageType == "link":
+	default:
+		return conflict("storageType")
+	}
+	return nil
 }
 
 // finishArtifact marks an object artifact present once its object upload
@@ -234,17 +276,17 @@ func (s *Server) finishArtifact(taskID string, runID int, name, uploadID string)
 		return errNotFound("artifact %q not found on run %d of task `%s`", name, runID, taskID)
 	}
 	if a.StorageType != "object" {
-		return errInput("artifact %q has storageType %s; only object artifacts are finished", name, a.StorageType)
-	}
-	if a.UploadID != uploadID {
-		return errInput("uploadId does not match that of artifact %q", name)
+		return errInput("only object artifacts can be finished; %q has storageType %s", name, a.StorageType)
 	}
 	if a.Present {
 		return nil
 	}
+	if a.UploadID != uploadID {
+		return errInput("given uploadId does not match that for artifact %q", name)
+	}
 	o := s.objects[a.ObjectName]
 	if o == nil || !o.Finished || o.UploadID != uploadID {
-		return errConflict("object upload for artifact %q is not finished", name)
+		return errInput("object storing the data of artifact %q does not exist (upload not finished)", name)
 	}
 	n := *a
 	n.Present = true

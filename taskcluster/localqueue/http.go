@@ -464,7 +464,8 @@ func handleFinishArtifact(c *call) error {
 	if err := c.s.finishArtifact(c.param("taskId"), runID, c.param("name"), req.UploadID); err != nil {
 		return err
 	}
-	return c.reply(map[string]any{})
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func handleGetArtifact(latest bool) func(c *call) error {
