@@ -9,9 +9,12 @@
 //     task.PurgeCachesKey in the run's task.Context for the plugins that
 //     manage caches.
 //
-// Both apply only when the task's command ended with a non-zero exit code on
-// its own; a task the worker killed (maxRunTime, shutdown) is never retried or
-// purged by this plugin. When a code is listed in both, both apply.
+// Both apply only when the task's command ended with an exit code of its own;
+// a task the worker killed (maxRunTime, shutdown) or that a signal ended is
+// never retried or purged by this plugin. When a code is listed in both, both
+// apply. As in generic-worker (TaskMount.shouldPurgeCaches), exit code 0 in
+// purgeCaches (the schema's minimum is 0) purges the caches of a successful
+// task; retry codes start at 1, so success is never retried.
 package exitstatus
 
 import (
@@ -84,7 +87,7 @@ type taskPlugin struct {
 // Stopped applies purgeCaches and retry for the task's exit code.
 func (p *taskPlugin) Stopped(_ context.Context, r engines.ResultSet) (bool, error) {
 	code := r.ExitCode()
-	if r.Killed() || code == 0 || code == -1 {
+	if r.Killed() || code < 0 {
 		return true, nil
 	}
 	if slices.Contains(p.on.PurgeCaches, int64(code)) {

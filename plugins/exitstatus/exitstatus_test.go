@@ -64,12 +64,17 @@ func TestUnlistedCodeFails(t *testing.T) {
 	assert.Nil(t, res.Context.Value(task.PurgeCachesKey{}))
 }
 
-func TestZeroExitNeitherRetriesNorPurges(t *testing.T) {
-	p := payload(0, nil)
-	p["onExitStatus"] = map[string]any{"purgeCaches": []int{0}}
-	res := run(t, p)
+func TestZeroExit(t *testing.T) {
+	res := run(t, payload(0, nil))
 	assert.Equal(t, task.Completed, res.Resolution.State)
 	assert.Nil(t, res.Context.Value(task.PurgeCachesKey{}))
+
+	// Upstream allows 0 in purgeCaches and purges after a successful task.
+	p := payload(0, nil)
+	p["onExitStatus"] = map[string]any{"purgeCaches": []int{0}}
+	res = run(t, p)
+	assert.Equal(t, task.Completed, res.Resolution.State)
+	assert.Equal(t, true, res.Context.Value(task.PurgeCachesKey{}))
 }
 
 func TestKilledTaskIsNotRetried(t *testing.T) {
