@@ -1,0 +1,207 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/task"
+)
+
+// Labels put on every container and volume the engine creates.
+const (
+	LabelManaged      = "org.workergen.managed" // always "true"
+	LabelWorkerPoolID = "org.workergen.worker-pool-id"
+	LabelWorkerGroup  = "org.workergen.worker-group"
+	LabelWorkerID     = "org.workergen.worker-id"
+	LabelTaskID       = "org.workergen.task-id" // containers: the run's task; caches: the task that created it
+	LabelRunID        = "org.workergen.run-id"
+	LabelCache        = "org.workergen.cache" // cache volumes: the payload's cache name
+)
+
+// Engine runs tasks in containers through the Docker Engine API. It is safe
+// for concurrent use.
+type Engine struct {
+	cfg    Config
+	cli    *client.Client
+	log    *slog.Logger
+	worker task.WorkerInfo
+	images *images
+	caches *caches
+}
+
+var (
+	_ engines.Engine         = (*Engine)(nil)
+	_ engines.SandboxBuilder = (*builder)(nil)
+	_ VolumeBuilder          = (*builder)(nil)
+	_ engines.Sandbox        = (*sandbox)(nil)
+	_ engines.ResultSet      = (*result)(nil)
+)
+
+// Option changes how NewEngine builds the engine.
+type Option func(*Engine)
+
+// WithImageFetcher sets how indexed-image and task-image payloads are
+// downloaded. Without one they end in resource-unavailable.
+func WithImageFetcher(f ImageFetcher) Option {
+	return func(e *Engine) { e.images.fetcher = f }
+}
+
+// New is the engines.Constructor of the container engine. See NewEngine.
+func New(opts engines.Options) (engines.Engine, error) {
+	e, err := NewEngine(opts)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// connectTimeout bounds the first contact with the daemon in NewEngine.
+const connectTimeout = 30 * time.Second
+
+// NewEngine parses opts.Config (see Config), connects to the daemon (API
+// version negotiated; an unreachable daemon is an error naming the socket),
+// and removes what a previous process of the same worker left behind:
+// its containers, and the caches they had mounted (a task the worker did not
+// finish may have left them half-written).
+func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
+	cfg, err := ParseConfig(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := client.New(client.WithHost(cfg.Socket), client.WithAPIVersionNegotiation(), client.WithUserAgent("workergen/"+opts.Worker.Version))
+	if err != nil {
+		return nil, fmt.Errorf("engine config: socket %q: %w", cfg.Socket, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cfg: cfg, cli: cli, log: log.With("engine", "container"), worker: opts.Worker}
+	e.images = newImages(cli, cfg, nil)
+	e.caches = newCaches(cli, e.baseLabels())
+	for _, o := range options {
+		o(e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("engine config: socket %q: daemon not reachable: %w", cfg.Socket, err)
+	}
+	e.log.Info("connected to container daemon", "socket", cfg.Socket, "daemon", v.Version, "api", cli.ClientVersion())
+	if err := e.removeLeftovers(ctx); err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Client returns the engine's Docker Engine API client (for tests and
+// tools).
+func (e *Engine) Client() *client.Client { return e.cli }
+
+// Close releases the daemon connection.
+func (e *Engine) Close() error { return e.cli.Close() }
+
+// baseLabels identify the worker.
+func (e *Engine) baseLabels() map[string]string {
+	return map[string]string{
+		LabelManaged:      "true",
+		LabelWorkerPoolID: e.worker.WorkerPoolID,
+		LabelWorkerGroup:  e.worker.WorkerGroup,
+		LabelWorkerID:     e.worker.WorkerID,
+	}
+}
+
+func (e *Engine) runLabels(tc *task.Context) map[string]string {
+	l := e.baseLabels()
+	l[LabelTaskID] = tc.TaskID
+	l[LabelRunID] = strconv.Itoa(tc.RunID)
+	return l
+}
+
+// workerFilter selects the objects of this worker.
+func (e *Engine) workerFilter() client.Filters {
+	f := client.Filters{}
+	for k, v := range e.baseLabels() {
+		f.Add("label", k+"="+v)
+	}
+	return f
+}
+
+// removeLeftovers removes the containers of this worker (same pool, group
+// and id) that a previous process left, and purges the caches they mounted.
+func (e *Engine) removeLeftovers(ctx context.Context) error {
+	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: e.workerFilter()})
+	if err != nil {
+		return fmt.Errorf("listing leftover containers: %w", err)
+	}
+	var errs []error
+	for _, c := range list.Items {
+		in, err := e.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("inspecting leftover container %s: %w", shortID(c.ID), err))
+			continue
+		}
+		if _, err := e.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing leftover container %s: %w", shortID(c.ID), err))
+			continue
+		}
+		e.log.Warn("removed leftover container", "container", shortID(c.ID), "taskId", c.Labels[LabelTaskID], "runId", c.Labels[LabelRunID])
+		for _, m := range in.Container.Mounts {
+			if m.Type != "volume" || m.Name == "" {
+				continue
+			}
+			v, err := e.cli.VolumeInspect(ctx, m.Name, client.VolumeInspectOptions{})
+			if err != nil || v.Volume.Labels[LabelCache] == "" || v.Volume.Labels[LabelManaged] != "true" {
+				continue
+			}
+			if _, err := e.cli.VolumeRemove(ctx, m.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("purging cache volume %s of leftover container: %w", m.Name, err))
+				continue
+			}
+			e.log.Warn("purged cache used by leftover container", "cache", v.Volume.Labels[LabelCache], "volume", m.Name)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("removing leftovers of a previous run: %w", err)
+	}
+	return nil
+}
+
+// NewSandboxBuilder decodes the engine's payload fields (see Payload),
+// checks them against the config and the task's scopes, and makes the image
+// present (pulling or loading it). Errors are *task.ExceptionError for
+// payload and transient problems.
+func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engines.SandboxBuilder, error) {
+	p, err := decodePayload(tc.Definition.Payload, e.cfg, tc)
+	if err != nil {
+		return nil, err
+	}
+	id, err := e.images.resolve(ctx, tc, p.Image)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{e: e, tc: tc, payload: p, imageID: id, env: map[string]string{}}
+	b.releaseImage = e.images.acquire(id)
+	for _, name := range sortedKeys(p.Cache) {
+		if err := b.AttachCache(name, p.Cache[name]); err != nil {
+			b.releaseImage()
+			return nil, task.MalformedPayloadf("payload.cache[%q]: %v", name, err)
+		}
+	}
+	return b, nil
+}
+
+// discardOutput is where output goes for a run without a task log.
+var discardOutput io.Writer = io.Discard

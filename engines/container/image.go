@@ -1,0 +1,419 @@
+package container
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/klauspost/compress/zstd"
+	"github.com/moby/moby/client"
+	"github.com/pierrec/lz4/v4"
+
+	"github.com/workergen/workergen/task"
+)
+
+// ImageFetcher downloads the image artifacts of indexed-image and task-image
+// payloads. The engine calls it with the run's task.Context, whose
+// Credentials and Worker.RootURL it uses.
+type ImageFetcher interface {
+	// FindTask returns the taskId the Index namespace points at (Index
+	// findTask). It returns an error wrapping ErrImageNotFound when the
+	// namespace holds no task; other errors are treated as transient.
+	FindTask(ctx context.Context, tc *task.Context, namespace string) (taskID string, err error)
+	// OpenArtifact streams artifact name of the latest run of taskID
+	// (Queue latestArtifact, following redirects). It returns an error
+	// wrapping ErrImageNotFound when the task or artifact does not exist or
+	// is an error artifact; other errors are treated as transient.
+	OpenArtifact(ctx context.Context, tc *task.Context, taskID, name string) (io.ReadCloser, error)
+}
+
+// ErrImageNotFound is returned (wrapped) by an ImageFetcher for an image
+// that does not exist; the engine resolves the run as malformed-payload.
+var ErrImageNotFound = errors.New("image not found")
+
+// errNoFetcher is what indexed-image and task-image payloads meet on an
+// engine built without an ImageFetcher.
+var errNoFetcher = errors.New("this worker has no Queue access to download task images (no ImageFetcher)")
+
+// taskImageRepo is the local repository task images are tagged into, so a
+// later run finds them without downloading again.
+const taskImageRepo = "workergen-task-image"
+
+// images resolves payload images to local image IDs and garbage-collects
+// the images it used when disk space runs low.
+type images struct {
+	cli     *client.Client
+	cfg     Config
+	fetcher ImageFetcher
+
+	mu       sync.Mutex
+	keyLocks map[string]*sync.Mutex // one resolution at a time per image key
+	lastUsed map[string]time.Time   // image ID -> last use
+	inUse    map[string]int         // image ID -> running sandboxes
+}
+
+func newImages(cli *client.Client, cfg Config, f ImageFetcher) *images {
+	return &images{cli: cli, cfg: cfg, fetcher: f, keyLocks: map[string]*sync.Mutex{}, lastUsed: map[string]time.Time{}, inUse: map[string]int{}}
+}
+
+func (s *images) lock(key string) func() {
+	s.mu.Lock()
+	m := s.keyLocks[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.keyLocks[key] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// acquire marks id as used by a sandbox until release is called.
+func (s *images) acquire(id string) (release func()) {
+	s.mu.Lock()
+	s.inUse[id]++
+	s.lastUsed[id] = time.Now()
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.inUse[id]--; s.inUse[id] <= 0 {
+				delete(s.inUse, id)
+			}
+			s.lastUsed[id] = time.Now()
+		})
+	}
+}
+
+// resolve makes img present locally and returns its image ID. Errors are
+// *task.ExceptionError: malformed-payload for images that do not exist or
+// cannot be loaded, resource-unavailable for transient trouble.
+func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (string, error) {
+	switch img.Type {
+	case ImageRegistry:
+		return s.resolveRef(ctx, tc, img.Name)
+	case ImageTask:
+		return s.resolveArtifact(ctx, tc, img, img.TaskID)
+	case ImageIndexed:
+		if s.fetcher == nil {
+			return "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoFetcher))
+		}
+		fctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
+		taskID, err := s.fetcher.FindTask(fctx, tc, img.Namespace)
+		cancel()
+		if err != nil {
+			if errors.Is(err, ErrImageNotFound) {
+				return "", task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
+			}
+			return "", task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
+		}
+		tc.Logf("image: index namespace %s points at task %s", img.Namespace, taskID)
+		return s.resolveArtifact(ctx, tc, img, taskID)
+	}
+	return "", task.MalformedPayloadf("payload.image.type: unknown image type %q", img.Type)
+}
+
+func (s *images) resolveRef(ctx context.Context, tc *task.Context, ref string) (string, error) {
+	defer s.lock("ref:" + ref)()
+	if s.cfg.PullPolicy != "always" {
+		if id, err := s.inspect(ctx, ref); err == nil {
+			tc.Logf("image %s: present (%s)", ref, shortID(id))
+			return id, nil
+		} else if !cerrdefs.IsNotFound(err) {
+			return "", task.ResourceUnavailable(fmt.Errorf("inspecting image %s: %w", ref, err))
+		}
+	}
+	s.collectGarbage(ctx, tc)
+	tc.Logf("image %s: pulling (time limit %s)", ref, s.cfg.pullTimeout())
+	start := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
+	defer cancel()
+	err := s.pull(pctx, ref)
+	if err != nil {
+		if pctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("pull did not finish within %s: %w", s.cfg.pullTimeout(), err)
+		}
+		tc.Logf("image %s: pull failed: %v", ref, err)
+		if isImageMissing(err) {
+			return "", task.MalformedPayloadf("payload.image: %q cannot be pulled (not found or access denied): %v", ref, err)
+		}
+		return "", task.ResourceUnavailable(fmt.Errorf("pulling image %s: %w", ref, err))
+	}
+	id, err := s.inspect(ctx, ref)
+	if err != nil {
+		return "", task.ResourceUnavailable(fmt.Errorf("inspecting pulled image %s: %w", ref, err))
+	}
+	tc.Logf("image %s: pulled in %s (%s)", ref, time.Since(start).Round(time.Millisecond), shortID(id))
+	return id, nil
+}
+
+// pull pulls ref, returning the first error of the progress stream.
+func (s *images) pull(ctx context.Context, ref string) error {
+	resp, err := s.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	for msg, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return err
+		}
+		if msg.Error != nil {
+			return errors.New(msg.Error.Message)
+		}
+	}
+	return ctx.Err()
+}
+
+// isImageMissing tells a pull error the task is at fault for (the image
+// does not exist or the registry refuses it) from transient trouble.
+func isImageMissing(err error) bool {
+	if cerrdefs.IsNotFound(err) || cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) || cerrdefs.IsInvalidArgument(err) {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"manifest unknown", "name unknown", "not found", "unauthorized", "denied", "authentication required", "invalid reference", "repository does not exist", "no such image"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *images) inspect(ctx context.Context, ref string) (string, error) {
+	res, err := s.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return res.ID, nil
+}
+
+// taskImageTag is the local tag of a task image: the same artifact of the
+// same task is always the same image (artifacts are immutable).
+func taskImageTag(taskID, path string) string {
+	h := sha256.Sum256([]byte(taskID + "\x00" + path))
+	return taskImageRepo + ":" + hex.EncodeToString(h[:16])
+}
+
+func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Image, taskID string) (string, error) {
+	if s.fetcher == nil {
+		return "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoFetcher))
+	}
+	tag := taskImageTag(taskID, img.Path)
+	defer s.lock("tag:" + tag)()
+	if id, err := s.inspect(ctx, tag); err == nil {
+		tc.Logf("image: artifact %s of task %s already loaded (%s)", img.Path, taskID, shortID(id))
+		return id, nil
+	}
+	s.collectGarbage(ctx, tc)
+	tc.Logf("image: downloading artifact %s of task %s (time limit %s)", img.Path, taskID, s.cfg.pullTimeout())
+	start := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
+	defer cancel()
+	body, err := s.fetcher.OpenArtifact(lctx, tc, taskID, img.Path)
+	if err != nil {
+		if errors.Is(err, ErrImageNotFound) {
+			return "", task.MalformedPayloadf("payload.image: artifact %q of task %s: %v", img.Path, taskID, err)
+		}
+		return "", task.ResourceUnavailable(fmt.Errorf("downloading image artifact %s of task %s: %w", img.Path, taskID, err))
+	}
+	defer body.Close()
+	counted := &countingReader{r: body}
+	tarball, err := decompress(counted)
+	if err != nil {
+		return "", task.MalformedPayloadf("payload.image: artifact %q of task %s: %v", img.Path, taskID, err)
+	}
+	loaded, err := s.load(lctx, tarball)
+	if err != nil {
+		if counted.err != nil || lctx.Err() != nil {
+			return "", task.ResourceUnavailable(fmt.Errorf("downloading image artifact %s of task %s: %w", img.Path, taskID, errors.Join(counted.err, err)))
+		}
+		return "", task.MalformedPayloadf("payload.image: artifact %q of task %s is not a loadable image: %v", img.Path, taskID, err)
+	}
+	if _, err := s.cli.ImageTag(ctx, client.ImageTagOptions{Source: loaded, Target: tag}); err != nil {
+		return "", task.InternalError(fmt.Errorf("tagging loaded image %s as %s: %w", loaded, tag, err))
+	}
+	id, err := s.inspect(ctx, tag)
+	if err != nil {
+		return "", task.InternalError(fmt.Errorf("inspecting loaded image %s: %w", tag, err))
+	}
+	tc.Logf("image: loaded %d bytes in %s as %s (%s)", counted.n, time.Since(start).Round(time.Millisecond), tag, shortID(id))
+	return id, nil
+}
+
+// load sends a docker-save/OCI archive to the image-load API and returns a
+// reference to the loaded image (its name, or its ID when untagged).
+func (s *images) load(ctx context.Context, tarball io.Reader) (string, error) {
+	res, err := s.cli.ImageLoad(ctx, tarball, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return "", err
+	}
+	defer res.Close()
+	var loaded []string
+	dec := json.NewDecoder(res)
+	for {
+		var m struct {
+			Stream string `json:"stream"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("reading image-load response: %w", err)
+		}
+		if m.Error != "" {
+			return "", errors.New(m.Error)
+		}
+		loaded = append(loaded, parseLoaded(m.Stream)...)
+	}
+	if len(loaded) == 0 {
+		return "", errors.New("the daemon loaded no image")
+	}
+	return loaded[0], nil
+}
+
+// parseLoaded extracts image references from an image-load stream line:
+// Docker says "Loaded image: name:tag" or "Loaded image ID: sha256:...",
+// Podman "Loaded image: name" or "Loaded image(s): a,b".
+func parseLoaded(line string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(line))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		_, rest, ok := strings.Cut(l, ":")
+		if !ok || !strings.HasPrefix(strings.ToLower(l), "loaded image") {
+			continue
+		}
+		for _, r := range strings.Split(rest, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// decompress returns r decompressed according to its first bytes: gzip,
+// zstd or lz4 (frame format), else r unchanged (a plain tar).
+func decompress(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(4)
+	if err != nil && len(magic) == 0 {
+		return nil, fmt.Errorf("empty image archive: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	case bytes.HasPrefix(magic, []byte{0x04, 0x22, 0x4d, 0x18}):
+		return lz4.NewReader(br), nil
+	}
+	return br, nil
+}
+
+// collectGarbage removes images this engine used, least recently used
+// first, while the daemon's storage has less free space than configured.
+// Images in use by a sandbox and images the daemon refuses to remove (used
+// by other containers) are kept. Failures are logged, never fatal.
+func (s *images) collectGarbage(ctx context.Context, tc *task.Context) {
+	if s.cfg.ImageGC.Disabled {
+		return
+	}
+	dir := s.cfg.ImageGC.StorageDir
+	if dir == "" {
+		info, err := s.cli.Info(ctx, client.InfoOptions{})
+		if err != nil {
+			return
+		}
+		dir = info.Info.DockerRootDir
+	}
+	free := func() (int64, bool) {
+		var st syscall.Statfs_t
+		if dir == "" || syscall.Statfs(dir, &st) != nil {
+			return 0, false
+		}
+		return int64(st.Bavail) * int64(st.Bsize), true
+	}
+	avail, ok := free()
+	if !ok || avail >= s.cfg.ImageGC.MinFreeBytes {
+		return
+	}
+	s.mu.Lock()
+	type cand struct {
+		id   string
+		used time.Time
+	}
+	var cands []cand
+	for id, t := range s.lastUsed {
+		if s.inUse[id] == 0 {
+			cands = append(cands, cand{id, t})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(cands, func(i, j int) bool { return cands[i].used.Before(cands[j].used) })
+	for _, c := range cands {
+		if avail >= s.cfg.ImageGC.MinFreeBytes {
+			return
+		}
+		_, err := s.cli.ImageRemove(ctx, c.id, client.ImageRemoveOptions{PruneChildren: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			tc.Logger.Info("image gc: keeping image", "image", shortID(c.id), "err", err)
+			continue
+		}
+		s.mu.Lock()
+		delete(s.lastUsed, c.id)
+		s.mu.Unlock()
+		tc.Logf("image gc: removed image %s (free space %d bytes, want %d)", shortID(c.id), avail, s.cfg.ImageGC.MinFreeBytes)
+		avail, _ = free()
+	}
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
