@@ -1,0 +1,548 @@
+// Package native is the native engine: generic-worker's "insecure" engine
+// semantics, where a task's commands run directly on the host as the
+// worker's own user, in the run's task directory.
+//
+// # Payload
+//
+// The engine owns the payload's `command` field (generic-worker schemas
+// insecure_posix / multiuser_posix and multiuser_windows):
+//
+//   - Linux, macOS: `[][]string`, one argv per command, run in order; the
+//     first command exiting non-zero ends the task with that exit code. The
+//     program is looked up in the task's PATH (not the worker's); a program
+//     that is missing or not executable fails the task with exit code 127 or
+//     126, as a shell would.
+//   - Windows: `[]string`, one cmd.exe command line per command, each run as
+//     a .bat file through a generated wrapper that carries the environment
+//     and working directory from one command to the next, as generic-worker
+//     does (see batWrapper).
+//
+// The working directory of the first command is the task directory.
+//
+// # Environment
+//
+// The task starts from the worker's own environment filtered by the config's
+// `inheritEnv` list (never the worker's TASKCLUSTER_* variables), then every
+// SetEnv, which overrides inherited variables of the same name. Names are
+// any non-empty string without '=' or NUL (generic-worker accepts any
+// payload `env` key); values pass unchanged, up to what the OS can hand to a
+// new process (Linux: 32 pages, 128 KiB, per "NAME=value" entry; Windows:
+// 32767 UTF-16 units per variable), beyond which SetEnv returns
+// ErrInvalidEnvValue saying so.
+//
+// # Process tree
+//
+// POSIX: each command runs in its own process group. Background processes
+// a command leaves may serve later commands (for example a display server),
+// so they live until the task ends; then, and on Kill, Abort and Dispose,
+// every group of the task receives SIGKILL. On Linux the group leader is not
+// reaped until then (waitid WNOWAIT), so its process group ID cannot be
+// reused by an unrelated process in the meantime. Windows: each command runs
+// in a job object created with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE (the
+// process is created suspended and only resumed once it is in the job).
+//
+// # Output
+//
+// stdout and stderr of every command share one pipe, so their order is kept,
+// and go to the task log as raw bytes (no line splitting, no size limit,
+// invalid UTF-8 and a last line without newline kept). A background process
+// that keeps the pipe open cannot hang the task: when the last command ends
+// the task's processes are killed and the pipe is drained; a process that
+// escaped the process group (setsid) and still holds it is cut off after
+// drainTimeout.
+//
+// # Config
+//
+//	{"inheritEnv": ["PATH", "HOME", "LC_*"]}
+//
+// `inheritEnv` entries are names or a prefix ending in '*'; the default is
+// DefaultInheritEnvPOSIX or DefaultInheritEnvWindows.
+package native
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/native/hostdir"
+	"github.com/workergen/workergen/task"
+)
+
+// drainTimeout bounds how long the engine keeps reading output after every
+// process of the task's process groups was killed, for processes that left
+// the group and still hold the output pipe.
+const drainTimeout = 5 * time.Second
+
+// Config is the engine's section of the worker config.
+type Config struct {
+	// InheritEnv lists the worker environment variables passed to tasks:
+	// names, or prefixes ending in '*'. TASKCLUSTER_* names are refused.
+	InheritEnv []string `json:"inheritEnv"`
+}
+
+// Engine is the native engine.
+type Engine struct {
+	logger  *slog.Logger
+	inherit inheritMatcher
+	rules   envRules
+	goos    string
+	environ func() []string
+}
+
+var _ engines.Engine = (*Engine)(nil)
+
+// New returns a native engine for this OS. opts.Config is the engine's
+// config section ({"inheritEnv": [...]}, may be empty); errors name the
+// offending field.
+func New(opts engines.Options) (engines.Engine, error) {
+	cfg := Config{InheritEnv: DefaultInheritEnvPOSIX}
+	if runtime.GOOS == "windows" {
+		cfg.InheritEnv = DefaultInheritEnvWindows
+	}
+	if len(bytes.TrimSpace(opts.Config)) > 0 && string(bytes.TrimSpace(opts.Config)) != "null" {
+		dec := json.NewDecoder(bytes.NewReader(opts.Config))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return nil, fmt.Errorf("decoding engine config: %w", err)
+		}
+	}
+	rules := platformEnvRules()
+	m, err := newInheritMatcher(cfg.InheritEnv, rules.foldCase)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{logger: logger, inherit: m, rules: rules, goos: runtime.GOOS, environ: os.Environ}, nil
+}
+
+// Close does nothing: the engine holds no worker-wide resources.
+func (e *Engine) Close() error { return nil }
+
+// NewSandboxBuilder decodes the payload's `command`.
+func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engines.SandboxBuilder, error) {
+	cmds, err := parseCommands(e.goos, tc.Definition.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if tc.TaskDir == "" {
+		return nil, errors.New("native engine: task directory not set")
+	}
+	return &builder{e: e, tc: tc, cmds: cmds, names: map[string]bool{}}, nil
+}
+
+// builder collects env vars.
+type builder struct {
+	e    *Engine
+	tc   *task.Context
+	cmds commands
+
+	mu      sync.Mutex
+	set     [][2]string
+	names   map[string]bool
+	started bool
+}
+
+var _ engines.SandboxBuilder = (*builder)(nil)
+
+// SetEnv sets a variable for every command of the task; see the package
+// documentation for the name and value rules.
+func (b *builder) SetEnv(name, value string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if err := b.e.rules.validValue(name, value); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started {
+		return fmt.Errorf("setting %s: sandbox already started", name)
+	}
+	k := b.e.rules.key(name)
+	if b.names[k] {
+		return fmt.Errorf("%s: %w", name, engines.ErrEnvConflict)
+	}
+	b.names[k] = true
+	b.set = append(b.set, [2]string{name, value})
+	return nil
+}
+
+// Discard does nothing: nothing was started.
+func (b *builder) Discard() error { return nil }
+
+// Start starts the first command and returns the running sandbox.
+func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
+	b.mu.Lock()
+	if b.started {
+		b.mu.Unlock()
+		return nil, errors.New("native engine: sandbox already started")
+	}
+	b.started = true
+	env := mergeEnv(b.e.environ(), b.e.inherit, b.set, b.e.rules)
+	b.mu.Unlock()
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating output pipe: %w", err)
+	}
+	growPipe(w)
+	s := &sandbox{
+		e:       b.e,
+		tc:      b.tc,
+		cmds:    b.cmds,
+		env:     env,
+		r:       r,
+		w:       w,
+		done:    make(chan struct{}),
+		readEnd: make(chan struct{}),
+		start:   time.Now(),
+	}
+	if b.e.goos == "windows" {
+		dir, err := os.MkdirTemp("", "workergen-native-")
+		if err != nil {
+			_ = r.Close()
+			_ = w.Close()
+			return nil, fmt.Errorf("creating directory for command scripts: %w", err)
+		}
+		s.batDir = dir
+	}
+	go s.read()
+	go s.run()
+	return s, nil
+}
+
+// sandbox is a running task.
+type sandbox struct {
+	e      *Engine
+	tc     *task.Context
+	cmds   commands
+	env    []string
+	batDir string // Windows: generated .bat files and saved env/cwd
+	start  time.Time
+
+	r, w    *os.File      // output pipe
+	readEnd chan struct{} // closed when read returns
+	done    chan struct{} // closed when run has finished everything
+
+	mu      sync.Mutex
+	procs   []*proc
+	ended   bool // run stopped starting commands and killed the tree
+	killed  bool
+	aborted bool
+	result  *resultSet
+	err     error
+}
+
+var _ engines.Sandbox = (*sandbox)(nil)
+
+// read copies the output pipe to the task log until EOF or until the
+// deadline set by finish.
+func (s *sandbox) read() {
+	defer close(s.readEnd)
+	buf := make([]byte, 256<<10)
+	_, err := io.CopyBuffer(logWriter{s.tc.Log}, s.r, buf)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, os.ErrClosed) {
+		s.e.logger.Warn("reading task output", "taskId", s.tc.TaskID, "error", err)
+	}
+}
+
+// logWriter hides task.Log's other methods from io.CopyBuffer (no
+// ReaderFrom detour).
+type logWriter struct{ l *task.Log }
+
+func (w logWriter) Write(p []byte) (int, error) { return w.l.Write(p) }
+
+// run runs the commands in order and then finishes the run.
+func (s *sandbox) run() {
+	res := &resultSet{
+		s:   s,
+		dir: hostdir.Dir{Path: s.tc.TaskDir, Skipped: func(rel string, why error) { s.tc.Logf("skipping %s: %v", rel, why) }},
+	}
+	var runErr error
+	env, dir := s.env, s.tc.TaskDir
+	n := s.cmds.len()
+	for i := 0; i < n; i++ {
+		var (
+			c        *exec.Cmd
+			code     int
+			startErr error
+		)
+		if s.cmds.lines != nil {
+			c, startErr = s.windowsCommand(i, env, dir)
+		} else {
+			c, code, startErr = s.posixCommand(i, env)
+		}
+		if startErr != nil {
+			if code != 0 {
+				s.tc.Logf("command %d/%d: %v", i+1, n, startErr)
+				res.exitCode = code
+			} else {
+				runErr = startErr
+			}
+			break
+		}
+		if n > 1 {
+			s.tc.Logf("running command %d/%d: %s", i+1, n, s.cmds.describe(i))
+		}
+		s.mu.Lock()
+		if s.killed || s.aborted {
+			s.mu.Unlock()
+			break
+		}
+		p, err := startProc(c)
+		if err != nil {
+			s.mu.Unlock()
+			if errors.Is(err, syscall.E2BIG) {
+				runErr = task.MalformedPayloadf("payload.env, payload.command[%d]: the environment and arguments are too large for the operating system to start the command: %v", i, err)
+			} else if code, ok := startFailureCode(err); ok {
+				s.tc.Logf("command %d/%d: %v", i+1, n, err)
+				res.exitCode = code
+			} else {
+				runErr = fmt.Errorf("starting command %d: %w", i, err)
+			}
+			break
+		}
+		s.procs = append(s.procs, p)
+		s.mu.Unlock()
+
+		st := p.wait()
+		if st.err != nil {
+			runErr = fmt.Errorf("waiting for command %d: %w", i, st.err)
+			break
+		}
+		res.exitCode = st.code
+		if st.signal != "" {
+			res.exitCode = -1
+			s.mu.Lock()
+			byWorker := s.killed || s.aborted
+			s.mu.Unlock()
+			if !byWorker {
+				s.tc.Logf("command %d/%d was terminated by signal %s", i+1, n, st.signal)
+			}
+			break
+		}
+		if st.code != 0 {
+			if n > 1 {
+				s.tc.Logf("command %d/%d exited with code %d", i+1, n, st.code)
+			}
+			break
+		}
+		if s.cmds.lines != nil && i < n-1 {
+			env, dir = s.carryOver(i, env, dir)
+		}
+	}
+	end := time.Now()
+	s.finish()
+	res.duration = end.Sub(s.start)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.killed || s.aborted {
+		res.killed = s.killed
+		res.exitCode = -1
+	}
+	s.result, s.err = res, runErr
+	close(s.done)
+}
+
+// posixCommand builds command i for POSIX.
+func (s *sandbox) posixCommand(i int, env []string) (*exec.Cmd, int, error) {
+	argv := s.cmds.argv[i]
+	pathEnv, _ := lookupEnv(env, "PATH", s.e.rules)
+	path, code, err := lookPath(argv[0], pathEnv, s.tc.TaskDir)
+	if err != nil {
+		return nil, code, err
+	}
+	c := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: s.tc.TaskDir, Stdout: s.w, Stderr: s.w}
+	return c, 0, nil
+}
+
+// windowsCommand writes the .bat files of command i and builds the cmd.exe
+// process that runs them.
+func (s *sandbox) windowsCommand(i int, env []string, dir string) (*exec.Cmd, error) {
+	f := batPaths(s.batDir, i, s.cmds.len())
+	if err := os.WriteFile(f.Script, batScript(s.cmds.lines[i]), 0o644); err != nil {
+		return nil, fmt.Errorf("writing command script: %w", err)
+	}
+	if err := os.WriteFile(f.Wrapper, batWrapper(f, s.tc.TaskID, i), 0o644); err != nil {
+		return nil, fmt.Errorf("writing command wrapper: %w", err)
+	}
+	comspec, ok := lookupEnv(env, "ComSpec", s.e.rules)
+	if !ok || comspec == "" {
+		comspec = `C:\Windows\System32\cmd.exe`
+		if root, ok := lookupEnv(env, "SystemRoot", s.e.rules); ok && root != "" {
+			comspec = root + `\System32\cmd.exe`
+		}
+	}
+	c := &exec.Cmd{Path: comspec, Args: []string{comspec}, Env: env, Dir: dir, Stdout: s.w, Stderr: s.w}
+	setCmdLine(c, cmdLine(comspec, f.Wrapper))
+	return c, nil
+}
+
+// carryOver reads the environment and working directory command i saved.
+// On failure it logs and keeps the previous ones.
+func (s *sandbox) carryOver(i int, env []string, dir string) ([]string, string) {
+	f := batPaths(s.batDir, i, s.cmds.len())
+	if data, err := os.ReadFile(f.EnvOut); err != nil {
+		s.tc.Logf("command %d: could not read the environment it left, keeping the previous one: %v", i+1, err)
+	} else if saved, err := parseSavedEnv(data); err != nil {
+		s.tc.Logf("command %d: could not decode the environment it left, keeping the previous one: %v", i+1, err)
+	} else {
+		env = saved
+	}
+	if data, err := os.ReadFile(f.DirOut); err != nil {
+		s.tc.Logf("command %d: could not read the directory it left, keeping the previous one: %v", i+1, err)
+	} else if d, err := parseSavedDir(data); err != nil {
+		s.tc.Logf("command %d: could not decode the directory it left, keeping the previous one: %v", i+1, err)
+	} else {
+		dir = d
+	}
+	return env, dir
+}
+
+// finish kills what is left of the task, stops reading its output and
+// releases the processes. Called once, by run.
+func (s *sandbox) finish() {
+	s.mu.Lock()
+	s.ended = true
+	procs := s.procs
+	s.mu.Unlock()
+	for _, p := range procs {
+		if err := p.kill(); err != nil {
+			s.e.logger.Warn("killing task processes", "taskId", s.tc.TaskID, "error", err)
+		}
+	}
+	_ = s.w.Close()
+	t := time.NewTimer(drainTimeout)
+	select {
+	case <-s.readEnd:
+	case <-t.C:
+		s.tc.Logf("a process outside the task's process groups still holds the task's output open; no longer reading it")
+		if err := s.r.SetReadDeadline(time.Now()); err != nil {
+			_ = s.r.Close()
+		}
+		<-s.readEnd
+	}
+	t.Stop()
+	_ = s.r.Close()
+	for _, p := range procs {
+		p.release()
+	}
+	if s.batDir != "" {
+		if err := os.RemoveAll(s.batDir); err != nil {
+			s.e.logger.Warn("removing command scripts", "dir", s.batDir, "error", err)
+		}
+	}
+}
+
+// Wait waits for the task to end.
+func (s *sandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return nil, engines.ErrAborted
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.result, nil
+}
+
+// Kill kills every process of the task; Wait then reports Killed.
+func (s *sandbox) Kill() error { return s.stop(false) }
+
+// Abort kills every process of the task; Wait then returns ErrAborted.
+func (s *sandbox) Abort() error { return s.stop(true) }
+
+func (s *sandbox) stop(abort bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.killed || s.aborted {
+		return nil
+	}
+	if abort {
+		s.aborted = true
+	} else {
+		s.killed = true
+	}
+	var errs []error
+	for _, p := range s.procs {
+		if err := p.kill(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exitStatus is how a command's main process ended.
+type exitStatus struct {
+	code   int    // exit code, when it exited
+	signal string // signal name, when a signal ended it (POSIX)
+	err    error  // waiting failed
+}
+
+// resultSet is a finished task.
+type resultSet struct {
+	s        *sandbox
+	dir      hostdir.Dir
+	exitCode int
+	killed   bool
+	duration time.Duration
+}
+
+var _ engines.ResultSet = (*resultSet)(nil)
+
+func (r *resultSet) Success() bool           { return r.exitCode == 0 && !r.killed }
+func (r *resultSet) ExitCode() int           { return r.exitCode }
+func (r *resultSet) Killed() bool            { return r.killed }
+func (r *resultSet) OOM() bool               { return false }
+func (r *resultSet) Duration() time.Duration { return r.duration }
+
+// ExtractFile opens a file the task left; see engines/native/hostdir for
+// the path rules.
+func (r *resultSet) ExtractFile(ctx context.Context, path string) (engines.File, error) {
+	return r.dir.ExtractFile(ctx, path)
+}
+
+// ExtractFolder walks a folder the task left; see engines/native/hostdir.
+func (r *resultSet) ExtractFolder(ctx context.Context, path string, fn func(string, engines.File) error) error {
+	return r.dir.ExtractFolder(ctx, path, fn)
+}
+
+// Dispose leaves the task directory to the worker, which owns it. The
+// task's processes were already killed when it ended.
+func (r *resultSet) Dispose() error {
+	return nil
+}
+
+// startFailureCode maps an exec failure the task is at fault for to the
+// exit code a shell reports: 127 when the program (or its #! interpreter)
+// does not exist, 126 when it cannot be executed.
+func startFailureCode(err error) (int, bool) {
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return exitNotFound, true
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.ENOEXEC), errors.Is(err, syscall.EISDIR):
+		return exitNotExecutable, true
+	}
+	return 0, false
+}
