@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ const (
 // harness runs a Server with a fake clock behind a real HTTP server.
 type harness struct {
 	t       *testing.T
+	mu      sync.Mutex
 	dir     string
 	clock   *FakeClock
 	opts    Options
@@ -77,15 +79,36 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatalf("New: %v", err)
 	}
+	h.mu.Lock()
 	h.s = s
-	h.srv = httptest.NewServer(s.Handler())
+	h.mu.Unlock()
+	if h.srv == nil {
+		// One HTTP server for the harness's life, so URLs handed out stay
+		// valid across restarts; it serves whichever Server is current.
+		h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.mu.Lock()
+			cur := h.s
+			h.mu.Unlock()
+			if cur == nil {
+				http.Error(w, "restarting", http.StatusServiceUnavailable)
+				return
+			}
+			cur.Handler().ServeHTTP(w, r)
+		}))
+	}
 }
 
 func (h *harness) stop() {
+	h.stopServer()
 	if h.srv != nil {
 		h.srv.Close()
 		h.srv = nil
 	}
+}
+
+func (h *harness) stopServer() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.s != nil {
 		if err := h.s.Close(); err != nil {
 			h.t.Errorf("Close: %v", err)
@@ -94,9 +117,10 @@ func (h *harness) stop() {
 	}
 }
 
-// restart stops the server and starts a new one on the same directory.
+// restart stops the Server and starts a new one on the same directory,
+// behind the same URL.
 func (h *harness) restart() {
-	h.stop()
+	h.stopServer()
 	h.start()
 }
 
