@@ -26,6 +26,8 @@ type fakePayload struct {
 	Exit   int    `json:"exit"`
 	Output string `json:"output"`
 	Block  bool   `json:"block"`
+	Sleep  int    `json:"sleepMs"`
+	File   string `json:"file"` // published as artifact public/file.txt by the artifact test plugin
 	Panic  string `json:"panic"`
 }
 
@@ -89,6 +91,16 @@ type fakeSandbox struct {
 func (s *fakeSandbox) run() {
 	defer close(s.done)
 	_, _ = io.WriteString(s.b.tc.Log, s.b.p.Output)
+	if s.b.p.Sleep > 0 {
+		select {
+		case <-time.After(time.Duration(s.b.p.Sleep) * time.Millisecond):
+		case <-s.stop:
+			s.mu.Lock()
+			s.exit = -1
+			s.mu.Unlock()
+			return
+		}
+	}
 	if s.b.p.Block {
 		<-s.stop
 		s.mu.Lock()

@@ -54,6 +54,8 @@ func MainArgs(b Build, args []string, stdout, stderr io.Writer) int {
 		return cmdSchema(b, args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(b, args[1:], stdout, stderr)
+	case "work":
+		return cmdWork(b, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q\n", b.Binary, args[0])
 	usage(b, stderr)

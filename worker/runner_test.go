@@ -26,6 +26,8 @@ const fakeSchema = `{
     "output": {"type": "string"},
     "block": {"type": "boolean"},
     "panic": {"type": "string"},
+    "sleepMs": {"type": "integer"},
+    "file": {"type": "string"},
     "env": {"type": "object", "additionalProperties": {"type": "string"}}
   }
 }`

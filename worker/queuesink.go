@@ -1,0 +1,148 @@
+package worker
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster"
+)
+
+// queueSink publishes a run's artifacts to the Queue (queue.createArtifact
+// and, for file artifacts, the upload it answers with). Calls are signed with
+// the run's current task credentials (the client's credentials source is the
+// run's holder, swapped by every reclaim).
+type queueSink struct {
+	queue       *taskcluster.Queue
+	taskID      string
+	runID       int
+	storageType string // taskcluster.StorageS3 or StorageObject
+	tmpDir      string // for gzip-encoded copies; removed with the run
+}
+
+var _ task.ArtifactSink = (*queueSink)(nil)
+
+// Publish creates artifact a. Failures are exception/resource-unavailable
+// (the Queue or the storage behind it did not take the artifact), except a
+// 4xx answer for a request the worker built wrongly, which is
+// internal-error.
+func (s *queueSink) Publish(ctx context.Context, a task.Artifact) error {
+	err := s.publish(ctx, a)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if code := taskcluster.StatusCode(err); code >= 400 && code < 500 && code != 409 && code != 408 && code != 429 {
+		return task.InternalError(fmt.Errorf("artifact %s: %w", a.Name, err))
+	}
+	return task.ResourceUnavailable(fmt.Errorf("artifact %s: %w", a.Name, err))
+}
+
+func (s *queueSink) publish(ctx context.Context, a task.Artifact) error {
+	var req *taskcluster.PostArtifactRequest
+	switch a.Kind {
+	case task.ArtifactFile:
+		return s.upload(ctx, a)
+	case task.ArtifactError:
+		req = taskcluster.ErrorArtifact(a.Reason, a.Message, a.Expires)
+	case task.ArtifactReference:
+		ct := a.ContentType
+		if ct == "" {
+			ct = "text/plain; charset=utf-8"
+		}
+		req = taskcluster.ReferenceArtifact(a.URL, ct, a.Expires)
+	case task.ArtifactLink:
+		req = taskcluster.LinkArtifact(a.LinkTo, a.ContentType, a.Expires)
+	default:
+		return fmt.Errorf("artifact %s: unknown kind %q", a.Name, a.Kind)
+	}
+	_, err := s.queue.CreateArtifact(ctx, s.taskID, s.runID, a.Name, req)
+	return err
+}
+
+// upload sends a file artifact. For s3 with contentEncoding gzip the content
+// is compressed into a temporary file first, because the PUT must declare
+// its exact Content-Length; memory use does not depend on the file's size.
+// Object artifacts are uploaded unencoded (the Object service's putUrl
+// method fixes the headers).
+func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
+	if a.Open == nil {
+		return fmt.Errorf("file artifact %s has no content", a.Name)
+	}
+	open := taskcluster.Opener(a.Open)
+	size := a.Size
+	encoding := a.ContentEncoding
+	if s.storageType == taskcluster.StorageObject || encoding == "identity" {
+		encoding = ""
+	}
+	if encoding == "gzip" {
+		path, n, err := s.gzipCopy(a)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		size = n
+		open = func() (io.ReadCloser, error) { return os.Open(path) }
+	} else if size < 0 {
+		n, err := measure(a.Open)
+		if err != nil {
+			return err
+		}
+		size = n
+	}
+	ct := a.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	return s.queue.UploadArtifact(ctx, s.taskID, s.runID, a.Name, &taskcluster.ArtifactUpload{
+		StorageType:     s.storageType,
+		ContentType:     ct,
+		ContentEncoding: encoding,
+		ContentLength:   size,
+		Expires:         a.Expires,
+		Open:            open,
+	})
+}
+
+func (s *queueSink) gzipCopy(a task.Artifact) (string, int64, error) {
+	src, err := a.Open()
+	if err != nil {
+		return "", 0, err
+	}
+	defer src.Close()
+	f, err := os.CreateTemp(s.tmpDir, "artifact-*.gz")
+	if err != nil {
+		return "", 0, fmt.Errorf("compressing artifact %s: %w", a.Name, err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.DefaultCompression)
+	_, err = io.Copy(zw, src)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, fmt.Errorf("compressing artifact %s: %w", a.Name, err)
+	}
+	st, err := os.Stat(f.Name())
+	if err != nil {
+		return "", 0, err
+	}
+	return f.Name(), st.Size(), nil
+}
+
+func measure(open func() (io.ReadCloser, error)) (int64, error) {
+	r, err := open()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return io.Copy(io.Discard, r)
+}

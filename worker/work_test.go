@@ -1,0 +1,242 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/localqueue"
+)
+
+// artifactPlugin publishes the payload's `file` string as
+// public/file.txt (gzip), plus a link to it, in Stopped.
+type artifactPlugin struct{}
+
+func (artifactPlugin) Close() error { return nil }
+func (artifactPlugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+	var p struct {
+		File *string `json:"file"`
+	}
+	_ = json.Unmarshal(tc.Definition.Payload, &p)
+	return &artifactTask{tc: tc, content: p.File}, nil
+}
+
+type artifactTask struct {
+	plugins.Base
+	tc      *task.Context
+	content *string
+}
+
+func (a *artifactTask) Stopped(ctx context.Context, _ engines.ResultSet) (bool, error) {
+	if a.content == nil {
+		return true, nil
+	}
+	c := *a.content
+	err := a.tc.Artifacts.Publish(ctx, task.Artifact{Name: "public/with space+plus.txt", Kind: task.ArtifactFile,
+		ContentType: "text/plain", ContentEncoding: "gzip", Size: int64(len(c)), Expires: a.tc.Definition.Expires,
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(c)), nil }})
+	if err != nil {
+		return false, err
+	}
+	return true, a.tc.Artifacts.Publish(ctx, task.Artifact{Name: "public/link.txt", Kind: task.ArtifactLink, LinkTo: "public/with space+plus.txt", Expires: a.tc.Definition.Expires})
+}
+
+type queueEnv struct {
+	t      *testing.T
+	server *localqueue.Server
+	http   *httptest.Server
+	down   atomic.Bool // answer 503 to everything while set
+	client *taskcluster.Client
+}
+
+const testPool = "workergen-test/fake"
+
+func newQueueEnv(t *testing.T, claimTimeout time.Duration) *queueEnv {
+	t.Helper()
+	s, err := localqueue.New(localqueue.Options{
+		Dir:          t.TempDir(),
+		ClaimTimeout: claimTimeout,
+		LongPoll:     500 * time.Millisecond,
+		NoSync:       true,
+		Clients: []localqueue.Client{{ClientID: "worker", AccessToken: "worker-token",
+			Scopes: []string{"queue:claim-work:" + testPool, "queue:worker-id:test-group/*"}}},
+	})
+	require.NoError(t, err)
+	env := &queueEnv{t: t, server: s}
+	env.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if env.down.Load() {
+			http.Error(w, `{"code": "ServiceUnavailable", "message": "down for a test"}`, http.StatusServiceUnavailable)
+			return
+		}
+		s.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { env.http.Close(); _ = s.Close() })
+	env.client = &taskcluster.Client{RootURL: env.http.URL,
+		Credentials:     taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: "worker", AccessToken: "worker-token"}),
+		InitialInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond}
+	return env
+}
+
+func (e *queueEnv) createTask(payload string, retries int) string {
+	e.t.Helper()
+	id := NewSlugID()
+	now := time.Now().UTC()
+	def := map[string]any{
+		"taskQueueId": testPool, "schedulerId": "tests", "taskGroupId": id,
+		"created": now.Format(time.RFC3339Nano), "deadline": now.Add(time.Hour).Format(time.RFC3339Nano),
+		"expires": now.Add(48 * time.Hour).Format(time.RFC3339Nano), "retries": retries,
+		"payload":  json.RawMessage(payload),
+		"metadata": map[string]string{"name": "t", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
+	}
+	_, err := e.server.CreateTask(context.Background(), id, def)
+	require.NoError(e.t, err)
+	return id
+}
+
+func (e *queueEnv) worker(capacity, tasks int, pls ...*recPlugin) (*Worker, *fakeEngine) {
+	e.t.Helper()
+	r, eng := newTestRunner(e.t, pls...)
+	r.Plugins = append(r.Plugins, NamedPlugin{Name: "artifact", Plugin: artifactPlugin{}})
+	cfg := &Config{WorkerPoolID: testPool, WorkerGroup: "test-group", WorkerID: "w1", Capacity: capacity,
+		TasksDir: e.t.TempDir(), ReclaimMargin: 60, ShutdownGracePeriod: 0, NumberOfTasksToRun: tasks,
+		ArtifactUpload: "s3", UploadConcurrency: 2}
+	return &Worker{Runner: r, Config: cfg, Client: e.client, ClaimPollInterval: 50 * time.Millisecond}, eng
+}
+
+func (e *queueEnv) status(id string) localqueue.TaskStatus {
+	st, err := e.server.Status(id)
+	require.NoError(e.t, err)
+	return st
+}
+
+func runState(st localqueue.TaskStatus, run int) string {
+	if run >= len(st.Runs) {
+		return "<no run>"
+	}
+	r := st.Runs[run]
+	if r.State == "exception" {
+		return r.State + "/" + r.ReasonResolved
+	}
+	return r.State
+}
+
+func TestWorkResolvesEachRunOnce(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	ok := env.createTask(`{"output": "hi\n", "file": ""}`, 0)
+	failed := env.createTask(`{"exit": 2}`, 0)
+	malformed := env.createTask(`{"exit": "two"}`, 0)
+	w, _ := env.worker(1, 3)
+	require.NoError(t, w.Work(context.Background()))
+	assert.Equal(t, "completed", runState(env.status(ok), 0))
+	assert.Equal(t, "failed", runState(env.status(failed), 0))
+	assert.Equal(t, "exception/malformed-payload", runState(env.status(malformed), 0))
+	assert.Equal(t, Stats{Claimed: 3, Resolved: 3}, w.Stats())
+
+	arts, err := env.server.Artifacts(ok, 0)
+	require.NoError(t, err)
+	names := map[string]localqueue.Artifact{}
+	for _, a := range arts {
+		names[a.Name] = a
+	}
+	require.Contains(t, names, "public/with space+plus.txt", "0-byte artifact with space and + in its name")
+	assert.Equal(t, "s3", names["public/with space+plus.txt"].StorageType)
+	assert.Equal(t, "link", names["public/link.txt"].StorageType)
+}
+
+func TestWorkKeepsClaimAliveAcrossReclaims(t *testing.T) {
+	env := newQueueEnv(t, 2*time.Second)
+	id := env.createTask(`{"sleepMs": 5000}`, 0)
+	w, _ := env.worker(1, 1)
+	require.NoError(t, w.Work(context.Background()))
+	st := env.status(id)
+	require.Len(t, st.Runs, 1, "no claim expired, so no second run")
+	assert.Equal(t, "completed", runState(st, 0))
+}
+
+func TestWorkCancelledTaskIsAbortedAndNotReported(t *testing.T) {
+	env := newQueueEnv(t, 2*time.Second)
+	id := env.createTask(`{"block": true}`, 0)
+	w, eng := env.worker(1, 1)
+	go func() {
+		<-eng.started
+		_, err := env.server.Cancel(id)
+		assert.NoError(t, err)
+	}()
+	require.NoError(t, w.Work(context.Background()))
+	assert.Equal(t, "exception/canceled", runState(env.status(id), 0))
+	assert.Equal(t, int64(0), w.Stats().Resolved, "nothing reported for a run the Queue took back")
+}
+
+func TestWorkShutdownResolvesWorkerShutdown(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	id := env.createTask(`{"block": true}`, 2)
+	w, eng := env.worker(1, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-eng.started; cancel() }()
+	require.NoError(t, w.Work(ctx))
+	st := env.status(id)
+	assert.Equal(t, "exception/worker-shutdown", runState(st, 0))
+	require.Len(t, st.Runs, 2, "worker-shutdown creates a new run")
+	assert.Equal(t, "pending", runState(st, 1))
+}
+
+func TestWorkSurvivesQueueOutage(t *testing.T) {
+	env := newQueueEnv(t, 3*time.Second)
+	id := env.createTask(`{"sleepMs": 300}`, 0)
+	w, eng := env.worker(1, 1)
+	go func() {
+		<-eng.started
+		env.down.Store(true)
+		time.Sleep(1500 * time.Millisecond)
+		env.down.Store(false)
+	}()
+	require.NoError(t, w.Work(context.Background()))
+	assert.Equal(t, "completed", runState(env.status(id), 0))
+	assert.Equal(t, int64(1), w.Stats().Resolved)
+}
+
+func TestWorkCapacity(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	var ids []string
+	for range 8 {
+		ids = append(ids, env.createTask(`{"block": true}`, 0))
+	}
+	w, eng := env.worker(8, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 8 {
+			<-eng.started // all 8 run at the same time
+		}
+		cancel()
+	}()
+	require.NoError(t, w.Work(ctx))
+	wg.Wait()
+	for _, id := range ids {
+		assert.Equal(t, "exception/worker-shutdown", runState(env.status(id), 0))
+	}
+}
+
+func TestWorkIdleTimeout(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	w, _ := env.worker(1, 0)
+	w.Config.IdleTimeout = 1
+	require.NoError(t, w.Work(context.Background()))
+	assert.Equal(t, int64(0), w.Stats().Claimed)
+}
