@@ -111,7 +111,9 @@ func (h *CredentialsHolder) Set(c Credentials) { h.p.Store(&c) }
 // Get returns the current credentials (nil before the first Set).
 func (h *CredentialsHolder) Get() *Credentials { return h.p.Load() }
 
-var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport}
+// defaultHTTPClient has its own transport, so CloseIdleConnections does not
+// touch other users of http.DefaultTransport.
+var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 
 // ErrNoRootURL means Client.RootURL is empty.
 var ErrNoRootURL = errors.New("taskcluster client has no rootUrl")
@@ -304,6 +306,10 @@ func (c *Client) SignedURL(u *url.URL, ttl time.Duration) (*url.URL, error) {
 	}
 	return cr.SignURL(u, c.now(), ttl)
 }
+
+// CloseIdleConnections closes the idle keep-alive connections of the
+// client's HTTP client (e.g. before a goroutine leak check at shutdown).
+func (c *Client) CloseIdleConnections() { c.httpClient().CloseIdleConnections() }
 
 func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
