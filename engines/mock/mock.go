@@ -11,6 +11,7 @@
 //	  "files":    {"out/a.txt": "content"},  // created in TaskDir first (slash paths, parents made)
 //	  "symlinks": {"link": "target"},        // then these symlinks (name -> target, target kept as given)
 //	  "output":   "hello\n",                 // then written to the task log as is
+//	  "outputBase64": "/w==",                // then these bytes (JSON strings cannot hold invalid UTF-8)
 //	  "printEnv": ["X"],                     // then, per name, the value set with SetEnv and "\n"
 //	  "sleep":    "2s",                      // then wait (Go duration) or "forever": until Kill/Abort
 //	  "exitCode": 0,                         // the result's exit code; non-zero fails the task
@@ -74,12 +75,15 @@ type Script struct {
 	Files    map[string]string `json:"files,omitempty"`
 	Symlinks map[string]string `json:"symlinks,omitempty"`
 	Output   string            `json:"output,omitempty"`
-	PrintEnv []string          `json:"printEnv,omitempty"`
-	Sleep    string            `json:"sleep,omitempty"`
-	ExitCode int               `json:"exitCode,omitempty"`
-	OOM      bool              `json:"oom,omitempty"`
-	Error    *ErrorSpec        `json:"error,omitempty"`
-	Panic    string            `json:"panic,omitempty"`
+	// OutputBase64 is written after Output; encoding/json encodes []byte as
+	// base64, which lets tests send bytes that are not valid UTF-8.
+	OutputBase64 []byte     `json:"outputBase64,omitempty"`
+	PrintEnv     []string   `json:"printEnv,omitempty"`
+	Sleep        string     `json:"sleep,omitempty"`
+	ExitCode     int        `json:"exitCode,omitempty"`
+	OOM          bool       `json:"oom,omitempty"`
+	Error        *ErrorSpec `json:"error,omitempty"`
+	Panic        string     `json:"panic,omitempty"`
 
 	sleep   time.Duration
 	forever bool
@@ -357,6 +361,11 @@ func (s *Sandbox) steps() error {
 	}
 	if s.script.Output != "" {
 		if _, err := s.tc.Log.Write([]byte(s.script.Output)); err != nil {
+			return err
+		}
+	}
+	if len(s.script.OutputBase64) > 0 {
+		if _, err := s.tc.Log.Write(s.script.OutputBase64); err != nil {
 			return err
 		}
 	}
