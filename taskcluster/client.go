@@ -233,6 +233,9 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			if err := json.Unmarshal(data, k.out); err != nil && !k.lenient {
 				return nil, backoff.Permanent(fmt.Errorf("%s: decoding response: %w", k.name, err))
 			}
+		} else {
+			// Drain so the connection can be reused.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 		}
 		return resp, nil
 	}

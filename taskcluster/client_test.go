@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -503,4 +505,48 @@ func TestUnauthenticatedAndBadCredentials(t *testing.T) {
 
 	var e *APIError
 	assert.False(t, errors.As(err, &e))
+}
+
+func TestDownloadArtifact(t *testing.T) {
+	f := newFakeTC(t)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Empty(t, r.Header.Get("Authorization"), "storage URLs are not Hawk-signed")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("from storage"))
+	}))
+	defer other.Close()
+	var local atomic.Int32
+	f.onPath("/data/a b", func(w http.ResponseWriter, r *http.Request) {
+		if local.Add(1) == 1 {
+			w.WriteHeader(502)
+			return
+		}
+		id, err := f.auth.Authenticate(r.Context(), r)
+		if !assert.NoError(t, err) {
+			w.WriteHeader(401)
+			return
+		}
+		assert.Equal(t, "worker", id.ClientID)
+		_, _ = w.Write([]byte("from local queue"))
+	})
+	f.on("queue.getArtifact", func(args map[string]string, _ []byte, _ *hawk.Identity) reply {
+		target := other.URL + "/bucket/x?sig=1"
+		if args["name"] == "public/local" {
+			target = f.srv.URL + "/data/a%20b"
+		}
+		return reply{Status: 303, Body: map[string]any{"storageType": "s3", "url": target}, Headers: map[string]string{"Location": target}}
+	})
+	c := f.client(&workerCreds)
+	c.HTTPClient = http.DefaultClient // reaches both servers
+	defer c.CloseIdleConnections()
+	for name, want := range map[string]string{"public/local": "from local queue", "public/remote": "from storage"} {
+		resp, err := c.Queue().DownloadArtifact(context.Background(), taskID, 0, name)
+		require.NoError(t, err, name)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, want, string(body))
+	}
+	assert.Equal(t, int32(2), local.Load(), "502 retried")
+	http.DefaultClient.CloseIdleConnections()
 }

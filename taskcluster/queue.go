@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Queue is the Queue service client (references/queue/v1/api.json).
@@ -446,4 +449,50 @@ func runRoute(template, taskID string, runID int) string {
 
 func artifactRoute(taskID string, runID int, name string) string {
 	return Route("/task/<taskId>/runs/<runId>/artifacts/<name>", taskID, strconv.Itoa(runID), name)
+}
+
+// DownloadArtifact resolves an artifact with GetArtifact and GETs its
+// content, returning the response: the caller reads and closes its Body.
+// The content request is Hawk-signed when the URL is below the client's
+// rootUrl (a local Queue serving its own artifacts) and unsigned otherwise
+// (signed storage URLs). Network errors and 5xx answers are retried until
+// the response headers arrive; the body itself is not retried.
+func (q *Queue) DownloadArtifact(ctx context.Context, taskID string, runID int, name string) (*http.Response, error) {
+	where, err := q.GetArtifact(ctx, taskID, runID, name)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(where.URL)
+	if err != nil {
+		return nil, fmt.Errorf("queue.getArtifact %s/%d/%s: bad url %q: %w", taskID, runID, name, where.URL, err)
+	}
+	sign := q.c.RootURL != "" && strings.HasPrefix(u.String(), strings.TrimRight(q.c.RootURL, "/")+"/")
+	hc := q.c.httpClient()
+	attempt := func() (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, backoff.Permanent(err)
+		}
+		if sign {
+			if err := q.c.sign(req); err != nil {
+				return nil, backoff.Permanent(fmt.Errorf("signing artifact download: %w", err))
+			}
+		} else if q.c.UserAgent != "" {
+			req.Header.Set("User-Agent", q.c.UserAgent)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("downloading artifact %q: GET %s: %w", name, redact(u), err)
+		}
+		if resp.StatusCode >= 300 {
+			defer resp.Body.Close()
+			apiErr := newAPIError(http.MethodGet, u, resp)
+			if resp.StatusCode >= 500 {
+				return nil, apiErr
+			}
+			return nil, backoff.Permanent(apiErr)
+		}
+		return resp, nil
+	}
+	return q.c.retry(ctx, "download artifact "+name, attempt)
 }

@@ -78,11 +78,12 @@ func (c *Client) Put(ctx context.Context, putURL string, open Opener, opts PutOp
 		req.ContentLength = opts.ContentLength
 		if opts.ContentLength == 0 {
 			// With http.NoBody and length 0 net/http sends "Content-Length: 0"
-			// for PUT; a non-nil body would be probed and sent chunked.
-			req.Body = http.NoBody
-			if opts.Observe != nil {
-				_, _ = io.Copy(io.Discard, body) // verify emptiness, feed observers
+			// for PUT; a non-nil body would be probed and sent chunked. The
+			// content is still read to check that it is empty.
+			if _, err := io.Copy(io.Discard, body); err != nil {
+				return nil, backoff.Permanent(fmt.Errorf("put %s: %w", redact(u), err))
 			}
+			req.Body = http.NoBody
 		}
 		req.GetBody = nil
 		if opts.ContentType != "" {

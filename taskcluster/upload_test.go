@@ -157,6 +157,11 @@ func TestPut(t *testing.T) {
 		assert.ErrorIs(t, err, ErrBodyLength)
 		assert.Equal(t, int32(1), opens.Load())
 
+		_, opens, open = writeFile(t, []byte("not empty"))
+		err = c.Put(ctx, putURL, open, PutOptions{ContentLength: 0})
+		assert.ErrorIs(t, err, ErrBodyLength)
+		assert.Equal(t, int32(1), opens.Load())
+
 		_, opens, open = writeFile(t, []byte("longer than declared"))
 		err = c.Put(ctx, putURL, open, PutOptions{ContentLength: 3})
 		assert.ErrorIs(t, err, ErrBodyLength)

@@ -399,6 +399,12 @@ func TestAuthenticator(t *testing.T) {
 		assert.Equal(t, []string{"queue:get-artifact:private/*"}, got.Scopes)
 		assert.Nil(t, got.Header)
 
+		// A bewit does not authorise other methods.
+		post, err := http.NewRequest("POST", signed.String(), nil)
+		require.NoError(t, err)
+		_, err = auth.Authenticate(context.Background(), post)
+		assert.ErrorIs(t, err, ErrMalformed)
+
 		offset.Store(int64(16 * time.Minute))
 		defer offset.Store(0)
 		resp, err = srv.Client().Get(signed.String())

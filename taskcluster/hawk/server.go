@@ -67,7 +67,7 @@ type Authenticator struct {
 }
 
 // Authenticate verifies r's Authorization header, or its bewit query
-// parameter when there is no header. Errors wrap ErrMissingAuth,
+// parameter when there is no header (GET and HEAD only). Errors wrap ErrMissingAuth,
 // ErrMalformed, ErrUnknownClient, ErrBadMAC, ErrStaleTimestamp,
 // ErrBewitExpired, ErrBadCertificate, ErrCertificateExpired or ErrScopes,
 // or whatever Lookup returned.
@@ -79,6 +79,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Ide
 	bewit, rest, found := StripBewit(req.Resource)
 	if !found {
 		return nil, ErrMissingAuth
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, fmt.Errorf("%w: a bewit only authorises GET and HEAD, not %s", ErrMalformed, r.Method)
 	}
 	req.Resource = rest
 	return a.AuthenticateBewit(ctx, bewit, req)
