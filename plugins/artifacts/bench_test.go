@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/plugins/plugintest"
 	"github.com/workergen/workergen/task"
@@ -21,6 +22,12 @@ import (
 // nothing. Reported: time per run (whole run: stages, walk, open, read),
 // files/s, and the process's peak RSS (VmHWM) after the runs.
 func BenchmarkDirectoryArtifact10k(b *testing.B) {
+	benchDirectory(b, nil, nil)
+}
+
+// benchDirectory is BenchmarkDirectoryArtifact10k with a given engine and
+// extra payload fields (the engine's command).
+func benchDirectory(b *testing.B, engine engines.Engine, extra M) {
 	taskDir := b.TempDir()
 	const dirs, per = 100, 100
 	for d := range dirs {
@@ -35,6 +42,10 @@ func BenchmarkDirectoryArtifact10k(b *testing.B) {
 			}
 		}
 	}
+	payload := M{"artifacts": []any{M{"type": "directory", "path": "out", "name": "public/out"}}}
+	for k, v := range extra {
+		payload[k] = v
+	}
 	p := newPlugin(b, 0)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -42,9 +53,10 @@ func BenchmarkDirectoryArtifact10k(b *testing.B) {
 		sink := &plugintest.Sink{DiscardContent: true}
 		res := plugintest.Run(b, plugintest.Case{
 			Plugins: []plugins.Plugin{p},
+			Engine:  engine,
 			TaskDir: taskDir,
 			Sink:    sink,
-			Payload: M{"artifacts": []any{M{"type": "directory", "path": "out", "name": "public/out"}}},
+			Payload: payload,
 		})
 		if res.Resolution.State != task.Completed || len(res.Artifacts) != dirs*per {
 			b.Fatalf("resolution %s, %d artifacts, errors %v", res.Resolution, len(res.Artifacts), res.Errors)
