@@ -314,7 +314,7 @@ func TestGetArtifact(t *testing.T) {
 			return reply{Status: 303, Body: map[string]any{"storageType": "s3", "url": "https://s3.example.com/a"},
 				Headers: map[string]string{"Location": "https://s3.example.com/a"}}
 		case "public/location":
-			return reply{Status: 303, Raw: []byte("see other"), Headers: map[string]string{"Location": "https://s3.example.com/b"}}
+			return reply{Status: 303, Raw: []byte("see other"), NoValidate: true, Headers: map[string]string{"Location": "https://s3.example.com/b"}}
 		case "public/error":
 			return reply{Status: 424, Body: map[string]any{"reason": "file-missing-on-worker", "message": "no such file"}, NoValidate: true}
 		}
@@ -549,4 +549,26 @@ func TestDownloadArtifact(t *testing.T) {
 	}
 	assert.Equal(t, int32(2), local.Load(), "502 retried")
 	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestTimesHaveMillisecondPrecision(t *testing.T) {
+	ts := time.Date(2030, 1, 2, 3, 4, 5, 678999999, time.FixedZone("x", 3600))
+	assert.Equal(t, "2030-01-02T02:04:05.678Z", FormatTime(ts))
+	for _, v := range []any{
+		ErrorArtifact(ErrorFileMissingOnWorker, "m", ts),
+		&CreateUploadRequest{Expires: ts},
+		&CreateTaskRequest{Created: ts, Deadline: ts, Expires: ts},
+		&RegisterWorkerRequest{SystemBootTime: ts},
+	} {
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"2030-01-02T02:04:05.678Z"`)
+		assert.NotContains(t, string(b), "678999999")
+	}
+	b, err := json.Marshal(&CreateTaskRequest{Created: ts, Deadline: ts})
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "expires")
+	b, err = json.Marshal(&RegisterWorkerRequest{})
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "systemBootTime")
 }

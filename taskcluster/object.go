@@ -2,6 +2,7 @@ package taskcluster
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -45,6 +46,15 @@ type CreateUploadRequest struct {
 	Expires               time.Time             `json:"expires"`
 	ProposedUploadMethods ProposedUploadMethods `json:"proposedUploadMethods"`
 	Hashes                ObjectHashes          `json:"hashes,omitempty"`
+}
+
+// MarshalJSON writes expires with millisecond precision (FormatTime).
+func (r CreateUploadRequest) MarshalJSON() ([]byte, error) {
+	type plain CreateUploadRequest
+	return json.Marshal(struct {
+		plain
+		Expires string `json:"expires"`
+	}{plain(r), FormatTime(r.Expires)})
 }
 
 // PutURLUploadResponse is upload-method-put-url.json#/definitions/response:

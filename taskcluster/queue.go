@@ -106,6 +106,17 @@ type CreateTaskRequest struct {
 	Extra         json.RawMessage   `json:"extra,omitempty"`
 }
 
+// MarshalJSON writes the times with millisecond precision (FormatTime).
+func (r CreateTaskRequest) MarshalJSON() ([]byte, error) {
+	type plain CreateTaskRequest
+	return json.Marshal(struct {
+		plain
+		Created  string `json:"created"`
+		Deadline string `json:"deadline"`
+		Expires  string `json:"expires,omitempty"`
+	}{plain(r), FormatTime(r.Created), FormatTime(r.Deadline), formatOptTime(r.Expires)})
+}
+
 // RunInfo is one run in a task status (task-status.json#/properties/runs).
 type RunInfo struct {
 	RunID          int       `json:"runId"`
@@ -303,6 +314,20 @@ func ErrorArtifact(reason, message string, expires time.Time) *PostArtifactReque
 	return &PostArtifactRequest{StorageType: StorageError, Reason: reason, Message: message, Expires: expires}
 }
 
+// FormatTime renders t as Taskcluster's clients do: UTC with exactly three
+// fractional digits, e.g. "2030-01-01T00:00:00.000Z" (truncated, so an
+// expiry never moves later).
+func FormatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func formatOptTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return FormatTime(t)
+}
+
 func optLength(n int64) *int64 {
 	if n < 0 {
 		return nil
@@ -312,7 +337,7 @@ func optLength(n int64) *int64 {
 
 // MarshalJSON emits the members allowed for the storage type.
 func (r PostArtifactRequest) MarshalJSON() ([]byte, error) {
-	m := map[string]any{"storageType": r.StorageType, "expires": r.Expires}
+	m := map[string]any{"storageType": r.StorageType, "expires": FormatTime(r.Expires)}
 	switch r.StorageType {
 	case StorageS3, StorageObject:
 		m["contentType"] = r.ContentType

@@ -237,7 +237,7 @@ func TestUploadArtifactObject(t *testing.T) {
 	f.on("queue.createArtifact", func(args map[string]string, body []byte, id *hawk.Identity) reply {
 		assert.Equal(t, "worker", id.ClientID)
 		assert.JSONEq(t, `{"storageType":"object","contentType":"application/octet-stream","contentLength":`+
-			jsonInt(len(content))+`,"expires":"`+expires.Format(time.RFC3339Nano)+`"}`, string(body))
+			jsonInt(len(content))+`,"expires":"`+FormatTime(expires)+`"}`, string(body))
 		return reply{Body: map[string]any{"storageType": "object", "name": objectName, "projectId": "proj", "uploadId": uploadID, "expires": expires,
 			"credentials": map[string]string{"clientId": objCreds.ClientID, "accessToken": objCreds.AccessToken, "certificate": objCreds.Certificate}}}
 	})

@@ -29,6 +29,16 @@ type RegisterWorkerRequest struct {
 	SystemBootTime      time.Time       `json:"systemBootTime,omitzero"`
 }
 
+// MarshalJSON writes systemBootTime with millisecond precision
+// (FormatTime).
+func (r RegisterWorkerRequest) MarshalJSON() ([]byte, error) {
+	type plain RegisterWorkerRequest
+	return json.Marshal(struct {
+		plain
+		SystemBootTime string `json:"systemBootTime,omitempty"`
+	}{plain(r), formatOptTime(r.SystemBootTime)})
+}
+
 // RegisterWorkerResponse is register-worker-response.json: the worker's
 // credentials until Expires, its config, and the secret for
 // reregisterWorker.
