@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -189,14 +190,14 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 	} else {
 		switch a.StorageType {
 		case "s3":
-			a.Blob = newBlobKey()
+			a.Blob = newBlobKey(taskID+"/"+itoa(runID), name)
 		case "object":
 			// Lock in the object-service upload (projectId, uploadId,
 			// expires) as the Queue does with an empty createUpload.
 			if o := s.objects[a.ObjectName]; o != nil {
 				return createArtifactResult{}, errConflict("object %q already exists", a.ObjectName)
 			}
-			objects = append(objects, &objectRecord{Name: a.ObjectName, ProjectID: a.ProjectID, UploadID: a.UploadID, Expires: a.Expires, Blob: newBlobKey()})
+			objects = append(objects, &objectRecord{Name: a.ObjectName, ProjectID: a.ProjectID, UploadID: a.UploadID, Expires: a.Expires, Blob: newBlobKey(taskID+"/"+itoa(runID), name)})
 		}
 	}
 	if err := s.st.commit(write{artifacts: []*artifactRecord{a}, objects: objects}); err != nil {
@@ -474,7 +475,7 @@ func (s *Server) signedURL(base, op, blob, contentType string, exp time.Time) st
 		q.Set("contentType", contentType)
 	}
 	q.Set("signature", s.blobSignature(op, blob, contentType, exp.Unix()))
-	return base + "/_localqueue/" + op + "/" + blob + "?" + q.Encode()
+	return base + "/_localqueue/" + op + "/" + escapePath(blob) + "?" + q.Encode()
 }
 
 func (s *Server) blobSignature(op, blob, contentType string, exp int64) string {
@@ -503,7 +504,11 @@ func (s *Server) checkBlobURL(op, blob string, q url.Values) error {
 // renamed into place) and records it. size is the declared Content-Length;
 // fewer or more bytes fail the upload.
 func (s *Server) storeBlob(blob, contentType, contentEncoding string, size int64, body io.Reader) error {
-	f, err := os.CreateTemp(s.st.blobsDir, blob+".upload-*")
+	path := s.st.blobPath(blob)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("storing upload: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".upload-*")
 	if err != nil {
 		return fmt.Errorf("storing upload: %w", err)
 	}
@@ -524,7 +529,7 @@ func (s *Server) storeBlob(blob, contentType, contentEncoding string, size int64
 	if s.closed {
 		return ErrClosed
 	}
-	if err := os.Rename(tmp, s.st.blobPath(blob)); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("storing upload: %w", err)
 	}
 	b := &blobRecord{Key: blob, ContentType: contentType, ContentEncoding: contentEncoding, Size: size, Uploaded: true}
@@ -570,6 +575,15 @@ func (s *Server) blobHashes(blob string, want map[string]string) (map[string]str
 }
 
 var errNoBlob = errors.New("no such blob")
+
+// escapePath escapes each segment of a slash-separated key.
+func escapePath(key string) string {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		segs[i] = url.PathEscape(seg)
+	}
+	return strings.Join(segs, "/")
+}
 
 func (s *Server) blob(key string) (*blobRecord, error) {
 	s.mu.Lock()

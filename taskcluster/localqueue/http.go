@@ -180,9 +180,8 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range s.apiRoutes() {
 		mux.Handle(muxPattern("/api/"+rt.service+"/v1", rt), s.apiHandler(rt))
 	}
-	mux.HandleFunc("PUT /_localqueue/put/{blob}", s.handleBlobPut)
-	mux.HandleFunc("GET /_localqueue/get/{blob}", s.handleBlobGet)
-	mux.HandleFunc("HEAD /_localqueue/get/{blob}", s.handleBlobGet)
+	mux.HandleFunc("PUT /_localqueue/put/{blob...}", s.handleBlobPut)
+	mux.HandleFunc("GET /_localqueue/get/{blob...}", s.handleBlobGet)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		_ = writeJSON(w, http.StatusNotFound, errorBody(r, "", errNotFound("no endpoint %s %s", r.Method, r.URL.Path), nil))
 	})

@@ -90,7 +90,7 @@ func (s *Server) createUpload(name string, req createUploadRequest, base string)
 	expires := req.Expires.UTC()
 	o := s.objects[name]
 	if o == nil {
-		o = &objectRecord{Name: name, ProjectID: req.ProjectID, UploadID: req.UploadID, Expires: expires, Blob: newBlobKey()}
+		o = &objectRecord{Name: name, ProjectID: req.ProjectID, UploadID: req.UploadID, Expires: expires, Blob: newBlobKey("objects", name)}
 	} else {
 		if o.UploadID != req.UploadID || o.ProjectID != req.ProjectID || !o.Expires.Equal(expires) {
 			return createUploadResponse{}, errConflict("object %q exists with a different uploadId, projectId or expires", name)
@@ -114,11 +114,15 @@ func (s *Server) createUpload(name string, req createUploadRequest, base string)
 		if err != nil || len(data) > maxInlineData {
 			return createUploadResponse{}, errInput("dataInline objectData must be base64 of at most %d bytes", maxInlineData)
 		}
-		tmp := s.st.blobPath(o.Blob) + ".inline"
+		path := s.st.blobPath(o.Blob)
+		tmp := path + ".inline"
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return createUploadResponse{}, fmt.Errorf("storing inline object: %w", err)
+		}
 		if err := os.WriteFile(tmp, data, 0o644); err != nil {
 			return createUploadResponse{}, fmt.Errorf("storing inline object: %w", err)
 		}
-		if err := os.Rename(tmp, filepath.Join(s.st.blobsDir, o.Blob)); err != nil {
+		if err := os.Rename(tmp, path); err != nil {
 			return createUploadResponse{}, fmt.Errorf("storing inline object: %w", err)
 		}
 		blobs = append(blobs, &blobRecord{Key: o.Blob, ContentType: m.DataInline.ContentType, Size: int64(len(data)), Uploaded: true})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -199,14 +200,46 @@ func artifactPrefix(taskID string, runID int) string {
 
 // blobPath is where a blob's bytes live.
 func (s *store) blobPath(key string) string {
-	return filepath.Join(s.blobsDir, key)
+	return filepath.Join(s.blobsDir, filepath.FromSlash(key))
 }
 
-// newBlobKey returns a fresh random storage key.
-func newBlobKey() string {
-	b := make([]byte, 16)
+// newBlobKey returns a fresh storage key that reads well as a path below
+// Dir/blobs: "<prefix>/<8 random hex digits>/<name>" with name's segments
+// made safe for a file system (no empty, "." or ".." segments, no control
+// or Windows-reserved characters, at most 200 bytes each). The random
+// directory keeps artifacts apart even when one name is a prefix of
+// another ("public/a" and "public/a/b").
+func newBlobKey(prefix, name string) string {
+	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	segs := []string{prefix, hex.EncodeToString(b)}
+	for _, seg := range strings.Split(name, "/") {
+		if seg = safeSegment(seg); seg != "" {
+			segs = append(segs, seg)
+		}
+	}
+	if len(segs) == 2 {
+		segs = append(segs, "data")
+	}
+	return strings.Join(segs, "/")
+}
+
+func safeSegment(seg string) string {
+	if seg == "." || seg == ".." {
+		return "_" + seg
+	}
+	out := []rune{}
+	size := 0
+	for _, r := range seg {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`\:*?"<>|`, r) {
+			r = '_'
+		}
+		if size += len(string(r)); size > 200 {
+			break
+		}
+		out = append(out, r)
+	}
+	return string(out)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
