@@ -16,6 +16,7 @@ package taskcluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,8 +49,9 @@ const (
 	maxErrorBody = 64 << 10
 )
 
-// Header names Taskcluster services use for request tracing: the client may
-// send a trace id; services answer with their request id and the trace id.
+// Header names Taskcluster services use for request tracing: the client
+// sends a trace id (one per call, the same for all its attempts); services
+// answer with their request id and the trace id.
 const (
 	HeaderTraceID         = "x-taskcluster-trace-id"
 	HeaderResponseRequest = "x-for-request-id"
@@ -191,6 +193,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			return nil, fmt.Errorf("%s: encoding request: %w", k.name, err)
 		}
 	}
+	traceID := newTraceID()
 	hc := c.httpClient()
 	if k.noRedirect {
 		nc := *hc
@@ -210,6 +213,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		req.Header.Set("Accept", "application/json")
+		req.Header.Set(HeaderTraceID, traceID)
 		if err := c.sign(req); err != nil {
 			return nil, backoff.Permanent(fmt.Errorf("%s: signing request: %w", k.name, err))
 		}
@@ -333,6 +337,15 @@ func (c *Client) now() time.Time {
 		return c.Now()
 	}
 	return time.Now()
+}
+
+// newTraceID returns a random v4 UUID.
+func newTraceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 func durationOr(d, def time.Duration) time.Duration {

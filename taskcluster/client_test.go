@@ -413,6 +413,9 @@ func TestRetry5xx(t *testing.T) {
 	assert.Equal(t, "worker", calls[1].Identity.ClientID)
 	assert.Equal(t, "worker-two", calls[2].Identity.ClientID)
 	assert.NotEqual(t, calls[0].Identity.Header.Nonce, calls[1].Identity.Header.Nonce)
+	trace := calls[0].Header.Get(HeaderTraceID)
+	assert.Len(t, trace, 36)
+	assert.Equal(t, trace, calls[2].Header.Get(HeaderTraceID), "one trace id per call")
 }
 
 func TestRetryNetworkError(t *testing.T) {

@@ -27,9 +27,8 @@ type APIError struct {
 	RequestID string
 	// TraceID is the trace id (x-for-trace-id header).
 	TraceID string
-	// Method and URL identify the request (URL without query secrets
-	// redacted: bewits and signatures are in the query, so the query is
-	// dropped).
+	// Method and URL identify the request; the URL's query is dropped, as
+	// bewits and storage signatures live there.
 	Method, URL string
 }
 
