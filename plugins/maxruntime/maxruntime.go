@@ -207,13 +207,6 @@ func (p *taskPlugin) Exception(ctx context.Context, _ task.Resolution) error { r
 // Dispose stops the timer.
 func (p *taskPlugin) Dispose(ctx context.Context) error { return p.stop(ctx) }
 
-// Exceeded reports whether the run's maxRunTime was exceeded.
-func (p *taskPlugin) Exceeded() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fired
-}
-
 // decodeConfig decodes a plugin config section, accepting an empty or null
 // section and rejecting unknown keys.
 func decodeConfig(raw json.RawMessage, v any) error {
