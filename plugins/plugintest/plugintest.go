@@ -96,6 +96,9 @@ type Case struct {
 	TaskDir string
 	// Sink receives the artifacts; nil means a new Sink.
 	Sink *Sink
+	// ArtifactSink, when set, receives the artifacts instead of Sink (for
+	// sinks with other behaviour); Result.Artifacts is then empty.
+	ArtifactSink task.ArtifactSink
 
 	// WrapResult, when set, replaces the engine's ResultSet before the
 	// Stopped stage (for example to make files vanish mid-walk).
@@ -262,6 +265,10 @@ func setup(t testing.TB, c *Case) (*task.Context, *Sink) {
 		sink = &Sink{}
 		c.Sink = sink
 	}
+	var artifactSink task.ArtifactSink = sink
+	if c.ArtifactSink != nil {
+		artifactSink = c.ArtifactSink
+	}
 	tc := &task.Context{
 		TaskID:     c.TaskID,
 		RunID:      c.RunID,
@@ -269,7 +276,7 @@ func setup(t testing.TB, c *Case) (*task.Context, *Sink) {
 		Worker:     c.Worker,
 		TaskDir:    taskDir,
 		LogPath:    filepath.Join(dir, "live_backing.log"),
-		Artifacts:  sink,
+		Artifacts:  artifactSink,
 		Started:    now,
 	}
 	return tc, sink
