@@ -23,7 +23,8 @@
 //
 // As in generic-worker, the worker's variables win: a payload entry naming
 // TASK_ID, RUN_ID, TASK_WORKDIR, TASK_GROUP_ID or (when set) TASKCLUSTER_ROOT_URL
-// is dropped and a line in the task log says so.
+// is dropped and a line in the task log says so. On Windows names compare
+// case-insensitively ("task_id" is TASK_ID), as the OS does.
 //
 // # Errors
 //
@@ -40,6 +41,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,8 +141,8 @@ func (p *taskPlugin) BuildSandbox(_ context.Context, b engines.SandboxBuilder) e
 	}
 	var reasons []string
 	for _, name := range sortedKeys(p.env) {
-		if _, ok := worker[name]; ok {
-			p.tc.Logf("payload.env[%q] is ignored: the worker sets %s for every task", name, name)
+		if wname, ok := shadowed(worker, name); ok {
+			p.tc.Logf("payload.env[%q] is ignored: the worker sets %s for every task", name, wname)
 			continue
 		}
 		err := b.SetEnv(name, p.env[name])
@@ -160,6 +162,26 @@ func (p *taskPlugin) BuildSandbox(_ context.Context, b engines.SandboxBuilder) e
 		return task.MalformedPayload(reasons...)
 	}
 	return nil
+}
+
+// foldCase: variable names are case-insensitive (Windows), so a payload
+// entry "task_id" is the worker's TASK_ID.
+var foldCase = runtime.GOOS == "windows"
+
+// shadowed returns the worker variable that payload variable name would
+// override, if any.
+func shadowed(worker map[string]string, name string) (string, bool) {
+	if _, ok := worker[name]; ok {
+		return name, true
+	}
+	if foldCase {
+		for w := range worker {
+			if strings.EqualFold(w, name) {
+				return w, true
+			}
+		}
+	}
+	return "", false
 }
 
 func sortedKeys(m map[string]string) []string {

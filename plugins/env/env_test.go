@@ -184,3 +184,17 @@ func TestConfig(t *testing.T) {
 	_, err := env.New(plugins.Options{Config: json.RawMessage(`{"x":1}`)})
 	assert.Error(t, err)
 }
+
+func TestWorkerVariablesWinCaseInsensitivelyOnWindows(t *testing.T) {
+	defer env.SetFoldCase(true)()
+	res := plugintest.Run(t, plugintest.Case{
+		Plugins: []plugins.Plugin{newPlugin(t)},
+		Payload: map[string]any{"env": map[string]string{"task_id": "mine", "Path": `C:\bin`}},
+	})
+	require.Empty(t, res.Errors)
+	e := res.Env()
+	assert.Equal(t, plugintest.DefaultTaskID, e["TASK_ID"])
+	assert.NotContains(t, e, "task_id")
+	assert.Equal(t, `C:\bin`, e["Path"])
+	assert.Contains(t, res.Log, `payload.env["task_id"] is ignored: the worker sets TASK_ID`)
+}
