@@ -211,15 +211,14 @@ type batFiles struct {
 	EnvOut, DirOut  string // where the wrapper saves env and cwd ("" for the last command)
 }
 
+// batPaths names the files of command i of n in dir (a Windows path; joined
+// with '\\' whatever the OS the code runs on, so it is testable anywhere).
 func batPaths(dir string, i, n int) batFiles {
-	name := fmt.Sprintf("command_%06d", i)
-	f := batFiles{
-		Script:  filepath.Join(dir, name+".bat"),
-		Wrapper: filepath.Join(dir, name+"_wrapper.bat"),
-	}
+	base := strings.TrimRight(dir, `\`) + `\` + fmt.Sprintf("command_%06d", i)
+	f := batFiles{Script: base + ".bat", Wrapper: base + "_wrapper.bat"}
 	if i < n-1 {
-		f.EnvOut = filepath.Join(dir, name+"_env.txt")
-		f.DirOut = filepath.Join(dir, name+"_dir.txt")
+		f.EnvOut = base + "_env.txt"
+		f.DirOut = base + "_dir.txt"
 	}
 	return f
 }

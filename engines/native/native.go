@@ -106,15 +106,18 @@ var _ engines.Engine = (*Engine)(nil)
 // config section ({"inheritEnv": [...]}, may be empty); errors name the
 // offending field.
 func New(opts engines.Options) (engines.Engine, error) {
-	cfg := Config{InheritEnv: DefaultInheritEnvPOSIX}
-	if runtime.GOOS == "windows" {
-		cfg.InheritEnv = DefaultInheritEnvWindows
-	}
+	var cfg Config
 	if len(bytes.TrimSpace(opts.Config)) > 0 && string(bytes.TrimSpace(opts.Config)) != "null" {
 		dec := json.NewDecoder(bytes.NewReader(opts.Config))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cfg); err != nil {
 			return nil, fmt.Errorf("decoding engine config: %w", err)
+		}
+	}
+	if cfg.InheritEnv == nil {
+		cfg.InheritEnv = DefaultInheritEnvPOSIX
+		if runtime.GOOS == "windows" {
+			cfg.InheritEnv = DefaultInheritEnvWindows
 		}
 	}
 	rules := platformEnvRules()
