@@ -619,7 +619,7 @@ func (s *suite) artifactsAfterKill(t *testing.T) {
 
 func (s *suite) longLine(t *testing.T) {
 	chunk := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
-	const repeat = 17                                  // 1 MiB + 64 KiB, no newline
+	const repeat = 17                                 // 1 MiB + 64 KiB, no newline
 	r := s.runToEnd(t, Scenario{Steps: []Step{{Stdout: "<", Repeat: 1}, {Stdout: chunk, Repeat: repeat}, {Stdout: ">"}}})
 	want := "<" + strings.Repeat(chunk, repeat) + ">"
 	if !bytes.Contains(r.log.Bytes(), []byte(want)) {
