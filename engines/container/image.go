@@ -399,7 +399,7 @@ func (s *images) collectGarbage(ctx context.Context, tc *task.Context) {
 		}
 		_, err := s.cli.ImageRemove(ctx, c.id, client.ImageRemoveOptions{PruneChildren: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
-			tc.Logger.Info("image gc: keeping image", "image", shortID(c.id), "err", err)
+			tc.Logf("image gc: keeping image %s: %v", shortID(c.id), err)
 			continue
 		}
 		s.mu.Lock()

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -41,14 +43,27 @@ type builder struct {
 
 type cacheRequest struct{ name, mountPath string }
 
+// MaxEnvEntry is the largest len(name)+len(value)+2 SetEnv accepts: Linux
+// refuses to exec with one environment string over MAX_ARG_STRLEN (128 KiB).
+const MaxEnvEntry = 128 << 10
+
 // SetEnv implements engines.SandboxBuilder. Names are refused when empty or
-// holding '=' or NUL.
+// holding '=' or NUL; values holding NUL or longer than MaxEnvEntry with
+// their name are refused with engines.ErrInvalidEnvValue, and so are values
+// that are not valid UTF-8: the API passes the environment as JSON strings,
+// which would silently replace such bytes.
 func (b *builder) SetEnv(name, value string) error {
 	if name == "" || strings.ContainsAny(name, "=\x00") {
 		return fmt.Errorf("%w: %q", engines.ErrInvalidEnvName, name)
 	}
 	if strings.ContainsRune(value, 0) {
 		return fmt.Errorf("%w: value of %s holds NUL", engines.ErrInvalidEnvValue, name)
+	}
+	if !utf8.ValidString(value) {
+		return fmt.Errorf("%w: value of %s is not valid UTF-8, which the Docker Engine API (JSON) cannot carry unchanged", engines.ErrInvalidEnvValue, name)
+	}
+	if n := len(name) + len(value) + 2; n > MaxEnvEntry {
+		return fmt.Errorf("%w: %s: %d bytes with its name, over the %d-byte limit of one variable", engines.ErrInvalidEnvValue, name, n, MaxEnvEntry)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -306,8 +321,16 @@ func (s *sandbox) copyOutput() {
 		_, err = stdcopy.StdCopy(s.output, s.output, s.attach.Reader)
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !strings.Contains(err.Error(), "use of closed network connection") {
-		s.tc.Logger.Warn("reading container output", "err", err)
+		s.logger().Warn("reading container output", "err", err)
 	}
+}
+
+// logger is the run's structured log, or the engine's.
+func (s *sandbox) logger() *slog.Logger {
+	if s.tc.Logger != nil {
+		return s.tc.Logger
+	}
+	return s.e.log
 }
 
 // Timing of the exit detection; see run.
@@ -366,7 +389,7 @@ func (s *sandbox) run() {
 	select {
 	case <-s.outputDone:
 	case <-time.After(drainTimeout):
-		s.tc.Logger.Warn("container output did not end after the container exited; closing it", "container", shortID(s.id))
+		s.logger().Warn("container output did not end after the container exited; closing it", "container", shortID(s.id))
 	}
 	s.attach.Close()
 	<-s.outputDone
@@ -440,15 +463,27 @@ func (s *sandbox) kill() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := s.e.cli.ContainerKill(ctx, s.id, client.ContainerKillOptions{Signal: "KILL"})
-	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "not running") {
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) && !notRunning(err) {
 		return fmt.Errorf("killing container %s: %w", shortID(s.id), err)
 	}
 	return nil
 }
 
+func notRunning(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "not running") || strings.Contains(msg, "can only kill running") || strings.Contains(msg, "state improper")
+}
+
 // Abort implements engines.Sandbox: kills the container and removes it
 // and what it used (caches are purged); Wait returns engines.ErrAborted.
 func (s *sandbox) Abort() error {
+	select {
+	case <-s.done:
+		if s.err == nil {
+			return nil // ended: the result stays, Dispose cleans up
+		}
+	default:
+	}
 	s.mu.Lock()
 	s.aborted = true
 	s.killed = true
