@@ -1,0 +1,305 @@
+// Package demo runs a built worker binary against the embedded Queue
+// (taskcluster/localqueue) loaded with task definitions from a folder, and
+// reports each task's resolution with the paths of its downloaded log and
+// artifacts. It backs `go tool mage demo`, the README's first command: the
+// whole Taskcluster round trip (createTask, claimWork, reclaimTask, artifact
+// uploads, resolution) on one machine with no deployment and no
+// credentials to set up.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/worker"
+)
+
+// Options configure Run.
+type Options struct {
+	// Binary is the worker binary to run (built for this machine).
+	Binary string
+	// Tasks are task definition files (JSON or YAML, see
+	// worker.ParseTaskFile), e.g. examples/*.yml.
+	Tasks []string
+	// Dir receives the Queue's state (queue/), the worker's config and task
+	// directories, and the downloaded logs and artifacts
+	// (results/<taskId>/<artifact name>). It is emptied first.
+	Dir string
+	// Capacity is the worker's capacity (default 2).
+	Capacity int
+	// Stdout receives the table; Stderr the worker's own log.
+	Stdout, Stderr io.Writer
+}
+
+// Result is one task's outcome.
+type Result struct {
+	File       string
+	TaskID     string
+	Name       string
+	Resolution string            // completed, failed, exception/<reason>, or the state if unresolved
+	Log        string            // downloaded backing log, "" if none
+	Artifacts  map[string]string // artifact name -> downloaded path (or "error: ..." for error artifacts)
+}
+
+const (
+	pool        = "workergen-demo/local"
+	clientID    = "demo-worker"
+	accessToken = "demo-worker-access-token-not-secret"
+)
+
+// Run starts the embedded Queue on a loopback port, creates one task per
+// file, runs the worker until it has resolved them all, downloads every
+// artifact through the Queue's getArtifact (as a Taskcluster user would),
+// prints a table and returns the results. The error is for set-up problems;
+// tasks that fail are results.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	if o.Capacity <= 0 {
+		o.Capacity = 2
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+
+	qctx, stopQueue := context.WithCancel(ctx)
+	defer stopQueue()
+	ready := make(chan struct{})
+	var (
+		server  *localqueue.Server
+		rootURL string
+	)
+	qerr := make(chan error, 1)
+	go func() {
+		qerr <- localqueue.ListenAndServe(qctx, "127.0.0.1:0", localqueue.Options{
+			Dir:      filepath.Join(dir, "queue"),
+			LongPoll: 2 * time.Second,
+			Clients: []localqueue.Client{{ClientID: clientID, AccessToken: accessToken,
+				Scopes: []string{"queue:claim-work:" + pool, "queue:worker-id:demo/*", "queue:get-artifact:*"}}},
+			Logger: slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		}, func(s *localqueue.Server, base string) {
+			server, rootURL = s, base
+			close(ready)
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-qerr:
+		return nil, fmt.Errorf("starting the embedded Queue: %w", err)
+	}
+
+	// Create the tasks.
+	var results []Result
+	now := time.Now()
+	for _, f := range o.Tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		def, err := worker.ParseTaskFile(data, now)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		id := worker.NewSlugID()
+		def.TaskQueueID, def.ProvisionerID, def.WorkerType = pool, "", ""
+		if def.TaskGroupID == "" {
+			def.TaskGroupID = id
+		}
+		if def.SchedulerID == "" {
+			def.SchedulerID = "-"
+		}
+		if _, err := server.CreateTask(ctx, id, def); err != nil {
+			return nil, fmt.Errorf("creating task from %s: %w", f, err)
+		}
+		results = append(results, Result{File: f, TaskID: id, Name: def.Metadata.Name})
+	}
+
+	// Run the worker until it has run every task.
+	cfg := map[string]any{
+		"rootUrl":            rootURL,
+		"credentials":        map[string]string{"clientId": clientID, "accessToken": accessToken},
+		"workerPoolId":       pool,
+		"workerGroup":        "demo",
+		"workerId":           "demo-1",
+		"capacity":           o.Capacity,
+		"tasksDir":           filepath.Join(dir, "tasks"),
+		"numberOfTasksToRun": len(results),
+	}
+	cfgPath := filepath.Join(dir, "worker-config.json")
+	data, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, o.Binary, "work", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = o.Stderr, o.Stderr
+	cmd.Env = filteredEnv()
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("worker %s: %w", o.Binary, err)
+	}
+
+	// Collect resolutions and artifacts.
+	client := &taskcluster.Client{RootURL: rootURL,
+		Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: clientID, AccessToken: accessToken})}
+	for i := range results {
+		r := &results[i]
+		st, err := server.Status(r.TaskID)
+		if err != nil {
+			return nil, err
+		}
+		r.Resolution = st.State
+		if n := len(st.Runs); n > 0 {
+			run := st.Runs[n-1]
+			r.Resolution = run.State
+			if run.State == localqueue.StateException {
+				r.Resolution += "/" + run.ReasonResolved
+			}
+			if err := download(ctx, client, server, r, n-1, filepath.Join(dir, "results", r.TaskID)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	printTable(o.Stdout, results, dir)
+	stopQueue()
+	if err := <-qerr; err != nil && !errors.Is(err, context.Canceled) {
+		return results, err
+	}
+	return results, nil
+}
+
+// filteredEnv is the environment for the worker process without the
+// caller's Taskcluster credentials (the demo config has its own).
+func filteredEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TASKCLUSTER_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func download(ctx context.Context, c *taskcluster.Client, s *localqueue.Server, r *Result, runID int, dst string) error {
+	arts, err := s.Artifacts(r.TaskID, runID)
+	if err != nil {
+		return err
+	}
+	r.Artifacts = map[string]string{}
+	for _, a := range arts {
+		switch a.StorageType {
+		case "error":
+			r.Artifacts[a.Name] = "error: " + a.Reason + ": " + a.Message
+			continue
+		case "reference":
+			r.Artifacts[a.Name] = "reference: " + a.URL
+			continue
+		case "link":
+			r.Artifacts[a.Name] = "link to " + a.Link
+			continue
+		}
+		u, err := c.Queue().ArtifactURL(r.TaskID, runID, a.Name, time.Hour)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dst, filepath.FromSlash(a.Name))
+		if err := fetch(ctx, u.String(), path); err != nil {
+			return fmt.Errorf("downloading %s of task %s: %w", a.Name, r.TaskID, err)
+		}
+		r.Artifacts[a.Name] = path
+		if strings.HasSuffix(a.Name, "/live_backing.log") {
+			r.Log = path
+		}
+	}
+	return nil
+}
+
+// fetch downloads url (following the Queue's redirect; Go's transport
+// undoes a gzip Content-Encoding) to path.
+func fetch(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func printTable(w io.Writer, results []Result, dir string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK FILE\tTASK ID\tRESOLUTION\tLOG")
+	rel := func(p string) string {
+		if r, err := filepath.Rel(dir, p); err == nil && p != "" {
+			return filepath.Join(filepath.Base(dir), r)
+		}
+		return p
+	}
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", filepath.Base(r.File), r.TaskID, r.Resolution, rel(r.Log))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	for _, r := range results {
+		var names []string
+		for n := range r.Artifacts {
+			if !strings.HasPrefix(n, "public/logs/") {
+				names = append(names, n)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "%s artifacts:\n", filepath.Base(r.File))
+		for _, n := range names {
+			p := r.Artifacts[n]
+			if filepath.IsAbs(p) {
+				p = rel(p)
+			}
+			fmt.Fprintf(w, "  %-36s %s\n", n, p)
+		}
+	}
+	fmt.Fprintf(w, "\nEverything is under %s (Queue state, worker config, downloaded logs and artifacts).\n", dir)
+}
