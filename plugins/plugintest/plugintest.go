@@ -118,6 +118,9 @@ type Result struct {
 	// StoppedOK is the AND of every plugin's Stopped ok (true when Stopped
 	// was not reached or no plugin objected).
 	StoppedOK bool
+	// Durations holds how long each plugin stage took (all plugins
+	// together), for stages that ran; for benchmarks.
+	Durations map[Stage]time.Duration
 	// TaskResult is the engine's result, nil if Wait was not reached.
 	TaskResult engines.ResultSet
 	// Builder is the engine's sandbox builder, nil if not created.
@@ -180,7 +183,7 @@ func Run(t testing.TB, c Case) *Result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	d := &driver{c: c, tc: tc, res: &Result{Context: tc, Errors: map[Stage]error{}, StoppedOK: true}}
+	d := &driver{c: c, tc: tc, res: &Result{Context: tc, Errors: map[Stage]error{}, Durations: map[Stage]time.Duration{}, StoppedOK: true}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -308,6 +311,8 @@ func (d *driver) record(stage Stage, err error) error {
 // stage calls f for every created plugin in order; every plugin runs, the
 // first error is recorded and returned.
 func (d *driver) stage(stage Stage, f func(plugins.TaskPlugin) error) error {
+	start := time.Now()
+	defer func() { d.res.Durations[stage] += time.Since(start) }()
 	var first error
 	for _, tp := range d.created {
 		if err := f(tp); err != nil && first == nil {
