@@ -43,7 +43,8 @@
 //     error is internal-error.
 //
 // One task log line is written per artifact (name, size, content type,
-// encoding, source path). Artifacts are collected after a maxRunTime kill
+// encoding, source path), in the order of the payload and of each directory
+// walk, once the uploads have ended. Artifacts are collected after a maxRunTime kill
 // too: Stopped receives the killed task's result.
 //
 // Engines must keep a engines.File passed to ExtractFolder's callback usable
@@ -122,6 +123,41 @@ type taskPlugin struct {
 	concurrency int
 
 	failed atomic.Bool // a required artifact could not be published
+
+	// The task log lines of a Stopped stage, in the order the artifacts
+	// were listed and walked (uploads finish in any order); written once
+	// every upload has ended so the log reads the same on every run.
+	mu    sync.Mutex
+	lines []string
+}
+
+// reserve returns the index of the next log line.
+func (p *taskPlugin) reserve() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = append(p.lines, "")
+	return len(p.lines) - 1
+}
+
+// note sets log line seq.
+func (p *taskPlugin) note(seq int, format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines[seq] = line
+}
+
+// flush writes the noted lines to the task log.
+func (p *taskPlugin) flush() {
+	p.mu.Lock()
+	lines := p.lines
+	p.lines = nil
+	p.mu.Unlock()
+	for _, l := range lines {
+		if l != "" {
+			p.tc.Logf("%s", l)
+		}
+	}
 }
 
 // Stopped publishes every artifact of the payload.
@@ -131,42 +167,46 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.concurrency)
+	defer p.flush()
 	for _, s := range p.specs {
 		if gctx.Err() != nil {
 			break
 		}
 		switch s.typ {
 		case TypeFile:
+			seq := p.reserve()
 			f, err := r.ExtractFile(gctx, s.path)
 			if err != nil {
-				if err := p.extractFailed(gctx, g, s, err); err != nil {
+				if err := p.extractFailed(gctx, g, seq, s, err); err != nil {
 					g.Go(func() error { return err })
 				}
 				continue
 			}
-			g.Go(func() error { return p.publishFile(gctx, s, s.name, f) })
+			g.Go(func() error { return p.publishFile(gctx, seq, s, s.name, f) })
 		case TypeDirectory:
 			base := strings.TrimRight(s.name, "/")
 			files := 0
 			err := r.ExtractFolder(gctx, s.path, func(rel string, f engines.File) error {
 				files++
+				seq := p.reserve()
 				name := path.Join(base, rel)
 				if err := ValidateName(name); err != nil {
 					p.failed.Store(true)
-					p.tc.Logf("artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
+					p.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
 					return nil
 				}
-				g.Go(func() error { return p.publishFile(gctx, s, name, f) })
+				g.Go(func() error { return p.publishFile(gctx, seq, s, name, f) })
 				return gctx.Err()
 			})
+			seq := p.reserve()
 			switch {
 			case err == nil:
 				if files == 0 {
-					p.tc.Logf("directory artifact %q (%s): directory %q holds no files", s.name, s.field, s.path)
+					p.note(seq, "directory artifact %q (%s): directory %q holds no files", s.name, s.field, s.path)
 				}
 			case gctx.Err() != nil:
 			default:
-				if err := p.extractFailed(gctx, g, s, err); err != nil {
+				if err := p.extractFailed(gctx, g, seq, s, err); err != nil {
 					g.Go(func() error { return err })
 				}
 			}
@@ -183,13 +223,13 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 
 // extractFailed handles an ExtractFile/ExtractFolder error for s: an error
 // artifact (or nothing, for a missing optional one), or an error to return.
-func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, s spec, err error) error {
+func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq int, s spec, err error) error {
 	kind := s.typ
 	var reason string
 	switch {
 	case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 		if s.optional {
-			p.tc.Logf("optional %s artifact %q: %q not found; nothing published", kind, s.name, s.path)
+			p.note(seq, "optional %s artifact %q: %q not found; nothing published", kind, s.name, s.path)
 			return nil
 		}
 		reason = task.ErrorFileMissingOnWorker
@@ -204,16 +244,16 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, s spe
 	}
 	p.failed.Store(true)
 	msg := fmt.Sprintf("%s artifact %q (%s): %q: %v", kind, s.name, s.field, s.path, err)
-	g.Go(func() error { return p.publishError(ctx, s, s.name, reason, msg) })
+	g.Go(func() error { return p.publishError(ctx, seq, s, s.name, reason, msg) })
 	return nil
 }
 
 // publishError publishes an error artifact.
-func (p *taskPlugin) publishError(ctx context.Context, s spec, name, reason, msg string) error {
+func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, reason, msg string) error {
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 	}
-	p.tc.Logf("artifact %q: error artifact (%s): %s", name, reason, msg)
+	p.note(seq, "artifact %q: error artifact (%s): %s", name, reason, msg)
 	err := p.tc.Artifacts.Publish(ctx, task.Artifact{
 		Name:    name,
 		Kind:    task.ArtifactError,
@@ -225,7 +265,7 @@ func (p *taskPlugin) publishError(ctx context.Context, s spec, name, reason, msg
 }
 
 // publishFile publishes the file f as artifact name.
-func (p *taskPlugin) publishFile(ctx context.Context, s spec, name string, f engines.File) error {
+func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name string, f engines.File) error {
 	rc, err := f.Open()
 	if err != nil {
 		var reason string
@@ -233,7 +273,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, s spec, name string, f eng
 		case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 			reason = task.ErrorFileMissingOnWorker
 			if s.optional && s.typ == TypeFile {
-				p.tc.Logf("optional file artifact %q: %q vanished; nothing published", name, s.path)
+				p.note(seq, "optional file artifact %q: %q vanished; nothing published", name, s.path)
 				return nil
 			}
 		case errors.Is(err, fs.ErrPermission):
@@ -242,7 +282,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, s spec, name string, f eng
 			reason = task.ErrorInvalidResourceOnWorker
 		}
 		p.failed.Store(true)
-		return p.publishError(ctx, s, name, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", s.path, name, s.field, err))
+		return p.publishError(ctx, seq, s, name, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", s.path, name, s.field, err))
 	}
 	first := &openOnce{rc: rc}
 	defer first.release()
@@ -254,7 +294,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, s spec, name string, f eng
 	if contentType == "" {
 		if contentType, err = first.sniff(); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err))
+			return p.publishError(ctx, seq, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err))
 		}
 	}
 	encoding := s.contentEncoding
@@ -280,7 +320,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, s spec, name string, f eng
 	if err != nil {
 		return publishErr(name, err)
 	}
-	p.tc.Logf("artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, encoding, s.field, s.path)
+	p.note(seq, "artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, encoding, s.field, s.path)
 	return nil
 }
 

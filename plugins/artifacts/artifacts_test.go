@@ -457,3 +457,26 @@ func TestConfig(t *testing.T) {
 	_, err = artifacts.New(plugins.Options{Worker: plugins.WorkerConfig{UploadConcurrency: -1}})
 	assert.Error(t, err)
 }
+
+func TestLogLinesInPayloadAndWalkOrder(t *testing.T) {
+	files := map[string]string{"z.txt": "z"}
+	for _, n := range []string{"e", "a", "d", "b", "c"} {
+		files["d/"+n+".txt"] = n
+	}
+	res := runCase(t, plugintest.Case{Plugins: []plugins.Plugin{newPlugin(t, 5)}}, files, nil,
+		M{"type": "file", "path": "z.txt"},
+		M{"type": "file", "path": "missing.txt", "optional": true},
+		M{"type": "directory", "path": "d"},
+	)
+	require.Empty(t, res.Errors)
+	var got []string
+	for line := range strings.SplitSeq(res.Log, "\n") {
+		if i := strings.Index(line, `] artifact "`); i >= 0 {
+			got = append(got, strings.SplitN(line[i+len(`] artifact "`):], `"`, 2)[0])
+		}
+		if strings.Contains(line, "optional file artifact") {
+			got = append(got, "optional")
+		}
+	}
+	assert.Equal(t, []string{"z.txt", "optional", "d/a.txt", "d/b.txt", "d/c.txt", "d/d.txt", "d/e.txt"}, got)
+}
