@@ -307,7 +307,7 @@ func (s *Sandbox) Env() map[string]string { return maps.Clone(s.env) }
 
 func (s *Sandbox) run() {
 	defer close(s.done)
-	dir := hostdir.Dir{Path: s.tc.TaskDir, Skipped: func(rel string, why error) {
+	dir := hostdir.Dir{Path: s.tc.TaskDir, Roots: &hostdir.Roots{}, Skipped: func(rel string, why error) {
 		s.tc.Logf("skipping %s: %v", rel, why)
 	}}
 	res := &ResultSet{dir: dir, script: s.script, env: s.env, exitCode: s.script.ExitCode}
@@ -469,7 +469,11 @@ func (r *ResultSet) ExtractFolder(ctx context.Context, path string, fn func(stri
 	return r.dir.ExtractFolder(ctx, path, fn)
 }
 
-// Dispose does nothing: the worker owns the task directory.
+// Dispose closes the handles extraction kept open; the worker owns the
+// task directory.
 func (r *ResultSet) Dispose() error {
-	return r.script.fail(StageDispose)
+	if err := r.script.fail(StageDispose); err != nil {
+		return err
+	}
+	return r.dir.Roots.Close()
 }

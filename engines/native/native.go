@@ -272,8 +272,12 @@ func (w logWriter) Write(p []byte) (int, error) { return w.l.Write(p) }
 // run runs the commands in order and then finishes the run.
 func (s *sandbox) run() {
 	res := &resultSet{
-		s:   s,
-		dir: hostdir.Dir{Path: s.tc.TaskDir, Skipped: func(rel string, why error) { s.tc.Logf("skipping %s: %v", rel, why) }},
+		s: s,
+		dir: hostdir.Dir{
+			Path:    s.tc.TaskDir,
+			Skipped: func(rel string, why error) { s.tc.Logf("skipping %s: %v", rel, why) },
+			Roots:   &hostdir.Roots{},
+		},
 	}
 	var runErr error
 	env, dir := s.env, s.tc.TaskDir
@@ -531,10 +535,11 @@ func (r *resultSet) ExtractFolder(ctx context.Context, path string, fn func(stri
 	return r.dir.ExtractFolder(ctx, path, fn)
 }
 
-// Dispose leaves the task directory to the worker, which owns it. The
-// task's processes were already killed when it ended.
+// Dispose leaves the task directory to the worker, which owns it, and
+// closes the handles extraction kept open. The task's processes were
+// already killed when it ended.
 func (r *resultSet) Dispose() error {
-	return nil
+	return r.dir.Roots.Close()
 }
 
 // startFailureCode maps an exec failure the task is at fault for to the

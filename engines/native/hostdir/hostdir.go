@@ -30,11 +30,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/workergen/workergen/engines"
 )
 
-// Dir is a task directory on the host.
+// Dir is a task directory on the host. The zero Roots is ready to use;
+// call Close when the result set is disposed.
 type Dir struct {
 	// Path is the task directory (absolute).
 	Path string
@@ -42,6 +44,56 @@ type Dir struct {
 	// (path relative to the folder, slash-separated, and why). Engines pass
 	// a function that writes a line to the task log.
 	Skipped func(rel string, why error)
+	// Roots caches the os.Root handles files are opened through; share one
+	// per result set (nil: each Open opens its own).
+	Roots *Roots
+}
+
+// Roots caches open os.Root handles by directory, so opening thousands of
+// files of a directory artifact does not reopen the task directory each
+// time. Safe for concurrent use.
+type Roots struct {
+	mu    sync.Mutex
+	roots map[string]*os.Root
+}
+
+func (rs *Roots) open(dir string) (*os.Root, func(), error) {
+	if rs == nil {
+		r, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { _ = r.Close() }, nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if r, ok := rs.roots[dir]; ok {
+		return r, func() {}, nil
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rs.roots == nil {
+		rs.roots = map[string]*os.Root{}
+	}
+	rs.roots[dir] = r
+	return r, func() {}, nil
+}
+
+// Close closes the cached handles; Files opened later open their own.
+func (rs *Roots) Close() error {
+	if rs == nil {
+		return nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	var errs []error
+	for _, r := range rs.roots {
+		errs = append(errs, r.Close())
+	}
+	rs.roots = nil
+	return errors.Join(errs...)
 }
 
 // File is an engines.File backed by a host file.
@@ -50,9 +102,10 @@ type File struct {
 	size int64
 	mode fs.FileMode
 	// root, rel: when set, Open goes through the os.Root (relative paths).
-	root string
-	rel  string
-	gone bool // vanished before it could be stat'ed
+	root  string
+	rel   string
+	roots *Roots
+	gone  bool // vanished before it could be stat'ed
 }
 
 var _ engines.File = (*File)(nil)
@@ -68,11 +121,14 @@ func (f *File) Open() (io.ReadCloser, error) {
 		err error
 	)
 	if f.root != "" {
-		var root *os.Root
-		root, err = os.OpenRoot(f.root)
+		var (
+			root    *os.Root
+			release func()
+		)
+		root, release, err = f.roots.open(f.root)
 		if err == nil {
 			r, err = root.Open(f.rel)
-			_ = root.Close()
+			release()
 		}
 	} else {
 		r, err = os.Open(f.path)
@@ -209,7 +265,7 @@ func (d Dir) ExtractFile(ctx context.Context, p string) (engines.File, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %w", p, engines.ErrNotAFile)
 	}
-	return &File{path: r.real, size: fi.Size(), mode: fi.Mode(), root: r.root, rel: r.rel}, nil
+	return &File{path: r.real, size: fi.Size(), mode: fi.Mode(), root: r.root, rel: r.rel, roots: d.Roots}, nil
 }
 
 // ExtractFolder implements engines.ResultSet.ExtractFolder for the task
@@ -251,7 +307,7 @@ func (d Dir) ExtractFolder(ctx context.Context, p string, fn func(rel string, f 
 		if de.IsDir() {
 			return nil
 		}
-		f := &File{path: path}
+		f := &File{path: path, roots: d.Roots}
 		switch t := de.Type(); {
 		case t.IsRegular():
 			info, err := de.Info()
