@@ -44,7 +44,7 @@
 //
 // One task log line is written per artifact (name, size, content type,
 // encoding, source path), in the order of the payload and of each directory
-// walk, once the uploads have ended. Artifacts are collected after a maxRunTime kill
+// walk (a line waits for the uploads listed before it). Artifacts are collected after a maxRunTime kill
 // too: Stopped receives the killed task's result.
 //
 // Engines must keep a engines.File passed to ExtractFolder's callback usable
@@ -113,7 +113,9 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	if err != nil {
 		return nil, err
 	}
-	return &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency}, nil
+	tp := &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency}
+	tp.log.write = func(line string) { tc.Logf("%s", line) }
+	return tp, nil
 }
 
 type taskPlugin struct {
@@ -124,40 +126,9 @@ type taskPlugin struct {
 
 	failed atomic.Bool // a required artifact could not be published
 
-	// The task log lines of a Stopped stage, in the order the artifacts
-	// were listed and walked (uploads finish in any order); written once
-	// every upload has ended so the log reads the same on every run.
-	mu    sync.Mutex
-	lines []string
-}
-
-// reserve returns the index of the next log line.
-func (p *taskPlugin) reserve() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lines = append(p.lines, "")
-	return len(p.lines) - 1
-}
-
-// note sets log line seq.
-func (p *taskPlugin) note(seq int, format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lines[seq] = line
-}
-
-// flush writes the noted lines to the task log.
-func (p *taskPlugin) flush() {
-	p.mu.Lock()
-	lines := p.lines
-	p.lines = nil
-	p.mu.Unlock()
-	for _, l := range lines {
-		if l != "" {
-			p.tc.Logf("%s", l)
-		}
-	}
+	// log holds the task log lines of the Stopped stage, written in the
+	// order the artifacts are listed and walked.
+	log orderedLog
 }
 
 // Stopped publishes every artifact of the payload.
@@ -167,46 +138,57 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.concurrency)
-	defer p.flush()
+	defer p.log.flush()
 	for _, s := range p.specs {
 		if gctx.Err() != nil {
 			break
 		}
 		switch s.typ {
 		case TypeFile:
-			seq := p.reserve()
+			seq := p.log.reserve()
 			f, err := r.ExtractFile(gctx, s.path)
 			if err != nil {
 				if err := p.extractFailed(gctx, g, seq, s, err); err != nil {
+					p.log.done(seq)
 					g.Go(func() error { return err })
 				}
 				continue
 			}
-			g.Go(func() error { return p.publishFile(gctx, seq, s, s.name, f) })
+			g.Go(func() error {
+				defer p.log.done(seq)
+				return p.publishFile(gctx, seq, s, s.name, f)
+			})
 		case TypeDirectory:
 			base := strings.TrimRight(s.name, "/")
 			files := 0
 			err := r.ExtractFolder(gctx, s.path, func(rel string, f engines.File) error {
 				files++
-				seq := p.reserve()
+				seq := p.log.reserve()
 				name := path.Join(base, rel)
 				if err := ValidateName(name); err != nil {
 					p.failed.Store(true)
-					p.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
+					p.log.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
+					p.log.done(seq)
 					return nil
 				}
-				g.Go(func() error { return p.publishFile(gctx, seq, s, name, f) })
+				g.Go(func() error {
+					defer p.log.done(seq)
+					return p.publishFile(gctx, seq, s, name, f)
+				})
 				return gctx.Err()
 			})
-			seq := p.reserve()
+			seq := p.log.reserve()
 			switch {
 			case err == nil:
 				if files == 0 {
-					p.note(seq, "directory artifact %q (%s): directory %q holds no files", s.name, s.field, s.path)
+					p.log.note(seq, "directory artifact %q (%s): directory %q holds no files", s.name, s.field, s.path)
 				}
+				p.log.done(seq)
 			case gctx.Err() != nil:
+				p.log.done(seq)
 			default:
 				if err := p.extractFailed(gctx, g, seq, s, err); err != nil {
+					p.log.done(seq)
 					g.Go(func() error { return err })
 				}
 			}
@@ -223,13 +205,16 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 
 // extractFailed handles an ExtractFile/ExtractFolder error for s: an error
 // artifact (or nothing, for a missing optional one), or an error to return.
+// When it returns nil it has marked log slot seq done (or will); when it
+// returns an error, the caller must.
 func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq int, s spec, err error) error {
 	kind := s.typ
 	var reason string
 	switch {
 	case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 		if s.optional {
-			p.note(seq, "optional %s artifact %q: %q not found; nothing published", kind, s.name, s.path)
+			p.log.note(seq, "optional %s artifact %q: %q not found; nothing published", kind, s.name, s.path)
+			p.log.done(seq)
 			return nil
 		}
 		reason = task.ErrorFileMissingOnWorker
@@ -244,7 +229,10 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 	}
 	p.failed.Store(true)
 	msg := fmt.Sprintf("%s artifact %q (%s): %q: %v", kind, s.name, s.field, s.path, err)
-	g.Go(func() error { return p.publishError(ctx, seq, s, s.name, reason, msg) })
+	g.Go(func() error {
+		defer p.log.done(seq)
+		return p.publishError(ctx, seq, s, s.name, reason, msg)
+	})
 	return nil
 }
 
@@ -253,7 +241,7 @@ func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, re
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 	}
-	p.note(seq, "artifact %q: error artifact (%s): %s", name, reason, msg)
+	p.log.note(seq, "artifact %q: error artifact (%s): %s", name, reason, msg)
 	err := p.tc.Artifacts.Publish(ctx, task.Artifact{
 		Name:    name,
 		Kind:    task.ArtifactError,
@@ -273,7 +261,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 		case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 			reason = task.ErrorFileMissingOnWorker
 			if s.optional && s.typ == TypeFile {
-				p.note(seq, "optional file artifact %q: %q vanished; nothing published", name, s.path)
+				p.log.note(seq, "optional file artifact %q: %q vanished; nothing published", name, s.path)
 				return nil
 			}
 		case errors.Is(err, fs.ErrPermission):
@@ -320,7 +308,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 	if err != nil {
 		return publishErr(name, err)
 	}
-	p.note(seq, "artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, encoding, s.field, s.path)
+	p.log.note(seq, "artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, encoding, s.field, s.path)
 	return nil
 }
 
