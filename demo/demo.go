@@ -270,9 +270,10 @@ func fetch(ctx context.Context, url, path string) error {
 func printTable(w io.Writer, results []Result, dir string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK FILE\tTASK ID\tRESOLUTION\tLOG")
+	cwd, _ := os.Getwd()
 	rel := func(p string) string {
-		if r, err := filepath.Rel(dir, p); err == nil && p != "" {
-			return filepath.Join(filepath.Base(dir), r)
+		if r, err := filepath.Rel(cwd, p); err == nil && p != "" && !strings.HasPrefix(r, "..") {
+			return r
 		}
 		return p
 	}

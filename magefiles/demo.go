@@ -1,0 +1,104 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"github.com/workergen/workergen/demo"
+	"github.com/workergen/workergen/gen"
+	"github.com/workergen/workergen/gen/build"
+	"github.com/workergen/workergen/taskcluster/localqueue"
+)
+
+// Demo builds the <os>-native worker for this machine and runs it against the embedded Queue loaded with examples/*.yml, then prints each task's resolution, log and artifacts.
+func Demo(ctx context.Context) error {
+	profile := runtime.GOOS + "-native"
+	host := gen.Target{OS: runtime.GOOS, Arch: runtime.GOARCH}
+	fmt.Printf("building %s for %s ...\n", profile, host)
+	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}})
+	if err != nil {
+		return err
+	}
+	tasks, err := filepath.Glob(filepath.Join("examples", "*.yml"))
+	if err != nil || len(tasks) == 0 {
+		return fmt.Errorf("no example tasks in examples/: %v", err)
+	}
+	fmt.Printf("running %d example tasks from examples/ through the embedded Queue ...\n\n", len(tasks))
+	var workerLog *os.File
+	if workerLog, err = os.CreateTemp("", "workergen-demo-worker-*.log"); err != nil {
+		return err
+	}
+	defer workerLog.Close()
+	_, err = demo.Run(ctx, demo.Options{
+		Binary: res.Binaries[0].Path,
+		Tasks:  tasks,
+		Dir:    filepath.Join("dist", "demo"),
+		Stdout: os.Stdout,
+		Stderr: workerLog,
+	})
+	if err != nil {
+		return fmt.Errorf("%w (worker log: %s)", err, workerLog.Name())
+	}
+	fmt.Printf("worker log: %s\n", workerLog.Name())
+	return nil
+}
+
+// Queue runs the embedded Taskcluster Queue on 127.0.0.1:8080 (QUEUE_ADDR), state in dist/queue (QUEUE_DIR); prints a worker config for it.
+func Queue(ctx context.Context) error {
+	addr := envOr("QUEUE_ADDR", "127.0.0.1:8080")
+	dir := envOr("QUEUE_DIR", filepath.Join("dist", "queue"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// A static worker client, kept with the state so restarts keep it.
+	credsPath := filepath.Join(dir, "worker-client.json")
+	var client localqueue.Client
+	if data, err := os.ReadFile(credsPath); err == nil {
+		if err := json.Unmarshal(data, &client); err != nil {
+			return fmt.Errorf("%s: %w", credsPath, err)
+		}
+	} else {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		client = localqueue.Client{ClientID: "local-worker", AccessToken: hex.EncodeToString(b), Scopes: []string{"*"}}
+		data, _ := json.MarshalIndent(client, "", "  ")
+		if err := os.WriteFile(credsPath, data, 0o600); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return localqueue.ListenAndServe(ctx, addr, localqueue.Options{
+		Dir:     dir,
+		Clients: []localqueue.Client{client},
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}, func(_ *localqueue.Server, rootURL string) {
+		cfg := map[string]any{
+			"rootUrl":      rootURL,
+			"credentials":  map[string]string{"clientId": client.ClientID, "accessToken": client.AccessToken},
+			"workerPoolId": "workergen/local",
+			"workerGroup":  "local",
+			"workerId":     "local-1",
+		}
+		data, _ := json.MarshalIndent(cfg, "", "  ")
+		fmt.Printf("embedded Queue at %s (state in %s); a worker config for it:\n%s\n", rootURL, dir, data)
+	})
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
