@@ -3,6 +3,8 @@ package localqueue
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/hawk"
 )
 
 // Task and run states (task-status.json `state`).
@@ -124,12 +126,10 @@ type TaskStatus struct {
 }
 
 // Credentials are Taskcluster credentials as the Queue hands them out
-// (task-credentials.json, object-credentials.json).
-type Credentials struct {
-	ClientID    string `json:"clientId"`
-	AccessToken string `json:"accessToken"`
-	Certificate string `json:"certificate,omitempty"`
-}
+// (task-credentials.json, object-credentials.json): the same type the
+// hawk package and the taskcluster client use. The server never sets
+// AuthorizedScopes in what it returns.
+type Credentials = hawk.Credentials
 
 // Artifact is one artifact of a run as the server stores it, with its bytes
 // for `s3` and `object` artifacts (returned by Server.Artifacts).
