@@ -1,0 +1,208 @@
+// Package build generates a profile and cross-compiles its worker binaries:
+// the logic behind `go tool mage build` (magefiles/), kept importable so
+// tests and the release pipeline call it directly.
+//
+// Every target is built with CGO_ENABLED=0, -trimpath, -buildvcs=false and
+// -ldflags "-s -w -buildid= -X .../worker.version=<v> -X
+// .../worker.commit=<c>", into dist/<profile>/bin/<binary>-<os>-<arch>[.exe].
+// Targets build in parallel, at most Options.Jobs at a time.
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/workergen/workergen/gen"
+)
+
+// workerPkg is where version and commit are stamped.
+const workerPkg = "github.com/workergen/workergen/worker"
+
+// ErrBuild is wrapped by errors of a failed `go build`.
+var ErrBuild = errors.New("go build failed")
+
+// Options configure Build. Zero values get defaults.
+type Options struct {
+	// Root is the repository root (the directory holding go.mod).
+	Root string
+	// Profile is the profile name.
+	Profile string
+	// Targets restricts the build to these targets of the profile; nil
+	// builds every declared target. A target the profile does not declare
+	// is an error.
+	Targets []gen.Target
+	// Jobs bounds parallel `go build` runs; default runtime.NumCPU().
+	Jobs int
+	// Version and Commit are stamped into the binaries; empty means
+	// VersionInfo(Root).
+	Version, Commit string
+	// Go is the go command; default "go".
+	Go string
+	// Logger receives one line per built target; default discards.
+	Logger *slog.Logger
+}
+
+// Binary is one built worker binary.
+type Binary struct {
+	Target gen.Target
+	// Path is the binary's path (Root-joined).
+	Path string
+	// Elapsed is the wall time of its `go build`.
+	Elapsed time.Duration
+}
+
+// Result is what Build produced.
+type Result struct {
+	Profile  *gen.Profile
+	Binaries []Binary
+}
+
+// ProfileArg extracts the profile name from a mage argument: mage passes
+// `go tool mage build profile=linux-native` as the single string
+// "profile=linux-native"; a bare "linux-native" is accepted too.
+func ProfileArg(arg string) string {
+	return strings.TrimPrefix(strings.TrimSpace(arg), "profile=")
+}
+
+// Build generates the profile and builds every target. It returns the
+// binaries in the profile's target order. Generation errors wrap
+// gen.ErrUnknownProfile or gen.ErrInvalidProfile; compile errors wrap
+// ErrBuild and carry the compiler output.
+func Build(ctx context.Context, opts Options) (*Result, error) {
+	opts = withDefaults(opts)
+	p, err := gen.Generate(opts.Root, opts.Profile)
+	if err != nil {
+		return nil, err
+	}
+	targets := p.Targets
+	if opts.Targets != nil {
+		for _, t := range opts.Targets {
+			found := false
+			for _, d := range p.Targets {
+				found = found || d == t
+			}
+			if !found {
+				return nil, fmt.Errorf("building profile %q: target %s is not declared by %s", p.Name, t, p.File)
+			}
+		}
+		targets = opts.Targets
+	}
+	if opts.Version == "" || opts.Commit == "" {
+		v, c := VersionInfo(ctx, opts.Root)
+		if opts.Version == "" {
+			opts.Version = v
+		}
+		if opts.Commit == "" {
+			opts.Commit = c
+		}
+	}
+	binDir := filepath.Join(gen.OutDir(opts.Root, p.Name), gen.BinDir)
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, fmt.Errorf("building profile %q: %w", p.Name, err)
+	}
+
+	res := &Result{Profile: p, Binaries: make([]Binary, len(targets))}
+	errs := make([]error, len(targets))
+	sem := make(chan struct{}, opts.Jobs)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			out := filepath.Join(binDir, t.BinaryName(p.Binary))
+			start := time.Now()
+			errs[i] = goBuild(ctx, opts, p.Name, t, out)
+			res.Binaries[i] = Binary{Target: t, Path: out, Elapsed: time.Since(start)}
+			if errs[i] == nil {
+				opts.Logger.Info("built", "profile", p.Name, "target", t.String(), "binary", out, "elapsed", res.Binaries[i].Elapsed.Round(time.Millisecond))
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func withDefaults(opts Options) Options {
+	if opts.Root == "" {
+		opts.Root = "."
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	if opts.Go == "" {
+		opts.Go = "go"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return opts
+}
+
+// LDFlags returns the -ldflags value stamping version and commit.
+func LDFlags(version, commit string) string {
+	return fmt.Sprintf("-s -w -buildid= -X %s.version=%s -X %s.commit=%s", workerPkg, version, workerPkg, commit)
+}
+
+func goBuild(ctx context.Context, opts Options, profile string, t gen.Target, out string) error {
+	cmd := exec.CommandContext(ctx, opts.Go, "build",
+		"-trimpath", "-buildvcs=false",
+		"-ldflags", LDFlags(opts.Version, opts.Commit),
+		"-o", out, gen.PackagePath(profile))
+	cmd.Dir = opts.Root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: profile %s for %s: %v\n%s", ErrBuild, profile, t, err, strings.TrimSpace(output.String()))
+	}
+	return nil
+}
+
+var releaseTag = regexp.MustCompile(`^v(\d+\.\d+\.\d+)$`)
+
+// VersionInfo returns the version and commit to stamp: on a vX.Y.Z tag
+// (`git describe --tags --exact-match`) the version is X.Y.Z, else
+// "0.0.0-dev+<short commit>". Without git it returns "0.0.0-dev" and
+// "unknown".
+func VersionInfo(ctx context.Context, root string) (version, commit string) {
+	git := func(args ...string) string {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	commit = git("rev-parse", "HEAD")
+	if commit == "" {
+		return "0.0.0-dev", "unknown"
+	}
+	if m := releaseTag.FindStringSubmatch(git("describe", "--tags", "--exact-match")); m != nil {
+		return m[1], commit
+	}
+	short := commit
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	return "0.0.0-dev+" + short, commit
+}
