@@ -179,7 +179,9 @@ type ObjectUpload struct {
 // Upload uploads an object with the putUrl method: createUpload, PUT to the
 // URL with the headers the service gives, then finishUpload with the sha256
 // and sha512 of the content, computed while streaming it. It returns those
-// hashes.
+// hashes. A 4xx answer to the PUT (e.g. an expired URL) is returned as is;
+// calling Upload again with the same UploadID is safe (createUpload is
+// idempotent) and yields a fresh URL.
 func (o *Object) Upload(ctx context.Context, up *ObjectUpload) (ObjectHashes, error) {
 	created, err := o.CreateUpload(ctx, up.Name, &CreateUploadRequest{
 		ProjectID: up.ProjectID,
