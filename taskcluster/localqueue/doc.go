@@ -97,5 +97,14 @@
 //	s.Cancel(taskID)                  // makes the next reclaim 409
 //	s.Close()
 //
-// Standalone: ListenAndServe(ctx, "127.0.0.1:8080", opts, ready).
+// Standalone: ListenAndServe(ctx, "127.0.0.1:8080", opts, ready) serves
+// until ctx ends. Main is the command for people (a mage target or a worker
+// subcommand passes it the worker's task-file parser): it serves, keeps a
+// static client's credentials in <dir>/credentials.json for worker configs,
+// creates the tasks of -tasks files, and with -wait exits once they are
+// resolved, printing WriteTable's table of resolutions with the paths of
+// each task's log and artifacts (artifact bytes live under
+// <dir>/blobs/<taskId>/<runId>/<random>/<artifact name>). WorkerClient
+// makes a static client with the scopes a worker needs; Resolutions and
+// WaitResolved serve tests and reports.
 package localqueue

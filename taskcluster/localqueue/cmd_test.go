@@ -1,0 +1,140 @@
+package localqueue
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/workergen/workergen/taskcluster"
+)
+
+// testParser is a small stand-in for the worker's task file parser: YAML
+// or JSON with {{now}} and {{now+<N>h|d}} placeholders.
+func testParser(data []byte, now time.Time) (any, error) {
+	re := regexp.MustCompile(`\{\{\s*now\s*(?:\+\s*(\d+)([hd]))?\s*\}\}`)
+	data = re.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := re.FindSubmatch(m)
+		t := now
+		if len(sub[1]) > 0 {
+			n := 0
+			for _, c := range sub[1] {
+				n = n*10 + int(c-'0')
+			}
+			unit := time.Hour
+			if string(sub[2]) == "d" {
+				unit = 24 * time.Hour
+			}
+			t = t.Add(time.Duration(n) * unit)
+		}
+		return []byte(t.UTC().Format(time.RFC3339))
+	})
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, err
+	}
+	for k := range m {
+		if strings.HasPrefix(k, "x-") {
+			delete(m, k)
+		}
+	}
+	return m, nil
+}
+
+func TestMainStandalone(t *testing.T) {
+	dir := t.TempDir()
+	tasksDir := t.TempDir()
+	for name, body := range map[string]string{
+		"a.yml": "taskQueueId: p/w\ncreated: '{{now}}'\ndeadline: '{{now+1h}}'\nexpires: '{{now+1d}}'\n" +
+			"metadata: {name: first, description: d, owner: o@example.com, source: 'https://example.com'}\npayload: {command: [[true]]}\nx-note: dropped\n",
+		"b.json": `{"provisionerId": "p", "workerType": "w", "created": "{{now}}", "deadline": "{{now+2h}}",
+			"metadata": {"name": "second", "description": "d", "owner": "o@example.com", "source": "https://example.com"}, "payload": {}}`,
+		"README.md": "not a task",
+	} {
+		if err := os.WriteFile(filepath.Join(tasksDir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := Main(context.Background(), []string{"-addr", "127.0.0.1:0", "-dir", dir, "-tasks", tasksDir, "-task-queue-id", "local/queue", "-wait", "-long-poll", "100ms"}, pw, testParser)
+		_ = pw.CloseWithError(err)
+		errc <- err
+	}()
+	sc := bufio.NewScanner(pr)
+	var ids []string
+	var out strings.Builder
+	for len(ids) < 2 && sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "created task "); ok {
+			ids = append(ids, strings.Fields(rest)[0])
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, CredentialsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds StandaloneCredentials
+	if err := json.Unmarshal(data, &creds); err != nil || creds.RootURL == "" || creds.AccessToken == "" {
+		t.Fatalf("credentials file: %s", data)
+	}
+	// A worker with those credentials completes one task and fails the other.
+	c := &taskcluster.Client{RootURL: creds.RootURL, Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: creds.ClientID, AccessToken: creds.AccessToken})}
+	ctx := context.Background()
+	for i := 0; i < 2; {
+		res, err := c.Queue().ClaimWork(ctx, "local/queue", &taskcluster.ClaimWorkRequest{WorkerGroup: "g", WorkerID: "w", Tasks: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range res.Tasks {
+			tq := (&taskcluster.Client{RootURL: creds.RootURL, Credentials: taskcluster.StaticCredentials(cl.Credentials)}).Queue()
+			if cl.Task.Metadata.Name == "first" {
+				_, err = tq.ReportCompleted(ctx, cl.Status.TaskID, cl.RunID)
+			} else {
+				_, err = tq.ReportFailed(ctx, cl.Status.TaskID, cl.RunID)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			i++
+		}
+	}
+	rest, _ := io.ReadAll(pr)
+	out.Write(rest)
+	if err := <-errc; err != nil {
+		t.Fatalf("Main: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"first", "completed", "second", "failed", "rootUrl:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("\n%s", out.String())
+
+	// The generated accessToken is kept for the next start.
+	s, err := New(Options{Dir: dir, ExpireInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.TaskIDs()); n != 2 {
+		t.Fatalf("tasks after Main: %d", n)
+	}
+	_ = s.Close()
+}
