@@ -124,7 +124,9 @@ func (c *Client) Put(ctx context.Context, putURL string, open Opener, opts PutOp
 }
 
 // exactReader yields r's content and fails with ErrBodyLength when it ends
-// before, or goes on after, left bytes.
+// before, or goes on after, left bytes. Extra content is detected by the
+// read that delivers the last declared bytes, which then fails instead, so
+// the server never receives a complete body of a file that grew.
 type exactReader struct {
 	r    io.Reader
 	left int64
@@ -132,28 +134,47 @@ type exactReader struct {
 
 func (e *exactReader) Read(p []byte) (int, error) {
 	if e.left == 0 {
-		var one [1]byte
-		n, err := e.r.Read(one[:])
-		if n > 0 {
-			return 0, ErrBodyLength
+		if err := e.noMore(); err != nil {
+			return 0, err
 		}
-		if err == nil {
-			return 0, nil
-		}
-		return 0, err
+		return 0, io.EOF
 	}
 	if int64(len(p)) > e.left {
 		p = p[:e.left]
 	}
 	n, err := e.r.Read(p)
 	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
+	switch {
+	case err == io.EOF && e.left > 0:
 		return n, ErrBodyLength
+	case err == io.EOF:
+		return n, nil
+	case err != nil:
+		return n, err
+	case e.left == 0:
+		if err := e.noMore(); err != nil {
+			return 0, err
+		}
 	}
-	if err == io.EOF {
-		err = nil
+	return n, nil
+}
+
+// noMore checks that r has no content beyond the declared length: nil at
+// EOF, ErrBodyLength if a byte follows, or the read error.
+func (e *exactReader) noMore() error {
+	var one [1]byte
+	for {
+		n, err := e.r.Read(one[:])
+		if n > 0 {
+			return ErrBodyLength
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return n, err
 }
 
 // redact drops the query (signatures) from u for messages.
