@@ -69,7 +69,8 @@
 // plus the task's scopes. Scopes match exactly or by a trailing `*`; roles
 // are not expanded. Requests without credentials get
 // Options.AnonymousScopes (default DefaultAnonymousScopes: public
-// artifacts, task definitions, statuses). Bad signatures are 401
+// artifacts, task definitions, statuses), and authenticated callers get
+// them too, like Taskcluster's implicit `anonymous` role. Bad signatures are 401
 // AuthenticationFailed, missing scopes 403 InsufficientScopes. Hawk
 // timestamps and certificate validity are checked against Options.Clock,
 // so clients of a server with a FakeClock sign with that clock.

@@ -218,8 +218,9 @@ func (s *Server) apiHandler(rt *route) http.Handler {
 	})
 }
 
-// authenticate verifies the Hawk header or bewit, or grants the anonymous
-// scopes to a request carrying neither.
+// authenticate verifies the Hawk header or bewit (adding the anonymous
+// scopes to the caller's), or grants only the anonymous scopes to a request
+// carrying neither.
 func (s *Server) authenticate(c *call) error {
 	id, err := s.auth.Authenticate(c.r.Context(), c.r)
 	if errors.Is(err, hawk.ErrMissingAuth) {
@@ -232,7 +233,10 @@ func (s *Server) authenticate(c *call) error {
 	if err != nil {
 		return &apiError{http.StatusUnauthorized, "AuthenticationFailed", err.Error(), ErrAuth}
 	}
-	c.scopes, c.client = id.Scopes, id.ClientID
+	// Every caller also has the anonymous scopes, as every Taskcluster
+	// client implicitly has the `anonymous` role.
+	c.scopes = append(append([]string{}, id.Scopes...), s.opts.AnonymousScopes...)
+	c.client = id.ClientID
 	return nil
 }
 

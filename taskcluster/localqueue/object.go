@@ -87,6 +87,9 @@ func (s *Server) createUpload(name string, req createUploadRequest, base string)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return createUploadResponse{}, ErrClosed
+	}
 	expires := req.Expires.UTC()
 	o := s.objects[name]
 	if o == nil {
@@ -168,6 +171,10 @@ func (s *Server) finishUpload(name string, req finishUploadRequest) error {
 	}
 	s.mu.Lock()
 	o := s.objects[name]
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	if o == nil {
 		s.mu.Unlock()
 		return errNotFound("object %q not found", name)
@@ -200,6 +207,9 @@ func (s *Server) finishUpload(name string, req finishUploadRequest) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
 	n := *s.objects[name]
 	n.Hashes, n.Finished = hashes, true
 	if err := s.st.commit(write{objects: []*objectRecord{&n}}); err != nil {
