@@ -1,4 +1,4 @@
-package taskcluster_test
+package interop
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
@@ -133,4 +134,8 @@ func TestInteropLocalQueue(t *testing.T) {
 
 	_, err = tq.ReclaimTask(ctx, taskID, claim.RunID)
 	assert.ErrorIs(t, err, taskcluster.ErrConflict)
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
