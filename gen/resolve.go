@@ -281,6 +281,12 @@ func (r *resolver) meta(section, name string, pos token.Pos, field, what string)
 		r.addErr(err)
 		return mv, nil, false
 	}
+	for _, def := range []string{"#Config", "#Defaults"} {
+		if !mv.LookupPath(cue.MakePath(cue.Def(def))).Exists() {
+			r.errorf(mv.Pos(), "%s %s declares no %s: add `%s: {...}` to its metadata in schemas/", what, name, def, def)
+			return mv, nil, false
+		}
+	}
 	if !m.Available {
 		r.errorf(pos, "%s: %s %s is not available yet: %s", field, what, name, m.Reason)
 		return mv, nil, false
@@ -356,6 +362,15 @@ func (r *resolver) composeSource(engine cue.Value, metas map[string]cue.Value, d
 		}
 		for iter.Next() {
 			fp := iter.Selector().Unquoted()
+			if !iter.Value().LookupPath(cue.ParsePath("type")).Exists() {
+				r.errorf(iter.Value().Pos(), "%s: payload field %q has no `type`", provider, fp)
+				continue
+			}
+			for _, k := range keysOf(iter.Value()) {
+				if k != "type" && k != "required" {
+					r.errorf(iter.Value().Pos(), "%s: payload field %q: unknown attribute %q (allowed: required, type)", provider, fp, k)
+				}
+			}
 			req, _ := iter.Value().LookupPath(cue.ParsePath("required")).Default()
 			required, _ := req.Bool()
 			f := provided{
