@@ -56,12 +56,18 @@ func TestConformance(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		maxEntry = 32 * os.Getpagesize()
 	}
-	enginetest.Run(t, enginetest.Harness{
-		New:         func(t *testing.T) engines.Engine { return newEngine(t, `{}`) },
-		Payload:     shPayload,
-		HostFiles:   true,
-		Background:  true,
-		ProcessGone: processGone,
-		MaxEnvEntry: maxEntry,
-	})
+	// Process groups must contain tasks alone; on Linux cgroups are used
+	// too when available.
+	for _, config := range []string{`{"cgroups":false}`, `{}`} {
+		t.Run(config, func(t *testing.T) {
+			enginetest.Run(t, enginetest.Harness{
+				New:         func(t *testing.T) engines.Engine { return newEngine(t, config) },
+				Payload:     shPayload,
+				HostFiles:   true,
+				Background:  true,
+				ProcessGone: processGone,
+				MaxEnvEntry: maxEntry,
+			})
+		})
+	}
 }

@@ -37,7 +37,12 @@
 // so they live until the task ends; then, and on Kill, Abort and Dispose,
 // every group of the task receives SIGKILL. On Linux the group leader is not
 // reaped until then (waitid WNOWAIT), so its process group ID cannot be
-// reused by an unrelated process in the meantime. Windows: each command runs
+// reused by an unrelated process in the meantime. On Linux, when the worker
+// may create cgroup v2 cgroups below its own (config `cgroups`, default on),
+// the run's commands also start inside a cgroup of the run (clone3
+// CLONE_INTO_CGROUP) and killing writes its cgroup.kill, which reaches
+// processes that left the process group (setsid, daemons); the cgroup is
+// removed when the run ends. Windows: each command runs
 // in a job object created with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE (the
 // process is created suspended and only resumed once it is in the job).
 //
@@ -53,10 +58,11 @@
 //
 // # Config
 //
-//	{"inheritEnv": ["PATH", "HOME", "LC_*"]}
+//	{"inheritEnv": ["PATH", "HOME", "LC_*"], "cgroups": true}
 //
 // `inheritEnv` entries are names or a prefix ending in '*'; the default is
-// DefaultInheritEnvPOSIX or DefaultInheritEnvWindows.
+// DefaultInheritEnvPOSIX or DefaultInheritEnvWindows. `cgroups` only
+// matters on Linux.
 package native
 
 import (
@@ -89,15 +95,24 @@ type Config struct {
 	// InheritEnv lists the worker environment variables passed to tasks:
 	// names, or prefixes ending in '*'. TASKCLUSTER_* names are refused.
 	InheritEnv []string `json:"inheritEnv"`
+	// Cgroups (Linux; default true) runs each task in a cgroup v2 cgroup
+	// of its own below the worker's, when the worker may create one, so
+	// that killing the task also reaches processes that left its process
+	// groups. When cgroups are unavailable the engine logs why and uses
+	// process groups alone.
+	Cgroups *bool `json:"cgroups"`
 }
 
 // Engine is the native engine.
 type Engine struct {
-	logger  *slog.Logger
-	inherit inheritMatcher
-	rules   envRules
-	goos    string
-	environ func() []string
+	logger *slog.Logger
+	// cgroupParent is where run cgroups are created (Linux), "" when
+	// cgroups are not used.
+	cgroupParent string
+	inherit      inheritMatcher
+	rules        envRules
+	goos         string
+	environ      func() []string
 }
 
 var _ engines.Engine = (*Engine)(nil)
@@ -129,8 +144,14 @@ func New(opts engines.Options) (engines.Engine, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{logger: logger, inherit: m, rules: rules, goos: runtime.GOOS, environ: os.Environ}, nil
+	e := &Engine{logger: logger, inherit: m, rules: rules, goos: runtime.GOOS, environ: os.Environ}
+	platformInit(e, cfg)
+	return e, nil
 }
+
+// UsesCgroups reports whether tasks run in cgroups of their own (Linux,
+// see Config.Cgroups).
+func (e *Engine) UsesCgroups() bool { return e.cgroupParent != "" }
 
 // Close does nothing: the engine holds no worker-wide resources.
 func (e *Engine) Close() error { return nil }
@@ -223,6 +244,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		}
 		s.batDir = dir
 	}
+	s.cont = newContainment(b.e, b.tc)
 	go s.read()
 	go s.run()
 	return s, nil
@@ -234,7 +256,8 @@ type sandbox struct {
 	tc     *task.Context
 	cmds   commands
 	env    []string
-	batDir string // Windows: generated .bat files and saved env/cwd
+	batDir string      // Windows: generated .bat files and saved env/cwd
+	cont   containment // Linux cgroup, or nil
 	start  time.Time
 
 	r, w    *os.File      // output pipe
@@ -309,6 +332,9 @@ func (s *sandbox) run() {
 		if s.killed || s.aborted {
 			s.mu.Unlock()
 			break
+		}
+		if s.cont != nil {
+			s.cont.prepare(c)
 		}
 		p, err := startProc(c)
 		if err != nil {
@@ -433,6 +459,11 @@ func (s *sandbox) finish() {
 			s.e.logger.Warn("killing task processes", "taskId", s.tc.TaskID, "error", err)
 		}
 	}
+	if s.cont != nil {
+		if err := s.cont.kill(); err != nil {
+			s.e.logger.Warn("killing task cgroup", "taskId", s.tc.TaskID, "error", err)
+		}
+	}
 	_ = s.w.Close()
 	t := time.NewTimer(drainTimeout)
 	select {
@@ -448,6 +479,11 @@ func (s *sandbox) finish() {
 	_ = s.r.Close()
 	for _, p := range procs {
 		p.release()
+	}
+	if s.cont != nil {
+		if err := s.cont.remove(); err != nil {
+			s.e.logger.Warn("removing task cgroup", "taskId", s.tc.TaskID, "error", err)
+		}
 	}
 	if s.batDir != "" {
 		if err := os.RemoveAll(s.batDir); err != nil {
@@ -497,7 +533,23 @@ func (s *sandbox) stop(abort bool) error {
 			errs = append(errs, err)
 		}
 	}
+	if s.cont != nil {
+		if err := s.cont.kill(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// containment holds a run's processes beyond what process groups or job
+// objects do (Linux cgroups).
+type containment interface {
+	// prepare makes c start inside the container.
+	prepare(c *exec.Cmd)
+	// kill kills every process inside.
+	kill() error
+	// remove deletes the container once its processes are gone.
+	remove() error
 }
 
 // exitStatus is how a command's main process ended.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/engines/enginetest"
+	"github.com/workergen/workergen/engines/native"
 	"github.com/workergen/workergen/task"
 )
 
@@ -204,20 +205,37 @@ func TestEscapedProcessHoldingOutputDoesNotHang(t *testing.T) {
 		t.Skip("setsid not installed")
 	}
 	// The grandchild leaves the task's process group (new session), so
-	// the group kill cannot reach it; the engine stops reading after its
-	// drain timeout instead of hanging.
-	e := newEngine(t, `{}`)
-	r, err := newTestRun(t, e, cmdPayload([]string{"/bin/sh", "-c", setsid + " /bin/sh -c 'echo $$ > escaped.pid; exec sleep 3600' & while [ ! -s escaped.pid ]; do sleep 0.01; done; echo main-done"}))
-	require.NoError(t, err)
-	rs := r.run(t)
-	assert.True(t, rs.Success())
-	log := string(r.log.Bytes())
-	assert.Contains(t, log, "main-done")
-	assert.Contains(t, log, "no longer reading it")
-	data, err := os.ReadFile(filepath.Join(r.tc.TaskDir, "escaped.pid"))
-	require.NoError(t, err)
-	var pid int
-	_, err = fmtSscan(strings.TrimSpace(string(data)), &pid)
-	require.NoError(t, err)
-	_ = syscall.Kill(pid, syscall.SIGKILL) // the test's own leftover
+	// the group kill cannot reach it. With cgroups the cgroup kill does;
+	// without, the engine stops reading after its drain timeout instead of
+	// hanging.
+	for _, cgroups := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cgroups=%v", cgroups), func(t *testing.T) {
+			e := newEngine(t, fmt.Sprintf(`{"cgroups":%v}`, cgroups))
+			if cgroups && !e.(*native.Engine).UsesCgroups() {
+				t.Skip("cgroups unavailable here")
+			}
+			r, err := newTestRun(t, e, cmdPayload([]string{"/bin/sh", "-c", setsid + " /bin/sh -c 'echo $$ > escaped.pid; exec sleep 3600' & while [ ! -s escaped.pid ]; do sleep 0.01; done; echo main-done"}))
+			require.NoError(t, err)
+			rs := r.run(t)
+			assert.True(t, rs.Success())
+			log := string(r.log.Bytes())
+			assert.Contains(t, log, "main-done")
+			data, err := os.ReadFile(filepath.Join(r.tc.TaskDir, "escaped.pid"))
+			require.NoError(t, err)
+			var pid int
+			_, err = fmtSscan(strings.TrimSpace(string(data)), &pid)
+			require.NoError(t, err)
+			if cgroups {
+				assert.NotContains(t, log, "no longer reading it")
+				deadline := time.Now().Add(time.Minute)
+				for !processGone(pid) && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				assert.True(t, processGone(pid), "escaped process survived the task")
+				return
+			}
+			assert.Contains(t, log, "no longer reading it")
+			_ = syscall.Kill(pid, syscall.SIGKILL) // the test's own leftover
+		})
+	}
 }

@@ -2,17 +2,59 @@ package native
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/workergen/workergen/task"
 )
 
 // platformEnvRules: Linux's execve refuses any argv or envp string longer
 // than MAX_ARG_STRLEN (32 pages, NUL included) with E2BIG.
 func platformEnvRules() envRules {
 	return envRules{maxEntry: 32 * os.Getpagesize(), limitSource: "Linux (MAX_ARG_STRLEN)"}
+}
+
+// platformInit finds where run cgroups go, unless the config turned them
+// off.
+func platformInit(e *Engine, cfg Config) {
+	if cfg.Cgroups != nil && !*cfg.Cgroups {
+		return
+	}
+	parent, err := cgroupParent()
+	if err != nil {
+		e.logger.Info("native engine: not using cgroups; process groups alone contain tasks", "reason", err)
+		return
+	}
+	e.cgroupParent = parent
+	e.logger.Info("native engine: running each task in a cgroup", "parent", parent)
+}
+
+// newContainment creates the run's cgroup, or returns nil (logged) when
+// cgroups are off or the cgroup cannot be made.
+func newContainment(e *Engine, tc *task.Context) containment {
+	if e.cgroupParent == "" {
+		return nil
+	}
+	cg, err := newRunCgroup(e.cgroupParent, fmt.Sprintf("%s-%d", tc.TaskID, tc.RunID))
+	if err != nil {
+		e.logger.Warn("native engine: running task without a cgroup", "taskId", tc.TaskID, "error", err)
+		return nil
+	}
+	return cg
+}
+
+// prepare makes c start in the cgroup (clone3 CLONE_INTO_CGROUP).
+func (c *runCgroup) prepare(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = int(c.fd.Fd())
 }
 
 // growPipe raises the pipe's capacity to 1 MiB (the default

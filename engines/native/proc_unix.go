@@ -17,7 +17,10 @@ type proc struct {
 
 // startProc starts c as the leader of a new process group.
 func startProc(c *exec.Cmd) (*proc, error) {
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c.SysProcAttr == nil {
+		c.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	c.SysProcAttr.Setpgid = true
 	if err := c.Start(); err != nil {
 		return nil, err
 	}

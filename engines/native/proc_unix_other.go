@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+
+	"github.com/workergen/workergen/task"
 )
 
 // platformEnvRules: macOS and the BSDs limit the total size of arguments
@@ -14,6 +16,10 @@ import (
 func platformEnvRules() envRules { return envRules{} }
 
 func growPipe(*os.File) {}
+
+func platformInit(*Engine, Config) {}
+
+func newContainment(*Engine, *task.Context) containment { return nil }
 
 // wait reaps the main process. Its process group stays addressable while
 // any member lives; once it is empty it is forgotten, so a later kill cannot

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/workergen/workergen/task"
 )
 
 // platformEnvRules: Windows limits one environment variable to 32767
@@ -18,6 +20,11 @@ func platformEnvRules() envRules {
 }
 
 func growPipe(*os.File) {}
+
+func platformInit(*Engine, Config) {}
+
+// newContainment: the job objects already hold every process.
+func newContainment(*Engine, *task.Context) containment { return nil }
 
 // setCmdLine sets the raw command line (cmd.exe parses its own).
 func setCmdLine(c *exec.Cmd, line string) {
