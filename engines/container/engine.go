@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -36,6 +37,9 @@ type Engine struct {
 	worker task.WorkerInfo
 	images *images
 	caches *caches
+
+	bg    sync.WaitGroup // background container removals
+	bgSem chan struct{}  // bounds them
 }
 
 var (
@@ -85,7 +89,7 @@ func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, cli: cli, log: log.With("engine", "container"), worker: opts.Worker}
+	e := &Engine{cfg: cfg, cli: cli, log: log.With("engine", "container"), worker: opts.Worker, bgSem: make(chan struct{}, 4)}
 	e.images = newImages(cli, cfg, nil)
 	e.caches = newCaches(cli, e.baseLabels())
 	for _, o := range options {
@@ -110,8 +114,43 @@ func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
 // tools).
 func (e *Engine) Client() *client.Client { return e.cli }
 
-// Close releases the daemon connection.
-func (e *Engine) Close() error { return e.cli.Close() }
+// Close waits for background container removals (at most closeTimeout)
+// and releases the daemon connection.
+func (e *Engine) Close() error {
+	done := make(chan struct{})
+	go func() { e.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		e.log.Warn("container removals still running at close; the next start-up removes what is left")
+	}
+	return e.cli.Close()
+}
+
+const closeTimeout = 5 * time.Minute
+
+// removeContainer removes container id and its anonymous volumes.
+func (e *Engine) removeContainer(ctx context.Context, id string) error {
+	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("removing container %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+// removeInBackground removes container id without making the caller wait.
+func (e *Engine) removeInBackground(id string) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		e.bgSem <- struct{}{}
+		defer func() { <-e.bgSem }()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := e.removeContainer(ctx, id); err != nil {
+			e.log.Warn("removing finished container", "container", shortID(id), "err", err)
+		}
+	}()
+}
 
 // baseLabels identify the worker.
 func (e *Engine) baseLabels() map[string]string {

@@ -497,15 +497,20 @@ func (s *sandbox) Abort() error {
 }
 
 // cleanup removes the container, frees (or purges) the caches and the
-// image. Runs once.
+// image. Runs once. Without purge the container is removed in the
+// background (Podman's removal waits for its network teardown, hundreds of
+// milliseconds the worker need not wait for; Engine.Close waits for it);
+// with purge it is removed first, then the cache volumes.
 func (s *sandbox) cleanup(ctx context.Context, purge bool) error {
 	s.cleanupOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
 		var errs []error
 		if s.id != "" {
-			if _, err := s.e.cli.ContainerRemove(ctx, s.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("removing container %s: %w", shortID(s.id), err))
+			if purge {
+				errs = append(errs, s.e.removeContainer(ctx, s.id))
+			} else {
+				s.e.removeInBackground(s.id)
 			}
 		}
 		for _, use := range s.caches {
