@@ -53,8 +53,8 @@
 // invalid UTF-8 and a last line without newline kept). A background process
 // that keeps the pipe open cannot hang the task: when the last command ends
 // the task's processes are killed and the pipe is drained; a process that
-// escaped the process group (setsid) and still holds it is cut off after
-// drainTimeout.
+// escaped the process group (setsid) with no cgroup to catch it, and still
+// holds the pipe, is cut off after drainTimeout.
 //
 // # Config
 //
