@@ -3,7 +3,7 @@ package localqueue
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
 	"github.com/workergen/workergen/taskcluster/tcschema"
 )
@@ -270,22 +271,17 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	return string(ja) == string(jb)
 }
 
-func TestListenAndServe(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	var srv *Server
-	errc := make(chan error, 1)
+func TestStartAndListenAndServe(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), LongPoll: time.Minute, NoSync: true,
 		Clients: []Client{{ClientID: "w", AccessToken: "t", Scopes: []string{"*"}}}}
-	go func() {
-		errc <- ListenAndServe(ctx, "127.0.0.1:0", opts, func(s *Server, base string) { srv = s; ready <- base })
-	}()
-	base := <-ready
-	if _, _, err := net.SplitHostPort(strings.TrimPrefix(base, "http://")); err != nil {
-		t.Fatalf("base URL %q", base)
+	r, err := Start("127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	resp, err := http.Get(base + "/api/queue/v1/ping")
+	if _, _, err := net.SplitHostPort(strings.TrimPrefix(r.URL, "http://")); err != nil {
+		t.Fatalf("base URL %q", r.URL)
+	}
+	resp, err := http.Get(r.URL + "/api/queue/v1/ping")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,12 +289,11 @@ func TestListenAndServe(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("ping: %d", resp.StatusCode)
 	}
-	// A long poll in flight does not hold up shutdown.
+	// A long poll in flight does not hold up Stop.
 	polled := make(chan int, 1)
 	go func() {
-		u, _ := url.Parse(base + "/api/queue/v1/claim-work/p/w")
-		body := `{"tasks":1,"workerGroup":"g","workerId":"i"}`
-		req, _ := http.NewRequest("POST", u.String(), strings.NewReader(body))
+		u, _ := url.Parse(r.URL + "/api/queue/v1/claim-work/p/w")
+		req, _ := http.NewRequest("POST", u.String(), strings.NewReader(`{"tasks":1,"workerGroup":"g","workerId":"i"}`))
 		auth, _ := hawk.Credentials{ClientID: "w", AccessToken: "t"}.SignHeader(hawk.RequestFromURL("POST", u), time.Now(), "")
 		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)
@@ -309,20 +304,27 @@ func TestListenAndServe(t *testing.T) {
 		_ = resp.Body.Close()
 		polled <- resp.StatusCode
 	}()
-	// Wait until the poll is registered, then stop the server.
 	waitFor(t, func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		return len(srv.waiters) > 0
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.waiters) > 0
 	})
-	cancel()
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("ListenAndServe: %v", err)
+	if err := r.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
 	}
-	if code := <-polled; code != 200 {
+	if code := <-polled; code != 200 && code != 503 {
 		t.Fatalf("long poll ended with %d", code)
 	}
 	http.DefaultClient.CloseIdleConnections()
+
+	// ListenAndServe runs until its context ends; the state survives.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- ListenAndServe(ctx, "127.0.0.1:0", opts) }()
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("ListenAndServe: %v", err)
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -333,5 +335,75 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestQueueDownAndBack stops the Queue mid-task and starts it again on the
+// same address and directory: the worker's claim, credentials and upload
+// URL keep working, and the run is resolved once the Queue is back.
+func TestQueueDownAndBack(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, LongPoll: time.Second, NoSync: true, ExpireInterval: -1,
+		Clients: []Client{{ClientID: "w", AccessToken: "t", Scopes: []string{"*"}}}}
+	r, err := Start("127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(r.URL, "http://")
+	ctx := context.Background()
+	id := NewTaskID()
+	now := time.Now()
+	if _, err := r.CreateTask(ctx, id, map[string]any{"taskQueueId": testQueue, "created": now, "deadline": now.Add(time.Hour),
+		"payload": map[string]any{}, "metadata": map[string]any{"name": "n", "description": "d", "owner": "o", "source": "https://x"}}); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := r.ClaimWork(ctx, testQueue, "g", "w", 1)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("claim: %v", err)
+	}
+	tq := (&taskcluster.Client{RootURL: r.URL, Credentials: taskcluster.StaticCredentials(claims[0].Credentials), MaxElapsedTime: time.Minute,
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}).Queue()
+	art, err := tq.CreateArtifact(ctx, id, 0, "public/log", taskcluster.S3Artifact("text/plain", 2, now.Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While the Queue is down, the client retries; bring it back meanwhile.
+	back := make(chan *Running, 1)
+	go func() {
+		// The port is normally free at once; retry briefly in case not.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r2, err := Start(addr, opts)
+			if err == nil || time.Now().After(deadline) {
+				back <- r2
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if _, err := tq.ReclaimTask(ctx, id, 0); err != nil {
+		t.Fatalf("reclaim across the outage: %v", err)
+	}
+	r2 := <-back
+	if r2 == nil {
+		t.Fatal("could not restart on " + addr)
+	}
+	defer func() { _ = r2.Stop(ctx) }()
+	c := &taskcluster.Client{}
+	if err := c.Put(ctx, art.PutURL, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("ok")), nil },
+		taskcluster.PutOptions{ContentLength: 2, ContentType: "text/plain"}); err != nil {
+		t.Fatalf("upload after restart: %v", err)
+	}
+	if _, err := tq.ReportCompleted(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := r2.Status(id); st.State != StateCompleted {
+		t.Fatalf("state %s", st.State)
+	}
+	if arts, err := r2.Artifacts(id, 0); err != nil || string(arts[0].Content) != "ok" {
+		t.Fatalf("artifacts: %v %v", arts, err)
 	}
 }

@@ -101,57 +101,40 @@ func Main(ctx context.Context, args []string, stdout io.Writer, parse TaskParser
 		ClaimTimeout: *claimTimeout,
 		LongPoll:     *longPoll,
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var s *Server
-	var created []string
-	var setupErr error
-	err = ListenAndServe(runCtx, *addr, opts, func(srv *Server, base string) {
-		s = srv
-		creds.RootURL = base
-		data, _ := json.MarshalIndent(creds, "", "  ")
-		if err := os.WriteFile(credsPath, append(data, '\n'), 0o600); err != nil {
-			setupErr = fmt.Errorf("localqueue: writing %s: %w", credsPath, err)
-			cancel()
-			return
-		}
-		fmt.Fprintf(stdout, "localqueue serving\n  rootUrl:     %s\n  clientId:    %s\n  accessToken: %s\n  credentials: %s\n  state:       %s\n",
-			base, creds.ClientID, creds.AccessToken, credsPath, *dir)
-		for _, f := range files {
-			id, err := srv.loadTaskFile(ctx, f, *queueID, parse)
-			if err != nil {
-				setupErr = err
-				cancel()
-				return
-			}
-			created = append(created, id)
-			fmt.Fprintf(stdout, "  created task %s from %s\n", id, f)
-		}
-		if *wait {
-			go func() {
-				defer cancel()
-				if _, err := srv.WaitResolved(runCtx, 200*time.Millisecond, created...); err != nil {
-					return
-				}
-				printResolutions(stdout, srv)
-			}()
-		}
-	})
-	if setupErr != nil {
-		return setupErr
-	}
+	r, err := Start(*addr, opts)
 	if err != nil {
 		return err
 	}
-	if !*wait && s != nil {
-		// The Server is closed now; reopen read-only views are not
-		// available, so the table is printed by a fresh Server.
-		if s2, err := New(Options{Dir: *dir, ExpireInterval: -1}); err == nil {
-			printResolutions(stdout, s2)
-			_ = s2.Close()
-		}
+	stop := func(err error) error {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, r.Stop(stopCtx))
 	}
-	return nil
+	creds.RootURL = r.URL
+	data, _ := json.MarshalIndent(creds, "", "  ")
+	if err := os.WriteFile(credsPath, append(data, '\n'), 0o600); err != nil {
+		return stop(fmt.Errorf("localqueue: writing %s: %w", credsPath, err))
+	}
+	fmt.Fprintf(stdout, "localqueue serving\n  rootUrl:     %s\n  clientId:    %s\n  accessToken: %s\n  credentials: %s\n  state:       %s\n",
+		r.URL, creds.ClientID, creds.AccessToken, credsPath, *dir)
+	var created []string
+	for _, f := range files {
+		id, err := r.loadTaskFile(ctx, f, *queueID, parse)
+		if err != nil {
+			return stop(err)
+		}
+		created = append(created, id)
+		fmt.Fprintf(stdout, "  created task %s from %s\n", id, f)
+	}
+	if *wait {
+		if _, err := r.WaitResolved(ctx, 200*time.Millisecond, created...); err != nil {
+			return stop(err)
+		}
+	} else {
+		<-ctx.Done()
+	}
+	printResolutions(stdout, r.Server)
+	return stop(nil)
 }
 
 func printResolutions(w io.Writer, s *Server) {

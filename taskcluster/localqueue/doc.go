@@ -98,8 +98,10 @@
 //	s.Cancel(taskID)                  // makes the next reclaim 409
 //	s.Close()
 //
-// Standalone: ListenAndServe(ctx, "127.0.0.1:8080", opts, ready) serves
-// until ctx ends. Main is the command for people (a mage target or a worker
+// On a TCP address: Start(addr, opts) returns a Running server (its URL is
+// the rootUrl; Stop ends it, and a new Start on the same address and Dir
+// resumes, which is how tests take the Queue down for a while), and
+// ListenAndServe(ctx, addr, opts) serves until ctx ends. Main is the command for people (a mage target or a worker
 // subcommand passes it the worker's task-file parser): it serves, keeps a
 // static client's credentials in <dir>/credentials.json for worker configs,
 // creates the tasks of -tasks files, and with -wait exits once they are

@@ -9,16 +9,24 @@ import (
 	"time"
 )
 
-// ListenAndServe runs a Server on addr (e.g. "127.0.0.1:8080"; port 0
-// picks a free one) until ctx ends, then shuts the HTTP server down
-// gracefully (long polls are released) and closes the Server. When
-// opts.BaseURL is empty it is set from the listening address. ready, if
-// not nil, is called with the running Server and its base URL (the rootUrl
-// for workers) once it accepts connections.
-func ListenAndServe(ctx context.Context, addr string, opts Options, ready func(s *Server, baseURL string)) error {
+// Running is a Server listening on a TCP address (see Start).
+type Running struct {
+	*Server
+	// URL is the server's base URL: the rootUrl for workers, e.g.
+	// "http://127.0.0.1:41234".
+	URL string
+
+	hs   *http.Server
+	errc chan error
+}
+
+// Start opens a Server (New) and serves it on addr (e.g. "127.0.0.1:8080";
+// port 0 picks a free one) in the background. When opts.BaseURL is empty
+// it is set from the listening address. Stop it with Stop.
+func Start(addr string, opts Options) (*Running, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("localqueue listening on %s: %w", addr, err)
+		return nil, fmt.Errorf("localqueue listening on %s: %w", addr, err)
 	}
 	if opts.BaseURL == "" {
 		opts.BaseURL = "http://" + ln.Addr().String()
@@ -26,25 +34,56 @@ func ListenAndServe(ctx context.Context, addr string, opts Options, ready func(s
 	s, err := New(opts)
 	if err != nil {
 		_ = ln.Close()
-		return err
+		return nil, err
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("localqueue serving", "rootUrl", opts.BaseURL, "dir", opts.Dir)
-	if ready != nil {
-		ready(s, opts.BaseURL)
+	r := &Running{
+		Server: s,
+		URL:    opts.BaseURL,
+		hs:     &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second},
+		errc:   make(chan error, 1),
 	}
+	go func() { r.errc <- r.hs.Serve(ln) }()
+	s.log.Info("localqueue serving", "rootUrl", r.URL, "dir", opts.Dir)
+	return r, nil
+}
+
+// Stop closes the Server (which releases claimWork long polls), shuts the
+// HTTP server down gracefully within ctx, and waits for it. It may be
+// called once.
+func (r *Running) Stop(ctx context.Context) error {
+	closeErr := r.Server.Close()
+	err := r.hs.Shutdown(ctx)
+	if err != nil {
+		_ = r.hs.Close()
+	}
+	serveErr := <-r.errc
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(closeErr, err, serveErr)
+}
+
+// wait blocks until ctx ends (nil) or the HTTP server stops on its own
+// (its error, left for Stop to collect too).
+func (r *Running) wait(ctx context.Context) error {
 	select {
-	case err = <-errc:
+	case err := <-r.errc:
+		r.errc <- err
+		return err
 	case <-ctx.Done():
-		// Release long polls first so Shutdown does not wait for them.
-		closeErr := s.Close()
-		shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err = errors.Join(hs.Shutdown(shutCtx), closeErr)
-		<-errc
+		return nil
+	}
+}
+
+// ListenAndServe runs a Server on addr (see Start) until ctx ends, then
+// stops it (Stop, with 10 seconds for in-flight requests).
+func ListenAndServe(ctx context.Context, addr string, opts Options) error {
+	r, err := Start(addr, opts)
+	if err != nil {
 		return err
 	}
-	return errors.Join(err, s.Close())
+	werr := r.wait(ctx)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(werr, r.Stop(stopCtx))
 }
