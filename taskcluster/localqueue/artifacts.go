@@ -363,6 +363,7 @@ type artifactTarget struct {
 	reason      string // error artifacts
 	message     string
 	name        string // after following links
+	objectName  string // object artifacts
 }
 
 // lookupArtifact finds an artifact, following links within the run. check
@@ -401,6 +402,7 @@ func (s *Server) lookupArtifact(taskID string, runID int, name, base string, che
 				return artifactTarget{}, errNotFound("object of artifact %q not found", name)
 			}
 			tgt.url = s.signedURL(base, "get", o.Blob, "", s.now().Add(getURLLifetime))
+			tgt.objectName = a.ObjectName
 		case "reference":
 			tgt.url = a.URL
 		case "error":

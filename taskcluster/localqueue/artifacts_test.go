@@ -243,6 +243,17 @@ func TestObjectArtifact(t *testing.T) {
 	if r := h.admin.do("GET", "object", "/download/"+escapeName(obj.Name), nil); r.status != 303 {
 		t.Fatalf("object download: %d", r.status)
 	}
+	// artifact (artifact-content) gives the object name and download
+	// credentials, which start a download at the object service.
+	r = (&tcClient{h: h}).call("GET", "queue", runPath(id, 0, "/artifact-content/public/build/target.tar.gz"), nil, "", "queue/v1/artifact-content-response.json", 200)
+	var content struct {
+		Name        string
+		Credentials Credentials
+	}
+	r.decode(t, &content)
+	h.clientFor(content.Credentials).call("PUT", "object", "/start-download/"+escapeName(content.Name), map[string]any{"acceptDownloadMethods": map[string]any{"simple": true}},
+		"object/v1/download-object-request.json", "object/v1/download-object-response.json", 200)
+	h.clientFor(content.Credentials).call("PUT", "object", "/start-download/"+escapeName(obj.Name+"x"), map[string]any{"acceptDownloadMethods": map[string]any{"simple": true}}, "", "", 403)
 	arts, err := h.s.Artifacts(id, 0)
 	if err != nil || len(arts) != 1 || !bytes.Equal(arts[0].Content, data) || !arts[0].Present {
 		t.Fatalf("Artifacts: %v %v", arts, err)

@@ -10,8 +10,9 @@
 //
 // Queue: createTask, task, status, cancelTask, claimWork, reclaimTask,
 // reportCompleted, reportFailed, reportException, createArtifact,
-// finishArtifact, getArtifact, getLatestArtifact, listArtifacts,
-// listLatestArtifacts, artifactInfo, latestArtifactInfo, ping. Object
+// finishArtifact, getArtifact, getLatestArtifact, artifact,
+// latestArtifact, listArtifacts, listLatestArtifacts, artifactInfo,
+// latestArtifactInfo, ping. Object
 // service: createUpload, finishUpload, startDownload, object (metadata),
 // download, ping. Routes, methods and scope expressions are those of the
 // API references (a test compares them).

@@ -162,6 +162,8 @@ func (s *Server) apiRoutes() []*route {
 		{service: "queue", name: "finishArtifact", method: "put", path: "/task/<taskId>/runs/<runId>/artifacts/<name>", scopes: runScope("create-artifact"), handle: handleFinishArtifact},
 		{service: "queue", name: "getArtifact", method: "get", path: "/task/<taskId>/runs/<runId>/artifacts/<name>", scopes: getArtifactScopes, handle: handleGetArtifact(false)},
 		{service: "queue", name: "getLatestArtifact", method: "get", path: "/task/<taskId>/artifacts/<name>", scopes: getArtifactScopes, handle: handleGetArtifact(true)},
+		{service: "queue", name: "artifact", method: "get", path: "/task/<taskId>/runs/<runId>/artifact-content/<name>", scopes: getArtifactScopes, handle: handleArtifactContent(false)},
+		{service: "queue", name: "latestArtifact", method: "get", path: "/task/<taskId>/artifact-content/<name>", scopes: getArtifactScopes, handle: handleArtifactContent(true)},
 		{service: "queue", name: "listArtifacts", method: "get", path: "/task/<taskId>/runs/<runId>/artifacts", scopes: "queue:list-artifacts:<taskId>:<runId>", handle: handleListArtifacts(false)},
 		{service: "queue", name: "listLatestArtifacts", method: "get", path: "/task/<taskId>/artifacts", scopes: "queue:list-artifacts:<taskId>", handle: handleListArtifacts(true)},
 		{service: "queue", name: "artifactInfo", method: "get", path: "/task/<taskId>/runs/<runId>/artifact-info/<name>", scopes: "queue:list-artifacts:<taskId>:<runId>", handle: handleArtifactInfo(false)},
@@ -493,6 +495,42 @@ func handleGetArtifact(latest bool) func(c *call) error {
 		}
 		c.w.Header().Set("Location", tgt.url)
 		return writeJSON(c.w, http.StatusSeeOther, map[string]string{"storageType": tgt.storageType, "url": tgt.url})
+	}
+}
+
+// handleArtifactContent answers artifact / latestArtifact
+// (artifact-content-response.json): where the content is, as JSON with
+// status 200; object artifacts get an object name and download
+// credentials valid for an hour.
+func handleArtifactContent(latest bool) func(c *call) error {
+	return func(c *call) error {
+		runID := -1
+		if !latest {
+			var err error
+			if runID, err = c.runID(); err != nil {
+				return err
+			}
+		}
+		check := func(name string) error {
+			return c.authorize(scopeParams{"names": []string{name}})
+		}
+		tgt, err := c.s.lookupArtifact(c.param("taskId"), runID, c.param("name"), c.base, check)
+		if err != nil {
+			return err
+		}
+		switch tgt.storageType {
+		case "error":
+			return c.reply(map[string]string{"storageType": "error", "reason": tgt.reason, "message": tgt.message})
+		case "object":
+			now := c.s.now()
+			cr, err := c.s.issuer.CreateTemporaryCredentials("", []string{"object:download:" + tgt.objectName}, now, now.Add(time.Hour))
+			if err != nil {
+				return fmt.Errorf("issuing object download credentials: %w", err)
+			}
+			return c.reply(map[string]any{"storageType": "object", "name": tgt.objectName,
+				"credentials": Credentials{ClientID: cr.ClientID, AccessToken: cr.AccessToken, Certificate: cr.Certificate}})
+		}
+		return c.reply(map[string]string{"storageType": tgt.storageType, "url": tgt.url})
 	}
 }
 

@@ -125,6 +125,10 @@ func TestLifecycleHappyPath(t *testing.T) {
 		t.Fatalf("424 body %s", r.body)
 	}
 	anon.callAs(h, "GET", runPath(id, 0, "/artifacts/public/nope"), 404)
+	for _, name := range []string{"public/logs/live_backing.log", "public/logs/live.log", "public/missing.txt", "public/logs/link.log"} {
+		h.admin.call("GET", "queue", runPath(id, 0, "/artifact-content/"+name), nil, "", "queue/v1/artifact-content-response.json", 200)
+		h.admin.call("GET", "queue", "/task/"+id+"/artifact-content/"+name, nil, "", "queue/v1/artifact-content-response.json", 200)
+	}
 
 	arts, err := h.s.Artifacts(id, 0)
 	if err != nil {
