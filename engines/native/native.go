@@ -325,9 +325,7 @@ func (s *sandbox) run() {
 			}
 			break
 		}
-		if n > 1 {
-			s.tc.Logf("running command %d/%d: %s", i+1, n, s.cmds.describe(i))
-		}
+		s.tc.Logf("running command %d/%d: %s", i+1, n, s.cmds.describe(i))
 		s.mu.Lock()
 		if s.killed || s.aborted {
 			s.mu.Unlock()
