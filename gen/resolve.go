@@ -195,7 +195,7 @@ func (r *resolver) resolve(name string) {
 	}
 
 	// Engine.
-	kindPos := pv.LookupPath(cue.ParsePath("engine.kind")).Pos()
+	kindPos := declPos(pv.LookupPath(cue.ParsePath("engine.kind")))
 	engine, emeta, ok := r.meta("engines", decl.Engine.Kind, kindPos, "profile.engine.kind", "engine")
 	if ok {
 		p.Engine = Component{Name: decl.Engine.Kind, GoImport: emeta.GoImport}
@@ -216,7 +216,7 @@ func (r *resolver) resolve(name string) {
 	chosen := keysOf(pluginsV)
 	metas := map[string]cue.Value{}
 	for _, pn := range chosen {
-		pos := pluginsV.LookupPath(cue.MakePath(cue.Str(pn))).Pos()
+		pos := declPos(pluginsV.LookupPath(cue.MakePath(cue.Str(pn))))
 		mv, m, ok := r.meta("plugins", pn, pos, "profile.plugins."+pn, "plugin")
 		if !ok {
 			continue
@@ -267,6 +267,36 @@ func (r *resolver) resolve(name string) {
 		return
 	}
 	r.exportAll(v.LookupPath(cue.ParsePath("generated")))
+}
+
+// declPos returns the position of the conjunct of v declared outside
+// schemas/profile.cue (the profile's own line, or a fragment's), falling
+// back to v.Pos(): a field that also matches a pattern constraint there
+// reports the pattern's position otherwise.
+func declPos(v cue.Value) token.Pos {
+	const generic = SchemasDir + "/profile.cue"
+	if p := v.Pos(); p.IsValid() && p.Filename() != generic {
+		return p
+	}
+	for _, c := range conjuncts(v) {
+		if p := c.Pos(); p.IsValid() && p.Filename() != generic {
+			return p
+		}
+	}
+	return v.Pos()
+}
+
+func conjuncts(v cue.Value) []cue.Value {
+	op, args := v.Expr()
+	if op != cue.AndOp {
+		return nil
+	}
+	var out []cue.Value
+	for _, a := range args {
+		out = append(out, a)
+		out = append(out, conjuncts(a)...)
+	}
+	return out
 }
 
 // meta looks up engines.<name> or plugins.<name> and decodes its metadata.
@@ -378,7 +408,7 @@ func (r *resolver) composeSource(engine cue.Value, metas map[string]cue.Value, d
 				provider: provider,
 				ref:      base + "." + strconv.Quote(fp) + ".type",
 				required: required,
-				pos:      iter.Value().Pos(),
+				pos:      declPos(iter.Value()),
 			}
 			if checkDialect {
 				if _, ok := dialectFields[fp]; !ok {

@@ -1,0 +1,250 @@
+package gen_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/workergen/workergen/gen"
+)
+
+// scratchRoot returns a temporary repository root holding a copy of the
+// shipped schemas plus the extra schema files given (path -> content) and
+// one profile, profiles/bad.cue.
+func scratchRoot(t *testing.T, profile string, extra map[string]string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot(t), gen.SchemasDir)
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Dir(src), p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	require.NoError(t, err)
+	extra["profiles/bad.cue"] = profile
+	for name, content := range extra {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dst, name), []byte(content), 0o644))
+	}
+	return dst
+}
+
+const goodProfile = `package workergen
+
+profile: {
+	name:        "bad"
+	description: "test"
+	dialect:     "generic-worker-posix"
+	engine: kind: "native"
+	plugins: {
+		env: {}
+		maxruntime: {}
+	}
+	targets: [{os: "linux", arch: "amd64"}]
+}
+`
+
+// mutate replaces old with new in goodProfile (old must occur).
+func mutate(t *testing.T, old, new string) string {
+	t.Helper()
+	require.Contains(t, goodProfile, old)
+	return strings.Replace(goodProfile, old, new, 1)
+}
+
+const linuxOnlyPlugin = `package workergen
+
+plugins: linuxonly: {
+	goImport:    "example.com/linuxonly"
+	description: "test plugin"
+	os: ["linux"]
+	order: 1
+	conflicts: ["maxruntime"]
+	requires: []
+	#Config: {}
+	#Defaults: {}
+}
+`
+
+const clashingPlugin = `package workergen
+
+plugins: env2: {
+	goImport:    "example.com/env2"
+	description: "test plugin"
+	os: ["linux"]
+	order: 1
+	conflicts: []
+	requires: []
+	#Config: {}
+	#Defaults: {}
+	payload: "generic-worker-posix": {
+		env: type: [string]: string
+		"features.liveLog": type: bool
+	}
+}
+`
+
+const unavailableEngine = `package workergen
+
+engines: future: {
+	goImport:    "example.com/future"
+	description: "test engine"
+	os: ["linux"]
+	abilities: []
+	available: false
+	reason:    "it comes in a later issue"
+	#Config: {}
+	#Defaults: {}
+	payload: "generic-worker-posix": {}
+}
+`
+
+func TestGenerateRejects(t *testing.T) {
+	cases := []struct {
+		name    string
+		profile string
+		extra   map[string]string
+		// want are substrings of the error; the first is file:line.
+		want []string
+	}{
+		{
+			name:    "field typo",
+			profile: mutate(t, "\tdialect:", "\tdialekt: \"x\"\n\tdialect:"),
+			want:    []string{"profiles/bad.cue:6:", "profile.dialekt", "not allowed"},
+		},
+		{
+			name:    "wrong type",
+			profile: mutate(t, `arch: "amd64"`, `arch: 64`),
+			want:    []string{"profiles/bad.cue:12:", "profile.targets.0.arch", "conflicting values"},
+		},
+		{
+			name:    "unknown target os",
+			profile: mutate(t, `os: "linux"`, `os: "plan9"`),
+			want:    []string{"profiles/bad.cue:12:", "profile.targets.0.os"},
+		},
+		{
+			name:    "unknown plugin",
+			profile: mutate(t, "env: {}", "envv: {}"),
+			want:    []string{"profiles/bad.cue:9:", `unknown plugin "envv"`, "known plugins: artifacts, env, exitstatus"},
+		},
+		{
+			name:    "unknown engine",
+			profile: mutate(t, `kind: "native"`, `kind: "nativ"`),
+			want:    []string{"profiles/bad.cue:7:", `unknown engine "nativ"`, "known engines: hello, native"},
+		},
+		{
+			name:    "unknown dialect",
+			profile: mutate(t, `"generic-worker-posix"`, `"generic-worker-posx"`),
+			want:    []string{"profiles/bad.cue:6:", `unknown dialect "generic-worker-posx"`},
+		},
+		{
+			name:    "name does not match file",
+			profile: mutate(t, `name:        "bad"`, `name: "good"`),
+			want:    []string{"profiles/bad.cue:4:", `profile.name is "good"`},
+		},
+		{
+			name:    "plugin does not support target os",
+			profile: strings.Replace(mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
+				`[{os: "linux", arch: "amd64"}]`, `[{os: "linux", arch: "amd64"}, {os: "darwin", arch: "arm64"}]`, 1),
+			extra:   map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
+			want:    []string{"profiles/bad.cue:10:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
+		},
+		{
+			name:    "conflicting plugins",
+			profile: mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
+			extra:   map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
+			want:    []string{"profiles/bad.cue:10:", "plugin linuxonly conflicts with plugin maxruntime"},
+		},
+		{
+			name:    "payload field clash",
+			profile: mutate(t, "env: {}", "env: {}\n\t\tenv2: {}\n\t\ttasklog: {}\n"),
+			extra:   map[string]string{"schemas/plugins/env2.cue": clashingPlugin},
+			want:    []string{"schemas/plugins/", `payload field "env" of dialect generic-worker-posix is defined by both`, `payload field "features.liveLog"`, "plugin tasklog"},
+		},
+		{
+			name: "missing engine ability",
+			profile: `package workergen
+
+profile: {
+	name:        "bad"
+	description: "test"
+	dialect:     "hello"
+	engine: kind: "hello"
+	plugins: env: {}
+	targets: [{os: "linux", arch: "amd64"}]
+}
+`,
+			want: []string{"profiles/bad.cue:8:", `plugin env needs engine ability "env", which engine hello lacks`},
+		},
+		{
+			name:    "engine not available",
+			profile: mutate(t, `kind: "native"`, `kind: "future"`),
+			extra:   map[string]string{"schemas/engines/future.cue": unavailableEngine},
+			want:    []string{"profiles/bad.cue:7:", "engine future is not available yet: it comes in a later issue"},
+		},
+		{
+			name:    "engine config typo",
+			profile: mutate(t, `engine: kind: "native"`, "engine: {\n\t\tkind: \"native\"\n\t\tconfig: inheritEnvv: []\n\t}"),
+			want:    []string{"profiles/bad.cue:9:", "inheritEnvv", "not allowed"},
+		},
+		{
+			name:    "plugin config typo",
+			profile: mutate(t, "env: {}", "env: config: x: 1"),
+			want:    []string{"profiles/bad.cue:9:", "not allowed"},
+		},
+		{
+			name:    "stray top-level field",
+			profile: strings.Replace(goodProfile, "profile: {", "profil: {}\nprofile: {", 1),
+			want:    []string{"profiles/bad.cue:3:", `unknown top-level field "profil"`},
+		},
+		{
+			name:    "no targets",
+			profile: mutate(t, `targets: [{os: "linux", arch: "amd64"}]`, `targets: []`),
+			want:    []string{"profiles/bad.cue:12:", "profile.targets"},
+		},
+		{
+			name:    "syntax error",
+			profile: mutate(t, "plugins: {", "plugins: {{"),
+			want:    []string{"profiles/bad.cue:"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			extra := c.extra
+			if extra == nil {
+				extra = map[string]string{}
+			}
+			root := scratchRoot(t, c.profile, extra)
+			_, err := gen.Resolve(root, "bad")
+			require.Error(t, err)
+			require.ErrorIs(t, err, gen.ErrInvalidProfile)
+			var pe *gen.ProfileError
+			require.True(t, errors.As(err, &pe))
+			require.NotEmpty(t, pe.Positions(), "error without positions: %v", err)
+			for _, w := range c.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.NotContains(t, err.Error(), root, "positions must be relative to the repository root")
+		})
+	}
+}
+
+// TestScratchGood checks the scratch setup itself generates.
+func TestScratchGood(t *testing.T) {
+	root := scratchRoot(t, goodProfile, map[string]string{})
+	p, err := gen.Resolve(root, "bad")
+	require.NoError(t, err)
+	require.Equal(t, "native", p.Engine.Name)
+}
