@@ -155,11 +155,11 @@ func TestGenerateRejects(t *testing.T) {
 			want:    []string{"profiles/bad.cue:4:", `profile.name is "good"`},
 		},
 		{
-			name:    "plugin does not support target os",
+			name: "plugin does not support target os",
 			profile: strings.Replace(mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
 				`[{os: "linux", arch: "amd64"}]`, `[{os: "linux", arch: "amd64"}, {os: "darwin", arch: "arm64"}]`, 1),
-			extra:   map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
-			want:    []string{"profiles/bad.cue:10:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
+			extra: map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
+			want:  []string{"profiles/bad.cue:10:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
 		},
 		{
 			name:    "conflicting plugins",
