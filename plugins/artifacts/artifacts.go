@@ -52,6 +52,7 @@
 package artifacts
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -362,7 +363,7 @@ func (o *openOnce) take() io.ReadCloser {
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytesReader(o.head), r), r}
+	}{io.MultiReader(bytes.NewReader(o.head), r), r}
 }
 
 // release closes the pre-opened reader if the sink never took it.

@@ -1,8 +1,6 @@
 package artifacts
 
 import (
-	"bytes"
-	"io"
 	"mime"
 	"net/http"
 	"path"
@@ -83,5 +81,3 @@ func chooseEncoding(name, contentType string) string {
 	}
 	return EncodingGzip
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
