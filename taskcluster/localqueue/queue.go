@@ -77,6 +77,7 @@ type Server struct {
 	waiters    map[string]chan struct{}
 	dependents map[string][]string // taskId -> unscheduled tasks depending on it
 	open       map[string]bool     // taskIds not resolved yet
+	queued     map[string]bool     // pendingRef keys in pending
 	closed     bool
 
 	done    chan struct{}
@@ -90,6 +91,16 @@ type pendingRef struct {
 	runID     int
 	priority  int
 	scheduled time.Time
+}
+
+func (p pendingRef) key() string { return p.taskID + "/" + itoa(p.runID) }
+
+// before orders a queue: higher priority first, then earlier scheduled.
+func (p pendingRef) before(o pendingRef) bool {
+	if p.priority != o.priority {
+		return p.priority > o.priority
+	}
+	return p.scheduled.Before(o.scheduled)
 }
 
 // New opens (or creates) the server state in opts.Dir and starts the
@@ -116,6 +127,7 @@ func New(opts Options) (*Server, error) {
 		waiters:    map[string]chan struct{}{},
 		dependents: map[string][]string{},
 		open:       map[string]bool{},
+		queued:     map[string]bool{},
 		done:       make(chan struct{}),
 	}
 	for _, c := range o.Clients {
@@ -296,15 +308,18 @@ func (s *Server) index(t *taskRecord) {
 		}
 	case r.State == StatePending:
 		q := t.Definition.TaskQueueID
-		for _, p := range s.pending[q] {
-			if p.taskID == t.TaskID && p.runID == r.RunID {
-				return
-			}
+		ref := pendingRef{taskID: t.TaskID, runID: r.RunID, priority: priorities[t.Definition.Priority], scheduled: r.Scheduled}
+		if s.queued[ref.key()] {
+			return
 		}
-		s.pending[q] = append(s.pending[q], pendingRef{
-			taskID: t.TaskID, runID: r.RunID,
-			priority: priorities[t.Definition.Priority], scheduled: r.Scheduled,
-		})
+		s.queued[ref.key()] = true
+		// Keep the queue ordered: highest priority first, then oldest.
+		refs := s.pending[q]
+		i := sort.Search(len(refs), func(i int) bool { return ref.before(refs[i]) })
+		refs = append(refs, pendingRef{})
+		copy(refs[i+1:], refs[i:])
+		refs[i] = ref
+		s.pending[q] = refs
 		if ch, ok := s.waiters[q]; ok {
 			close(ch)
 			delete(s.waiters, q)
@@ -434,29 +449,23 @@ func (s *Server) ClaimWork(ctx context.Context, taskQueueID, workerGroup, worker
 }
 
 func (s *Server) claimLocked(queue, workerGroup, workerID string, n int) ([]ClaimedTask, error) {
-	refs := s.pending[queue]
-	// Highest priority first, then oldest.
-	sort.SliceStable(refs, func(i, j int) bool {
-		if refs[i].priority != refs[j].priority {
-			return refs[i].priority > refs[j].priority
-		}
-		return refs[i].scheduled.Before(refs[j].scheduled)
-	})
+	refs := s.pending[queue] // ordered by index
 	claims := []ClaimedTask{}
 	keep := refs[:0]
 	var errs []error
-	for _, ref := range refs {
+	for i, ref := range refs {
+		if len(claims) >= n {
+			keep = append(keep, refs[i:]...)
+			break
+		}
 		t := s.tasks[ref.taskID]
 		r := (*Run)(nil)
 		if t != nil {
 			r = t.latest()
 		}
 		if r == nil || r.RunID != ref.runID || r.State != StatePending {
+			delete(s.queued, ref.key())
 			continue // stale entry
-		}
-		if len(claims) >= n {
-			keep = append(keep, ref)
-			continue
 		}
 		c, err := s.claimRunLocked(t, workerGroup, workerID)
 		if err != nil {
@@ -464,6 +473,7 @@ func (s *Server) claimLocked(queue, workerGroup, workerID string, n int) ([]Clai
 			keep = append(keep, ref)
 			continue
 		}
+		delete(s.queued, ref.key())
 		claims = append(claims, c)
 	}
 	s.pending[queue] = keep
