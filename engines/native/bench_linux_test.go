@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/native"
 	"github.com/workergen/workergen/task"
 )
 
@@ -56,13 +57,20 @@ func BenchmarkTrueDirect(b *testing.B) {
 // command is `true`; minus BenchmarkTrueDirect it is the engine's own
 // overhead.
 func BenchmarkTrueEngine(b *testing.B) {
-	e := newEngine(b, `{}`)
-	dir := b.TempDir()
-	payload := json.RawMessage(`{"command":[["true"]]}`)
-	for b.Loop() {
-		if rs := runOnce(b, e, dir, payload, io.Discard); !rs.Success() {
-			b.Fatal("true failed")
-		}
+	for _, cgroups := range []bool{false, true} {
+		b.Run("cgroups="+strconv.FormatBool(cgroups), func(b *testing.B) {
+			e := newEngine(b, `{"cgroups":`+strconv.FormatBool(cgroups)+`}`)
+			if cgroups && !e.(*native.Engine).UsesCgroups() {
+				b.Skip("cgroups unavailable")
+			}
+			dir := b.TempDir()
+			payload := json.RawMessage(`{"command":[["true"]]}`)
+			for b.Loop() {
+				if rs := runOnce(b, e, dir, payload, io.Discard); !rs.Success() {
+					b.Fatal("true failed")
+				}
+			}
+		})
 	}
 }
 
