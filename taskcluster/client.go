@@ -45,6 +45,10 @@ const (
 	DefaultInitialInterval = 250 * time.Millisecond
 	// DefaultMaxInterval caps one backoff delay.
 	DefaultMaxInterval = 30 * time.Second
+	// DefaultAttemptTimeout bounds one attempt of an API call (not of an
+	// upload) when Client.AttemptTimeout is zero; claimWork long-polls for
+	// about 20 seconds.
+	DefaultAttemptTimeout = 2 * time.Minute
 	// maxErrorBody bounds how much of an error answer is read.
 	maxErrorBody = 64 << 10
 )
@@ -78,6 +82,11 @@ type Client struct {
 	// MaxElapsedTime bounds the retries of one call: zero means
 	// DefaultMaxElapsedTime, negative means only the context bounds them.
 	MaxElapsedTime time.Duration
+	// AttemptTimeout bounds each attempt of an API call, so a stalled
+	// connection is retried rather than waited on until the context ends:
+	// zero means DefaultAttemptTimeout, negative means no bound. Uploads
+	// (Put) and artifact content downloads are not bounded by it.
+	AttemptTimeout time.Duration
 	// InitialInterval and MaxInterval shape the exponential backoff; zero
 	// means DefaultInitialInterval / DefaultMaxInterval.
 	InitialInterval, MaxInterval time.Duration
@@ -200,12 +209,19 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hc = &nc
 	}
+	attemptTimeout := durationOr(c.AttemptTimeout, DefaultAttemptTimeout)
 	attempt := func() (*http.Response, error) {
+		actx := ctx
+		if c.AttemptTimeout >= 0 {
+			var cancel context.CancelFunc
+			actx, cancel = context.WithTimeout(ctx, attemptTimeout)
+			defer cancel()
+		}
 		var rd io.Reader
 		if body != nil {
 			rd = bytes.NewReader(body)
 		}
-		req, err := http.NewRequestWithContext(ctx, k.method, u.String(), rd)
+		req, err := http.NewRequestWithContext(actx, k.method, u.String(), rd)
 		if err != nil {
 			return nil, backoff.Permanent(fmt.Errorf("%s: %w", k.name, err))
 		}

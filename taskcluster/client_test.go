@@ -575,3 +575,28 @@ func TestTimesHaveMillisecondPrecision(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "systemBootTime")
 }
+
+// TestAttemptTimeout checks that a stalled attempt is abandoned and retried.
+func TestAttemptTimeout(t *testing.T) {
+	f := newFakeTC(t)
+	release := make(chan struct{})
+	defer close(release)
+	var n atomic.Int32
+	f.onPath("/api/queue/v1/task/"+taskID+"/status", func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			select { // stall until the client gives up on the attempt
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":` + string(statusJSON("pending", "pending")) + `}`))
+	})
+	c := f.client(&workerCreds)
+	c.AttemptTimeout = 100 * time.Millisecond
+	st, err := c.Queue().Status(context.Background(), taskID)
+	require.NoError(t, err)
+	assert.Equal(t, "pending", st.Status.State)
+	assert.Equal(t, int32(2), n.Load())
+}
