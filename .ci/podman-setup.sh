@@ -124,7 +124,10 @@ fi
 if ! service_up; then
 	log "starting podman system service on $SOCK"
 	rm -f "$SOCK_PATH"
-	nohup podman system service --time=0 "$SOCK" >>"$LOGDIR/podman-service.log" 2>&1 &
+	# conmon writes an "oom" marker file into its working directory when a
+	# container hits its memory limit: keep that out of the caller's tree.
+	mkdir -p "$STATE/service-cwd"
+	(cd "$STATE/service-cwd" && exec nohup podman system service --time=0 "$SOCK" >>"$LOGDIR/podman-service.log" 2>&1) &
 	echo $! >"$STATE/podman-service.pid"
 	for _ in $(seq 1 200); do service_up && break; sleep 0.1; done
 	service_up || { log "podman service did not come up; see $LOGDIR/podman-service.log"; exit 1; }
