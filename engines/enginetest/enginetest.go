@@ -114,7 +114,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("EnvInvalid", s.envInvalid)
 	t.Run("EnvHugeValue", s.envHuge)
 	t.Run("Kill", s.kill)
+	t.Run("KillRightAfterStart", s.killRightAfterStart)
 	t.Run("Abort", s.abort)
+	t.Run("ConcurrentRuns", s.concurrent)
 	t.Run("Discard", s.discard)
 	t.Run("ExtractFile", s.extractFile)
 	t.Run("ExtractFolder", s.extractFolder)
@@ -472,6 +474,82 @@ func (s *suite) abort(t *testing.T) {
 		}
 	}
 	s.checkGone(t, ctx, pid)
+}
+
+func (s *suite) killRightAfterStart(t *testing.T) {
+	r := s.newRun(t, s.sleeper())
+	ctx := s.ctx(t)
+	r.start(ctx)
+	if err := r.sb.Kill(); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	rs := r.wait(ctx)
+	if !rs.Killed() || rs.Success() || rs.ExitCode() != -1 {
+		t.Errorf("after Kill: killed=%v success=%v exitCode=%d, want true false -1", rs.Killed(), rs.Success(), rs.ExitCode())
+	}
+}
+
+// concurrent runs several tasks of one engine at once (a worker with
+// capacity > 1); each log holds its own output only.
+func (s *suite) concurrent(t *testing.T) {
+	e := s.h.New(t)
+	t.Cleanup(func() { _ = e.Close() })
+	const n = 4
+	ctx := s.ctx(t)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			lb := NewLogBuffer()
+			tc := &task.Context{
+				TaskID:     fmt.Sprintf("enginetestConcurrent%02d", i),
+				TaskDir:    realDir(t, t.TempDir()),
+				Log:        task.NewLog(lb),
+				Definition: task.Definition{Payload: s.h.Payload(t, Scenario{Steps: []Step{{PrintEnv: "WG_RUN"}, {File: "run.txt", Content: strconv.Itoa(i)}}})},
+			}
+			b, err := e.NewSandboxBuilder(ctx, tc)
+			if err != nil {
+				t.Errorf("run %d: NewSandboxBuilder: %v", i, err)
+				return
+			}
+			if err := b.SetEnv("WG_RUN", fmt.Sprintf("run-%d-value", i)); err != nil {
+				t.Errorf("run %d: SetEnv: %v", i, err)
+				return
+			}
+			sb, err := b.Start(ctx)
+			if err != nil {
+				t.Errorf("run %d: Start: %v", i, err)
+				return
+			}
+			rs, err := sb.Wait(ctx)
+			if err != nil {
+				t.Errorf("run %d: Wait: %v", i, err)
+				return
+			}
+			defer rs.Dispose()
+			got := lb.Bytes()
+			for j := range n {
+				if has := bytes.Contains(got, fmt.Appendf(nil, "run-%d-value\n", j)); has != (i == j) {
+					t.Errorf("run %d: log holds run %d's value: %v\n%s", i, j, has, got)
+				}
+			}
+			f, err := rs.ExtractFile(ctx, "run.txt")
+			if err != nil {
+				t.Errorf("run %d: ExtractFile: %v", i, err)
+				return
+			}
+			rc, err := f.Open()
+			if err != nil {
+				t.Errorf("run %d: Open: %v", i, err)
+				return
+			}
+			c, err := io.ReadAll(rc)
+			_ = rc.Close()
+			if err != nil || string(c) != strconv.Itoa(i) {
+				t.Errorf("run %d: run.txt = %q, %v", i, c, err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (s *suite) discard(t *testing.T) {
