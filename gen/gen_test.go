@@ -240,7 +240,7 @@ func TestExportedSchemas(t *testing.T) {
 func TestUnknownProfile(t *testing.T) {
 	_, err := gen.Resolve(repoRoot(t), "nope")
 	require.ErrorIs(t, err, gen.ErrUnknownProfile)
-	require.ErrorContains(t, err, "hello, linux-native")
+	require.ErrorContains(t, err, "hello, linux-docker, linux-native")
 }
 
 func BenchmarkResolve(b *testing.B) {

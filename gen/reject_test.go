@@ -142,7 +142,7 @@ func TestGenerateRejects(t *testing.T) {
 		{
 			name:    "unknown engine",
 			profile: mutate(t, `kind: "native"`, `kind: "nativ"`),
-			want:    []string{"profiles/bad.cue:7:", `unknown engine "nativ"`, "known engines: hello, native"},
+			want:    []string{"profiles/bad.cue:7:", `unknown engine "nativ"`, "known engines: container, hello, native"},
 		},
 		{
 			name:    "unknown dialect",
