@@ -469,9 +469,16 @@ func (s *sandbox) finish() {
 	case <-t.C:
 		s.tc.Logf("a process outside the task's process groups still holds the task's output open; no longer reading it")
 		if err := s.r.SetReadDeadline(time.Now()); err != nil {
-			_ = s.r.Close()
+			_ = s.r.Close() // pipes without deadlines (Windows)
 		}
-		<-s.readEnd
+		t.Reset(drainTimeout)
+		select {
+		case <-s.readEnd:
+		case <-t.C:
+			// A read that neither deadline nor close interrupts: leave
+			// the reader behind rather than hang the run.
+			s.e.logger.Error("task output reader did not stop", "taskId", s.tc.TaskID)
+		}
 	}
 	t.Stop()
 	_ = s.r.Close()

@@ -90,10 +90,8 @@ func (p *proc) wait() exitStatus {
 	case cldKilled, cldDumped:
 		return exitStatus{code: -1, signal: signalName(syscall.Signal(status))}
 	}
-	// Not expected with WEXITED; reap and ask the runtime.
-	_ = p.cmd.Wait()
-	p.pgid = 0
-	return exitStatus{code: p.cmd.ProcessState.ExitCode()}
+	// Not possible with WEXITED alone.
+	return exitStatus{err: fmt.Errorf("waitid: unexpected si_code %d", code)}
 }
 
 // si_code values of SIGCHLD (include/uapi/asm-generic/siginfo.h).
