@@ -20,6 +20,9 @@
 //	  "panic":    "wait"                     // panic in this stage
 //	}}
 //
+// A task whose sleep has not ended keeps a goroutine until Kill or Abort
+// (tests using "forever" must call one of them, or goleak will notice).
+//
 // Stages for "error" and "panic": "newSandboxBuilder", "setEnv", "start",
 // "wait", "extract", "dispose". An "error" with reason "" returns a plain
 // error (internal-error); any other reason returns a *task.ExceptionError
