@@ -12,9 +12,13 @@
 //     the task; unless `features.backingLog` is false;
 //   - the live log `logs.live` (default "public/logs/live.log") as a link
 //     artifact to the backing log, when `features.liveLog` is not false and
-//     the backing log was published. (While the task runs, a livelog plugin
-//     will publish `logs.live` as a reference to a live stream; this plugin
-//     then replaces it with the link, as generic-worker does.)
+//     the backing log was published.
+//
+// When the worker config enables live logs (`liveLog.listenAddress`, see
+// LiveConfig), `logs.live` is first published in the Started stage as a
+// `reference` artifact to a stream of the log served by the worker while
+// the task runs; at the end it is replaced by the link, as generic-worker
+// does.
 //
 // For a run that ended early the payload may be invalid: the names and flags
 // are taken from it when they decode, else the defaults apply.
@@ -30,8 +34,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
+	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/plugins/artifacts"
 	"github.com/workergen/workergen/task"
@@ -46,8 +52,11 @@ const (
 // ContentType is the content type of the backing log.
 const ContentType = "text/plain; charset=utf-8"
 
-// Config is the plugin's worker config section; it has no fields yet.
-type Config struct{}
+// Config is the plugin's worker config section (`plugins.tasklog`).
+type Config struct {
+	// LiveLog enables streaming the log of running tasks; nil disables it.
+	LiveLog *LiveConfig `json:"liveLog,omitempty"`
+}
 
 // Logs is upstream's `logs` object.
 type Logs struct {
@@ -71,31 +80,53 @@ func defaults() settings {
 	return settings{live: DefaultLiveName, backing: DefaultBackingName, liveOn: true, backingOn: true}
 }
 
-type plugin struct{}
+type plugin struct {
+	live *liveServer // nil when live logs are disabled
+}
 
 var (
 	_ plugins.Plugin              = (*plugin)(nil)
 	_ plugins.UnstartedRunHandler = (*plugin)(nil)
 )
 
-// New returns the tasklog plugin. opts.Config must be empty, null or {}.
+// New returns the tasklog plugin. With `liveLog.listenAddress` set it
+// starts the live log server; an address that cannot be listened on is an
+// error naming the field.
 func New(opts plugins.Options) (plugins.Plugin, error) {
-	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+	var c Config
+	if err := decodeConfig(opts.Config, &c); err != nil {
 		return nil, fmt.Errorf("plugins.tasklog: %w", err)
 	}
-	return &plugin{}, nil
+	p := &plugin{}
+	if c.LiveLog != nil && c.LiveLog.ListenAddress != "" {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		ls, err := startLiveServer(*c.LiveLog, log)
+		if err != nil {
+			return nil, fmt.Errorf("plugins.tasklog.%w", err)
+		}
+		p.live = ls
+	}
+	return p, nil
 }
 
-// Close does nothing.
-func (*plugin) Close() error { return nil }
+// Close stops the live log server, if any.
+func (p *plugin) Close() error {
+	if p.live != nil {
+		return p.live.close()
+	}
+	return nil
+}
 
 // NewTaskPlugin decodes `payload.logs` and the log feature flags.
-func (*plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
 	s, err := decodeSettings(tc.Definition.Payload)
 	if err != nil {
 		return nil, err
 	}
-	return &taskPlugin{tc: tc, s: s}, nil
+	return &taskPlugin{tc: tc, s: s, live: p.live}, nil
 }
 
 // RunEndedEarly publishes the log of a run that ended before NewTaskPlugin
@@ -165,18 +196,57 @@ func decodeSettings(payload json.RawMessage) (settings, error) {
 
 type taskPlugin struct {
 	plugins.Base
-	tc *task.Context
-	s  settings
+	tc   *task.Context
+	s    settings
+	live *liveServer
+
+	stop func() // ends the live stream and unregisters it
+}
+
+// Started publishes `logs.live` as a reference to the live stream when live
+// logs are enabled.
+func (p *taskPlugin) Started(ctx context.Context, _ engines.Sandbox) error {
+	if p.live == nil || !p.s.liveOn || p.tc.LogPath == "" {
+		return nil
+	}
+	url, st, remove := p.live.open(p.tc.LogPath)
+	detach := p.tc.Log.Tee(st)
+	p.stop = func() { detach(); remove() }
+	err := p.tc.Artifacts.Publish(ctx, task.Artifact{
+		Name:        p.s.live,
+		Kind:        task.ArtifactReference,
+		Expires:     p.tc.Definition.Expires,
+		ContentType: ContentType,
+		URL:         url,
+	})
+	return publishErr(p.s.live, err)
 }
 
 // Finished publishes the log.
 func (p *taskPlugin) Finished(ctx context.Context, _ task.Resolution) error {
+	p.endStream()
 	return publish(ctx, p.tc, p.s)
 }
 
 // Exception publishes the log.
 func (p *taskPlugin) Exception(ctx context.Context, _ task.Resolution) error {
+	p.endStream()
 	return publish(ctx, p.tc, p.s)
+}
+
+// Dispose ends the live stream if a stage before Finished failed.
+func (p *taskPlugin) Dispose(context.Context) error {
+	p.endStream()
+	return nil
+}
+
+// endStream tells live readers the log is complete (it is: the worker
+// wrote the footer before Finished/Exception) and unregisters the stream.
+func (p *taskPlugin) endStream() {
+	if p.stop != nil {
+		p.stop()
+		p.stop = nil
+	}
 }
 
 // publish publishes the backing log and the live log link.
