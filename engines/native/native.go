@@ -208,8 +208,15 @@ func (b *builder) SetEnv(name, value string) error {
 // Discard does nothing: nothing was started.
 func (b *builder) Discard() error { return nil }
 
-// Start starts the first command and returns the running sandbox.
+// Start starts running the commands, in order, and returns the running
+// sandbox. Problems starting a command later (E2BIG, fork failures) come
+// back from Wait.
 func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
+	if fi, err := os.Stat(b.tc.TaskDir); err != nil {
+		return nil, fmt.Errorf("native engine: task directory: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("native engine: task directory %s is not a directory", b.tc.TaskDir)
+	}
 	b.mu.Lock()
 	if b.started {
 		b.mu.Unlock()
