@@ -284,10 +284,32 @@ func TestObjectArtifacts(t *testing.T) {
 	assert.Equal(t, "object\n", e.artifact(id, 0, "public/o.txt"))
 }
 
-func TestClaimKeptAliveAcrossReclaims(t *testing.T) {
+func TestClaimKeptAliveAcrossReclaimsWithLiveLog(t *testing.T) {
 	e := newEnv(t, 3*time.Second)
-	id := e.task(map[string]any{"command": sh("sleep 8; echo done"), "maxRunTime": 60}, 0)
-	cmd, out := e.start(map[string]any{"numberOfTasksToRun": 1})
+	id := e.task(map[string]any{"command": sh("echo started; sleep 8; echo done"), "maxRunTime": 60}, 0)
+	cmd, out := e.start(map[string]any{"numberOfTasksToRun": 1,
+		"plugins": map[string]any{"tasklog": map[string]any{"liveLog": map[string]any{"listenAddress": "127.0.0.1:0"}}}})
+
+	// While the task runs, live.log is a reference to the worker's stream.
+	var liveURL string
+	eventually(t, "the live log reference", func() bool {
+		arts, _ := e.queue.Artifacts(id, 0)
+		for _, a := range arts {
+			if a.Name == "public/logs/live.log" && a.StorageType == "reference" {
+				liveURL = a.URL
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get(liveURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	all, err := io.ReadAll(resp.Body) // ends when the task's log is complete
+	require.NoError(t, err)
+	assert.Contains(t, string(all), "started\n")
+	assert.Contains(t, string(all), "done\n")
+
 	e.wait(cmd, out)
 	assert.Equal(t, "completed", e.runState(id, 0), "worker output:\n%s", out)
 	st, err := e.queue.Status(id)
