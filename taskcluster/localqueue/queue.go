@@ -78,7 +78,10 @@ type Server struct {
 	dependents map[string][]string // taskId -> unscheduled tasks depending on it
 	open       map[string]bool     // taskIds not resolved yet
 	queued     map[string]bool     // pendingRef keys in pending
-	closed     bool
+	// nextDue is no later than the earliest deadline or takenUntil among
+	// open tasks; sweeps before it have nothing to do.
+	nextDue time.Time
+	closed  bool
 
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -233,7 +236,17 @@ func (s *Server) sweepLocked() error {
 		return ErrClosed
 	}
 	now := s.now()
+	if now.Before(s.nextDue) {
+		return nil
+	}
+	// Scan, and compute the next due time from what stays open.
+	s.nextDue = now.Add(24 * time.Hour)
 	var errs []error
+	defer func() {
+		for id := range s.open {
+			s.noteDue(s.tasks[id])
+		}
+	}()
 	for id := range s.open {
 		t := s.tasks[id]
 		if t.resolved() {
@@ -297,6 +310,7 @@ func (s *Server) index(t *taskRecord) {
 		delete(s.open, t.TaskID)
 	} else {
 		s.open[t.TaskID] = true
+		s.noteDue(t)
 	}
 	r := t.latest()
 	switch {
@@ -324,6 +338,20 @@ func (s *Server) index(t *taskRecord) {
 			close(ch)
 			delete(s.waiters, q)
 		}
+	}
+}
+
+// noteDue lowers nextDue to an open task's deadline or claim expiry.
+func (s *Server) noteDue(t *taskRecord) {
+	if t == nil || t.resolved() {
+		return
+	}
+	due := t.Definition.Deadline
+	if r := t.latest(); r != nil && r.State == StateRunning && r.TakenUntil.Before(due) {
+		due = r.TakenUntil
+	}
+	if s.nextDue.IsZero() || due.Before(s.nextDue) {
+		s.nextDue = due
 	}
 }
 
