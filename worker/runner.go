@@ -226,10 +226,24 @@ func (ru *run) execute(ctx context.Context) Outcome {
 	// 1. The payload: fields this profile lacks, then the composed schema.
 	if err := ru.checkPayload(); err != nil {
 		ru.fail(err)
-		return ru.endEarly(ctx, out)
+		return ru.endException(ctx, out)
 	}
 
-	// 2. Task plugins decode their payload fields.
+	// 2. Task plugins, then the engine, decode their payload fields. Every
+	// malformed-payload reason is collected, so the task author sees all of
+	// them in one run; any other error ends the run at once.
+	var malformed []string
+	collect := func(err error) bool {
+		var ee *task.ExceptionError
+		if errors.As(err, &ee) && ee.Reason == task.ReasonMalformedPayload {
+			malformed = append(malformed, ee.Reasons...)
+			if len(ee.Reasons) == 0 && ee.Err != nil {
+				malformed = append(malformed, ee.Err.Error())
+			}
+			return true
+		}
+		return false
+	}
 	for _, p := range r.Plugins {
 		var tp plugins.TaskPlugin
 		err := ru.call("NewTaskPlugin", "plugin "+p.Name, func() error {
@@ -241,19 +255,20 @@ func (ru *run) execute(ctx context.Context) Outcome {
 			err = task.InternalError(fmt.Errorf("plugin %s returned no task plugin", p.Name))
 		}
 		if err != nil {
+			if collect(err) {
+				continue
+			}
 			ru.fail(err)
-			return ru.endEarly(ctx, out)
+			return ru.endException(ctx, out)
 		}
 		ru.created = append(ru.created, createdPlugin{p.Name, tp})
 	}
-
-	// 3. The engine decodes its payload fields.
 	var builder engines.SandboxBuilder
 	if err := ru.call("NewSandboxBuilder", "engine", func() error {
 		var err error
 		builder, err = r.Engine.NewSandboxBuilder(ctx, tc)
 		return err
-	}); err != nil {
+	}); err != nil && !collect(err) {
 		ru.fail(err)
 		return ru.endException(ctx, out)
 	}
@@ -263,6 +278,10 @@ func (ru *run) execute(ctx context.Context) Outcome {
 			_ = ru.call("Discard", "engine", builder.Discard)
 		}
 	}()
+	if len(malformed) > 0 {
+		ru.fail(task.MalformedPayload(malformed...))
+		return ru.endException(ctx, out)
+	}
 
 	// 4. Prepare and BuildSandbox.
 	if err := ru.stage(ctx, "Prepare", func(tp plugins.TaskPlugin) error { return tp.Prepare(ctx) }); err != nil {
@@ -404,11 +423,6 @@ func (ru *run) endException(ctx context.Context, out Outcome) Outcome {
 	_ = ru.stage(ctx, "Exception", func(tp plugins.TaskPlugin) error { return tp.Exception(ctx, out.Resolution) })
 	ru.notifyUncreated(ctx, out.Resolution)
 	return out
-}
-
-// endEarly ends a run before (all) task plugins exist.
-func (ru *run) endEarly(ctx context.Context, out Outcome) Outcome {
-	return ru.endException(ctx, out)
 }
 
 func (ru *run) notifyUncreated(ctx context.Context, res task.Resolution) {

@@ -215,3 +215,19 @@ func TestRunLocalWritesManifest(t *testing.T) {
 	_, err = os.Stat(filepath.Join(out, "task"))
 	assert.True(t, os.IsNotExist(err), "task directory removed")
 }
+
+func TestRunCollectsMalformedReasonsFromAllPlugins(t *testing.T) {
+	a := &recPlugin{name: "a", failIn: "New", failErr: task.MalformedPayload("payload.a: bad")}
+	b := &recPlugin{name: "b"}
+	c := &recPlugin{name: "c", failIn: "New", failErr: task.MalformedPayload("payload.c: bad too")}
+	r, _ := newTestRunner(t, a, b, c)
+	tr := newTC(t, `{}`)
+	out := r.Run(context.Background(), tr.tc, nil)
+	assert.Equal(t, task.ReasonMalformedPayload, out.Resolution.Reason)
+	joined := strings.Join(out.Reasons, "\n")
+	assert.Contains(t, joined, "payload.a: bad")
+	assert.Contains(t, joined, "payload.c: bad too")
+	assert.Contains(t, tr.log.String(), "payload.c: bad too")
+	assert.Equal(t, []string{"New", "Exception:exception/malformed-payload", "Dispose"}, b.Calls(), "created plugins see the exception")
+	assert.Equal(t, []string{"New", "Early:exception/malformed-payload"}, a.Calls(), "plugins that refused hear about the end")
+}
