@@ -71,27 +71,6 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestDistUpToDate fails when a dist/<profile>/ directory exists with
-// generated files that differ from what the generator now produces.
-func TestDistUpToDate(t *testing.T) {
-	root := repoRoot(t)
-	for _, name := range shippedProfiles(t) {
-		dir := gen.OutDir(root, name)
-		if _, err := os.Stat(filepath.Join(dir, gen.MainFile)); err != nil {
-			continue
-		}
-		p, err := gen.Resolve(root, name)
-		require.NoError(t, err)
-		files, err := p.Files()
-		require.NoError(t, err)
-		for f, content := range files {
-			got, err := os.ReadFile(filepath.Join(dir, f))
-			require.NoError(t, err)
-			require.Equal(t, string(content), string(got), "dist/%s/%s is out of date: run go tool mage generate", name, f)
-		}
-	}
-}
-
 func TestDeterministic(t *testing.T) {
 	root := repoRoot(t)
 	for _, name := range shippedProfiles(t) {
