@@ -320,7 +320,13 @@ func TestStartAndListenAndServe(t *testing.T) {
 	// ListenAndServe runs until its context ends; the state survives.
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- ListenAndServe(ctx, "127.0.0.1:0", opts) }()
+	readyURL := make(chan string, 1)
+	go func() {
+		errc <- ListenAndServe(ctx, "127.0.0.1:0", opts, func(s *Server, base string) { readyURL <- base })
+	}()
+	if u := <-readyURL; !strings.HasPrefix(u, "http://127.0.0.1:") {
+		t.Fatalf("ready URL %q", u)
+	}
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("ListenAndServe: %v", err)

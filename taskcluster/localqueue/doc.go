@@ -102,7 +102,8 @@
 // On a TCP address: Start(addr, opts) returns a Running server (its URL is
 // the rootUrl; Stop ends it, and a new Start on the same address and Dir
 // resumes, which is how tests take the Queue down for a while), and
-// ListenAndServe(ctx, addr, opts) serves until ctx ends. Main is the command for people (a mage target or a worker
+// ListenAndServe(ctx, addr, opts, ready) serves until ctx ends, calling
+// ready (if not nil) with the Server and its URL once it listens. Main is the command for people (a mage target or a worker
 // subcommand passes it the worker's task-file parser): it serves, keeps a
 // static client's credentials in <dir>/credentials.json for worker configs,
 // creates the tasks of -tasks files, and with -wait exits once they are

@@ -76,11 +76,16 @@ func (r *Running) wait(ctx context.Context) error {
 }
 
 // ListenAndServe runs a Server on addr (see Start) until ctx ends, then
-// stops it (Stop, with 10 seconds for in-flight requests).
-func ListenAndServe(ctx context.Context, addr string, opts Options) error {
+// stops it (Stop, with 10 seconds for in-flight requests). ready, if not
+// nil, is called once the server accepts connections, with the Server and
+// its base URL (the rootUrl for workers).
+func ListenAndServe(ctx context.Context, addr string, opts Options, ready func(s *Server, baseURL string)) error {
 	r, err := Start(addr, opts)
 	if err != nil {
 		return err
+	}
+	if ready != nil {
+		ready(r.Server, r.URL)
 	}
 	werr := r.wait(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
