@@ -103,8 +103,8 @@ func BenchmarkLogThroughput(b *testing.B) {
 				if f != nil {
 					st, _ := f.Stat()
 					_ = f.Close()
-					if st.Size() != size {
-						b.Fatalf("log holds %d bytes, want %d", st.Size(), size)
+					if st.Size() < size { // plus the engine's "running command" line
+						b.Fatalf("log holds %d bytes, want at least %d", st.Size(), size)
 					}
 				}
 				if !rs.Success() {
