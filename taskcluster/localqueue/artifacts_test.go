@@ -54,6 +54,8 @@ func TestCreateArtifactRules(t *testing.T) {
 	taskExpires := h.status(id).Expires
 	h.createArtifact(tc, id, 0, "public/late", s3("text/plain", taskExpires.Add(time.Second)), 400)
 	h.createArtifact(tc, id, 0, "public/past", s3("text/plain", h.clock.Now().Add(-time.Hour)), 400)
+	// Names are printable ASCII.
+	h.createArtifact(tc, id, 0, "public/caf\u00e9.txt", s3("text/plain", exp), 400)
 	// Unknown run or task: 400 as upstream.
 	h.createArtifact(tc, id, 3, "public/x", s3("text/plain", exp), 400)
 	h.createArtifact(h.admin, NewTaskID(), 0, "public/x", s3("text/plain", exp), 400)

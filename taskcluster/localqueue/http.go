@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -190,6 +191,27 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
+// checkParams applies the Queue's URL parameter patterns: artifact names
+// are printable ASCII, taskIds slugids.
+func checkParams(c *call) error {
+	for _, p := range pathParams(c.route.path) {
+		v := c.param(p)
+		bad := false
+		switch p {
+		case "name":
+			bad = c.route.service == "queue" && !printableASCII.MatchString(v)
+		case "taskId":
+			bad = !slugIDPattern.MatchString(v)
+		}
+		if bad {
+			return &apiError{http.StatusBadRequest, "InvalidRequestArguments", fmt.Sprintf("invalid %s %q", p, v), ErrInput}
+		}
+	}
+	return nil
+}
+
+var printableASCII = regexp.MustCompile(`^[\x20-\x7e]+$`)
+
 func (s *Server) baseURL(r *http.Request) string {
 	if s.opts.BaseURL != "" {
 		return strings.TrimSuffix(s.opts.BaseURL, "/")
@@ -208,6 +230,9 @@ func (s *Server) apiHandler(rt *route) http.Handler {
 			err = errInput("request body larger than %d bytes", maxAPIBody)
 		}
 		c := &call{s: s, w: w, r: r, route: rt, body: body, base: s.baseURL(r)}
+		if err == nil {
+			err = checkParams(c)
+		}
 		if err == nil {
 			err = s.authenticate(c)
 		}
