@@ -81,6 +81,10 @@ func TestParseTaskFile(t *testing.T) {
 	assert.Equal(t, now.Add(48*time.Hour), def.Expires)
 	assert.JSONEq(t, `{"command": [["true"]], "maxRunTime": 30}`, string(def.Payload))
 
+	def, err = ParseTaskFile([]byte("payload: {name: world}\n"), now)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"name": "world"}`, string(def.Payload), "a definition with only a payload")
+
 	def, err = ParseTaskFile([]byte("name: world\n"), now)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"name": "world"}`, string(def.Payload), "a bare YAML payload")

@@ -16,10 +16,6 @@ import (
 	"github.com/workergen/workergen/task"
 )
 
-// taskKeys are top-level keys that only a full task definition has (queue/v1
-// create-task-request.json); an object with "payload" and one of these is a
-// task definition, anything else is a bare payload.
-var taskKeys = []string{"taskQueueId", "provisionerId", "workerType", "metadata", "created", "deadline", "expires", "taskGroupId", "schedulerId", "scopes"}
 
 var placeholder = regexp.MustCompile(`\{\{\s*now\s*(?:([+-])\s*(\d+)\s*([smhd]))?\s*\}\}`)
 
@@ -58,14 +54,11 @@ func ParseTaskFile(data []byte, now time.Time) (task.Definition, error) {
 			delete(top, k)
 		}
 	}
+	// No payload dialect has a top-level "payload" object, so an object
+	// with one is a task definition (queue/v1 create-task-request.json).
 	isDef := false
 	if p, ok := top["payload"]; ok && bytes.HasPrefix(bytes.TrimSpace(p), []byte("{")) {
-		for _, k := range taskKeys {
-			if _, ok := top[k]; ok {
-				isDef = true
-				break
-			}
-		}
+		isDef = true
 	}
 	var def task.Definition
 	if isDef {
