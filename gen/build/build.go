@@ -51,6 +51,10 @@ type Options struct {
 	Go string
 	// Logger receives one line per built target; default discards.
 	Logger *slog.Logger
+	// BinDir is the directory binaries are written to (created if
+	// needed); empty means dist/<profile>/bin below Root. The release
+	// pipeline builds into its own staging directory.
+	BinDir string
 }
 
 // Binary is one built worker binary.
@@ -107,7 +111,10 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			opts.Commit = c
 		}
 	}
-	binDir := filepath.Join(gen.OutDir(opts.Root, p.Name), gen.BinDir)
+	binDir := opts.BinDir
+	if binDir == "" {
+		binDir = filepath.Join(gen.OutDir(opts.Root, p.Name), gen.BinDir)
+	}
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, fmt.Errorf("building profile %q: %w", p.Name, err)
 	}
