@@ -3,6 +3,7 @@ package localqueue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -411,5 +412,59 @@ func TestQueueDownAndBack(t *testing.T) {
 	}
 	if arts, err := r2.Artifacts(id, 0); err != nil || string(arts[0].Content) != "ok" {
 		t.Fatalf("artifacts: %v %v", arts, err)
+	}
+}
+
+func TestPurgeExpired(t *testing.T) {
+	h := newHarness(t)
+	id, tc := h.running(func(d map[string]any) {
+		d["expires"] = h.clock.Now().Add(48 * time.Hour).Format(time.RFC3339)
+	})
+	upload := func(name string, expires time.Duration) string {
+		r := h.createArtifact(tc, id, 0, name, map[string]any{"storageType": "s3", "contentType": "text/plain",
+			"expires": h.clock.Now().Add(expires).Format(time.RFC3339)}, 200)
+		var res struct{ PutURL string }
+		r.decode(t, &res)
+		h.put(res.PutURL, "text/plain", []byte(name))
+		p, err := h.s.ArtifactPath(id, 0, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	short := upload("public/short", time.Hour)
+	long := upload("public/long", 40*time.Hour)
+	tc.call("POST", "queue", runPath(id, 0, "/completed"), nil, "", "", 200)
+
+	h.clock.Advance(2 * time.Hour)
+	if n, a, err := h.s.PurgeExpired(); err != nil || n != 0 || a != 1 {
+		t.Fatalf("first purge: %d tasks, %d artifacts, %v", n, a, err)
+	}
+	if _, err := os.Stat(short); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("expired artifact bytes still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(short)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty directory left: %v", err)
+	}
+	if _, err := os.Stat(long); err != nil {
+		t.Fatal(err)
+	}
+	h.admin.call("GET", "queue", runPath(id, 0, "/artifacts/public/short"), nil, "", "", 404)
+
+	// Past the task's expiry, the task goes with everything it had; the
+	// state survives a restart without it.
+	h.clock.Advance(47 * time.Hour)
+	if err := h.s.CheckExpiry(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.Status(id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired task still there: %v", err)
+	}
+	if _, err := os.Stat(long); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("bytes of an expired task still there: %v", err)
+	}
+	h.restart()
+	if ids := h.s.TaskIDs(); len(ids) != 0 {
+		t.Fatalf("tasks after restart: %v", ids)
 	}
 }

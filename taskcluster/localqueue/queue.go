@@ -81,7 +81,9 @@ type Server struct {
 	// nextDue is no later than the earliest deadline or takenUntil among
 	// open tasks; sweeps before it have nothing to do.
 	nextDue time.Time
-	closed  bool
+	// nextGC is when PurgeExpired runs next (clock time).
+	nextGC time.Time
+	closed bool
 
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -222,13 +224,18 @@ func (s *Server) now() time.Time { return s.clock.Now().UTC().Truncate(time.Mill
 // CheckExpiry resolves, at the clock's current time, every run whose claim
 // expired (exception/claim-expired, with a retry run while retries remain
 // and the deadline is ahead) and every task whose deadline passed
-// (exception/deadline-exceeded). The background expirer calls it
-// periodically; every API request does too; tests with a FakeClock call it
-// after advancing time.
+// (exception/deadline-exceeded), and every 10 minutes of clock time purges
+// expired tasks and artifacts (PurgeExpired). The background expirer calls
+// it periodically; every API request applies the claim and deadline part;
+// tests with a FakeClock call it after advancing time.
 func (s *Server) CheckExpiry() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sweepLocked()
+	err := s.sweepLocked()
+	if err == nil && !s.now().Before(s.nextGC) {
+		_, _, err = s.purgeLocked()
+	}
+	return err
 }
 
 func (s *Server) sweepLocked() error {
