@@ -59,9 +59,11 @@ func WithImageFetcher(f ImageFetcher) Option {
 	return func(e *Engine) { e.images.fetcher = f }
 }
 
-// New is the engines.Constructor of the container engine. See NewEngine.
+// New is the engines.Constructor of the container engine. See NewEngine;
+// indexed and task images are downloaded with a QueueFetcher from the
+// worker's deployment.
 func New(opts engines.Options) (engines.Engine, error) {
-	e, err := NewEngine(opts)
+	e, err := NewEngine(opts, WithImageFetcher(&QueueFetcher{}))
 	if err != nil {
 		return nil, err
 	}

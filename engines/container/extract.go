@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -102,25 +103,41 @@ func (f *containerFile) Mode() fs.FileMode { return f.mode }
 // Open streams the file's content out of a one-entry tar stream.
 func (f *containerFile) Open() (io.ReadCloser, error) {
 	ctx := context.Background()
+	for attempt := 1; ; attempt++ {
+		rc, empty, err := f.open(ctx)
+		// Podman 4 sometimes answers with an empty archive while other
+		// containers are being copied from concurrently: retry that.
+		if empty && attempt < emptyArchiveAttempts {
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+			continue
+		}
+		return rc, err
+	}
+}
+
+// emptyArchiveAttempts bounds the retries of an empty archive answer.
+const emptyArchiveAttempts = 5
+
+func (f *containerFile) open(ctx context.Context) (rc io.ReadCloser, empty bool, err error) {
 	res, err := f.r.s.e.cli.CopyFromContainer(ctx, f.r.s.id, client.CopyFromContainerOptions{SourcePath: f.path})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("%s: %w", f.path, engines.ErrNotFound)
+			return nil, false, fmt.Errorf("%s: %w", f.path, engines.ErrNotFound)
 		}
-		return nil, fmt.Errorf("copying %s from container %s: %w", f.path, shortID(f.r.s.id), err)
+		return nil, false, fmt.Errorf("copying %s from container %s: %w", f.path, shortID(f.r.s.id), err)
 	}
 	tr := tar.NewReader(res.Content)
-	for {
+	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if err != nil {
 			res.Content.Close()
 			if err == io.EOF {
-				return nil, fmt.Errorf("%s: archive holds no file: %w", f.path, engines.ErrNotFound)
+				return nil, n == 0, fmt.Errorf("%s: archive holds no file: %w", f.path, engines.ErrNotFound)
 			}
-			return nil, fmt.Errorf("reading archive of %s: %w", f.path, err)
+			return nil, false, fmt.Errorf("reading archive of %s: %w", f.path, err)
 		}
 		if h.Typeflag == tar.TypeReg {
-			return &tarEntry{Reader: tr, c: res.Content}, nil
+			return &tarEntry{Reader: tr, c: res.Content}, false, nil
 		}
 	}
 }
@@ -146,21 +163,23 @@ func (r *result) ExtractFolder(ctx context.Context, p string, fn func(rel string
 	if !st.Mode.IsDir() {
 		return fmt.Errorf("%s: %w", abs, engines.ErrNotAFolder)
 	}
-	res, err := r.s.e.cli.CopyFromContainer(ctx, r.s.id, client.CopyFromContainerOptions{SourcePath: abs})
-	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("%s: %w", abs, engines.ErrNotFound)
+	var files []*hostFile
+	for attempt := 1; ; attempt++ {
+		spool, err := r.spoolDir()
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("copying %s from container %s: %w", abs, shortID(r.s.id), err)
-	}
-	defer res.Content.Close()
-	spool, err := r.spoolDir()
-	if err != nil {
-		return err
-	}
-	files, err := spoolTar(ctx, tar.NewReader(res.Content), spool)
-	if err != nil {
-		return fmt.Errorf("extracting %s from container %s: %w", abs, shortID(r.s.id), err)
+		var entries int
+		files, entries, err = r.spoolFolder(ctx, abs, spool)
+		if err != nil {
+			return err
+		}
+		// An archive of a directory holds at least the directory itself;
+		// Podman 4 sometimes answers with an empty one under concurrency.
+		if entries > 0 || attempt == emptyArchiveAttempts {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
 	sort.Slice(files, func(i, j int) bool { return walkLess(files[i].rel, files[j].rel) })
 	for _, f := range files {
@@ -169,6 +188,24 @@ func (r *result) ExtractFolder(ctx context.Context, p string, fn func(rel string
 		}
 	}
 	return nil
+}
+
+// spoolFolder copies the folder abs into spool; entries counts the archive's
+// entries of any type.
+func (r *result) spoolFolder(ctx context.Context, abs, spool string) ([]*hostFile, int, error) {
+	res, err := r.s.e.cli.CopyFromContainer(ctx, r.s.id, client.CopyFromContainerOptions{SourcePath: abs})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, 0, fmt.Errorf("%s: %w", abs, engines.ErrNotFound)
+		}
+		return nil, 0, fmt.Errorf("copying %s from container %s: %w", abs, shortID(r.s.id), err)
+	}
+	defer res.Content.Close()
+	files, entries, err := spoolTar(ctx, tar.NewReader(res.Content), spool)
+	if err != nil {
+		return nil, 0, fmt.Errorf("extracting %s from container %s: %w", abs, shortID(r.s.id), err)
+	}
+	return files, entries, nil
 }
 
 func (r *result) spoolDir() (string, error) {
@@ -209,21 +246,21 @@ func (f *hostFile) Open() (io.ReadCloser, error) {
 // spoolTar writes the regular files (and hard links to them) of a tar
 // stream rooted at one directory entry into dir, returning them with paths
 // relative to that directory.
-func spoolTar(ctx context.Context, tr *tar.Reader, dir string) ([]*hostFile, error) {
-	var files []*hostFile
+func spoolTar(ctx context.Context, tr *tar.Reader, dir string) (files []*hostFile, entries int, _ error) {
 	byName := map[string]*hostFile{}
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, entries, err
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
-			return files, nil
+			return files, entries, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, entries, err
 		}
+		entries++
 		rel, ok := relName(h.Name)
 		if !ok {
 			continue
@@ -232,18 +269,18 @@ func spoolTar(ctx context.Context, tr *tar.Reader, dir string) ([]*hostFile, err
 		switch h.Typeflag {
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return nil, err
+				return nil, entries, err
 			}
 			out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 			if err != nil {
-				return nil, err
+				return nil, entries, err
 			}
 			n, err := io.CopyBuffer(out, tr, buf)
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return nil, err
+				return nil, entries, err
 			}
 			f := &hostFile{rel: rel, path: dst, size: n, mode: h.FileInfo().Mode()}
 			files = append(files, f)
@@ -254,10 +291,10 @@ func spoolTar(ctx context.Context, tr *tar.Reader, dir string) ([]*hostFile, err
 				continue
 			}
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return nil, err
+				return nil, entries, err
 			}
 			if err := os.Link(byName[src].path, dst); err != nil {
-				return nil, err
+				return nil, entries, err
 			}
 			f := &hostFile{rel: rel, path: dst, size: byName[src].size, mode: byName[src].mode}
 			files = append(files, f)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -197,8 +196,4 @@ func TestTaskImageWithoutFetcher(t *testing.T) {
 	p["image"] = map[string]string{"type": "task-image", "taskId": "abc", "path": "public/image.tar"}
 	_, err := e.NewSandboxBuilder(testCtx(t), newRun(t, e, p).tc)
 	wantException(t, err, task.ReasonResourceUnavailable, "ImageFetcher")
-}
-
-func TestMain(m *testing.M) {
-	os.Exit(m.Run())
 }
