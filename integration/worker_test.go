@@ -78,14 +78,14 @@ func setup(m *testing.M) (int, error) {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	queue  *localqueue.Server
 	srv    *httptest.Server
 	down   atomic.Bool
 	shared string // a directory tasks and the test both see
 }
 
-func newEnv(t *testing.T, claimTimeout time.Duration) *env {
+func newEnv(t testing.TB, claimTimeout time.Duration) *env {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("the linux-native worker runs on linux")
