@@ -8,7 +8,8 @@
 //
 // # Endpoints
 //
-// Queue: createTask, task, status, cancelTask, claimWork, reclaimTask,
+// Queue: createTask, task, status, cancelTask, listDependentTasks,
+// claimWork, reclaimTask,
 // reportCompleted, reportFailed, reportException, createArtifact,
 // finishArtifact, getArtifact, getLatestArtifact, artifact,
 // latestArtifact, listArtifacts, listLatestArtifacts, artifactInfo,

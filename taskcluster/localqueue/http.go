@@ -140,6 +140,7 @@ func (s *Server) apiRoutes() []*route {
 		{service: "queue", name: "ping", method: "get", path: "/ping", handle: handlePing},
 		{service: "queue", name: "task", method: "get", path: "/task/<taskId>", scopes: "queue:get-task:<taskId>", handle: handleTask},
 		{service: "queue", name: "status", method: "get", path: "/task/<taskId>/status", scopes: "queue:status:<taskId>", handle: handleStatus},
+		{service: "queue", name: "listDependentTasks", method: "get", path: "/task/<taskId>/dependents", scopes: "queue:list-dependent-tasks:<taskId>", handle: handleListDependents},
 		{service: "queue", name: "createTask", method: "put", path: "/task/<taskId>", scopes: allOf{
 			each{For: "scope", In: "scopes", Each: "<scope>"},
 			each{For: "route", In: "routes", Each: "queue:route:<route>"},
@@ -319,6 +320,51 @@ func handleStatus(c *call) error {
 		return err
 	}
 	return c.reply(map[string]any{"status": st})
+}
+
+// handleListDependents answers listDependentTasks: the tasks listing
+// taskId in their dependencies, sorted by taskId, with limit and
+// continuationToken paging.
+func handleListDependents(c *call) error {
+	if err := c.authorize(nil); err != nil {
+		return err
+	}
+	deps, err := c.s.Dependents(c.param("taskId"))
+	if err != nil {
+		return err
+	}
+	start, end, next, err := page(c, len(deps))
+	if err != nil {
+		return err
+	}
+	res := map[string]any{"taskId": c.param("taskId"), "tasks": deps[start:end]}
+	if next != "" {
+		res["continuationToken"] = next
+	}
+	return c.reply(res)
+}
+
+// page applies the limit (default and most 1000) and continuationToken (an
+// offset) query parameters to a list of n items.
+func page(c *call, n int) (start, end int, next string, err error) {
+	q := c.r.URL.Query()
+	if tok := q.Get("continuationToken"); tok != "" {
+		if start, err = strconv.Atoi(tok); err != nil || start < 0 || start > n {
+			return 0, 0, "", errInput("bad continuationToken %q", tok)
+		}
+	}
+	limit := 1000
+	if l := q.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 1 {
+			return 0, 0, "", errInput("bad limit %q", l)
+		}
+		limit = min(limit, 1000)
+	}
+	end = min(start+limit, n)
+	if end < n {
+		next = strconv.Itoa(end)
+	}
+	return start, end, next, nil
 }
 
 func handleCreateTask(c *call) error {
@@ -575,23 +621,13 @@ func handleListArtifacts(latest bool) func(c *call) error {
 		if err != nil {
 			return err
 		}
-		start := 0
-		if tok := c.r.URL.Query().Get("continuationToken"); tok != "" {
-			if start, err = strconv.Atoi(tok); err != nil || start < 0 || start > len(infos) {
-				return errInput("bad continuationToken %q", tok)
-			}
+		start, end, next, err := page(c, len(infos))
+		if err != nil {
+			return err
 		}
-		limit := 1000
-		if l := c.r.URL.Query().Get("limit"); l != "" {
-			if limit, err = strconv.Atoi(l); err != nil || limit < 1 {
-				return errInput("bad limit %q", l)
-			}
-		}
-		res := map[string]any{}
-		end := min(start+limit, len(infos))
-		res["artifacts"] = infos[start:end]
-		if end < len(infos) {
-			res["continuationToken"] = strconv.Itoa(end)
+		res := map[string]any{"artifacts": infos[start:end]}
+		if next != "" {
+			res["continuationToken"] = next
 		}
 		return c.reply(res)
 	}

@@ -706,6 +706,31 @@ func (s *Server) Task(taskID string) (TaskDefinition, error) {
 	return t.Definition, nil
 }
 
+// TaskAndStatus is one entry of listDependentTasks
+// (task-definition-and-status.json).
+type TaskAndStatus struct {
+	Status TaskStatus     `json:"status"`
+	Task   TaskDefinition `json:"task"`
+}
+
+// Dependents returns the tasks that list taskID in their dependencies,
+// sorted by taskId.
+func (s *Server) Dependents(taskID string) ([]TaskAndStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.taskLocked(taskID); err != nil {
+		return nil, err
+	}
+	out := []TaskAndStatus{}
+	for _, t := range s.tasks {
+		if t.TaskID != taskID && containsString(t.Definition.Dependencies, taskID) {
+			out = append(out, TaskAndStatus{Status: t.status(), Task: t.Definition})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Status.TaskID < out[j].Status.TaskID })
+	return out, nil
+}
+
 // TaskIDs returns the ids of all tasks, sorted.
 func (s *Server) TaskIDs() []string {
 	s.mu.Lock()

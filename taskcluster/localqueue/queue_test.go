@@ -354,6 +354,21 @@ func TestDependencies(t *testing.T) {
 		c := h.claim()
 		h.clientFor(c.Credentials).call("POST", "queue", runPath(c.Status.TaskID, 0, path), nil, "", "", 200)
 	}
+	r := h.admin.call("GET", "queue", "/task/"+a+"/dependents?limit=1", nil, "", "queue/v1/list-dependent-tasks-response.json", 200)
+	var page struct {
+		Tasks             []TaskAndStatus
+		ContinuationToken string
+	}
+	r.decode(t, &page)
+	if len(page.Tasks) != 1 || page.ContinuationToken == "" {
+		t.Fatalf("listDependentTasks page 1: %s", r.body)
+	}
+	r = h.admin.call("GET", "queue", "/task/"+a+"/dependents?limit=1&continuationToken="+page.ContinuationToken, nil, "", "queue/v1/list-dependent-tasks-response.json", 200)
+	page.ContinuationToken = ""
+	r.decode(t, &page)
+	if len(page.Tasks) != 1 || page.ContinuationToken != "" {
+		t.Fatalf("listDependentTasks page 2: %s", r.body)
+	}
 	resolve("/completed") // a (created first)
 	if h.status(allCompleted).State != StateUnscheduled {
 		t.Fatal("scheduled before every dependency resolved")
