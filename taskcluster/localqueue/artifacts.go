@@ -1,7 +1,6 @@
 package localqueue
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -596,5 +595,3 @@ func (s *Server) blob(key string) (*blobRecord, error) {
 	}
 	return b, nil
 }
-
-var _ = bytes.Equal

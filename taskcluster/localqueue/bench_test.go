@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -149,7 +148,6 @@ func BenchmarkArtifactUpload(b *testing.B) {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
 	}
 	http.DefaultClient.CloseIdleConnections()
-	_ = url.URL{}
 }
 
 // peakRSS returns VmHWM from /proc/self/status in bytes, or 0.

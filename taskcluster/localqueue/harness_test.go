@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -338,5 +337,3 @@ func (h *harness) get(u string) response {
 	}
 	return h.send(req)
 }
-
-var _ fs.FS

@@ -3,8 +3,6 @@ package localqueue
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -426,6 +424,4 @@ func TestCreateTaskRules(t *testing.T) {
 	if _, err := h.s.CreateTask(context.Background(), id, h.taskDef(func(d map[string]any) { d["retries"] = 3 })); !errors.Is(err, ErrConflict) {
 		t.Fatal("CreateTask with a different definition for an existing taskId succeeded")
 	}
-	_ = url.PathEscape
-	_ = http.StatusOK
 }
