@@ -271,7 +271,6 @@ func (s *Server) sweepLocked() error {
 		if expired {
 			r := n.latest()
 			r.State, r.ReasonResolved, r.Resolved = StateException, ReasonClaimExpired, now
-			r.TakenUntil = time.Time{}
 			if n.RetriesLeft > 0 && !deadline {
 				n.RetriesLeft--
 				n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: StatePending, ReasonCreated: ReasonRetry, Scheduled: now})
@@ -284,7 +283,6 @@ func (s *Server) sweepLocked() error {
 					ReasonResolved: ReasonDeadlineExceeded, Scheduled: now, Resolved: now})
 			} else {
 				r.State, r.ReasonResolved, r.Resolved = StateException, ReasonDeadlineExceeded, now
-				r.TakenUntil = time.Time{}
 			}
 			s.log.Info("deadline exceeded", "taskId", id)
 		}
@@ -636,7 +634,6 @@ func (s *Server) Resolve(taskID string, runID int, state, reason string) (TaskSt
 	n := t.clone()
 	nr := &n.Runs[runID]
 	nr.State, nr.ReasonResolved, nr.Resolved = state, reason, now
-	nr.TakenUntil = time.Time{}
 	if n.RetriesLeft > 0 && (reason == ReasonWorkerShutdown || reason == ReasonIntermittentTask) {
 		n.RetriesLeft--
 		created := ReasonRetry
@@ -675,7 +672,6 @@ func (s *Server) Cancel(taskID string) (TaskStatus, error) {
 			ReasonResolved: ReasonCanceled, Scheduled: now, Resolved: now})
 	} else {
 		r.State, r.ReasonResolved, r.Resolved = StateException, ReasonCanceled, now
-		r.TakenUntil = time.Time{}
 	}
 	if err := s.saveLocked(n); err != nil {
 		return TaskStatus{}, err

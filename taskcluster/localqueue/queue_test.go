@@ -404,6 +404,10 @@ func TestCreateTaskRules(t *testing.T) {
 		}
 	}
 	h.admin.call("PUT", "queue", "/task/not-a-slug", h.taskDef(nil), "", "", 400)
+	// A task group keeps one schedulerId.
+	h.admin.call("PUT", "queue", "/task/"+NewTaskID(), h.taskDef(func(d map[string]any) {
+		d["taskGroupId"], d["schedulerId"] = id, "other-scheduler"
+	}), "", "", 409)
 	// provisionerId/workerType instead of taskQueueId.
 	r := h.admin.call("PUT", "queue", "/task/"+NewTaskID(), h.taskDef(func(d map[string]any) {
 		delete(d, "taskQueueId")

@@ -343,6 +343,12 @@ func (s *Server) createTaskLocked(taskID string, d TaskDefinition) (TaskStatus, 
 		}
 		return old.status(), nil
 	}
+	// All tasks of a task group share its schedulerId.
+	for _, t := range s.tasks {
+		if t.Definition.TaskGroupID == d.TaskGroupID && t.Definition.SchedulerID != d.SchedulerID {
+			return TaskStatus{}, errConflict("task group %s has schedulerId %q; tasks in it cannot use %q", d.TaskGroupID, t.Definition.SchedulerID, d.SchedulerID)
+		}
+	}
 	var missing []string
 	for _, dep := range d.Dependencies {
 		if dep != taskID && s.tasks[dep] == nil {
