@@ -483,9 +483,13 @@ func (s *Server) ClaimWork(ctx context.Context, taskQueueID, workerGroup, worker
 
 func (s *Server) claimLocked(queue, workerGroup, workerID string, n int) ([]ClaimedTask, error) {
 	refs := s.pending[queue] // ordered by index
-	claims := []ClaimedTask{}
-	keep := refs[:0]
-	var errs []error
+	var (
+		claims  = []ClaimedTask{}
+		records []*taskRecord
+		taken   []pendingRef
+		keep    = refs[:0]
+		errs    []error
+	)
 	for i, ref := range refs {
 		if len(claims) >= n {
 			keep = append(keep, refs[i:]...)
@@ -500,20 +504,36 @@ func (s *Server) claimLocked(queue, workerGroup, workerID string, n int) ([]Clai
 			delete(s.queued, ref.key())
 			continue // stale entry
 		}
-		c, err := s.claimRunLocked(t, workerGroup, workerID)
+		c, rec, err := s.claimRun(t, workerGroup, workerID)
 		if err != nil {
 			errs = append(errs, err)
 			keep = append(keep, ref)
 			continue
 		}
-		delete(s.queued, ref.key())
-		claims = append(claims, c)
+		claims, records, taken = append(claims, c), append(records, rec), append(taken, ref)
+	}
+	// One commit for every run claimed.
+	if len(records) > 0 {
+		if err := s.st.commit(write{tasks: records}); err != nil {
+			// Nothing was claimed: the runs stay pending, in order.
+			keep = append(keep, taken...)
+			sort.SliceStable(keep, func(i, j int) bool { return keep[i].before(keep[j]) })
+			s.pending[queue] = keep
+			return []ClaimedTask{}, errors.Join(append(errs, err)...)
+		}
+	}
+	for i, rec := range records {
+		delete(s.queued, taken[i].key())
+		s.tasks[rec.TaskID] = rec
+		s.index(rec)
+		s.log.Info("task claimed", "taskId", rec.TaskID, "runId", claims[i].RunID, "workerGroup", workerGroup, "workerId", workerID)
 	}
 	s.pending[queue] = keep
 	return claims, errors.Join(errs...)
 }
 
-func (s *Server) claimRunLocked(t *taskRecord, workerGroup, workerID string) (ClaimedTask, error) {
+// claimRun makes the claim of t's pending run (not yet saved).
+func (s *Server) claimRun(t *taskRecord, workerGroup, workerID string) (ClaimedTask, *taskRecord, error) {
 	now := s.now()
 	n := t.clone()
 	r := n.latest()
@@ -522,16 +542,12 @@ func (s *Server) claimRunLocked(t *taskRecord, workerGroup, workerID string) (Cl
 	r.TakenUntil = now.Add(s.opts.ClaimTimeout)
 	creds, err := s.taskCredentials(n, r)
 	if err != nil {
-		return ClaimedTask{}, err
+		return ClaimedTask{}, nil, err
 	}
-	if err := s.saveLocked(n); err != nil {
-		return ClaimedTask{}, err
-	}
-	s.log.Info("task claimed", "taskId", n.TaskID, "runId", r.RunID, "workerGroup", workerGroup, "workerId", workerID)
 	return ClaimedTask{
 		Status: n.status(), RunID: r.RunID, WorkerGroup: workerGroup, WorkerID: workerID,
 		TakenUntil: r.TakenUntil, Task: n.Definition, Credentials: creds,
-	}, nil
+	}, n, nil
 }
 
 // taskCredentials issues the run's temporary credentials as the Queue
