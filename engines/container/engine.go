@@ -229,12 +229,12 @@ func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engin
 	if err != nil {
 		return nil, err
 	}
-	id, err := e.images.resolve(ctx, tc, p.Image)
+	id, ref, err := e.images.resolve(ctx, tc, p.Image)
 	if err != nil {
 		return nil, err
 	}
 	b := &builder{e: e, tc: tc, payload: p, imageID: id, env: map[string]string{}}
-	b.releaseImage = e.images.acquire(id)
+	b.releaseImage = e.images.acquire(ref)
 	for _, name := range sortedKeys(p.Cache) {
 		if err := b.AttachCache(name, p.Cache[name]); err != nil {
 			b.releaseImage()

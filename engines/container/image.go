@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -61,8 +60,8 @@ type images struct {
 
 	mu       sync.Mutex
 	keyLocks map[string]*sync.Mutex // one resolution at a time per image key
-	lastUsed map[string]time.Time   // image ID -> last use
-	inUse    map[string]int         // image ID -> running sandboxes
+	lastUsed map[string]time.Time   // image reference -> last use
+	inUse    map[string]int         // image reference -> running sandboxes
 }
 
 func newImages(cli *client.Client, cfg Config, f ImageFetcher) *images {
@@ -81,7 +80,8 @@ func (s *images) lock(key string) func() {
 	return m.Unlock
 }
 
-// acquire marks id as used by a sandbox until release is called.
+// acquire marks the image reference id (a registry reference or a task
+// image's local tag) as used by a sandbox until release is called.
 func (s *images) acquire(id string) (release func()) {
 	s.mu.Lock()
 	s.inUse[id]++
@@ -100,32 +100,36 @@ func (s *images) acquire(id string) (release func()) {
 	}
 }
 
-// resolve makes img present locally and returns its image ID. Errors are
-// *task.ExceptionError: malformed-payload for images that do not exist or
-// cannot be loaded, resource-unavailable for transient trouble.
-func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (string, error) {
+// resolve makes img present locally and returns its image ID and the local
+// reference it goes by (the registry reference, or the task image's tag).
+// Errors are *task.ExceptionError: malformed-payload for images that do not
+// exist or cannot be loaded, resource-unavailable for transient trouble.
+func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (id, ref string, err error) {
 	switch img.Type {
 	case ImageRegistry:
-		return s.resolveRef(ctx, tc, img.Name)
+		id, err := s.resolveRef(ctx, tc, img.Name)
+		return id, img.Name, err
 	case ImageTask:
-		return s.resolveArtifact(ctx, tc, img, img.TaskID)
+		id, err := s.resolveArtifact(ctx, tc, img, img.TaskID)
+		return id, taskImageTag(img.TaskID, img.Path), err
 	case ImageIndexed:
 		if s.fetcher == nil {
-			return "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoFetcher))
+			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoFetcher))
 		}
 		fctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
 		taskID, err := s.fetcher.FindTask(fctx, tc, img.Namespace)
 		cancel()
 		if err != nil {
 			if errors.Is(err, ErrImageNotFound) {
-				return "", task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
+				return "", "", task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
 			}
-			return "", task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
+			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
 		}
 		tc.Logf("image: index namespace %s points at task %s", img.Namespace, taskID)
-		return s.resolveArtifact(ctx, tc, img, taskID)
+		id, err := s.resolveArtifact(ctx, tc, img, taskID)
+		return id, taskImageTag(taskID, img.Path), err
 	}
-	return "", task.MalformedPayloadf("payload.image.type: unknown image type %q", img.Type)
+	return "", "", task.MalformedPayloadf("payload.image.type: unknown image type %q", img.Type)
 }
 
 func (s *images) resolveRef(ctx context.Context, tc *task.Context, ref string) (string, error) {
@@ -353,10 +357,12 @@ func decompress(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// collectGarbage removes images this engine used, least recently used
-// first, while the daemon's storage has less free space than configured.
-// Images in use by a sandbox and images the daemon refuses to remove (used
-// by other containers) are kept. Failures are logged, never fatal.
+// collectGarbage removes the image references this engine used (registry
+// references, task image tags), least recently used first, while the
+// daemon's storage has less free space than configured; an image is
+// deleted with its last reference. References in use by a sandbox and
+// images the daemon refuses to remove (used by other containers) are kept.
+// Failures are logged, never fatal.
 func (s *images) collectGarbage(ctx context.Context, tc *task.Context) {
 	if s.cfg.ImageGC.Disabled {
 		return
@@ -370,11 +376,10 @@ func (s *images) collectGarbage(ctx context.Context, tc *task.Context) {
 		dir = info.Info.DockerRootDir
 	}
 	free := func() (int64, bool) {
-		var st syscall.Statfs_t
-		if dir == "" || syscall.Statfs(dir, &st) != nil {
+		if dir == "" {
 			return 0, false
 		}
-		return int64(st.Bavail) * int64(st.Bsize), true
+		return freeBytes(dir)
 	}
 	avail, ok := free()
 	if !ok || avail >= s.cfg.ImageGC.MinFreeBytes {
@@ -399,13 +404,13 @@ func (s *images) collectGarbage(ctx context.Context, tc *task.Context) {
 		}
 		_, err := s.cli.ImageRemove(ctx, c.id, client.ImageRemoveOptions{PruneChildren: true})
 		if err != nil && !cerrdefs.IsNotFound(err) {
-			tc.Logf("image gc: keeping image %s: %v", shortID(c.id), err)
+			tc.Logf("image gc: keeping image %s: %v", c.id, err)
 			continue
 		}
 		s.mu.Lock()
 		delete(s.lastUsed, c.id)
 		s.mu.Unlock()
-		tc.Logf("image gc: removed image %s (free space %d bytes, want %d)", shortID(c.id), avail, s.cfg.ImageGC.MinFreeBytes)
+		tc.Logf("image gc: removed image %s (free space %d bytes, want %d)", c.id, avail, s.cfg.ImageGC.MinFreeBytes)
 		avail, _ = free()
 	}
 }
