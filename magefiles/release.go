@@ -1,0 +1,65 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/workergen/workergen/gen"
+	"github.com/workergen/workergen/gen/build"
+	"github.com/workergen/workergen/release"
+)
+
+// Release builds every profile for every declared target into dist/release/ (archives, SHA256SUMS, SBOMs, manifest.json): release [profile=<name>]; PLATFORMS=linux/amd64,windows/arm64 narrows the targets.
+//
+// mage has no optional positional arguments, so the profile is read from
+// the arguments after "release" here: "profile=<name>" or a bare profile
+// name. When one is given the target exits itself on success, because mage
+// would otherwise take the argument for the next target's name.
+func Release(ctx context.Context) error {
+	profile, consumed, err := releaseProfileArg()
+	if err != nil {
+		return err
+	}
+	platforms, err := release.ParsePlatforms(os.Getenv("PLATFORMS"))
+	if err != nil {
+		return fmt.Errorf("PLATFORMS: %w", err)
+	}
+	opts := release.Options{Root: ".", Platforms: platforms, Progress: os.Stdout}
+	if profile != "" {
+		opts.Profiles = []string{profile}
+	}
+	if _, err := release.Run(ctx, opts); err != nil {
+		return err
+	}
+	if consumed {
+		os.Exit(0)
+	}
+	return nil
+}
+
+// releaseProfileArg finds the argument following the "release" target:
+// "profile=<name>", or a bare name of a profile in profiles/.
+func releaseProfileArg() (profile string, consumed bool, err error) {
+	args := os.Args[1:]
+	i := slices.IndexFunc(args, func(a string) bool { return strings.EqualFold(a, "release") })
+	if i < 0 || i+1 >= len(args) {
+		return "", false, nil
+	}
+	next := args[i+1]
+	if strings.HasPrefix(next, "profile=") {
+		return build.ProfileArg(next), true, nil
+	}
+	known, err := gen.KnownProfiles(".")
+	if err != nil {
+		return "", false, err
+	}
+	if slices.Contains(known, next) {
+		return next, true, nil
+	}
+	return "", false, nil
+}
