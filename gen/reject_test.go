@@ -122,7 +122,7 @@ func TestGenerateRejects(t *testing.T) {
 		{
 			name:    "field typo",
 			profile: mutate(t, "\tdialect:", "\tdialekt: \"x\"\n\tdialect:"),
-			want:    []string{"profiles/bad.cue:6:", "profile.dialekt", "not allowed"},
+			want:    []string{"profiles/bad.cue:6:", "profile.dialekt", "not allowed", `did you mean "dialect"?`, "allowed fields here: binary, description, dialect, engine, name, plugins, targets"},
 		},
 		{
 			name:    "wrong type",
@@ -197,7 +197,7 @@ profile: {
 		{
 			name:    "engine config typo",
 			profile: mutate(t, `engine: kind: "native"`, "engine: {\n\t\tkind: \"native\"\n\t\tconfig: inheritEnvv: []\n\t}"),
-			want:    []string{"profiles/bad.cue:9:", "inheritEnvv", "not allowed"},
+			want:    []string{"profiles/bad.cue:9:", "inheritEnvv", "not allowed", `did you mean "inheritEnv"?`},
 		},
 		{
 			name:    "plugin config typo",

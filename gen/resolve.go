@@ -97,7 +97,10 @@ func Resolve(root, name string) (*Profile, error) {
 		return nil, err
 	}
 	r := &resolver{ctx: newContext(), p: &Profile{File: file}, rootDir: root, files: append(files, file)}
-	r.root, r.errs = loadInstance(r.ctx, root, r.files)
+	var errs cueerrors.Error
+	r.root, errs = loadInstance(r.ctx, root, r.files)
+	r.cur = r.root
+	r.addErr(errs)
 	if r.errs == nil {
 		r.resolve(name)
 	}
@@ -111,6 +114,8 @@ func Resolve(root, name string) (*Profile, error) {
 const generatedFile = "<composed>.cue"
 
 type resolver struct {
+	// cur is the value errors are reported against (for hints).
+	cur     cue.Value
 	rootDir string
 	files   []string
 	ctx     *cue.Context
@@ -123,10 +128,121 @@ func (r *resolver) errorf(pos token.Pos, format string, args ...any) {
 	r.errs = cueerrors.Append(r.errs, cueerrors.Newf(pos, format, args...))
 }
 
+// addErr records err, each CUE error in it with a hint added where one
+// helps (see withHint).
 func (r *resolver) addErr(err error) {
-	if err != nil {
-		r.errs = cueerrors.Append(r.errs, cueerrors.Promote(err, ""))
+	if err == nil {
+		return
 	}
+	for _, e := range cueerrors.Errors(err) {
+		r.errs = cueerrors.Append(r.errs, r.withHint(e))
+	}
+}
+
+// withHint turns CUE's "field not allowed" (a typo in a closed struct)
+// into a message that says what to write instead: the closest allowed
+// field name, and the list of allowed ones.
+func (r *resolver) withHint(e cueerrors.Error) cueerrors.Error {
+	format, _ := e.Msg()
+	path := e.Path()
+	if !strings.Contains(format, "field not allowed") || len(path) < 2 || !r.cur.Exists() {
+		return e
+	}
+	bad := path[len(path)-1]
+	schema, shown := r.schemaFor(path[:len(path)-1])
+	if !schema.Exists() {
+		return e
+	}
+	iter, err := schema.Fields(cue.Optional(true))
+	if err != nil {
+		return e
+	}
+	var allowed []string
+	for iter.Next() {
+		allowed = append(allowed, iter.Selector().Unquoted())
+	}
+	slices.Sort(allowed)
+	hint := "no fields are allowed here"
+	if len(allowed) > 0 {
+		hint = "allowed fields here: " + strings.Join(allowed, ", ")
+	}
+	if best := closest(bad, allowed); best != "" {
+		hint = fmt.Sprintf("did you mean %q? %s", best, hint)
+	}
+	// Prefer the position in the profile file.
+	pos := e.Position()
+	for _, p := range cueerrors.Positions(e) {
+		if p.IsValid() && p.Filename() == r.p.File {
+			pos = p
+			break
+		}
+		if !pos.IsValid() {
+			pos = p
+		}
+	}
+	return cueerrors.Newf(pos, "%s.%s: field not allowed; %s", shown, bad, hint)
+}
+
+// schemaFor returns the schema value that constrains the struct at path
+// (in the loaded or composed package) and the path to show the user.
+func (r *resolver) schemaFor(path []string) (cue.Value, string) {
+	sels := func(ps []string) []cue.Selector {
+		out := make([]cue.Selector, 0, len(ps))
+		for _, p := range ps {
+			if _, err := strconv.Atoi(p); err == nil {
+				out = append(out, cue.AnyIndex)
+			} else {
+				out = append(out, cue.Str(p))
+			}
+		}
+		return out
+	}
+	joined := strings.Join(path, ".")
+	switch {
+	case path[0] == "profile":
+		return r.cur.LookupPath(cue.MakePath(append([]cue.Selector{cue.Def("#Profile")}, sels(path[1:])...)...)), joined
+	case len(path) >= 3 && path[0] == "generated" && path[1] == "defaults" && path[2] == "engine":
+		rest := path[3:]
+		v := r.cur.LookupPath(cue.MakePath(append([]cue.Selector{cue.Str("engines"), cue.Str(r.p.Engine.Name), cue.Def("#Config")}, sels(rest)...)...))
+		return v, strings.Join(append([]string{"profile.engine.config"}, rest...), ".")
+	case len(path) >= 4 && path[0] == "generated" && path[1] == "defaults" && path[2] == "plugins":
+		rest := path[4:]
+		v := r.cur.LookupPath(cue.MakePath(append([]cue.Selector{cue.Str("plugins"), cue.Str(path[3]), cue.Def("#Config")}, sels(rest)...)...))
+		return v, strings.Join(append([]string{"profile.plugins." + path[3] + ".config"}, rest...), ".")
+	}
+	return cue.Value{}, joined
+}
+
+// closest returns the candidate within edit distance 3 of s (and less
+// than half its length), or "".
+func closest(s string, candidates []string) string {
+	best, bestD := "", 4
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD && d <= len(s)/2 {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // profileDecl is the part of #Profile the generator reads into Go.
@@ -262,8 +378,9 @@ func (r *resolver) resolve(name string) {
 		return
 	}
 	v, errs := loadInstance(r.ctx, r.rootDir, r.files, composedFile)
+	r.cur = v
 	if errs != nil {
-		r.errs = errs
+		r.addErr(errs)
 		return
 	}
 	r.exportAll(v.LookupPath(cue.ParsePath("generated")))
