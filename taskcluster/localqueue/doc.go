@@ -77,11 +77,24 @@
 // timestamps and certificate validity are checked against Options.Clock,
 // so clients of a server with a FakeClock sign with that clock.
 //
+// # Differences from Taskcluster
+//
+// Deliberately stricter, to catch worker bugs: finishUpload checks hashes, a
+// run with an unfinished object artifact cannot be reported completed, and
+// signed PUT URLs require Content-Length. More lenient: repeating
+// createArtifact for an unfinished object artifact returns the same upload
+// (Taskcluster answers 409). Not implemented: roles, nonce replay detection,
+// task groups (beyond the schedulerId rule), rerunTask, scheduleTask,
+// priorities changes, worker and queue metadata endpoints.
+//
 // # State
 //
 // Tasks, runs, artifacts and objects live in a bbolt database
 // (Dir/queue.db) and artifact bytes in Dir/blobs/; a Server started again
-// on the same Dir loses nothing. Time comes from Options.Clock: tests use
+// on the same Dir loses nothing. Tasks past their expires and artifacts
+// past theirs are purged with their bytes (PurgeExpired, every 10 minutes
+// of clock time). Options.NoSync trades fsync per commit (about 5 ms here)
+// for speed. Time comes from Options.Clock: tests use
 // a FakeClock, advance it and call CheckExpiry (every request also applies
 // expiry), never sleep.
 //

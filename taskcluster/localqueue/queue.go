@@ -23,13 +23,12 @@ const IssuerClientID = "static/workergen/localqueue"
 // Sentinel errors; every error the server returns for a request wraps one
 // of them (see apiError), so helpers' callers can branch with errors.Is.
 var (
-	ErrNotFound     = errors.New("resource not found")       // 404 ResourceNotFound
-	ErrConflict     = errors.New("request conflict")         // 409 RequestConflict
-	ErrInput        = errors.New("invalid input")            // 400 InputError
-	ErrAuth         = errors.New("authentication failed")    // 401 AuthenticationFailed
-	ErrScopes       = errors.New("insufficient scopes")      // 403 InsufficientScopes
-	ErrClosed       = errors.New("localqueue server closed") // 503
-	ErrArtifactFail = errors.New("artifact is an error")     // 424 (error artifacts)
+	ErrNotFound = errors.New("resource not found")       // 404 ResourceNotFound
+	ErrConflict = errors.New("request conflict")         // 409 RequestConflict
+	ErrInput    = errors.New("invalid input")            // 400 InputError
+	ErrAuth     = errors.New("authentication failed")    // 401 AuthenticationFailed
+	ErrScopes   = errors.New("insufficient scopes")      // 403 InsufficientScopes
+	ErrClosed   = errors.New("localqueue server closed") // 503
 )
 
 // apiError is a Taskcluster error response: HTTP status, error code and
