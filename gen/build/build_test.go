@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"bytes"
 	"context"
 	"debug/buildinfo"
 	"debug/elf"
@@ -13,12 +14,16 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/gen/build"
 )
 
 const module = "github.com/workergen/workergen"
+
+// Build runs one goroutine per target; none may outlive it.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func repoRoot(t testing.TB) string {
 	t.Helper()
@@ -130,6 +135,15 @@ func TestHelloLinksOnlyChosenCode(t *testing.T) {
 	res, err := build.Build(context.Background(), build.Options{Root: root, Profile: "hello", Targets: []gen.Target{host}})
 	require.NoError(t, err)
 	bin := res.Binaries[0].Path
+	first, err := os.ReadFile(bin)
+	require.NoError(t, err)
+	// Same inputs, same bytes: -trimpath, -buildid= and -buildvcs=false.
+	require.NoError(t, os.Remove(bin))
+	_, err = build.Build(context.Background(), build.Options{Root: root, Profile: "hello", Targets: []gen.Target{host}})
+	require.NoError(t, err)
+	second, err := os.ReadFile(bin)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(first, second), "rebuilding the hello worker gave different bytes")
 
 	info, err := buildinfo.ReadFile(bin)
 	require.NoError(t, err)
