@@ -1,0 +1,314 @@
+package container_test
+
+// Integration: the linux-podman worker (profile resolved by the generator,
+// engine and plugins wired as the generated main does) claims tasks from
+// the embedded Queue over HTTP and runs them against Podman.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/workergen/workergen/engines/container"
+	"github.com/workergen/workergen/gen"
+	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/plugins/env"
+	"github.com/workergen/workergen/plugins/exitstatus"
+	"github.com/workergen/workergen/plugins/maxruntime"
+	"github.com/workergen/workergen/plugins/tasklog"
+	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/worker"
+)
+
+const itPool = "workergen-test/linux-podman"
+
+func repoRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+func podmanEnv(t *testing.T, name string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	data, _ := os.ReadFile("/run/workergen-podman.env")
+	for _, l := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+type itEnv struct {
+	t      *testing.T
+	server *localqueue.Server
+	url    string
+	client *taskcluster.Client
+	runner *worker.Runner
+	cfg    *worker.Config
+	image  string
+}
+
+func newItEnv(t *testing.T) *itEnv {
+	sock := podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")
+	if sock == "" {
+		t.Skip("no container daemon: set WORKERGEN_PODMAN_SOCKET (run .ci/podman-setup.sh as root)")
+	}
+	image := podmanEnv(t, "WORKERGEN_TEST_IMAGE")
+	if image == "" {
+		image = "localhost:5000/workergen/busybox:latest"
+	}
+	s, err := localqueue.New(localqueue.Options{
+		Dir: t.TempDir(), ClaimTimeout: time.Minute, LongPoll: 300 * time.Millisecond, NoSync: true,
+		Clients: []localqueue.Client{{ClientID: "worker", AccessToken: "worker-token",
+			Scopes: []string{"queue:claim-work:" + itPool, "queue:worker-id:*"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		(&taskcluster.Client{}).CloseIdleConnections() // the shared transport's keep-alive connections
+		srv.Close()
+		s.Close()
+	})
+
+	p, err := gen.Resolve(repoRoot(t), "linux-podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New}
+	b := worker.Build{Profile: p.Name, Binary: p.Binary, Engine: worker.EngineEntry{Name: "container", New: container.New}, PayloadSchema: p.PayloadSchema, ConfigSchema: p.ConfigSchema, DefaultConfig: p.DefaultConfig, ProfileJSON: p.ProfileJSON}
+	for _, pl := range p.Plugins {
+		c, ok := ctors[pl.Name]
+		if !ok {
+			t.Fatalf("profile links plugin %s the test does not know", pl.Name)
+		}
+		b.Plugins = append(b.Plugins, worker.PluginEntry{Name: pl.Name, New: c})
+	}
+	for _, u := range p.Unsupported {
+		b.Unsupported = append(b.Unsupported, worker.Unsupported{Path: u.Path, Feature: u.Feature})
+	}
+	engineCfg, _ := json.Marshal(map[string]any{"socket": sock, "pullPolicy": "always", "memoryLimit": 64 << 20})
+	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d", os.Getpid()),
+		Capacity: 1, TasksDir: t.TempDir(), MaxTaskRunTime: 3600, ReclaimMargin: 30, ArtifactUpload: "s3", UploadConcurrency: 2,
+		Engine: engineCfg}
+	r, err := worker.NewRunner(b, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &itEnv{t: t, server: s, url: srv.URL, runner: r, cfg: cfg, image: image,
+		client: &taskcluster.Client{RootURL: srv.URL, Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: "worker", AccessToken: "worker-token"}),
+			InitialInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond}}
+}
+
+func (e *itEnv) createTask(payload map[string]any, scopes ...string) string {
+	e.t.Helper()
+	id := worker.NewSlugID()
+	now := time.Now().UTC()
+	if scopes == nil {
+		scopes = []string{}
+	}
+	def := map[string]any{
+		"taskQueueId": itPool, "schedulerId": "tests", "taskGroupId": id, "scopes": scopes,
+		"created": now.Format(time.RFC3339Nano), "deadline": now.Add(time.Hour).Format(time.RFC3339Nano),
+		"expires": now.Add(48 * time.Hour).Format(time.RFC3339Nano),
+		"payload":  payload,
+		"metadata": map[string]string{"name": "it", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
+	}
+	if _, err := e.server.CreateTask(context.Background(), id, def); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// work runs the worker until it has run n tasks.
+func (e *itEnv) work(n int) {
+	e.t.Helper()
+	cfg := *e.cfg
+	cfg.NumberOfTasksToRun = n
+	w := &worker.Worker{Runner: e.runner, Config: &cfg, Client: e.client, ClaimPollInterval: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := w.Work(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *itEnv) resolution(id string) string {
+	st, err := e.server.Status(id)
+	if err != nil || len(st.Runs) == 0 {
+		return fmt.Sprintf("<no run: %v>", err)
+	}
+	r := st.Runs[len(st.Runs)-1]
+	if r.State == "exception" {
+		return r.State + "/" + r.ReasonResolved
+	}
+	return r.State
+}
+
+func (e *itEnv) log(id string) string {
+	p, err := e.server.ArtifactPath(id, 0, "public/logs/live_backing.log")
+	if err != nil {
+		return fmt.Sprintf("<no log: %v>", err)
+	}
+	b, _ := os.ReadFile(p)
+	if zr, err := gzip.NewReader(bytes.NewReader(b)); err == nil {
+		if u, err := io.ReadAll(zr); err == nil {
+			return string(u)
+		}
+	}
+	return string(b)
+}
+
+func (e *itEnv) expect(id, resolution string, logHas ...string) {
+	e.t.Helper()
+	got := e.resolution(id)
+	log := e.log(id)
+	if got != resolution {
+		e.t.Errorf("task %s resolved %s, want %s; log:\n%s", id, got, resolution, log)
+		return
+	}
+	for _, s := range logHas {
+		if !strings.Contains(log, s) {
+			e.t.Errorf("task %s: log lacks %q:\n%s", id, s, log)
+		}
+	}
+}
+
+func (e *itEnv) payload(script string) map[string]any {
+	return map[string]any{"image": e.image, "maxRunTime": 120, "command": []string{"sh", "-c", script}}
+}
+
+func TestWorkerLinuxPodman(t *testing.T) {
+	e := newItEnv(t)
+	cacheScope := "docker-worker:cache:it-*"
+
+	// Batch 1: pull, env, malformed, OOM, maxRunTime kill, privileged.
+	pulled := e.payload(`echo "greeting=$GREETING task=$TASK_ID"`)
+	pulled["env"] = map[string]string{"GREETING": "hello from the queue"}
+	tPull := e.createTask(pulled)
+	tFail := e.createTask(e.payload("exit 3"))
+	tOOM := e.createTask(e.payload("head -c 536870912 /dev/zero | tail > /dev/null"))
+	slow := e.payload("echo sleeping; sleep 600")
+	slow["maxRunTime"] = 3
+	tKill := e.createTask(slow)
+	priv := e.payload("true")
+	priv["capabilities"] = map[string]any{"privileged": true}
+	tPriv := e.createTask(priv)
+	unsupported := e.payload("true")
+	unsupported["features"] = map[string]any{"interactive": true}
+	tUnsupported := e.createTask(unsupported)
+	e.work(6)
+	e.expect(tPull, "completed", "greeting=hello from the queue task="+tPull, "pulled in")
+	e.expect(tFail, "failed", "exit code: 3")
+	e.expect(tOOM, "failed", "ran out of memory")
+	e.expect(tKill, "failed", "sleeping", "killed")
+	e.expect(tPriv, "exception/malformed-payload", "payload.capabilities.privileged")
+	e.expect(tUnsupported, "exception/malformed-payload", "features.interactive")
+
+	// Batch 2: a cache written, reused, purged by an exit code.
+	write := e.payload("echo cached-data > /c/f")
+	write["cache"] = map[string]string{"it-cache": "/c"}
+	tWrite := e.createTask(write, cacheScope)
+	e.work(1)
+	read := e.payload("cat /c/f 2>/dev/null || echo cache-empty; exit 7")
+	read["cache"] = map[string]string{"it-cache": "/c"}
+	read["onExitStatus"] = map[string]any{"purgeCaches": []int{7}}
+	tRead := e.createTask(read, cacheScope)
+	e.work(1)
+	tAfter := e.createTask(read, cacheScope)
+	e.work(1)
+	e.expect(tWrite, "completed")
+	e.expect(tRead, "failed", "cached-data", "purged")
+	e.expect(tAfter, "failed", "cache-empty")
+	noScope := e.createTask(write)
+	e.work(1)
+	e.expect(noScope, "exception/malformed-payload", "docker-worker:cache:it-cache")
+}
+
+// TestWorkerTaskImageFromQueue loads a task image published as an artifact
+// of another task in the embedded Queue.
+func TestWorkerTaskImageFromQueue(t *testing.T) {
+	e := newItEnv(t)
+	ctx := context.Background()
+	cli, err := client.New(client.WithHost(podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() }) // after the image clean-up below
+	rc, err := cli.ImageSave(ctx, []string{e.image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The producer task, run "by hand": claim, upload, complete.
+	producer := e.createTask(map[string]any{"image": e.image, "maxRunTime": 60})
+	claimed, err := e.server.ClaimWork(ctx, itPool, "producer", "p1", 1)
+	if err != nil || len(claimed) != 1 || claimed[0].Status.TaskID != producer {
+		t.Fatalf("claiming the producer: %v %v", claimed, err)
+	}
+	pc := &taskcluster.Client{RootURL: e.url, Credentials: taskcluster.StaticCredentials(claimed[0].Credentials)}
+	q := pc.Queue()
+	err = q.UploadArtifact(ctx, producer, 0, "public/image.tar", &taskcluster.ArtifactUpload{
+		StorageType: taskcluster.StorageS3, ContentType: "application/x-tar", ContentLength: int64(len(image)),
+		Expires: time.Now().Add(24 * time.Hour),
+		Open:    func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(image)), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.ReportCompleted(ctx, producer, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		st, _ := cli.ImageList(ctx, client.ImageListOptions{})
+		for _, im := range st.Items {
+			for _, tag := range im.RepoTags {
+				if strings.Contains(tag, "workergen-task-image") {
+					cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{})
+				}
+			}
+		}
+	})
+
+	consumer := map[string]any{"image": map[string]string{"type": "task-image", "taskId": producer, "path": "public/image.tar"},
+		"maxRunTime": 60, "command": []string{"sh", "-c", "echo running in the task image"}}
+	tImg := e.createTask(consumer)
+	missing := map[string]any{"image": map[string]string{"type": "task-image", "taskId": producer, "path": "public/missing.tar"}, "maxRunTime": 60}
+	tMissing := e.createTask(missing)
+	e.work(2)
+	e.expect(tImg, "completed", "running in the task image", "loaded")
+	e.expect(tMissing, "exception/malformed-payload", "public/missing.tar")
+}
