@@ -138,7 +138,7 @@ func (e *itEnv) createTask(payload map[string]any, scopes ...string) string {
 	def := map[string]any{
 		"taskQueueId": itPool, "schedulerId": "tests", "taskGroupId": id, "scopes": scopes,
 		"created": now.Format(time.RFC3339Nano), "deadline": now.Add(time.Hour).Format(time.RFC3339Nano),
-		"expires": now.Add(48 * time.Hour).Format(time.RFC3339Nano),
+		"expires":  now.Add(48 * time.Hour).Format(time.RFC3339Nano),
 		"payload":  payload,
 		"metadata": map[string]string{"name": "it", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
 	}
