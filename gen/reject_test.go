@@ -247,4 +247,12 @@ func TestScratchGood(t *testing.T) {
 	p, err := gen.Resolve(root, "bad")
 	require.NoError(t, err)
 	require.Equal(t, "native", p.Engine.Name)
+	// No linked plugin provides a member of `features` or `logs`: the
+	// objects stay (empty and closed), as upstream accepts `features: {}`.
+	ps := compile(t, p.PayloadSchema, nil)
+	require.NoError(t, validate(t, ps, `{"command": [["true"]], "maxRunTime": 1, "features": {}, "logs": {}}`))
+	require.Error(t, validate(t, ps, `{"command": [["true"]], "maxRunTime": 1, "features": {"liveLog": true}}`))
+	require.Error(t, validate(t, ps, `{"command": [["true"]], "maxRunTime": 1, "onExitStatus": {}}`))
+	require.Contains(t, p.Unsupported, gen.Unsupported{Path: "features.liveLog", Feature: "plugin tasklog"})
+	require.Contains(t, p.Unsupported, gen.Unsupported{Path: "onExitStatus", Feature: "plugin exitstatus"})
 }
