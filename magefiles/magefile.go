@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 
 	"github.com/workergen/workergen/gen"
@@ -51,8 +52,12 @@ func Generate(profile *string) error {
 	return errors.Join(errs...)
 }
 
-// Test runs the checks CI runs: gofmt, go vet ./..., go test ./...
+// Test runs the README's test steps: Podman set-up (as root on Debian), gofmt, go vet ./..., go test ./...
 func Test(ctx context.Context) error {
+	env, err := podmanSetup(ctx)
+	if err != nil {
+		return err
+	}
 	out, err := exec.CommandContext(ctx, "gofmt", "-l", ".").Output()
 	if err != nil {
 		return fmt.Errorf("gofmt: %w", err)
@@ -61,11 +66,43 @@ func Test(ctx context.Context) error {
 		return fmt.Errorf("files need gofmt -w:\n%s", files)
 	}
 	for _, args := range [][]string{{"vet", "./..."}, {"test", "./..."}} {
+		fmt.Printf("== go %s\n", strings.Join(args, " "))
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Env = append(os.Environ(), env...)
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
 		}
 	}
 	return nil
+}
+
+// podmanSetup runs .ci/podman-setup.sh when it can (Linux, root, dpkg
+// present) and returns the KEY=VALUE lines it prints, which the container
+// engine's tests read. Elsewhere it says why it is skipped and those tests
+// skip themselves.
+func podmanSetup(ctx context.Context) ([]string, error) {
+	const script = ".ci/podman-setup.sh"
+	if _, err := os.Stat(script); err != nil {
+		return nil, nil
+	}
+	_, dpkgErr := exec.LookPath("dpkg")
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 || dpkgErr != nil {
+		fmt.Println("== podman set-up skipped (needs root on Debian); container tests that need it skip themselves")
+		return nil, nil
+	}
+	fmt.Println("== podman set-up:", script)
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", script, err)
+	}
+	var env []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, _, ok := strings.Cut(strings.TrimSpace(line), "="); ok && strings.HasPrefix(k, "WORKERGEN_") && os.Getenv(k) == "" {
+			env = append(env, strings.TrimSpace(line))
+		}
+	}
+	return env, nil
 }
