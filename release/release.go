@@ -331,20 +331,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	fmt.Fprintf(opts.Progress, "release %s (commit %s, %s) of %d targets into %s, %d at a time\n",
 		opts.Version, shortCommit(opts.Commit), opts.Epoch.Format(time.RFC3339), len(jobs), opts.OutDir, opts.Jobs)
 	for _, f := range failed {
-		fmt.Fprintf(opts.Progress, "FAILED %s: %v\n", f.Profile, f.Err)
+		fmt.Fprintf(opts.Progress, "FAILED %s: %s\n", f.Profile, strings.ReplaceAll(f.Err.Error(), "\n", "\n    "))
 	}
 
 	results := make([]Target, len(jobs))
 	sem := make(chan struct{}, opts.Jobs)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
+		// Acquired here, not in the goroutine, so targets start in matrix
+		// order.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			results[i] = Target{Profile: j.Profile.Name, Target: j.Target, Err: fmt.Errorf("profile %s target %s: %w", j.Profile.Name, j.Target, ctx.Err())}
+			continue
+		}
 		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = Target{Profile: j.Profile.Name, Target: j.Target, Err: fmt.Errorf("profile %s target %s: %w", j.Profile.Name, j.Target, ctx.Err())}
-				return
-			}
 			defer func() { <-sem }()
 			results[i] = r.target(ctx, i+1, j)
 		})
@@ -436,7 +438,9 @@ func (r *runner) target(ctx context.Context, n int, j Job) Target {
 	res.Elapsed = time.Since(start)
 	if res.Err != nil {
 		res.Err = fmt.Errorf("profile %s target %s: %w", p.Name, t, res.Err)
-		r.progress("%s FAILED %s %s after %s: %v", tag, p.Name, t, res.Elapsed.Round(100*time.Millisecond), res.Err)
+		// Compiler output spans lines: indent it under the target's line.
+		msg := strings.ReplaceAll(res.Err.Error(), "\n", "\n    ")
+		r.progress("%s FAILED %s %s after %s: %s", tag, p.Name, t, res.Elapsed.Round(100*time.Millisecond), msg)
 		return res
 	}
 	r.progress("%s done  %s %s in %s: binary %s, %s %s", tag, p.Name, t, res.Elapsed.Round(100*time.Millisecond),
