@@ -2,6 +2,7 @@ package gen_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
 
+	"github.com/workergen/workergen/engines/native"
 	"github.com/workergen/workergen/gen"
 )
 
@@ -168,6 +170,10 @@ func TestExportedSchemas(t *testing.T) {
 	cs := compile(t, lin.ConfigSchema, nil)
 	require.NoError(t, validate(t, cs, `{"engine": {"inheritEnv": ["PATH"]}, "plugins": {"env": {}, "tasklog": {}}}`))
 	require.Error(t, validate(t, cs, `{"engine": {"inheritEnv": "PATH"}}`))
+	require.NoError(t, validate(t, cs, `{"engine": {"inheritEnv": ["LC_*", "ProgramFiles(x86)"], "cgroups": false}}`))
+	for _, bad := range []string{`["A*B"]`, `["TASKCLUSTER_ACCESS_TOKEN"]`, `["taskcluster_*"]`, `["A=B"]`, `[""]`} {
+		require.Error(t, validate(t, cs, `{"engine": {"inheritEnv": `+bad+`}}`), bad)
+	}
 	require.Error(t, validate(t, cs, `{"plugins": {"env": {"x": 1}}}`))
 
 	ps = compile(t, lin.PayloadSchema, nil)
@@ -212,8 +218,14 @@ func TestExportedSchemas(t *testing.T) {
 	require.Error(t, validate(t, ps, `{"command": [], "maxRunTime": 5}`))
 	require.Error(t, validate(t, ps, `{"command": ["x"], "maxRunTime": 5, "features": {"runAsAdministrator": true}}`))
 	require.Contains(t, win.Unsupported, gen.Unsupported{Path: "rdpInfo", Feature: "plugin rdp"})
-	require.Contains(t, string(win.DefaultConfig), `"SystemRoot"`)
-	require.NotContains(t, string(lin.DefaultConfig), `"SystemRoot"`)
+	// The profiles' defaults are the native engine's own.
+	var cfg struct {
+		InheritEnv []string `json:"inheritEnv"`
+	}
+	require.NoError(t, json.Unmarshal(win.Engine.Config, &cfg))
+	require.Equal(t, native.DefaultInheritEnvWindows, cfg.InheritEnv)
+	require.NoError(t, json.Unmarshal(lin.Engine.Config, &cfg))
+	require.Equal(t, native.DefaultInheritEnvPOSIX, cfg.InheritEnv)
 }
 
 func TestUnknownProfile(t *testing.T) {
