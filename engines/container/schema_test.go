@@ -87,7 +87,7 @@ func dockerWorkerPayloads(t *testing.T, shared string) []namedPayload {
 					DockerWorkerTaskPayload map[string]any `json:"dockerWorkerTaskPayload"`
 				} `json:"payloadTests"`
 				TaskDefTests []struct {
-					Name                   string `json:"name"`
+					Name                       string `json:"name"`
 					DockerWorkerTaskDefinition struct {
 						Payload map[string]any `json:"payload"`
 					} `json:"dockerWorkerTaskDefinition"`
