@@ -126,7 +126,9 @@ func PackagePath(name string) string { return "./" + path.Join(DistDir, name) }
 
 // Write writes the profile's generated files into dir (created if needed).
 // Files are written only when their content changed, so a regeneration
-// with no change keeps Go's build cache warm.
+// with no change keeps Go's build cache warm, and each is replaced
+// atomically (temporary file, then rename), so a concurrent `go build` of
+// the directory never reads a half-written file.
 func (p *Profile) Write(dir string) error {
 	files, err := p.Files()
 	if err != nil {
@@ -140,7 +142,7 @@ func (p *Profile) Write(dir string) error {
 		if old, err := os.ReadFile(fp); err == nil && bytes.Equal(old, content) {
 			continue
 		}
-		if err := os.WriteFile(fp, content, 0o644); err != nil {
+		if err := writeAtomic(fp, content); err != nil {
 			return fmt.Errorf("writing profile %q: %w", p.Name, err)
 		}
 	}
@@ -158,4 +160,26 @@ func Generate(root, name string) (*Profile, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// writeAtomic replaces path with content. The temporary file's name starts
+// with "." so the go command ignores it.
+func writeAtomic(path string, content []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

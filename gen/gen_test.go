@@ -246,3 +246,27 @@ func BenchmarkResolve(b *testing.B) {
 		})
 	}
 }
+
+func TestWrite(t *testing.T) {
+	p, err := gen.Resolve(repoRoot(t), "hello")
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "hello")
+	require.NoError(t, p.Write(dir))
+	files, err := p.Files()
+	require.NoError(t, err)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, len(files), "only the generated files, no temporary ones")
+	for name, content := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		require.Equal(t, content, got)
+	}
+	// Unchanged files are not rewritten.
+	st, err := os.Stat(filepath.Join(dir, gen.MainFile))
+	require.NoError(t, err)
+	require.NoError(t, p.Write(dir))
+	st2, err := os.Stat(filepath.Join(dir, gen.MainFile))
+	require.NoError(t, err)
+	require.Equal(t, st.ModTime(), st2.ModTime())
+}
