@@ -105,7 +105,7 @@ func Resolve(root, name string) (*Profile, error) {
 		r.resolve(name)
 	}
 	if r.errs != nil {
-		return nil, &ProfileError{Profile: name, Err: r.errs}
+		return nil, &ProfileError{Profile: name, Err: cueerrors.Sanitize(r.errs)}
 	}
 	return r.p, nil
 }
@@ -297,12 +297,12 @@ func (r *resolver) resolve(name string) {
 	p := r.p
 	p.Name, p.Description, p.Binary, p.Dialect, p.Targets = decl.Name, decl.Description, decl.Binary, decl.Dialect, decl.Targets
 	if decl.Name != name {
-		r.errorf(pv.LookupPath(cue.ParsePath("name")).Pos(), "profile.name is %q but the file is %s: rename one so they match", decl.Name, p.File)
+		r.errorf(declPos(pv.LookupPath(cue.ParsePath("name"))), "profile.name is %q but the file is %s: rename one so they match", decl.Name, p.File)
 	}
 
 	dialect := r.root.LookupPath(cue.MakePath(cue.Str("dialects"), cue.Str(decl.Dialect)))
 	if !dialect.Exists() {
-		r.errorf(pv.LookupPath(cue.ParsePath("dialect")).Pos(), "profile.dialect: unknown dialect %q; known dialects: %s",
+		r.errorf(declPos(pv.LookupPath(cue.ParsePath("dialect"))), "profile.dialect: unknown dialect %q; known dialects: %s",
 			decl.Dialect, strings.Join(r.keys("dialects"), ", "))
 	}
 	oses := map[string]bool{}
