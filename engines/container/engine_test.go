@@ -186,3 +186,16 @@ func readAll(t *testing.T, f engines.File) string {
 	}
 	return string(b)
 }
+
+func TestTTY(t *testing.T) {
+	e := newTestEngine(t, map[string]any{"tty": true})
+	r := newRun(t, e, payload(t, "sh", "-c", `[ -t 1 ] && echo is-a-tty; echo to-stderr >&2; exit 4`))
+	res := runTask(t, e, r, nil)
+	if res.ExitCode() != 4 {
+		t.Fatalf("exit code %d", res.ExitCode())
+	}
+	log := r.log.String()
+	if !strings.Contains(log, "is-a-tty\r\n") || !strings.Contains(log, "to-stderr\r\n") {
+		t.Fatalf("tty output not in the log as a terminal writes it:\n%q", log)
+	}
+}

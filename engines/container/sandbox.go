@@ -312,17 +312,38 @@ type sandbox struct {
 	spoolDirs   []string
 }
 
+// copyOutput copies the container's output into the task log until the
+// stream ends. A failing task log does not stop the copy (the container
+// would block on a full pipe): the rest of the output is dropped.
 func (s *sandbox) copyOutput() {
 	defer close(s.outputDone)
+	out := &keepDraining{w: s.output, s: s}
 	var err error
 	if s.e.cfg.TTY {
-		_, err = io.Copy(s.output, s.attach.Reader)
+		_, err = io.Copy(out, s.attach.Reader)
 	} else {
-		_, err = stdcopy.StdCopy(s.output, s.output, s.attach.Reader)
+		_, err = stdcopy.StdCopy(out, out, s.attach.Reader)
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !strings.Contains(err.Error(), "use of closed network connection") {
 		s.logger().Warn("reading container output", "err", err)
 	}
+}
+
+// keepDraining writes to w until the first error, then discards.
+type keepDraining struct {
+	w      io.Writer
+	s      *sandbox
+	failed bool
+}
+
+func (k *keepDraining) Write(p []byte) (int, error) {
+	if !k.failed {
+		if _, err := k.w.Write(p); err != nil {
+			k.failed = true
+			k.s.logger().Error("writing container output to the task log; dropping the rest", "err", err)
+		}
+	}
+	return len(p), nil
 }
 
 // logger is the run's structured log, or the engine's.
