@@ -64,6 +64,17 @@ type Config struct {
 
 	// ImageGC controls removal of cached images when disk space runs low.
 	ImageGC ImageGC `json:"imageGC"`
+
+	// Registries holds credentials for pulling from private registries,
+	// keyed by registry host as it appears in normalized image references
+	// ("docker.io", "ghcr.io", "registry.example.com:5000").
+	Registries map[string]RegistryCredentials `json:"registries,omitempty"`
+}
+
+// RegistryCredentials authenticate image pulls from one registry.
+type RegistryCredentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // Devices names the docker-worker capabilities.devices entries.

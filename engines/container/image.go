@@ -17,7 +17,10 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/klauspost/compress/zstd"
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 	"github.com/pierrec/lz4/v4"
 
@@ -166,9 +169,28 @@ func (s *images) resolveRef(ctx context.Context, tc *task.Context, ref string) (
 	return id, nil
 }
 
+// registryAuth returns the encoded credentials configured for ref's
+// registry, or "".
+func (s *images) registryAuth(ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", err
+	}
+	domain := reference.Domain(named)
+	creds, ok := s.cfg.Registries[domain]
+	if !ok {
+		return "", nil
+	}
+	return authconfig.Encode(registry.AuthConfig{Username: creds.Username, Password: creds.Password, ServerAddress: domain})
+}
+
 // pull pulls ref, returning the first error of the progress stream.
 func (s *images) pull(ctx context.Context, ref string) error {
-	resp, err := s.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	auth, err := s.registryAuth(ref)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -105,3 +106,34 @@ func TestHelpers(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestRegistryAuth(t *testing.T) {
+	cfg, err := ParseConfig(json.RawMessage(`{"registries": {"docker.io": {"username": "u", "password": "p"}, "localhost:5000": {"username": "l", "password": "q"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &images{cfg: cfg}
+	for ref, wantUser := range map[string]string{"ubuntu:22.04": "u", "docker.io/library/ubuntu": "u", "localhost:5000/x/y:1": "l", "ghcr.io/a/b": ""} {
+		enc, err := s.registryAuth(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantUser == "" {
+			if enc != "" {
+				t.Errorf("%s: credentials sent to a registry without any configured", ref)
+			}
+			continue
+		}
+		if enc == "" {
+			t.Errorf("%s: no credentials", ref)
+			continue
+		}
+		raw, err := base64.URLEncoding.DecodeString(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), `"username":"`+wantUser+`"`) {
+			t.Errorf("%s: auth %s, want user %s", ref, raw, wantUser)
+		}
+	}
+}
