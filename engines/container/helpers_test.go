@@ -88,7 +88,19 @@ func newTestEngine(t testing.TB, cfg map[string]any, opts ...Option) *Engine {
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)
 	}
-	t.Cleanup(func() { e.Close() })
+	t.Cleanup(func() {
+		// Runs after the test's own clean-ups (results disposed): remove
+		// this worker's cache volumes once its containers are gone.
+		e.bg.Wait()
+		f := e.workerFilter()
+		f.Add("label", LabelCache)
+		if list, err := e.cli.VolumeList(context.Background(), client.VolumeListOptions{Filters: f}); err == nil {
+			for _, v := range list.Items {
+				e.cli.VolumeRemove(context.Background(), v.Name, client.VolumeRemoveOptions{Force: true})
+			}
+		}
+		e.Close()
+	})
 	return e
 }
 
