@@ -1,0 +1,91 @@
+//go:build linux
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCorpusPosixTasksResolve runs every generic-worker posix task of the
+// shared corpus of real task definitions with `run` on the linux-native
+// worker. Most need the internet or features the profile lacks; each must
+// still end in one clear resolution (exit 0 completed, 1 failed, 2
+// exception), with the cause in the log, and never crash or hang.
+func TestCorpusPosixTasksResolve(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", "..", "shared", "corpus", "real-tasks"))
+	require.NoError(t, err)
+	files, err := filepath.Glob(filepath.Join(root, "*.json"))
+	require.NoError(t, err)
+	if len(files) == 0 {
+		t.Skipf("no corpus at %s", root)
+	}
+	ran := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var head struct {
+			Worker string `json:"x-worker"`
+		}
+		require.NoError(t, json.Unmarshal(data, &head))
+		if head.Worker != "generic-worker-posix" {
+			continue
+		}
+		ran++
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, workerBin, "run", "--output", out, f)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+			stdout, err := cmd.CombinedOutput()
+			require.NoError(t, ctx.Err(), "the task hung")
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else {
+				require.NoError(t, err)
+			}
+			require.Contains(t, []int{0, 1, 2}, code, "exit code; output:\n%s", stdout)
+
+			var m struct {
+				Resolution string   `json:"resolution"`
+				Reasons    []string `json:"reasons"`
+			}
+			data, err := os.ReadFile(filepath.Join(out, "manifest.json"))
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(data, &m))
+			log, err := os.ReadFile(filepath.Join(out, "task.log"))
+			require.NoError(t, err)
+			assert.Equal(t, 1, strings.Count(string(log), "resolution: "), "exactly one resolution in the log")
+			switch {
+			case m.Resolution == "completed":
+			case m.Resolution == "failed":
+				assert.Contains(t, string(log), "exit code: ", "the failing exit code is in the log")
+			case strings.HasPrefix(m.Resolution, "exception/"):
+				require.NotEmpty(t, m.Reasons)
+				for _, r := range m.Reasons {
+					assert.Contains(t, string(log), strings.TrimPrefix(r, "malformed-payload: "), "the reason is in the log")
+				}
+				if m.Resolution == "exception/malformed-payload" {
+					assert.Contains(t, strings.Join(m.Reasons, "\n"), "payload", "the reason names the field")
+				}
+			default:
+				t.Fatalf("unexpected resolution %q", m.Resolution)
+			}
+			t.Logf("%s: %s %v", filepath.Base(f), m.Resolution, m.Reasons)
+		})
+	}
+	assert.Positive(t, ran)
+}
