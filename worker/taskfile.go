@@ -16,7 +16,6 @@ import (
 	"github.com/workergen/workergen/task"
 )
 
-
 var placeholder = regexp.MustCompile(`\{\{\s*now\s*(?:([+-])\s*(\d+)\s*([smhd]))?\s*\}\}`)
 
 // ParseTaskFile reads a task for `run`: a full Taskcluster task definition
