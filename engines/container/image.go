@@ -150,7 +150,9 @@ func (s *images) resolveRef(ctx context.Context, tc *task.Context, ref string) (
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
 	defer cancel()
-	err := s.pull(pctx, ref)
+	err := s.pull(pctx, ref, func(done, total int) {
+		tc.Logf("image %s: still pulling after %s (%d of %d layers done)", ref, time.Since(start).Round(time.Second), done, total)
+	})
 	if err != nil {
 		if pctx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("pull did not finish within %s: %w", s.cfg.pullTimeout(), err)
@@ -184,8 +186,14 @@ func (s *images) registryAuth(ref string) (string, error) {
 	return authconfig.Encode(registry.AuthConfig{Username: creds.Username, Password: creds.Password, ServerAddress: domain})
 }
 
+// pullProgressEvery is how often a long pull reports progress in the task
+// log.
+const pullProgressEvery = 15 * time.Second
+
 // pull pulls ref, returning the first error of the progress stream.
-func (s *images) pull(ctx context.Context, ref string) error {
+// progress, when not nil, is called at most every pullProgressEvery with
+// the number of layers done and seen so far.
+func (s *images) pull(ctx context.Context, ref string, progress func(done, total int)) error {
 	auth, err := s.registryAuth(ref)
 	if err != nil {
 		return err
@@ -195,12 +203,27 @@ func (s *images) pull(ctx context.Context, ref string) error {
 		return err
 	}
 	defer resp.Close()
+	layers := map[string]string{} // layer ID -> last status
+	next := time.Now().Add(pullProgressEvery)
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {
 			return err
 		}
 		if msg.Error != nil {
 			return errors.New(msg.Error.Message)
+		}
+		if msg.ID != "" && msg.Status != "" {
+			layers[msg.ID] = msg.Status
+		}
+		if progress != nil && time.Now().After(next) {
+			next = time.Now().Add(pullProgressEvery)
+			done := 0
+			for _, st := range layers {
+				if st == "Pull complete" || st == "Already exists" || st == "Download complete" {
+					done++
+				}
+			}
+			progress(done, len(layers))
 		}
 	}
 	return ctx.Err()
