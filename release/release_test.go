@@ -366,6 +366,55 @@ func TestRelease(t *testing.T) {
 		}
 	})
 
+	t.Run("sboms", func(t *testing.T) {
+		schema := cdxSchema(t)
+		for _, mp := range m.Profiles {
+			for _, mt := range mp.Targets {
+				validateSBOM(t, schema, files[mt.SBOM])
+				entries := readArchive(t, mt.Archive, files[mt.Archive], st.epoch)
+				bin := entries[len(entries)-1]
+				require.Contains(t, bin.name, mp.Binary)
+				binPath := filepath.Join(t.TempDir(), "bin")
+				require.NoError(t, os.WriteFile(binPath, bin.content, 0o644))
+				bi, err := release.ReadBuildInfo(binPath)
+				require.NoError(t, err)
+				want := []string{"std"}
+				for _, d := range bi.Deps {
+					if d.Replace != nil {
+						d = d.Replace
+					}
+					want = append(want, d.Path+"@"+d.Version)
+				}
+				var doc struct {
+					Metadata struct {
+						Component struct {
+							Name   string
+							Hashes []struct{ Content string }
+						}
+					}
+					Components []struct{ Name, Version string }
+				}
+				require.NoError(t, json.Unmarshal(files[mt.SBOM], &doc))
+				var got []string
+				for _, c := range doc.Components {
+					if c.Name == "std" {
+						got = append(got, "std")
+						continue
+					}
+					got = append(got, c.Name+"@"+c.Version)
+				}
+				slices.Sort(want)
+				slices.Sort(got)
+				require.Equal(t, want, got, "%s lists exactly the linked modules", mt.SBOM)
+				require.Equal(t, mp.Binary, doc.Metadata.Component.Name)
+				require.Equal(t, mt.BinarySHA256, doc.Metadata.Component.Hashes[0].Content)
+				if mp.Engine == "hello" {
+					require.NotContains(t, got, "cuelang.org/go@v0.17.1", "build-time dependencies are not linked")
+				}
+			}
+		}
+	})
+
 	t.Run("acceptance", func(t *testing.T) {
 		if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 			t.Skip("the linux-native linux/amd64 worker runs only on linux/amd64")
@@ -589,4 +638,30 @@ func readTree(t *testing.T, dir string) map[string][]byte {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestPlanBrokenProfile: a profile that fails to generate is reported as a
+// failed target of that profile and the others are still planned.
+func TestPlanBrokenProfile(t *testing.T) {
+	root := repoRoot(t)
+	tmp := t.TempDir()
+	require.NoError(t, os.CopyFS(filepath.Join(tmp, gen.SchemasDir), os.DirFS(filepath.Join(root, gen.SchemasDir))))
+	require.NoError(t, os.MkdirAll(filepath.Join(tmp, gen.ProfilesDir), 0o755))
+	hello, err := os.ReadFile(filepath.Join(root, gen.ProfilesDir, "hello.cue"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(tmp, gen.ProfilesDir, "hello.cue"), hello, 0o644))
+	broken := strings.Replace(string(hello), `name:`, `nmae:`, 1)
+	broken = strings.Replace(broken, `"hello"`, `"broken"`, 1)
+	require.NoError(t, os.WriteFile(filepath.Join(tmp, gen.ProfilesDir, "broken.cue"), []byte(broken), 0o644))
+
+	jobs, failed, err := release.Plan(tmp, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, failed, 1)
+	require.Equal(t, "broken", failed[0].Profile)
+	require.ErrorIs(t, failed[0].Err, gen.ErrInvalidProfile)
+	require.ErrorContains(t, failed[0].Err, "generating profile broken")
+	require.NotEmpty(t, jobs)
+	for _, j := range jobs {
+		require.Equal(t, "hello", j.Profile.Name)
+	}
 }
