@@ -16,6 +16,8 @@ import (
 
 // Release builds every profile for every declared target into dist/release/ (archives, SHA256SUMS, SBOMs, manifest.json): release [profile=<name>]; PLATFORMS=linux/amd64,windows/arm64 narrows the targets.
 //
+// RELEASE_DIR overrides the output directory (default dist/release).
+//
 // mage has no optional positional arguments, so the profile is read from
 // the arguments after "release" here: "profile=<name>" or a bare profile
 // name. When one is given the target exits itself on success, because mage
@@ -29,7 +31,7 @@ func Release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("PLATFORMS: %w", err)
 	}
-	opts := release.Options{Root: ".", Platforms: platforms, Progress: os.Stdout}
+	opts := release.Options{Root: ".", OutDir: os.Getenv("RELEASE_DIR"), Platforms: platforms, Progress: os.Stdout}
 	if profile != "" {
 		opts.Profiles = []string{profile}
 	}
