@@ -21,7 +21,8 @@ import (
 // mage has no optional positional arguments, so the profile is read from
 // the arguments after "release" here: "profile=<name>" or a bare profile
 // name. When one is given the target exits itself on success, because mage
-// would otherwise take the argument for the next target's name.
+// would otherwise take the argument for the next target's name; so
+// `release profile=<name>` must come last on the command line.
 func Release(ctx context.Context) error {
 	profile, consumed, err := releaseProfileArg()
 	if err != nil {
