@@ -303,9 +303,10 @@ type sandbox struct {
 	res        *result
 	err        error
 
-	mu      sync.Mutex
+	mu      sync.Mutex // held by Kill across its API call
 	killed  bool
 	aborted bool
+	ended   bool // run saw the container end; Kill is then a no-op
 
 	cleanupOnce sync.Once
 	cleanupErr  error
@@ -357,7 +358,7 @@ func (s *sandbox) logger() *slog.Logger {
 // Timing of the exit detection; see run.
 const (
 	pollMin      = 2 * time.Millisecond
-	pollMax      = 100 * time.Millisecond
+	pollMax      = time.Second
 	drainTimeout = 30 * time.Second
 	daemonGrace  = 2 * time.Minute // how long inspect may keep failing
 )
@@ -371,13 +372,25 @@ func (s *sandbox) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := s.e.cli.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	// Exactly one value comes on one of w's channels (the result channel
+	// is unbuffered): receive it here so the client's goroutine ends, and
+	// wait for that before returning (ctx is cancelled then).
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		select {
+		case <-w.Result:
+		case <-w.Error:
+		}
+	}()
+	defer func() { cancel(); <-waited }()
 	select {
 	case <-s.outputDone:
-	case <-w.Result:
-	case <-w.Error:
+	case <-waited:
 	}
 	var st *container.State
 	var lastErr error
+	wch := waited
 	errSince := time.Time{}
 	for delay := pollMin; ; delay = min(delay*2, pollMax) {
 		in, err := s.e.cli.ContainerInspect(ctx, s.id, client.ContainerInspectOptions{})
@@ -401,8 +414,8 @@ func (s *sandbox) run() {
 			}
 		}
 		select {
-		case <-w.Result:
-			delay = pollMin / 2
+		case <-wch: // the daemon says it ended: look again now, once
+			wch = nil
 		case <-time.After(delay):
 		}
 	}
@@ -420,6 +433,7 @@ func (s *sandbox) run() {
 		return
 	}
 	s.mu.Lock()
+	s.ended = true
 	killed := s.killed
 	s.mu.Unlock()
 	oom := st.OOMKilled || s.oom.check() && st.ExitCode != 0
@@ -463,31 +477,35 @@ func (s *sandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
 }
 
 // Kill implements engines.Sandbox: SIGKILL to the container; its files stay
-// readable until Dispose.
+// readable until Dispose. A container that has already exited is not
+// reported as killed.
 func (s *sandbox) Kill() error {
-	select {
-	case <-s.done:
-		return nil
-	default:
-	}
 	s.mu.Lock()
-	if s.killed {
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.killed || s.ended {
 		return nil
 	}
-	s.killed = true
-	s.mu.Unlock()
-	return s.kill()
+	running, err := s.kill()
+	if err != nil {
+		return err
+	}
+	s.killed = running
+	return nil
 }
 
-func (s *sandbox) kill() error {
+// kill sends SIGKILL; running is false when the container had already
+// stopped.
+func (s *sandbox) kill() (running bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := s.e.cli.ContainerKill(ctx, s.id, client.ContainerKillOptions{Signal: "KILL"})
-	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) && !notRunning(err) {
-		return fmt.Errorf("killing container %s: %w", shortID(s.id), err)
+	_, err = s.e.cli.ContainerKill(ctx, s.id, client.ContainerKillOptions{Signal: "KILL"})
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) || notRunning(err):
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("killing container %s: %w", shortID(s.id), err)
 }
 
 func notRunning(err error) bool {
@@ -509,7 +527,7 @@ func (s *sandbox) Abort() error {
 	s.aborted = true
 	s.killed = true
 	s.mu.Unlock()
-	err := s.kill()
+	_, err := s.kill()
 	select {
 	case <-s.done:
 	case <-time.After(drainTimeout + daemonGrace):
