@@ -34,8 +34,10 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 
 	"github.com/workergen/workergen/engines"
@@ -137,3 +139,41 @@ func (Base) Exception(context.Context, task.Resolution) error { return nil }
 func (Base) Dispose(context.Context) error { return nil }
 
 var _ TaskPlugin = Base{}
+
+// DecodeConfig decodes a plugin's config section (Options.Config) into v,
+// accepting an empty or null section (v keeps its zero value) and rejecting
+// unknown keys with an error naming the key.
+func DecodeConfig(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	return nil
+}
+
+// DecodePayloadField decodes the top-level payload field name into v,
+// leaving v alone when the field is absent or null. A payload that is not
+// a JSON object, or a field of the wrong shape, is a *task.ExceptionError
+// (malformed-payload) naming `payload.<name>`.
+func DecodePayloadField(payload json.RawMessage, name string, v any) error {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return task.MalformedPayloadf("payload: not a JSON object: %v", err)
+	}
+	raw, ok := fields[name]
+	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return task.MalformedPayloadf("payload.%s: %v", name, err)
+	}
+	return nil
+}

@@ -92,7 +92,7 @@ var _ plugins.Plugin = (*plugin)(nil)
 // New returns the artifacts plugin. opts.Config must be empty, null or {};
 // opts.Worker.UploadConcurrency must not be negative.
 func New(opts plugins.Options) (plugins.Plugin, error) {
-	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+	if err := plugins.DecodeConfig(opts.Config, &Config{}); err != nil {
 		return nil, fmt.Errorf("plugins.artifacts: %w", err)
 	}
 	c := opts.Worker.UploadConcurrency

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
 )
 
@@ -63,7 +64,7 @@ type spec struct {
 // definition; every problem is one reason of a malformed-payload error.
 func decodeArtifacts(def task.Definition) ([]spec, error) {
 	var list []json.RawMessage
-	if err := decodePayloadField(def.Payload, "artifacts", &list); err != nil {
+	if err := plugins.DecodePayloadField(def.Payload, "artifacts", &list); err != nil {
 		return nil, err
 	}
 	var reasons []string
@@ -163,42 +164,6 @@ func ValidateName(name string) error {
 		if seg == ".." {
 			return fmt.Errorf("artifact name %q must not have \"..\" segments", name)
 		}
-	}
-	return nil
-}
-
-// decodeConfig decodes a plugin config section, accepting an empty or null
-// section and rejecting unknown keys.
-func decodeConfig(raw json.RawMessage, v any) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding config: %w", err)
-	}
-	return nil
-}
-
-// decodePayloadField decodes payload field name into v, leaving v alone when
-// the field is absent or null. A payload that is not an object or a field of
-// the wrong shape is malformed-payload naming the field.
-func decodePayloadField(payload json.RawMessage, name string, v any) error {
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &fields); err != nil {
-		return task.MalformedPayloadf("payload: not a JSON object: %v", err)
-	}
-	raw, ok := fields[name]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return task.MalformedPayloadf("payload.%s: %v", name, err)
 	}
 	return nil
 }

@@ -36,9 +36,7 @@
 package env
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -75,7 +73,7 @@ var _ plugins.Plugin = (*plugin)(nil)
 
 // New returns the env plugin. opts.Config must be empty, null or {}.
 func New(opts plugins.Options) (plugins.Plugin, error) {
-	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+	if err := plugins.DecodeConfig(opts.Config, &Config{}); err != nil {
 		return nil, fmt.Errorf("plugins.env: %w", err)
 	}
 	return &plugin{}, nil
@@ -88,7 +86,7 @@ func (*plugin) Close() error { return nil }
 // no engine accepts.
 func (*plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
 	var p Payload
-	if err := decodePayloadField(tc.Definition.Payload, "env", &p.Env); err != nil {
+	if err := plugins.DecodePayloadField(tc.Definition.Payload, "env", &p.Env); err != nil {
 		return nil, err
 	}
 	var reasons []string
@@ -191,40 +189,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// decodeConfig decodes a plugin config section, accepting an empty or null
-// section and rejecting unknown keys.
-func decodeConfig(raw json.RawMessage, v any) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding config: %w", err)
-	}
-	return nil
-}
-
-// decodePayloadField decodes payload field name into v, leaving v alone when
-// the field is absent or null. A payload that is not an object or a field of
-// the wrong shape is malformed-payload naming the field.
-func decodePayloadField(payload json.RawMessage, name string, v any) error {
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &fields); err != nil {
-		return task.MalformedPayloadf("payload: not a JSON object: %v", err)
-	}
-	raw, ok := fields[name]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return task.MalformedPayloadf("payload.%s: %v", name, err)
-	}
-	return nil
 }

@@ -65,7 +65,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 }
 
 func newPlugin(opts plugins.Options, clock Clock, unit time.Duration) (*plugin, error) {
-	if err := decodeConfig(opts.Config, &Config{}); err != nil {
+	if err := plugins.DecodeConfig(opts.Config, &Config{}); err != nil {
 		return nil, fmt.Errorf("plugins.maxruntime: %w", err)
 	}
 	if opts.Worker.MaxTaskRunTime < 0 {
@@ -206,18 +206,3 @@ func (p *taskPlugin) Exception(ctx context.Context, _ task.Resolution) error { r
 
 // Dispose stops the timer.
 func (p *taskPlugin) Dispose(ctx context.Context) error { return p.stop(ctx) }
-
-// decodeConfig decodes a plugin config section, accepting an empty or null
-// section and rejecting unknown keys.
-func decodeConfig(raw json.RawMessage, v any) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding config: %w", err)
-	}
-	return nil
-}

@@ -94,7 +94,7 @@ var (
 // error naming the field.
 func New(opts plugins.Options) (plugins.Plugin, error) {
 	var c Config
-	if err := decodeConfig(opts.Config, &c); err != nil {
+	if err := plugins.DecodeConfig(opts.Config, &c); err != nil {
 		return nil, fmt.Errorf("plugins.tasklog: %w", err)
 	}
 	p := &plugin{}
@@ -297,19 +297,4 @@ func publishErr(name string, err error) error {
 		return ee
 	}
 	return fmt.Errorf("publishing log artifact %q: %w", name, err)
-}
-
-// decodeConfig decodes a plugin config section, accepting an empty or null
-// section and rejecting unknown keys.
-func decodeConfig(raw json.RawMessage, v any) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding config: %w", err)
-	}
-	return nil
 }
