@@ -58,8 +58,9 @@ type Config struct {
 	// MemoryLimit caps each container's memory, in bytes; 0 means no limit.
 	// A task over it is killed by the kernel and reported as OOM.
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
-	// PidsLimit caps the number of processes in a container; 0 means the
-	// daemon's default, -1 unlimited.
+	// PidsLimit caps the number of processes in a container; 0 or -1 mean
+	// unlimited, as docker-worker ran tasks (Podman's own default would be
+	// 2048).
 	PidsLimit int64 `json:"pidsLimit,omitempty"`
 
 	// ImageGC controls removal of cached images when disk space runs low.

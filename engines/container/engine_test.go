@@ -199,3 +199,19 @@ func TestTTY(t *testing.T) {
 		t.Fatalf("tty output not in the log as a terminal writes it:\n%q", log)
 	}
 }
+
+func TestDockerWorkerContainerDefaults(t *testing.T) {
+	e := newTestEngine(t, nil)
+	r := newRun(t, e, payload(t, "sh", "-c", `grep -q 'localhost.localdomain' /etc/hosts && echo has-localdomain; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max`))
+	res := runTask(t, e, r, nil)
+	if !res.Success() {
+		t.Fatalf("failed:\n%s", r.log.String())
+	}
+	log := r.log.String()
+	if !strings.Contains(log, "has-localdomain") {
+		t.Errorf("localhost.localdomain not in /etc/hosts:\n%s", log)
+	}
+	if !strings.Contains(log, "max") {
+		t.Errorf("pids not unlimited:\n%s", log)
+	}
+}

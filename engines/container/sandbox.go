@@ -155,15 +155,20 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	if len(b.payload.Command) > 0 {
 		cfg.Cmd = b.payload.Command
 	}
-	hc := &container.HostConfig{NetworkMode: container.NetworkMode(e.cfg.Network)}
+	hc := &container.HostConfig{
+		NetworkMode: container.NetworkMode(e.cfg.Network),
+		// docker-worker's containers resolved this name (d2g keeps it).
+		ExtraHosts: []string{"localhost.localdomain:127.0.0.1"},
+	}
 	hc.Memory = e.cfg.MemoryLimit
 	if e.cfg.MemoryLimit > 0 {
 		hc.MemorySwap = e.cfg.MemoryLimit // no swap on top of the limit
 	}
-	if e.cfg.PidsLimit != 0 {
-		pl := e.cfg.PidsLimit
-		hc.PidsLimit = &pl
+	pids := e.cfg.PidsLimit
+	if pids <= 0 {
+		pids = -1
 	}
+	hc.PidsLimit = &pids
 	for _, use := range s.caches {
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: use.volume, Target: use.mountPath})
 	}
