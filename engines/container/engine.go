@@ -233,6 +233,15 @@ func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engin
 	if err != nil {
 		return nil, err
 	}
+	if len(p.Command) == 0 {
+		im, err := e.cli.ImageInspect(ctx, id)
+		if err != nil {
+			return nil, task.ResourceUnavailable(fmt.Errorf("inspecting image %s: %w", shortID(id), err))
+		}
+		if im.Config == nil || len(im.Config.Cmd) == 0 && len(im.Config.Entrypoint) == 0 {
+			return nil, task.MalformedPayloadf("payload.command: empty, and image %s has no default command (CMD or ENTRYPOINT)", p.Image)
+		}
+	}
 	b := &builder{e: e, tc: tc, payload: p, imageID: id, env: map[string]string{}}
 	b.releaseImage = e.images.acquire(ref)
 	for _, name := range sortedKeys(p.Cache) {

@@ -1,11 +1,15 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/task"
@@ -214,4 +218,39 @@ func TestDockerWorkerContainerDefaults(t *testing.T) {
 	if !strings.Contains(log, "max") {
 		t.Errorf("pids not unlimited:\n%s", log)
 	}
+}
+
+func TestEmptyCommandUsesImageDefault(t *testing.T) {
+	e := newTestEngine(t, nil)
+	// The test image's CMD is /bin/sh, which exits at once on empty stdin.
+	r := newRun(t, e, map[string]any{"image": testImage(t), "maxRunTime": 60})
+	if res := runTask(t, e, r, nil); !res.Success() {
+		t.Fatalf("image default command failed: exit %d\n%s", res.ExitCode(), r.log.String())
+	}
+}
+
+func TestEmptyCommandWithoutImageDefault(t *testing.T) {
+	e := newTestEngine(t, nil)
+	ctx := testCtx(t)
+	// An image without CMD: the test image's file system, imported bare.
+	cr, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Image: testImage(t), Config: &container.Config{Cmd: []string{"true"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.cli.ContainerRemove(context.Background(), cr.ID, client.ContainerRemoveOptions{Force: true})
+	exp, err := e.cli.ContainerExport(ctx, cr.ID, client.ContainerExportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "localhost/workergen-test-nocmd:" + strings.ToLower(uniqueID("t"))
+	imp, err := e.cli.ImageImport(ctx, client.ImageImportSource{Source: exp, SourceName: "-"}, name, client.ImageImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, imp)
+	imp.Close()
+	exp.Close()
+	defer e.cli.ImageRemove(context.Background(), name, client.ImageRemoveOptions{})
+	_, err = e.NewSandboxBuilder(ctx, newRun(t, e, map[string]any{"image": name, "maxRunTime": 60}).tc)
+	wantException(t, err, task.ReasonMalformedPayload, "payload.command", "no default command")
 }
