@@ -55,6 +55,10 @@ type Options struct {
 	// needed); empty means dist/<profile>/bin below Root. The release
 	// pipeline builds into its own staging directory.
 	BinDir string
+	// Env is added to the environment of `go build` (after the process's
+	// own, before CGO_ENABLED, GOOS and GOARCH), e.g. "GOFLAGS=" or
+	// "GOWORK=off" to keep the caller's settings out of a release.
+	Env []string
 }
 
 // Binary is one built worker binary.
@@ -175,7 +179,7 @@ func goBuild(ctx context.Context, opts Options, profile string, t gen.Target, ou
 		"-ldflags", LDFlags(opts.Version, opts.Commit),
 		"-o", out, gen.PackagePath(profile))
 	cmd.Dir = opts.Root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
+	cmd.Env = append(append(os.Environ(), opts.Env...), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
