@@ -131,6 +131,10 @@ func (e *Engine) Close() error {
 
 const closeTimeout = 5 * time.Minute
 
+// WaitRemovals waits for the containers being removed in the background
+// (after Dispose) to be gone.
+func (e *Engine) WaitRemovals() { e.bg.Wait() }
+
 // removeContainer removes container id and its anonymous volumes.
 func (e *Engine) removeContainer(ctx context.Context, id string) error {
 	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {

@@ -13,7 +13,9 @@ import (
 	"io"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +36,7 @@ import (
 
 const itPool = "workergen-test/linux-podman"
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +53,7 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-func podmanEnv(t *testing.T, name string) string {
+func podmanEnv(t testing.TB, name string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
@@ -65,7 +67,7 @@ func podmanEnv(t *testing.T, name string) string {
 }
 
 type itEnv struct {
-	t      *testing.T
+	t      testing.TB
 	server *localqueue.Server
 	url    string
 	client *taskcluster.Client
@@ -74,7 +76,12 @@ type itEnv struct {
 	image  string
 }
 
-func newItEnv(t *testing.T) *itEnv {
+func newItEnv(t testing.TB) *itEnv {
+	return newItEnvWith(t, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20})
+}
+
+// newItEnvWith is newItEnv with engine config ec (the socket is added).
+func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	sock := podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")
 	if sock == "" {
 		t.Skip("no container daemon: set WORKERGEN_PODMAN_SOCKET (run .ci/podman-setup.sh as root)")
@@ -114,7 +121,8 @@ func newItEnv(t *testing.T) *itEnv {
 	for _, u := range p.Unsupported {
 		b.Unsupported = append(b.Unsupported, worker.Unsupported{Path: u.Path, Feature: u.Feature})
 	}
-	engineCfg, _ := json.Marshal(map[string]any{"socket": sock, "pullPolicy": "always", "memoryLimit": 64 << 20})
+	ec["socket"] = sock
+	engineCfg, _ := json.Marshal(ec)
 	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d", os.Getpid()),
 		Capacity: 1, TasksDir: t.TempDir(), MaxTaskRunTime: 3600, ReclaimMargin: 30, ArtifactUpload: "s3", UploadConcurrency: 2,
 		Engine: engineCfg}
@@ -311,4 +319,71 @@ func TestWorkerTaskImageFromQueue(t *testing.T) {
 	e.work(2)
 	e.expect(tImg, "completed", "running in the task image", "loaded")
 	e.expect(tMissing, "exception/malformed-payload", "public/missing.tar")
+}
+
+// BenchmarkWorkerTrueOverhead runs `true` in the test image through the
+// linux-podman worker's runner (run mode: payload schema, plugins, task
+// log, artifacts directory, the engine) and with `podman run --rm`,
+// interleaved, and reports both medians and the worker's overhead over
+// podman's floor. The worker removes the container in the background;
+// worker-removed-ms also waits for that removal before podman runs.
+//
+//	go test -run '^$' -bench WorkerTrueOverhead -benchtime 30x ./engines/container
+func BenchmarkWorkerTrueOverhead(b *testing.B) {
+	e := newItEnvWith(b, map[string]any{})
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		b.Skip("podman CLI not found")
+	}
+	now := time.Now().UTC()
+	raw, _ := json.Marshal(map[string]any{
+		"taskQueueId": itPool, "created": now.Format(time.RFC3339), "deadline": now.Add(time.Hour).Format(time.RFC3339),
+		"payload":  map[string]any{"image": e.image, "maxRunTime": 60, "command": []string{"true"}},
+		"metadata": map[string]string{"name": "true", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
+	})
+	td, err := worker.ParseTaskFile(raw, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runOnce := func() {
+		res, err := worker.RunLocal(context.Background(), e.runner, worker.LocalRun{TaskID: worker.NewSlugID(), Definition: td, OutputDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Outcome.Resolution.String() != "completed" {
+			b.Fatalf("true via the worker: %s", res.Outcome.Resolution)
+		}
+	}
+	eng := e.runner.Engine.(*container.Engine)
+	runOnce()
+	if out, err := exec.Command(podman, "run", "--rm", e.image, "true").CombinedOutput(); err != nil {
+		b.Fatalf("podman run: %v: %s", err, out)
+	}
+	var viaWorker, viaWorkerRemoved, viaPodman []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		runOnce()
+		viaWorker = append(viaWorker, time.Since(t0))
+		eng.WaitRemovals()
+		viaWorkerRemoved = append(viaWorkerRemoved, time.Since(t0))
+		t0 = time.Now()
+		if out, err := exec.Command(podman, "run", "--rm", e.image, "true").CombinedOutput(); err != nil {
+			b.Fatalf("podman run: %v: %s", err, out)
+		}
+		viaPodman = append(viaPodman, time.Since(t0))
+	}
+	b.StopTimer()
+	mw, mr, mp := medianOf(viaWorker), medianOf(viaWorkerRemoved), medianOf(viaPodman)
+	b.ReportMetric(float64(mw.Microseconds())/1000, "worker-ms/median")
+	b.ReportMetric(float64(mr.Microseconds())/1000, "worker-removed-ms/median")
+	b.ReportMetric(float64(mp.Microseconds())/1000, "podman-run-ms/median")
+	b.ReportMetric(100*(float64(mw)-float64(mp))/float64(mp), "overhead-%")
+	b.ReportMetric(100*(float64(mr)-float64(mp))/float64(mp), "overhead-removed-%")
+}
+
+func medianOf(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }
