@@ -1,0 +1,275 @@
+package mounts
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/mholt/archives"
+)
+
+// ErrBadContent is wrapped by extraction errors that are the content's
+// fault: not an archive of the stated format, or an entry that would land
+// outside the mount's directory. The run is then malformed-payload.
+var ErrBadContent = errors.New("bad mount content")
+
+// compressions are the fileMount formats (upstream fileMount.format) and the
+// compressions of the tar.* archive formats.
+var compressions = map[string]archives.Decompressor{
+	"br":  archives.Brotli{},
+	"bz2": archives.Bz2{},
+	"gz":  archives.Gz{},
+	"lz":  archives.Lzip{},
+	"lz4": archives.Lz4{},
+	"mz":  archives.MinLZ{},
+	"sz":  archives.Sz{},
+	"xz":  archives.Xz{},
+	"zst": archives.Zstd{},
+	"zz":  archives.Zlib{},
+}
+
+// archiveFormat returns the extractor of a readOnlyDirectory or
+// writableDirectoryCache format (upstream enum: 7z, rar, tar, tar.<c> for
+// each compression c, zip).
+func archiveFormat(format string) (archives.Extractor, error) {
+	switch format {
+	case "7z":
+		return archives.SevenZip{}, nil
+	case "rar":
+		return archives.Rar{}, nil
+	case "tar":
+		return archives.Tar{}, nil
+	case "zip":
+		return archives.Zip{}, nil
+	}
+	if c, ok := strings.CutPrefix(format, "tar."); ok {
+		if d, ok := compressions[c]; ok {
+			return archives.CompressedArchive{Compression: d.(archives.Compression), Extraction: archives.Tar{}}, nil
+		}
+	}
+	return nil, fmt.Errorf("unsupported archive format %q", format)
+}
+
+// checkFormat checks a mount's format against its kind.
+func checkFormat(m Mount) error {
+	if m.Format == "" {
+		return nil
+	}
+	if m.kind() == kindFile {
+		if _, ok := compressions[m.Format]; !ok {
+			return fmt.Errorf("unsupported compression format %q", m.Format)
+		}
+		return nil
+	}
+	_, err := archiveFormat(m.Format)
+	return err
+}
+
+// source is mount content ready to read: a downloaded file or inline bytes.
+// Zip and 7z need random access, hence ReaderAt and Seeker.
+type source interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+}
+
+// extract unpacks the archive src (format as in archiveFormat) into the
+// directory dir, which it creates. Every entry is created through an
+// os.Root on dir, so no entry, path component or symlink can reach outside
+// it; entries with absolute names, ".." segments or symlinks whose target
+// leaves dir are refused (ErrBadContent). It returns the number of bytes
+// written.
+func extract(ctx context.Context, src source, format, dir string) (int64, error) {
+	ex, err := archiveFormat(format)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer root.Close()
+	var written int64
+	handle := func(ctx context.Context, f archives.FileInfo) error {
+		name, err := entryName(f.NameInArchive)
+		if err != nil {
+			return err
+		}
+		if name == "." {
+			return nil
+		}
+		mode := f.Mode()
+		if parent := filepath.Dir(name); parent != "." {
+			if err := root.MkdirAll(parent, 0o755); err != nil {
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+			}
+		}
+		switch {
+		case f.IsDir():
+			if err := root.MkdirAll(name, 0o755); err != nil {
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+			}
+			_ = root.Chmod(name, mode.Perm()|0o700)
+		case mode&fs.ModeSymlink != 0:
+			if err := checkLinkTarget(name, f.LinkTarget); err != nil {
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+			}
+			_ = root.Remove(name)
+			if err := root.Symlink(f.LinkTarget, name); err != nil {
+				return fmt.Errorf("entry %q: %w", f.NameInArchive, err)
+			}
+		case isHardLink(f):
+			old, err := entryName(f.LinkTarget)
+			if err != nil {
+				return err
+			}
+			_ = root.Remove(name)
+			if err := root.Link(old, name); err != nil {
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+			}
+		case mode.IsRegular():
+			n, err := writeEntry(root, name, mode.Perm()|0o600, f)
+			written += n
+			if err != nil {
+				return err
+			}
+		default:
+			// Devices, fifos, sockets: not mount content; skipped.
+			return nil
+		}
+		if !f.ModTime().IsZero() && mode&fs.ModeSymlink == 0 {
+			_ = root.Chtimes(name, f.ModTime(), f.ModTime())
+		}
+		return nil
+	}
+	if err := ex.Extract(ctx, src, handle); err != nil {
+		if errors.Is(err, ErrBadContent) || ctx.Err() != nil {
+			return written, err
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) && !strings.Contains(pe.Op, "read") {
+			return written, err
+		}
+		return written, fmt.Errorf("%w: not a valid %s archive: %v", ErrBadContent, format, err)
+	}
+	return written, nil
+}
+
+// isHardLink reports whether f is a tar hard link entry (mholt/archives
+// reports it as a regular file whose LinkTarget is set).
+func isHardLink(f archives.FileInfo) bool {
+	h, ok := f.Header.(*tar.Header)
+	return ok && h.Typeflag == tar.TypeLink
+}
+
+// entryName cleans an archive entry name (slash-separated) into a path
+// relative to the extraction directory.
+func entryName(n string) (string, error) {
+	clean := path.Clean(strings.ReplaceAll(n, `\`, "/"))
+	if clean == "." || clean == "/" && n != "/" {
+		return ".", nil
+	}
+	if strings.HasPrefix(clean, "/") || !filepath.IsLocal(filepath.FromSlash(clean)) {
+		return "", fmt.Errorf("%w: entry %q leaves the mount directory", ErrBadContent, n)
+	}
+	return filepath.FromSlash(clean), nil
+}
+
+// checkLinkTarget refuses a symlink at name (relative to the extraction
+// directory) whose target is absolute or resolves outside the directory.
+func checkLinkTarget(name, target string) error {
+	if target == "" {
+		return errors.New("symlink without target")
+	}
+	t := filepath.FromSlash(target)
+	if filepath.IsAbs(t) || filepath.VolumeName(t) != "" || strings.HasPrefix(target, "/") {
+		return fmt.Errorf("symlink target %q is absolute", target)
+	}
+	if !filepath.IsLocal(filepath.Join(filepath.Dir(name), t)) {
+		return fmt.Errorf("symlink target %q leaves the mount directory", target)
+	}
+	return nil
+}
+
+func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInfo) (int64, error) {
+	if f.Open == nil {
+		return 0, fmt.Errorf("%w: entry %q has no content", ErrBadContent, f.NameInArchive)
+	}
+	in, err := f.Open()
+	if err != nil {
+		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+	}
+	defer in.Close()
+	_ = root.Remove(name)
+	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+	}
+	n, err := io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "write" {
+			return n, fmt.Errorf("writing %q: %w", name, err)
+		}
+		return n, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+	}
+	return n, nil
+}
+
+// decompress writes src, decompressed with format ("" copies it as it is),
+// to the file dst, creating it; root confines dst to the task directory.
+func decompress(src io.Reader, format string, root *os.Root, dst string) (int64, error) {
+	in := src
+	if format != "" {
+		d, ok := compressions[format]
+		if !ok {
+			return 0, fmt.Errorf("unsupported compression format %q", format)
+		}
+		rc, err := d.OpenReader(src)
+		if err != nil {
+			return 0, fmt.Errorf("%w: not valid %s content: %v", ErrBadContent, format, err)
+		}
+		defer rc.Close()
+		in = rc
+	}
+	if parent := filepath.Dir(dst); parent != "." {
+		if err := root.MkdirAll(parent, 0o755); err != nil {
+			return 0, fmt.Errorf("%w: creating %q: %v", ErrBadContent, parent, err)
+		}
+	}
+	if fi, err := root.Lstat(dst); err == nil && fi.IsDir() {
+		return 0, fmt.Errorf("%w: %q already exists as a directory", ErrBadContent, dst)
+	}
+	out, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("%w: creating %q: %v", ErrBadContent, dst, err)
+	}
+	n, err := io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "write" {
+			return n, fmt.Errorf("writing %q: %w", dst, err)
+		}
+		if format != "" {
+			return n, fmt.Errorf("%w: not valid %s content: %v", ErrBadContent, format, err)
+		}
+		return n, err
+	}
+	return n, nil
+}
