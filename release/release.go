@@ -102,6 +102,16 @@ type Options struct {
 	Progress io.Writer
 }
 
+// BuildEnv is added to the environment of every release `go build`: it
+// pins what changes a binary's bytes and what a developer's environment may
+// hold, so a release depends on the commit and the Go toolchain only: no
+// go.work (the module's go.mod and go.sum alone), no GOFLAGS, no
+// experiments, the default instruction-set levels.
+var BuildEnv = []string{
+	"GOWORK=off", "GOFLAGS=", "GOEXPERIMENT=",
+	"GOAMD64=v1", "GOARM64=v8.0", "GOARM=7", "GO386=sse2",
+}
+
 // Target is the outcome of one profile x platform.
 type Target struct {
 	Profile string
@@ -460,6 +470,7 @@ func (r *runner) buildAndPackage(ctx context.Context, j Job, res *Target) error 
 		Commit:  r.opts.Commit,
 		Go:      r.opts.Go,
 		BinDir:  binDir,
+		Env:     BuildEnv,
 	})
 	if err != nil {
 		return err

@@ -665,3 +665,34 @@ func TestPlanBrokenProfile(t *testing.T) {
 		require.Equal(t, "hello", j.Profile.Name)
 	}
 }
+
+// TestBuildEnvIgnoresCaller: settings in the caller's environment that
+// would change the binaries are overridden.
+func TestBuildEnvIgnoresCaller(t *testing.T) {
+	t.Setenv("GOAMD64", "v3")
+	t.Setenv("GOFLAGS", "-tags=nonexistent_tag")
+	st := getStamp(t)
+	out := t.TempDir()
+	res, err := release.Run(context.Background(), release.Options{
+		Root: repoRoot(t), OutDir: out, Profiles: []string{"hello"},
+		Platforms: []gen.Target{{OS: "linux", Arch: "amd64"}},
+		Version:   st.version, Commit: st.commit, Epoch: st.epoch,
+	})
+	require.NoError(t, err)
+	var doc struct {
+		Metadata struct {
+			Component struct {
+				Properties []struct{ Name, Value string }
+			}
+		}
+	}
+	sbom, err := os.ReadFile(filepath.Join(out, res.Targets[0].SBOM))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(sbom, &doc))
+	props := map[string]string{}
+	for _, p := range doc.Metadata.Component.Properties {
+		props[p.Name] = p.Value
+	}
+	require.Equal(t, "v1", props["workergen:build:GOAMD64"])
+	require.NotContains(t, props, "workergen:build:-tags")
+}
