@@ -17,8 +17,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
-	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster"
 )
 
 // errPermanent marks a download failure that is the task's fault (a 4xx

@@ -91,6 +91,24 @@ func extract(ctx context.Context, src source, format, dir string) (int64, error)
 	if err != nil {
 		return 0, err
 	}
+	// Check the magic bytes first: some readers (rar) do not give up
+	// quickly on data that is not theirs.
+	var magic archives.Format
+	switch f := ex.(type) {
+	case archives.CompressedArchive:
+		magic = f.Compression
+	case archives.Format:
+		magic = f
+	}
+	if magic != nil {
+		mr, err := magic.Match(ctx, "", src)
+		if _, serr := src.Seek(0, io.SeekStart); serr != nil {
+			return 0, serr
+		}
+		if err != nil || !mr.ByStream {
+			return 0, fmt.Errorf("%w: not a %s archive", ErrBadContent, format)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
