@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -137,4 +138,9 @@ func reasonOf(t *testing.T, err error) *task.ExceptionError {
 	var ee *task.ExceptionError
 	require.True(t, errors.As(err, &ee), "not an exception error: %v", err)
 	return ee
+}
+
+func tarB64(t *testing.T) string {
+	t.Helper()
+	return base64.StdEncoding.EncodeToString(makeTar(t, []entry{{name: "seed.txt", body: "seed"}}))
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/workergen/workergen/task"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait")) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"), goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}
 
 func run(t *testing.T, p plugins.Plugin, payload map[string]any, def ...task.Definition) *plugintest.Result {
 	t.Helper()
