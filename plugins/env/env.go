@@ -19,6 +19,25 @@
 // worker config has no source for them yet, and this plugin sets only what it
 // can honestly set. TASKCLUSTER_PROXY_URL belongs to the proxy plugin.
 //
+// # docker-worker payloads
+//
+// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
+// and linux-podman profiles set it) the variables are those docker-worker
+// sets for every container (upstream: workers/docker-worker/src/lib/task.js,
+// dockerConfig) that this worker can honestly fill:
+//
+//   - TASK_ID, RUN_ID;
+//   - TASKCLUSTER_ROOT_URL, when the worker has one;
+//   - TASKCLUSTER_WORKER_TYPE, the part of workerPoolId after "/", and
+//     TASKCLUSTER_WORKER_GROUP, when set.
+//
+// TASK_WORKDIR and TASK_GROUP_ID are not set: docker-worker does not set
+// them, and the host's task directory means nothing inside a container.
+// TASKCLUSTER_INSTANCE_TYPE, TASKCLUSTER_PUBLIC_IP and
+// TASKCLUSTER_WORKER_LOCATION are not set either: the worker config has no
+// source for them. As in docker-worker, payload entries cannot override the
+// worker's variables.
+//
 // # Precedence
 //
 // As in generic-worker, the worker's variables win: a payload entry naming
@@ -49,8 +68,19 @@ import (
 	"github.com/workergen/workergen/task"
 )
 
-// Config is the plugin's worker config section; it has no fields yet.
-type Config struct{}
+// Config is the plugin's worker config section (`plugins.env`).
+type Config struct {
+	// Dialect is the payload dialect: "" or DialectGenericWorker (the
+	// generic-worker variables), or DialectDockerWorker. Profiles set it;
+	// see schemas/plugins/env.cue.
+	Dialect string `json:"dialect,omitempty"`
+}
+
+// Payload dialects Config.Dialect names.
+const (
+	DialectGenericWorker = "generic-worker"
+	DialectDockerWorker  = "docker-worker"
+)
 
 // Payload is the part of the task payload this plugin owns.
 type Payload struct {
@@ -65,18 +95,30 @@ const (
 	VarTaskWorkdir = "TASK_WORKDIR"
 	VarTaskGroupID = "TASK_GROUP_ID"
 	VarRootURL     = "TASKCLUSTER_ROOT_URL"
+	// VarWorkerType and VarWorkerGroup are set for docker-worker payloads.
+	VarWorkerType  = "TASKCLUSTER_WORKER_TYPE"
+	VarWorkerGroup = "TASKCLUSTER_WORKER_GROUP"
 )
 
-type plugin struct{}
+type plugin struct {
+	dockerWorker bool
+}
 
 var _ plugins.Plugin = (*plugin)(nil)
 
-// New returns the env plugin. opts.Config must be empty, null or {}.
+// New returns the env plugin. opts.Config is empty, null or a Config; an
+// unknown dialect is an error naming it.
 func New(opts plugins.Options) (plugins.Plugin, error) {
-	if err := plugins.DecodeConfig(opts.Config, &Config{}); err != nil {
+	var c Config
+	if err := plugins.DecodeConfig(opts.Config, &c); err != nil {
 		return nil, fmt.Errorf("plugins.env: %w", err)
 	}
-	return &plugin{}, nil
+	switch c.Dialect {
+	case "", DialectGenericWorker, DialectDockerWorker:
+	default:
+		return nil, fmt.Errorf("plugins.env.dialect: %q is not one of %q, %q", c.Dialect, DialectGenericWorker, DialectDockerWorker)
+	}
+	return &plugin{dockerWorker: c.Dialect == DialectDockerWorker}, nil
 }
 
 // Close does nothing.
@@ -84,7 +126,7 @@ func (*plugin) Close() error { return nil }
 
 // NewTaskPlugin decodes `payload.env` and checks names and values for what
 // no engine accepts.
-func (*plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+func (pl *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
 	var p Payload
 	if err := plugins.DecodePayloadField(tc.Definition.Payload, "env", &p.Env); err != nil {
 		return nil, err
@@ -104,16 +146,37 @@ func (*plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskP
 	if len(reasons) > 0 {
 		return nil, task.MalformedPayload(reasons...)
 	}
-	return &taskPlugin{tc: tc, env: p.Env}, nil
+	return &taskPlugin{tc: tc, env: p.Env, dockerWorker: pl.dockerWorker}, nil
 }
 
 type taskPlugin struct {
 	plugins.Base
-	tc  *task.Context
-	env map[string]string
+	tc           *task.Context
+	env          map[string]string
+	dockerWorker bool
 }
 
-// WorkerVars returns the variables the worker sets for the run, by name.
+// DockerWorkerVars returns the variables the worker sets for a run of a
+// docker-worker payload, by name (see the package documentation).
+func DockerWorkerVars(tc *task.Context) map[string]string {
+	vars := map[string]string{
+		VarTaskID: tc.TaskID,
+		VarRunID:  strconv.Itoa(tc.RunID),
+	}
+	if tc.Worker.RootURL != "" {
+		vars[VarRootURL] = tc.Worker.RootURL
+	}
+	if _, workerType, ok := strings.Cut(tc.Worker.WorkerPoolID, "/"); ok && workerType != "" {
+		vars[VarWorkerType] = workerType
+	}
+	if tc.Worker.WorkerGroup != "" {
+		vars[VarWorkerGroup] = tc.Worker.WorkerGroup
+	}
+	return vars
+}
+
+// WorkerVars returns the variables the worker sets for a run of a
+// generic-worker payload, by name.
 func WorkerVars(tc *task.Context) map[string]string {
 	vars := map[string]string{
 		VarTaskID:      tc.TaskID,
@@ -132,6 +195,9 @@ func WorkerVars(tc *task.Context) map[string]string {
 // BuildSandbox sets the worker's variables, then the payload's.
 func (p *taskPlugin) BuildSandbox(_ context.Context, b engines.SandboxBuilder) error {
 	worker := WorkerVars(p.tc)
+	if p.dockerWorker {
+		worker = DockerWorkerVars(p.tc)
+	}
 	for _, name := range sortedKeys(worker) {
 		if err := b.SetEnv(name, worker[name]); err != nil {
 			return fmt.Errorf("setting %s: %w", name, err)
