@@ -47,6 +47,29 @@
 // walk (a line waits for the uploads listed before it). Artifacts are collected after a maxRunTime kill
 // too: Stopped receives the killed task's result.
 //
+// # docker-worker payloads
+//
+// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
+// and linux-podman profiles set it; the JSON shape alone cannot tell the
+// dialects apart for an absent or empty field, and the config makes the
+// choice explicit per profile) `payload.artifacts` is docker-worker's map
+// (schemas/docker-worker/v1/payload.json): artifact name -> {type
+// file|directory|volume, path in the container, expires}, published in
+// name order with the rules above, except (as docker-worker's
+// features/artifacts.js does):
+//
+//   - a missing path (file-missing-on-worker) or the wrong kind
+//     (invalid-resource-on-worker) is an error artifact with a task log
+//     line, and does not fail the run ("too many tasks rely on" it,
+//     upstream says); other problems (unreadable file, upload) fail it as
+//     above;
+//   - `volume` (d2g's type: a host directory mounted into the container) is
+//     published like a directory, copied out after the task; the worker
+//     does not create the directory before the task starts, and says so
+//     in the task log;
+//   - `features.artifacts: false` publishes none of them (a log line says
+//     so); docker-worker's default is true.
+//
 // Engines must keep a engines.File passed to ExtractFolder's callback usable
 // until ResultSet.Dispose: uploads run after the callback returned.
 package artifacts
@@ -80,20 +103,40 @@ const DefaultUploadConcurrency = 4
 // maxErrorMessage is the Queue's limit on an error artifact's message.
 const maxErrorMessage = 4096
 
-// Config is the plugin's worker config section; it has no fields yet.
-type Config struct{}
+// Config is the plugin's worker config section (`plugins.artifacts`).
+type Config struct {
+	// Dialect is the payload dialect: "" or DialectGenericWorker (the
+	// `artifacts` array), or DialectDockerWorker (the `artifacts` map and
+	// `features.artifacts`). Profiles set it; see
+	// schemas/plugins/artifacts.cue.
+	Dialect string `json:"dialect,omitempty"`
+}
+
+// Payload dialects Config.Dialect names.
+const (
+	DialectGenericWorker = "generic-worker"
+	DialectDockerWorker  = "docker-worker"
+)
 
 type plugin struct {
-	concurrency int
+	concurrency  int
+	dockerWorker bool
 }
 
 var _ plugins.Plugin = (*plugin)(nil)
 
-// New returns the artifacts plugin. opts.Config must be empty, null or {};
-// opts.Worker.UploadConcurrency must not be negative.
+// New returns the artifacts plugin. opts.Config is empty, null or a Config
+// (an unknown dialect is an error naming it); opts.Worker.UploadConcurrency
+// must not be negative.
 func New(opts plugins.Options) (plugins.Plugin, error) {
-	if err := plugins.DecodeConfig(opts.Config, &Config{}); err != nil {
+	var cfg Config
+	if err := plugins.DecodeConfig(opts.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("plugins.artifacts: %w", err)
+	}
+	switch cfg.Dialect {
+	case "", DialectGenericWorker, DialectDockerWorker:
+	default:
+		return nil, fmt.Errorf("plugins.artifacts.dialect: %q is not one of %q, %q", cfg.Dialect, DialectGenericWorker, DialectDockerWorker)
 	}
 	c := opts.Worker.UploadConcurrency
 	switch {
@@ -102,16 +145,35 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	case c == 0:
 		c = DefaultUploadConcurrency
 	}
-	return &plugin{concurrency: c}, nil
+	return &plugin{concurrency: c, dockerWorker: cfg.Dialect == DialectDockerWorker}, nil
 }
 
 // Close does nothing.
 func (*plugin) Close() error { return nil }
 
-// NewTaskPlugin decodes and checks `payload.artifacts`.
+// NewTaskPlugin decodes and checks `payload.artifacts` (and, for
+// docker-worker payloads, `features.artifacts`).
 func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
-	specs, err := decodeArtifacts(tc.Definition)
-	if err != nil {
+	var specs []spec
+	var err error
+	if p.dockerWorker {
+		var enabled bool
+		specs, enabled, err = decodeDockerWorkerArtifacts(tc.Definition)
+		if err != nil {
+			return nil, err
+		}
+		if !enabled {
+			if len(specs) > 0 {
+				tc.Logf("payload.features.artifacts is false: the %d artifacts of payload.artifacts are not published", len(specs))
+			}
+			specs = nil
+		}
+		for _, s := range specs {
+			if s.volume {
+				tc.Logf("%s: type \"volume\" is published like a directory, copied out of the container after the task; unlike d2g, the worker does not create %q before the task starts", s.field, s.path)
+			}
+		}
+	} else if specs, err = decodeArtifacts(tc.Definition); err != nil {
 		return nil, err
 	}
 	tp := &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency}
@@ -211,6 +273,7 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq int, s spec, err error) error {
 	kind := s.typ
 	var reason string
+	lenient := false // the error artifact does not fail the run
 	switch {
 	case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
 		if s.optional {
@@ -219,8 +282,10 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 			return nil
 		}
 		reason = task.ErrorFileMissingOnWorker
+		lenient = s.lenient
 	case errors.Is(err, engines.ErrNotAFile), errors.Is(err, engines.ErrNotAFolder), errors.Is(err, engines.ErrOutsideTaskDir):
 		reason = task.ErrorInvalidResourceOnWorker
+		lenient = s.lenient
 	case errors.Is(err, fs.ErrPermission):
 		reason = ErrorFileNotReadableOnWorker
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -228,21 +293,26 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 	default:
 		return fmt.Errorf("reading %s artifact %q from %q: %w", kind, s.name, s.path, err)
 	}
-	p.failed.Store(true)
 	msg := fmt.Sprintf("%s artifact %q (%s): %q: %v", kind, s.name, s.field, s.path, err)
+	note := ""
+	if lenient {
+		note = " (as in docker-worker, this does not fail the task)"
+	} else {
+		p.failed.Store(true)
+	}
 	g.Go(func() error {
 		defer p.log.done(seq)
-		return p.publishError(ctx, seq, s, s.name, reason, msg)
+		return p.publishError(ctx, seq, s, s.name, reason, msg, note)
 	})
 	return nil
 }
 
-// publishError publishes an error artifact.
-func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, reason, msg string) error {
+// publishError publishes an error artifact; note ends the task log line.
+func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, reason, msg, note string) error {
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 	}
-	p.log.note(seq, "artifact %q: error artifact (%s): %s", name, reason, msg)
+	p.log.note(seq, "artifact %q: error artifact (%s): %s%s", name, reason, msg, note)
 	err := p.tc.Artifacts.Publish(ctx, task.Artifact{
 		Name:    name,
 		Kind:    task.ArtifactError,
@@ -271,7 +341,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 			reason = task.ErrorInvalidResourceOnWorker
 		}
 		p.failed.Store(true)
-		return p.publishError(ctx, seq, s, name, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", s.path, name, s.field, err))
+		return p.publishError(ctx, seq, s, name, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", s.path, name, s.field, err), "")
 	}
 	first := &openOnce{rc: rc}
 	defer first.release()
@@ -283,7 +353,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 	if contentType == "" {
 		if contentType, err = first.sniff(); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, seq, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err))
+			return p.publishError(ctx, seq, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err), "")
 		}
 	}
 	encoding := s.contentEncoding

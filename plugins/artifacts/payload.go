@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,9 +50,28 @@ const (
 	EncodingIdentity = "identity"
 )
 
+// DockerWorkerArtifact is one value of docker-worker's `artifacts` map
+// (schemas/docker-worker/v1/payload.json, definitions.artifact); the map key
+// is the artifact name.
+type DockerWorkerArtifact struct {
+	// Type is "file", "directory" or "volume" (d2g's: published like a
+	// directory; see the package documentation).
+	Type string `json:"type"`
+	// Path is the file or directory in the container, absolute (a relative
+	// path is taken relative to the container's working directory).
+	Path string `json:"path"`
+	// Expires is an RFC 3339 date-time in [task.deadline, task.expires];
+	// default: task.expires.
+	Expires string `json:"expires,omitempty"`
+}
+
+// TypeVolume is docker-worker's d2g-only artifact type, published like a
+// directory.
+const TypeVolume = "volume"
+
 // spec is a validated payload artifact.
 type spec struct {
-	field           string // "payload.artifacts[3]"
+	field           string // "payload.artifacts[3]", `payload.artifacts["public/x"]`
 	typ             string
 	path            string
 	name            string
@@ -58,6 +79,10 @@ type spec struct {
 	contentType     string
 	contentEncoding string
 	optional        bool
+	// lenient: a missing path or the wrong kind is an error artifact that
+	// does not fail the run (docker-worker).
+	lenient bool
+	volume  bool // docker-worker type "volume", published as a directory
 }
 
 // decodeArtifacts decodes and checks `payload.artifacts` against the task
@@ -113,15 +138,9 @@ func decodeArtifacts(def task.Definition) ([]spec, error) {
 			reasons = append(reasons, fmt.Sprintf("%s.contentType: longer than the Queue's limit of 255 characters", field))
 		}
 		if a.Expires != "" {
-			exp, err := time.Parse(time.RFC3339Nano, a.Expires)
-			switch {
-			case err != nil:
-				reasons = append(reasons, fmt.Sprintf("%s.expires: %q is not an RFC 3339 date-time", field, a.Expires))
-			case !def.Deadline.IsZero() && exp.Before(def.Deadline):
-				reasons = append(reasons, fmt.Sprintf("%s.expires: %s is before the task's deadline %s", field, a.Expires, def.Deadline.UTC().Format(time.RFC3339Nano)))
-			case !def.Expires.IsZero() && exp.After(def.Expires):
-				reasons = append(reasons, fmt.Sprintf("%s.expires: %s is after the task's expires %s", field, a.Expires, def.Expires.UTC().Format(time.RFC3339Nano)))
-			default:
+			if exp, reason := checkExpires(def, field, a.Expires); reason != "" {
+				reasons = append(reasons, reason)
+			} else {
 				s.expires = exp
 			}
 		}
@@ -141,6 +160,80 @@ func decodeArtifacts(def task.Definition) ([]spec, error) {
 		return nil, task.MalformedPayload(reasons...)
 	}
 	return specs, nil
+}
+
+// checkExpires parses an artifact's expires and checks it lies within
+// [task.deadline, task.expires]; a problem is returned as a reason.
+func checkExpires(def task.Definition, field, expires string) (time.Time, string) {
+	exp, err := time.Parse(time.RFC3339Nano, expires)
+	switch {
+	case err != nil:
+		return time.Time{}, fmt.Sprintf("%s.expires: %q is not an RFC 3339 date-time", field, expires)
+	case !def.Deadline.IsZero() && exp.Before(def.Deadline):
+		return time.Time{}, fmt.Sprintf("%s.expires: %s is before the task's deadline %s", field, expires, def.Deadline.UTC().Format(time.RFC3339Nano))
+	case !def.Expires.IsZero() && exp.After(def.Expires):
+		return time.Time{}, fmt.Sprintf("%s.expires: %s is after the task's expires %s", field, expires, def.Expires.UTC().Format(time.RFC3339Nano))
+	}
+	return exp, ""
+}
+
+// decodeDockerWorkerArtifacts decodes and checks docker-worker's
+// `payload.artifacts` map, in the order of the names; every problem is one
+// reason of a malformed-payload error. It also returns
+// `features.artifacts` (default true).
+func decodeDockerWorkerArtifacts(def task.Definition) ([]spec, bool, error) {
+	var features struct {
+		Artifacts *bool `json:"artifacts"`
+	}
+	if err := plugins.DecodePayloadField(def.Payload, "features", &features); err != nil {
+		return nil, false, err
+	}
+	enabled := features.Artifacts == nil || *features.Artifacts
+	var m map[string]json.RawMessage
+	if err := plugins.DecodePayloadField(def.Payload, "artifacts", &m); err != nil {
+		return nil, false, err
+	}
+	var reasons []string
+	specs := make([]spec, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		field := fmt.Sprintf("payload.artifacts[%q]", name)
+		var a DockerWorkerArtifact
+		dec := json.NewDecoder(bytes.NewReader(m[name]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a); err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", field, err))
+			continue
+		}
+		s := spec{field: field, typ: a.Type, path: a.Path, name: name, expires: def.Expires, lenient: true}
+		n := len(reasons)
+		switch a.Type {
+		case TypeFile, TypeDirectory:
+		case TypeVolume:
+			s.typ, s.volume = TypeDirectory, true
+		default:
+			reasons = append(reasons, fmt.Sprintf("%s.type: %q is not one of \"file\", \"directory\", \"volume\"", field, a.Type))
+		}
+		if a.Path == "" {
+			reasons = append(reasons, fmt.Sprintf("%s.path: must not be empty", field))
+		}
+		if err := ValidateName(name); err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", field, err))
+		}
+		if a.Expires != "" {
+			if exp, reason := checkExpires(def, field, a.Expires); reason != "" {
+				reasons = append(reasons, reason)
+			} else {
+				s.expires = exp
+			}
+		}
+		if len(reasons) == n {
+			specs = append(specs, s)
+		}
+	}
+	if len(reasons) > 0 {
+		return nil, false, task.MalformedPayload(reasons...)
+	}
+	return specs, enabled, nil
 }
 
 // ValidateName checks an artifact name against what the Queue accepts and
