@@ -108,7 +108,8 @@ type plugin struct {
 
 var _ plugins.Plugin = (*plugin)(nil)
 
-// New returns the mounts plugin. It creates cachesDir and downloadsDir.
+// New returns the mounts plugin. cachesDir and downloadsDir are created
+// when first needed.
 func New(opts plugins.Options) (plugins.Plugin, error) {
 	var cfg Config
 	if raw := bytes.TrimSpace(opts.Config); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
@@ -150,10 +151,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plugins.mounts: %w", err)
 		}
-		*d = abs
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return nil, fmt.Errorf("plugins.mounts: %w", err)
-		}
+		*d = abs // created on first use: a worker whose tasks mount nothing leaves no trace
 	}
 	return p, nil
 }
