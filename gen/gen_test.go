@@ -109,7 +109,7 @@ func TestMainGoWiring(t *testing.T) {
 	}
 	require.True(t, slices.IsSorted(idx), "plugins out of stage order:\n%s", src)
 	require.Contains(t, src, "New:  native.New")
-	require.Contains(t, src, `Path:    "mounts"`)
+	require.Contains(t, src, `Path:    "osGroups"`)
 	require.Contains(t, src, "//go:embed payload.schema.json")
 }
 
@@ -199,7 +199,8 @@ func TestExportedSchemas(t *testing.T) {
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "logs": {"other": "x"}}`,
-		`{"command": [["true"]], "maxRunTime": 1, "mounts": []}`,
+		`{"command": [["true"]], "maxRunTime": 1, "osGroups": []}`,
+		`{"command": [["true"]], "maxRunTime": 1, "mounts": [{"cacheName": "c"}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "rdpInfo": "x"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "unknown": true}`,
 	}

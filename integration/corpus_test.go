@@ -48,6 +48,7 @@ func TestCorpusPosixTasksResolve(t *testing.T) {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, workerBin, "run", "--output", out, f)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+			cmd.Dir = t.TempDir() // the worker's default tasks, caches and downloads directories
 			stdout, err := cmd.CombinedOutput()
 			require.NoError(t, ctx.Err(), "the task hung")
 			code := 0

@@ -203,7 +203,7 @@ func TestResolutions(t *testing.T) {
 	failed := e.task(map[string]any{"command": sh("exit 7"), "maxRunTime": 30}, 0)
 	malformed := e.task(map[string]any{"command": sh("true"), "maxRunTime": "thirty"}, 0)
 	intermittent := e.task(map[string]any{"command": sh("exit 75"), "maxRunTime": 30, "onExitStatus": map[string]any{"retry": []int{75}}}, 1)
-	unsupported := e.task(map[string]any{"command": sh("true"), "maxRunTime": 30, "mounts": []any{}}, 0)
+	unsupported := e.task(map[string]any{"command": sh("true"), "maxRunTime": 30, "osGroups": []any{}}, 0)
 	cmd, out := e.start(map[string]any{"numberOfTasksToRun": 5})
 	e.wait(cmd, out)
 
@@ -218,7 +218,7 @@ func TestResolutions(t *testing.T) {
 	log := e.artifact(malformed, 0, "public/logs/live_backing.log")
 	assert.Contains(t, log, "payload.maxRunTime")
 	log = e.artifact(unsupported, 0, "public/logs/live_backing.log")
-	assert.Contains(t, log, "payload.mounts")
+	assert.Contains(t, log, "payload.osGroups")
 	log = e.artifact(completed, 0, "public/logs/live_backing.log")
 	assert.Contains(t, log, "hello\n")
 	assert.Contains(t, log, "resolution: completed")
