@@ -23,6 +23,32 @@
 // For a run that ended early the payload may be invalid: the names and flags
 // are taken from it when they decode, else the defaults apply.
 //
+// # docker-worker payloads
+//
+// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
+// and linux-podman profiles set it) the names and switches are
+// docker-worker's (schemas/docker-worker/v1/payload.json; behaviour from
+// docker-worker's features/local_live_log.js, bulk_log.js and
+// logs_location.js):
+//
+//   - `log` names the live log (default "public/logs/live.log"); the backing
+//     log's name is derived from it by inserting "_backing" before the
+//     extension: "apple/banana.log.txt" -> "apple/banana.log_backing.txt",
+//     default "public/logs/live_backing.log". (For a name without "/",
+//     docker-worker's derivation would start with "/", which the Queue
+//     refuses; the backing name then has no leading slash.)
+//   - `features.localLiveLog` (default true) publishes the live and backing
+//     logs as above; the live log is streamed while the task runs when the
+//     worker config enables live logs, else it is only the link published
+//     at the end, and a task that sets the feature explicitly is told so in
+//     its log. False publishes neither.
+//   - `features.bulkLog` (default false, as docker-worker's features.js has
+//     it; the upstream schema says true) also publishes the complete log as
+//     "public/logs/terminal_bulk.log.gz" (gzip content encoding).
+//
+// The generic-worker fields (`logs`, `features.backingLog`,
+// `features.liveLog`) are not read for docker-worker payloads.
+//
 // The plugin must come last in the profile's plugin order so that the log it
 // publishes holds what the other plugins wrote in their Finished stage.
 package tasklog
@@ -36,6 +62,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
@@ -56,6 +83,40 @@ const ContentType = "text/plain; charset=utf-8"
 type Config struct {
 	// LiveLog enables streaming the log of running tasks; nil disables it.
 	LiveLog *LiveConfig `json:"liveLog,omitempty"`
+	// Dialect is the payload dialect: "" or DialectGenericWorker, or
+	// DialectDockerWorker. Profiles set it; see schemas/plugins/tasklog.cue.
+	Dialect string `json:"dialect,omitempty"`
+}
+
+// Payload dialects Config.Dialect names.
+const (
+	DialectGenericWorker = "generic-worker"
+	DialectDockerWorker  = "docker-worker"
+)
+
+// BulkLogName is the artifact docker-worker's features.bulkLog publishes.
+const BulkLogName = "public/logs/terminal_bulk.log.gz"
+
+// DockerWorkerFeatures is the part of docker-worker's `features` object
+// this plugin reads.
+type DockerWorkerFeatures struct {
+	LocalLiveLog *bool `json:"localLiveLog,omitempty"`
+	BulkLog      *bool `json:"bulkLog,omitempty"`
+}
+
+// BackingName returns docker-worker's backing log name for live log name
+// live: "_backing" inserted before the extension of the last path segment
+// (Node's path.parse rules: a leading dot does not start an extension).
+func BackingName(live string) string {
+	dir, base := "", live
+	if i := strings.LastIndexByte(live, '/'); i >= 0 {
+		dir, base = live[:i+1], live[i+1:]
+	}
+	stem, ext := base, ""
+	if i := strings.LastIndexByte(base, '.'); i > 0 {
+		stem, ext = base[:i], base[i:]
+	}
+	return dir + stem + "_backing" + ext
 }
 
 // Logs is upstream's `logs` object.
@@ -74,6 +135,9 @@ type Features struct {
 type settings struct {
 	live, backing     string
 	liveOn, backingOn bool
+	bulkOn            bool // docker-worker features.bulkLog
+	// liveAsked: the payload set docker-worker's features.localLiveLog true.
+	liveAsked bool
 }
 
 func defaults() settings {
@@ -81,7 +145,8 @@ func defaults() settings {
 }
 
 type plugin struct {
-	live *liveServer // nil when live logs are disabled
+	live         *liveServer // nil when live logs are disabled
+	dockerWorker bool
 }
 
 var (
@@ -97,7 +162,12 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	if err := plugins.DecodeConfig(opts.Config, &c); err != nil {
 		return nil, fmt.Errorf("plugins.tasklog: %w", err)
 	}
-	p := &plugin{}
+	switch c.Dialect {
+	case "", DialectGenericWorker, DialectDockerWorker:
+	default:
+		return nil, fmt.Errorf("plugins.tasklog.dialect: %q is not one of %q, %q", c.Dialect, DialectGenericWorker, DialectDockerWorker)
+	}
+	p := &plugin{dockerWorker: c.Dialect == DialectDockerWorker}
 	if c.LiveLog != nil && c.LiveLog.ListenAddress != "" {
 		log := opts.Logger
 		if log == nil {
@@ -120,23 +190,66 @@ func (p *plugin) Close() error {
 	return nil
 }
 
-// NewTaskPlugin decodes `payload.logs` and the log feature flags.
+// NewTaskPlugin decodes `payload.logs` and the log feature flags
+// (docker-worker: `payload.log` and its log features).
 func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
-	s, err := decodeSettings(tc.Definition.Payload)
+	s, err := p.decodeSettings(tc.Definition.Payload)
 	if err != nil {
 		return nil, err
 	}
-	return &taskPlugin{tc: tc, s: s, live: p.live}, nil
+	return &taskPlugin{tc: tc, s: s, live: p.live, dockerWorker: p.dockerWorker}, nil
 }
 
 // RunEndedEarly publishes the log of a run that ended before NewTaskPlugin
 // was called or succeeded.
-func (*plugin) RunEndedEarly(ctx context.Context, tc *task.Context, _ task.Resolution) error {
-	s, err := decodeSettings(tc.Definition.Payload)
+func (p *plugin) RunEndedEarly(ctx context.Context, tc *task.Context, _ task.Resolution) error {
+	s, err := p.decodeSettings(tc.Definition.Payload)
 	if err != nil {
 		s = defaults()
 	}
 	return publish(ctx, tc, s)
+}
+
+func (p *plugin) decodeSettings(payload json.RawMessage) (settings, error) {
+	if p.dockerWorker {
+		return decodeDockerWorkerSettings(payload)
+	}
+	return decodeSettings(payload)
+}
+
+// decodeDockerWorkerSettings reads docker-worker's `log` and log features.
+func decodeDockerWorkerSettings(payload json.RawMessage) (settings, error) {
+	s := defaults()
+	var reasons []string
+	var live string
+	if err := plugins.DecodePayloadField(payload, "log", &live); err != nil {
+		reasons = append(reasons, err.Error())
+	}
+	if live != "" {
+		s.live, s.backing = live, BackingName(live)
+	}
+	var f DockerWorkerFeatures
+	if err := plugins.DecodePayloadField(payload, "features", &f); err != nil {
+		reasons = append(reasons, err.Error())
+	}
+	if f.LocalLiveLog != nil {
+		s.liveOn, s.backingOn = *f.LocalLiveLog, *f.LocalLiveLog
+		s.liveAsked = *f.LocalLiveLog
+	}
+	s.bulkOn = f.BulkLog != nil && *f.BulkLog
+	if s.liveOn {
+		if err := artifacts.ValidateName(s.live); err != nil {
+			reasons = append(reasons, fmt.Sprintf("payload.log: %v", err))
+		} else if err := artifacts.ValidateName(s.backing); err != nil {
+			reasons = append(reasons, fmt.Sprintf("payload.log: the backing log name derived from it: %v", err))
+		} else if s.live == BulkLogName || s.backing == BulkLogName {
+			reasons = append(reasons, fmt.Sprintf("payload.log: %q is the name of the bulk log", s.live))
+		}
+	}
+	if len(reasons) > 0 {
+		return defaults(), task.MalformedPayload(reasons...)
+	}
+	return s, nil
 }
 
 func decodeSettings(payload json.RawMessage) (settings, error) {
@@ -196,9 +309,10 @@ func decodeSettings(payload json.RawMessage) (settings, error) {
 
 type taskPlugin struct {
 	plugins.Base
-	tc   *task.Context
-	s    settings
-	live *liveServer
+	tc           *task.Context
+	s            settings
+	live         *liveServer
+	dockerWorker bool
 
 	stop func() // ends the live stream and unregisters it
 }
@@ -206,6 +320,12 @@ type taskPlugin struct {
 // Started publishes `logs.live` as a reference to the live stream when live
 // logs are enabled.
 func (p *taskPlugin) Started(ctx context.Context, _ engines.Sandbox) error {
+	switch {
+	case p.s.liveAsked && p.live == nil:
+		p.tc.Logf("features.localLiveLog: this worker does not stream live logs (plugins.tasklog.liveLog is not configured); %s will link to the complete log %s once the task ends", p.s.live, p.s.backing)
+	case p.dockerWorker && !p.s.backingOn && !p.s.bulkOn:
+		p.tc.Logf("features.localLiveLog and features.bulkLog are false: no task log artifact will be published")
+	}
 	if p.live == nil || !p.s.liveOn || p.tc.LogPath == "" {
 		return nil
 	}
@@ -249,9 +369,10 @@ func (p *taskPlugin) endStream() {
 	}
 }
 
-// publish publishes the backing log and the live log link.
+// publish publishes the backing log and the live log link (and
+// docker-worker's bulk log).
 func publish(ctx context.Context, tc *task.Context, s settings) error {
-	if !s.backingOn {
+	if !s.backingOn && !s.bulkOn {
 		return nil
 	}
 	if tc.LogPath == "" {
@@ -262,6 +383,24 @@ func publish(ctx context.Context, tc *task.Context, s settings) error {
 		return fmt.Errorf("publishing the task log: %w", err)
 	}
 	logPath := tc.LogPath
+	if s.bulkOn {
+		err := tc.Artifacts.Publish(ctx, task.Artifact{
+			Name:            BulkLogName,
+			Kind:            task.ArtifactFile,
+			Expires:         tc.Definition.Expires,
+			ContentType:     ContentType,
+			ContentEncoding: artifacts.EncodingGzip,
+			Size:            fi.Size(),
+			Path:            logPath,
+			Open:            func() (io.ReadCloser, error) { return os.Open(logPath) },
+		})
+		if err != nil {
+			return publishErr(BulkLogName, err)
+		}
+	}
+	if !s.backingOn {
+		return nil
+	}
 	err = tc.Artifacts.Publish(ctx, task.Artifact{
 		Name:            s.backing,
 		Kind:            task.ArtifactFile,
