@@ -25,6 +25,7 @@ import (
 	"github.com/workergen/workergen/engines/container"
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/plugins/artifacts"
 	"github.com/workergen/workergen/plugins/env"
 	"github.com/workergen/workergen/plugins/exitstatus"
 	"github.com/workergen/workergen/plugins/maxruntime"
@@ -109,7 +110,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New}
+	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New, "artifacts": artifacts.New}
 	b := worker.Build{Profile: p.Name, Binary: p.Binary, Engine: worker.EngineEntry{Name: "container", New: container.New}, PayloadSchema: p.PayloadSchema, ConfigSchema: p.ConfigSchema, DefaultConfig: p.DefaultConfig, ProfileJSON: p.ProfileJSON}
 	for _, pl := range p.Plugins {
 		c, ok := ctors[pl.Name]
@@ -123,9 +124,17 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	}
 	ec["socket"] = sock
 	engineCfg, _ := json.Marshal(ec)
+	// The plugins' sections are the profile's defaults (the plugins' payload
+	// dialect), as LoadConfig gives the built worker.
+	var defaults struct {
+		Plugins map[string]json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal(p.DefaultConfig, &defaults); err != nil {
+		t.Fatal(err)
+	}
 	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d", os.Getpid()),
 		Capacity: 1, TasksDir: t.TempDir(), MaxTaskRunTime: 3600, ReclaimMargin: 30, ArtifactUpload: "s3", UploadConcurrency: 2,
-		Engine: engineCfg}
+		Engine: engineCfg, Plugins: defaults.Plugins}
 	r, err := worker.NewRunner(b, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
