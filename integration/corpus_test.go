@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +90,24 @@ func TestCorpusPosixTasksResolve(t *testing.T) {
 		})
 	}
 	assert.Positive(t, ran)
+}
+
+// TestWorkerLinesFollowTaskOutput checks that a line the worker writes when
+// a command ends never overtakes what the command printed just before.
+func TestWorkerLinesFollowTaskOutput(t *testing.T) {
+	dir := t.TempDir()
+	taskFile := filepath.Join(dir, "task.json")
+	require.NoError(t, os.WriteFile(taskFile, []byte(`{"payload": {"maxRunTime": 30, "command": [
+		["/bin/sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done; echo last >&2; exit 3"],
+		["/bin/echo", "never runs"]]}}`), 0o644))
+	for i := range 10 {
+		out := filepath.Join(dir, strconv.Itoa(i))
+		_ = exec.Command(workerBin, "run", "--output", out, taskFile).Run()
+		log, err := os.ReadFile(filepath.Join(out, "task.log"))
+		require.NoError(t, err)
+		last := strings.Index(string(log), "last\n")
+		exited := strings.Index(string(log), "exited with code 3")
+		require.True(t, last >= 0 && exited >= 0, "log:\n%s", log)
+		require.Less(t, last, exited, "run %d: the exit line overtook the output:\n%s", i, log)
+	}
 }

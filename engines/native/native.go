@@ -71,7 +71,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -240,6 +239,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		w:       w,
 		done:    make(chan struct{}),
 		readEnd: make(chan struct{}),
+		outSync: newOutputSync(),
 		start:   time.Now(),
 	}
 	if b.e.goos == "windows" {
@@ -268,6 +268,7 @@ type sandbox struct {
 	start  time.Time
 
 	r, w    *os.File      // output pipe
+	outSync *outputSync   // orders worker lines after the task's output
 	readEnd chan struct{} // closed when read returns
 	done    chan struct{} // closed when run has finished everything
 
@@ -287,7 +288,7 @@ var _ engines.Sandbox = (*sandbox)(nil)
 func (s *sandbox) read() {
 	defer close(s.readEnd)
 	buf := make([]byte, 256<<10)
-	_, err := io.CopyBuffer(logWriter{s.tc.Log}, s.r, buf)
+	err := s.outSync.copyOut(logWriter{s.tc.Log}, s.r, buf)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, os.ErrClosed) {
 		s.e.logger.Warn("reading task output", "taskId", s.tc.TaskID, "error", err)
 	}
@@ -363,6 +364,7 @@ func (s *sandbox) run() {
 			break
 		}
 		res.exitCode = st.code
+		s.outSync.wait(s.w) // the command's last output comes before our lines
 		if st.signal != "" {
 			res.exitCode = -1
 			s.mu.Lock()

@@ -1,0 +1,99 @@
+package native
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"os"
+	"time"
+)
+
+// outputSync keeps worker lines ("command 1/2 exited with code 3") in order
+// with the task's own output. The task's stdout and stderr reach the log
+// through a pipe read by another goroutine, so when a command exits its
+// last bytes may still sit in the pipe. To wait for them, the engine writes
+// a random 16-byte token into the same pipe (one write, smaller than
+// PIPE_BUF, so atomic) and waits until the reader has reached it: every
+// byte the command wrote before exiting came before the token.
+type outputSync struct {
+	token [16]byte
+	seen  chan struct{} // receives one value per token the reader passed
+}
+
+func newOutputSync() *outputSync {
+	s := &outputSync{seen: make(chan struct{}, 1)}
+	_, _ = rand.Read(s.token[:])
+	return s
+}
+
+// syncTimeout bounds the wait for the reader: a background process flooding
+// the pipe must not stall the task.
+const syncTimeout = 2 * time.Second
+
+// wait writes the token to w and waits until copyOut passed it.
+func (o *outputSync) wait(w *os.File) {
+	if _, err := w.Write(o.token[:]); err != nil {
+		return
+	}
+	t := time.NewTimer(syncTimeout)
+	defer t.Stop()
+	select {
+	case <-o.seen:
+	case <-t.C:
+	}
+}
+
+// copyOut copies r to dst like io.CopyBuffer, dropping every token and
+// signalling it. A partial token at the end of a read is held back until
+// the next read tells whether it is one.
+func (o *outputSync) copyOut(dst io.Writer, r io.Reader, buf []byte) error {
+	tok := o.token[:]
+	held := 0 // bytes at the start of buf carried over from the last read
+	for {
+		n, rerr := r.Read(buf[held:])
+		data := buf[:held+n]
+		for {
+			i := bytes.Index(data, tok)
+			if i < 0 {
+				break
+			}
+			if i > 0 {
+				if _, err := dst.Write(data[:i]); err != nil {
+					return err
+				}
+			}
+			data = data[i+len(tok):]
+			select {
+			case o.seen <- struct{}{}:
+			default:
+			}
+		}
+		keep := 0
+		if rerr == nil {
+			keep = partialSuffix(data, tok)
+		}
+		if len(data)-keep > 0 {
+			if _, err := dst.Write(data[:len(data)-keep]); err != nil {
+				return err
+			}
+		}
+		held = copy(buf, data[len(data)-keep:])
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// partialSuffix returns the length of the longest suffix of data that is a
+// proper prefix of tok.
+func partialSuffix(data, tok []byte) int {
+	for k := min(len(tok)-1, len(data)); k > 0; k-- {
+		if bytes.Equal(data[len(data)-k:], tok[:k]) {
+			return k
+		}
+	}
+	return 0
+}
