@@ -24,6 +24,8 @@ func compileSchema(t *testing.T, doc []byte, draft *jsonschema.Draft) *jsonschem
 	c := jsonschema.NewCompiler()
 	if draft != nil {
 		c.DefaultDraft(draft)
+	} else {
+		c.AssertFormat() // as the worker compiles our schema (worker.CompileSchema)
 	}
 	if err := c.AddResource("mem://schema.json", v); err != nil {
 		t.Fatal(err)
@@ -193,6 +195,17 @@ func TestPayloadSchemaMatchesUpstream(t *testing.T) {
 		`{"image": "a", "maxRunTime": 1, "supersederUrl": "x"}`,
 		`{"image": "a", "maxRunTime": 1, "unknown": true}`,
 		`{"image": "a", "maxRunTime": 1, "env": {"A": 1}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": {"public/a": {"type": "file", "path": "/a"}}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": {"public/a": {"type": "volume", "path": "/a", "expires": "2030-01-01T00:00:00.000Z"}}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": {"public/a": {"type": "link", "path": "/a"}}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": {"public/a": {"type": "file"}}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": {"public/a": {"type": "file", "path": "/a", "name": "x"}}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": {"public/a": {"type": "file", "path": "/a", "expires": "tomorrow"}}}`,
+		`{"image": "a", "maxRunTime": 1, "artifacts": [{"type": "file", "path": "/a"}]}`,
+		`{"image": "a", "maxRunTime": 1, "log": "public/x.log", "features": {"bulkLog": true, "localLiveLog": false, "artifacts": false}}`,
+		`{"image": "a", "maxRunTime": 1, "log": 3}`,
+		`{"image": "a", "maxRunTime": 1, "features": {"bulkLog": "yes"}}`,
+		`{"image": "a", "maxRunTime": 1, "features": {"chainOfTrust": true}}`,
 	} {
 		var p map[string]any
 		if err := json.Unmarshal([]byte(extra), &p); err != nil {
@@ -234,6 +247,16 @@ func TestPayloadSchemaMatchesUpstream(t *testing.T) {
 			}
 			t.Logf("%s: %d docker-worker payloads: %d judged like upstream as they are, %d use fields the profile lacks (rejected; judged like upstream without them), %d invalid upstream",
 				profile, len(payloads), same, unsupported, upInvalid)
+			// Since artifacts, log and the artifacts/bulkLog/localLiveLog
+			// features are provided, 17 of the 73 corpus and d2g payloads
+			// (26 before) use a field the profile lacks: chainOfTrust,
+			// taskclusterProxy or interactive; plus one edge case above.
+			if lacking := p.Unsupported; len(lacking) != 3 {
+				t.Errorf("%s lacks %v, want only features.chainOfTrust, .interactive, .taskclusterProxy", profile, lacking)
+			}
+			if want := 18; unsupported != want {
+				t.Errorf("%d payloads use fields %s lacks, want %d", unsupported, profile, want)
+			}
 		})
 	}
 }
