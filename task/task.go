@@ -109,8 +109,9 @@ type Context struct {
 	// Data lets plugins share typed values within one run (for example the
 	// exitstatus plugin marks caches for purging that a cache plugin purges).
 	// Keys are plugin-defined; access goes through Value and SetValue.
-	data map[any]any
-	mu   sync.Mutex
+	data         map[any]any
+	explanations []string
+	mu           sync.Mutex
 }
 
 // PurgeCachesKey is the Context value key (see SetValue) under which a
@@ -142,6 +143,23 @@ func (c *Context) SetValue(key, v any) {
 		c.data = map[any]any{}
 	}
 	c.data[key] = v
+}
+
+// Explain records why the run is failing or ending (e.g. "maxRunTime of
+// 600 seconds exceeded"), in addition to logging it; the worker shows the
+// explanations with the resolution (run's summary, manifest). Safe for
+// concurrent use.
+func (c *Context) Explain(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.explanations = append(c.explanations, reason)
+}
+
+// Explanations returns what Explain recorded, in order.
+func (c *Context) Explanations() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.explanations...)
 }
 
 // Logf writes one line to the task log, prefixed with "[workergen] " the way

@@ -108,3 +108,36 @@ func TestJSONPath(t *testing.T) {
 	assert.Equal(t, `.command[0][1]`, JSONPath([]string{"command", "0", "1"}))
 	assert.Equal(t, `.env["A B"]`, JSONPath([]string{"env", "A B"}))
 }
+
+func TestParseTaskFileErrors(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ name, file, want string }{
+		{"empty", "", "the task file is empty"},
+		{"comment only", "# nothing\n", "the task file is empty"},
+		{"array", "[1]", "this one holds an array"},
+		{"payload null", `{"payload": null, "deadline": "{{now+1h}}"}`, "payload: must be an object"},
+		{"unknown key", `{"payload": {}, "bogusTop": 1}`, "bogusTop: not a task definition field"},
+		{"wrong type", `{"payload": {}, "retries": "five"}`, "retries: got string, want an integer"},
+		{"bad time", `{"payload": {}, "deadline": "tomorrow"}`, `deadline: "tomorrow" is not an ISO-8601 time`},
+		{"bad placeholder", `{"payload": {}, "deadline": "{{now+1x}}"}`, `unsupported time placeholder "{{now+1x}}"`},
+		{"expires before deadline", `{"payload": {}, "deadline": "{{now+1h}}", "expires": "{{now+1m}}"}`, "expires: "},
+		{"deadline passed", `{"payload": {}, "created": "{{now-2h}}", "deadline": "{{now-1h}}"}`, "has passed"},
+		{"duplicate key", "payload: {}\npayload: {}\n", "not valid JSON or YAML"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseTaskFile([]byte(tc.file), now)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestRunRejectsBadTaskID(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "t.json")
+	require.NoError(t, os.WriteFile(f, []byte(`{"name": "x"}`), 0o644))
+	var stdout, stderr strings.Builder
+	code := MainArgs(testBuild(), []string{"run", "--task-id", "../../escape", "--output", dir, f}, &stdout, &stderr)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr.String(), "not a Taskcluster slugid")
+}

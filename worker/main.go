@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -163,6 +164,9 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 	}
 	if *taskID == "" {
 		*taskID = NewSlugID()
+	} else if !slugPattern.MatchString(*taskID) {
+		fmt.Fprintf(stderr, "%s: --task-id %q is not a Taskcluster slugid (22 characters of URL-safe base64, as made by slugid.nice())\n", b.Binary, *taskID)
+		return ExitUsage
 	}
 	if def.TaskGroupID == "" {
 		def.TaskGroupID = *taskID
@@ -201,6 +205,9 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 	}
 	return ExitException
 }
+
+// slugPattern is the taskId pattern of queue/v1 task.json (slugid v4).
+var slugPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$`)
 
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelWarn

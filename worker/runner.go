@@ -360,11 +360,20 @@ func (ru *run) execute(ctx context.Context) Outcome {
 	out.Resolution = task.Resolution{State: task.Completed}
 	if !ok {
 		out.Resolution.State = task.Failed
+		explained := tc.Explanations()
+		ru.reasons = append(ru.reasons, explained...)
 		switch {
+		case len(explained) > 0:
 		case result.Killed():
-			ru.reasons = append(ru.reasons, "task was killed")
+			ru.reasons = append(ru.reasons, "task was killed by the worker")
+		case result.OOM():
+			ru.reasons = append(ru.reasons, "task ran out of memory")
+		case out.ExitCode < 0:
+			ru.reasons = append(ru.reasons, "task was terminated by a signal (see the task log)")
 		case out.ExitCode != 0:
 			ru.reasons = append(ru.reasons, fmt.Sprintf("task exited with code %d", out.ExitCode))
+		default:
+			ru.reasons = append(ru.reasons, "a plugin failed the task (see the task log)")
 		}
 	}
 	out.Reasons = ru.reasons
@@ -470,18 +479,33 @@ func (ru *run) checkPayload() error {
 			if hasPath(obj, u.Path) {
 				reasons = append(reasons, fmt.Sprintf("payload.%s: this worker's profile (%s) lacks support for it (it needs %s); run the task on a worker whose profile includes it, or remove the field",
 					u.Path, ru.r.Info.Profile, u.Feature))
+				deletePath(obj, u.Path) // the schema speaks about the rest
 			}
 		}
+	}
+	if ru.r.Payload != nil {
+		reasons = append(reasons, ru.r.Payload.ValidateValue("payload", doc)...)
 	}
 	if len(reasons) > 0 {
 		return task.MalformedPayload(reasons...)
 	}
-	if ru.r.Payload != nil {
-		if problems := ru.r.Payload.ValidateValue("payload", doc); len(problems) > 0 {
-			return task.MalformedPayload(problems...)
+	return nil
+}
+
+// deletePath removes the dot-separated path from obj, and parents it
+// leaves empty.
+func deletePath(obj map[string]any, path string) {
+	head, rest, nested := strings.Cut(path, ".")
+	if !nested {
+		delete(obj, head)
+		return
+	}
+	if m, ok := obj[head].(map[string]any); ok {
+		deletePath(m, rest)
+		if len(m) == 0 {
+			delete(obj, head)
 		}
 	}
-	return nil
 }
 
 // hasPath reports whether the dot-separated path names a present field

@@ -231,3 +231,19 @@ func TestRunCollectsMalformedReasonsFromAllPlugins(t *testing.T) {
 	assert.Equal(t, []string{"New", "Exception:exception/malformed-payload", "Dispose"}, b.Calls(), "created plugins see the exception")
 	assert.Equal(t, []string{"New", "Early:exception/malformed-payload"}, a.Calls(), "plugins that refused hear about the end")
 }
+
+func TestRunReportsUnsupportedAndSchemaProblemsTogether(t *testing.T) {
+	r, _ := newTestRunner(t)
+	out := r.Run(context.Background(), newTC(t, `{"mounts": [], "bogus": 1}`).tc, nil)
+	joined := strings.Join(out.Reasons, "\n")
+	assert.Contains(t, joined, "payload.mounts: this worker's profile")
+	assert.Contains(t, joined, "bogus")
+	assert.NotContains(t, joined, "'mounts'", "the schema does not repeat the unsupported field")
+}
+
+func TestValidateMergesTypeErrors(t *testing.T) {
+	sch, err := CompileSchema("s.json", []byte(`{"properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}}`))
+	require.NoError(t, err)
+	problems := sch.Validate("config", []byte(`{"n": "x"}`))
+	require.Len(t, problems, 1, "%q", problems)
+}

@@ -82,6 +82,25 @@ func (s *Schema) ValidateValue(root string, v any) []string {
 	}
 	walk(ve)
 	sort.Strings(out)
+	return mergeTypeErrors(out)
+}
+
+// mergeTypeErrors folds "X: got string, want integer" and "X: got string,
+// want number" (one type problem seen through two schema branches) into one
+// line.
+func mergeTypeErrors(lines []string) []string {
+	out := lines[:0:0]
+	for _, l := range lines {
+		if n := len(out); n > 0 {
+			prev := out[n-1]
+			pi, li := strings.Index(prev, ", want "), strings.Index(l, ", want ")
+			if pi > 0 && li > 0 && prev[:pi] == l[:li] {
+				out[n-1] = prev + " or " + l[li+len(", want "):]
+				continue
+			}
+		}
+		out = append(out, l)
+	}
 	return out
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,6 +97,13 @@ func (w *Worker) Work(ctx context.Context) error {
 	}
 	log.Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", capacity)
 
+	// claimWork failures are retried here, with a warning each time, rather
+	// than for minutes inside one call: an operator sees at once that the
+	// Queue is unreachable.
+	claimClient := *w.Client
+	claimClient.MaxElapsedTime = claimRetryWindow
+	var fatal error
+
 claimLoop:
 	for ctx.Err() == nil {
 		if limit > 0 && w.claimed.Load() >= limit {
@@ -129,7 +137,7 @@ claimLoop:
 		if idleLeft > 0 {
 			claimCtx, cancel = context.WithTimeout(ctx, idleLeft)
 		}
-		resp, err := w.Client.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
+		resp, err := claimClient.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
 			WorkerGroup: cfg.WorkerGroup, WorkerID: cfg.WorkerID, Tasks: n,
 		})
 		cancel()
@@ -139,6 +147,14 @@ claimLoop:
 			}
 			if errors.Is(err, context.DeadlineExceeded) && idleLeft > 0 {
 				continue // the idle check above decides
+			}
+			if code := taskcluster.StatusCode(err); code >= 400 && code < 500 && code != 408 && code != 429 {
+				// Bad credentials, missing scopes, a wrong workerPoolId:
+				// retrying cannot help.
+				fatal = fmt.Errorf("%w: claimWork for workerPoolId %q was refused (check credentials, their scopes queue:claim-work:%s and queue:worker-id:%s/%s, and rootUrl): %w",
+					ErrConfig, cfg.WorkerPoolID, cfg.WorkerPoolID, cfg.WorkerGroup, cfg.WorkerID, err)
+				log.Error("claimWork refused; stopping", "error", err)
+				break claimLoop
 			}
 			wait := backoff.next()
 			log.Warn("claimWork failed; backing off", "error", err, "retryIn", wait)
@@ -198,8 +214,11 @@ claimLoop:
 	}
 	<-done
 	log.Info("worker stopped", "claimed", w.claimed.Load(), "resolved", w.resolved.Load())
-	return nil
+	return fatal
 }
+
+// claimRetryWindow bounds the HTTP-level retries of one claimWork call.
+const claimRetryWindow = 20 * time.Second
 
 // activeRun is one claimed run.
 type activeRun struct {
@@ -495,6 +514,9 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
 	if err := w.Work(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
+		if errors.Is(err, ErrConfig) {
+			return ExitUsage
+		}
 		return ExitInternal
 	}
 	return 0
@@ -508,6 +530,9 @@ func checkWorkConfig(cfg *Config) error {
 	}
 	if cfg.Credentials.ClientID == "" || cfg.Credentials.AccessToken == "" {
 		missing = append(missing, "config.credentials: clientId and accessToken are required for work (or set TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN)")
+	}
+	if c := cfg.Credentials.Certificate; c != "" && !json.Valid([]byte(c)) {
+		missing = append(missing, "config.credentials.certificate (or TASKCLUSTER_CERTIFICATE): not valid JSON; give the temporary credentials' certificate exactly as issued, or leave it empty for permanent credentials")
 	}
 	if !strings.Contains(cfg.WorkerPoolID, "/") {
 		missing = append(missing, fmt.Sprintf("config.workerPoolId: %q must be <provisionerId>/<workerType>", cfg.WorkerPoolID))

@@ -240,3 +240,25 @@ func TestWorkIdleTimeout(t *testing.T) {
 	require.NoError(t, w.Work(context.Background()))
 	assert.Equal(t, int64(0), w.Stats().Claimed)
 }
+
+func TestWorkStopsOnRefusedClaim(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	w, _ := env.worker(1, 0)
+	c := *env.client
+	c.Credentials = taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: "worker", AccessToken: "wrong"})
+	w.Client = &c
+	err := w.Work(context.Background())
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "401")
+	assert.Contains(t, err.Error(), "queue:claim-work:"+testPool)
+}
+
+func TestCheckWorkConfig(t *testing.T) {
+	cfg := &Config{RootURL: "http://q", Credentials: Credentials{ClientID: "c", AccessToken: "t", Certificate: "{not json"},
+		WorkerPoolID: "nopool", WorkerGroup: "g", WorkerID: "w", ArtifactUpload: "ftp"}
+	err := checkWorkConfig(cfg)
+	require.ErrorIs(t, err, ErrConfig)
+	for _, want := range []string{"config.credentials.certificate", "config.workerPoolId", "config.artifactUpload"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}

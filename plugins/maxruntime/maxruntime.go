@@ -165,6 +165,7 @@ func (p *taskPlugin) Started(_ context.Context, s engines.Sandbox) error {
 			return
 		}
 		p.tc.Logf("maxRunTime of %d seconds exceeded; task killed", p.seconds)
+		p.tc.Explain(fmt.Sprintf("maxRunTime of %d seconds exceeded", p.seconds))
 	})
 	return nil
 }
