@@ -111,6 +111,7 @@ type Context struct {
 	// Keys are plugin-defined; access goes through Value and SetValue.
 	data         map[any]any
 	explanations []string
+	reserved     map[string]string // artifact name -> owning payload field
 	mu           sync.Mutex
 }
 
@@ -143,6 +144,25 @@ func (c *Context) SetValue(key, v any) {
 		c.data = map[any]any{}
 	}
 	c.data[key] = v
+}
+
+// ReserveArtifactName claims an artifact name for this run on behalf of
+// owner (the payload field that names it, e.g. "payload.artifacts[2].name"
+// or "payload.logs.backing"), so that two plugins never publish the same
+// name. It returns an error naming both owners when the name is taken;
+// plugins report it as malformed-payload before anything runs. Safe for
+// concurrent use.
+func (c *Context) ReserveArtifactName(name, owner string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserved == nil {
+		c.reserved = map[string]string{}
+	}
+	if prev, ok := c.reserved[name]; ok && prev != owner {
+		return fmt.Errorf("%s: artifact name %q is also used by %s", owner, name, prev)
+	}
+	c.reserved[name] = owner
+	return nil
 }
 
 // Explain records why the run is failing or ending (e.g. "maxRunTime of

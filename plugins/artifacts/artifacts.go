@@ -176,6 +176,17 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	} else if specs, err = decodeArtifacts(tc.Definition); err != nil {
 		return nil, err
 	}
+	var clashes []string
+	for _, s := range specs {
+		if s.typ == TypeFile {
+			if err := tc.ReserveArtifactName(s.name, s.field+".name"); err != nil {
+				clashes = append(clashes, err.Error())
+			}
+		}
+	}
+	if len(clashes) > 0 {
+		return nil, task.MalformedPayload(clashes...)
+	}
 	tp := &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency}
 	tp.log.write = func(line string) { tc.Logf("%s", line) }
 	return tp, nil

@@ -197,6 +197,25 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	if err != nil {
 		return nil, err
 	}
+	// Claim the log names so that no task artifact can replace the log.
+	liveField, backingField := "payload.logs.live", "payload.logs.backing"
+	if p.dockerWorker {
+		liveField, backingField = "payload.log", "the backing log named after payload.log"
+	}
+	var clashes []string
+	reserve := func(on bool, name, owner string) {
+		if on {
+			if err := tc.ReserveArtifactName(name, owner); err != nil {
+				clashes = append(clashes, err.Error())
+			}
+		}
+	}
+	reserve(s.backingOn, s.backing, backingField+" (the task log)")
+	reserve(s.backingOn && s.liveOn, s.live, liveField+" (the live log)")
+	reserve(s.bulkOn, BulkLogName, "payload.features.bulkLog (the bulk log)")
+	if len(clashes) > 0 {
+		return nil, task.MalformedPayload(clashes...)
+	}
 	return &taskPlugin{tc: tc, s: s, live: p.live, dockerWorker: p.dockerWorker}, nil
 }
 
