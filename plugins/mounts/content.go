@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -144,7 +145,10 @@ func (p *plugin) download(ctx context.Context, get func(context.Context) (io.Rea
 		h.Reset()
 		body, err := get(ctx)
 		if err != nil {
-			if errors.Is(err, errPermanent) {
+			// A name that does not resolve (NXDOMAIN) will not resolve on
+			// the next attempt either: fail now, still as unavailable.
+			var dnsErr *net.DNSError
+			if errors.Is(err, errPermanent) || (errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 				return 0, backoff.Permanent(err)
 			}
 			return 0, err
