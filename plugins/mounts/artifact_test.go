@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -26,10 +27,23 @@ func artifactQueue(t *testing.T) (rootURL, id string, creds *task.Credentials) {
 	t.Helper()
 	s, err := localqueue.New(localqueue.Options{Dir: t.TempDir(), NoSync: true})
 	require.NoError(t, err)
-	srv := httptest.NewServer(s.Handler())
+	// The Index service's findTask, beside the Queue on the same rootUrl.
+	mux := http.NewServeMux()
+	mux.Handle("/", s.Handler())
+	var indexed string
+	mux.HandleFunc("GET /api/index/v1/task/{ns}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("ns") != "project.mounts.latest" {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"code": "ResourceNotFound", "message": "no such namespace"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"namespace": "project.mounts.latest", "taskId": "` + indexed + `", "rank": 0, "data": {}, "expires": "2099-01-01T00:00:00.000Z"}`))
+	})
+	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); _ = s.Close() })
 	ctx := context.Background()
 	id = localqueue.NewTaskID()
+	indexed = id
 	now := time.Now()
 	_, err = s.CreateTask(ctx, id, map[string]any{"taskQueueId": "p/w", "created": now, "deadline": now.Add(time.Hour),
 		"scopes":  []string{"queue:get-artifact:private/*"},
@@ -92,4 +106,29 @@ func TestArtifactContent(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(tc.TaskDir, "s.tar"))
 	require.NoError(t, err)
 	assert.Equal(t, makeTar(t, []entry{{name: "seed.txt", body: "seed"}}), got)
+}
+
+func TestIndexedContent(t *testing.T) {
+	rootURL, _, _ := artifactQueue(t)
+	p := newPlugin(t)
+	res := plugintest.Run(t, plugintest.Case{
+		Plugins: []plugins.Plugin{p},
+		Worker:  task.WorkerInfo{RootURL: rootURL},
+		Payload: map[string]any{"mounts": []any{
+			map[string]any{"directory": "d", "format": "tar", "content": map[string]any{"namespace": "project.mounts.latest", "artifact": "public/seed.tar"}},
+		}},
+	})
+	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	assert.Equal(t, "seed", readFile(t, res, "d/seed.txt"))
+	assert.Contains(t, res.Log, "namespace project.mounts.latest artifact public/seed.tar")
+
+	res = plugintest.Run(t, plugintest.Case{
+		Plugins: []plugins.Plugin{p},
+		Worker:  task.WorkerInfo{RootURL: rootURL},
+		Payload: map[string]any{"mounts": []any{
+			map[string]any{"file": "f", "content": map[string]any{"namespace": "project.mounts.missing", "artifact": "public/seed.tar"}},
+		}},
+	})
+	require.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution, res.Log)
+	assert.Contains(t, res.Exception.Error(), "payload.mounts[0].content.namespace")
 }

@@ -2,9 +2,12 @@ package mounts_test
 
 import (
 	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/plugins/mounts"
 	"github.com/workergen/workergen/plugins/plugintest"
 	"github.com/workergen/workergen/task"
 )
@@ -218,4 +222,34 @@ func TestArtifactContentNeedsDependency(t *testing.T) {
 	res := run(t, newPlugin(t), map[string]any{"mounts": []any{map[string]any{"file": "f", "content": map[string]any{"taskId": "cv8MDnOmTduXKOFQtGbZtw", "artifact": "public/x"}}}})
 	require.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution)
 	assert.Contains(t, res.Exception.Error(), "payload.mounts[0].content.taskId: task.dependencies needs to include cv8MDnOmTduXKOFQtGbZtw")
+}
+
+func TestServerErrorsAreRetried(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("third time"))
+	}))
+	defer srv.Close()
+	res := run(t, newPlugin(t), map[string]any{"mounts": []any{map[string]any{"file": "f", "content": map[string]any{"url": srv.URL}}}})
+	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	assert.Equal(t, "third time", readFile(t, res, "f"))
+	assert.EqualValues(t, 3, calls.Load())
+}
+
+func TestMaxDownloadSize(t *testing.T) {
+	srv := newServer(t, map[string][]byte{"/big": []byte(strings.Repeat("x", 100))})
+	p, err := mounts.New(plugins.Options{Config: []byte(`{"maxDownloadSize": 10, "cachesDir": "` + t.TempDir() + `", "downloadsDir": "` + t.TempDir() + `"}`)})
+	require.NoError(t, err)
+	res := run(t, p, map[string]any{"mounts": []any{map[string]any{"file": "f", "content": map[string]any{"url": srv.URL + "/big"}}}})
+	require.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution, res.Log)
+	assert.Contains(t, res.Exception.Error(), "maxDownloadSize of 10 bytes")
+}
+
+func TestConfigRejectsUnknownKeys(t *testing.T) {
+	_, err := mounts.New(plugins.Options{Config: []byte(`{"cacheDir": "x"}`)})
+	require.Error(t, err)
 }
