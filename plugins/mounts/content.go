@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -73,7 +72,10 @@ func (p *plugin) fetch(ctx context.Context, tc *task.Context, c *Content, field 
 		return nil, task.MalformedPayloadf("%s.content: no content given", field)
 	}
 
-	unlock := p.lockKey(key)
+	unlock, err := p.lockKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	sum := sha256.Sum256([]byte(key))
 	file := filepath.Join(p.downloadsDir, hex.EncodeToString(sum[:]))
@@ -314,14 +316,19 @@ func fileSHA256(file string) (string, error) {
 
 // lockKey serialises fetches of one content key across runs, so two runs
 // needing the same content download it once.
-func (p *plugin) lockKey(key string) func() {
+// lockKey gives up when ctx ends first.
+func (p *plugin) lockKey(ctx context.Context, key string) (func(), error) {
 	p.mu.Lock()
 	l, ok := p.keyLocks[key]
 	if !ok {
-		l = &sync.Mutex{}
+		l = make(chan struct{}, 1)
 		p.keyLocks[key] = l
 	}
 	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -102,8 +102,8 @@ type plugin struct {
 	retryInitial    time.Duration
 
 	mu       sync.Mutex
-	inUse    map[string]bool // cache names held by a run
-	keyLocks map[string]*sync.Mutex
+	inUse    map[string]bool          // cache names held by a run
+	keyLocks map[string]chan struct{} // one download per content key at a time
 }
 
 var _ plugins.Plugin = (*plugin)(nil)
@@ -135,7 +135,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 		retryMaxElapsed: 2 * time.Minute,
 		retryInitial:    500 * time.Millisecond,
 		inUse:           map[string]bool{},
-		keyLocks:        map[string]*sync.Mutex{},
+		keyLocks:        map[string]chan struct{}{},
 	}
 	if p.logger == nil {
 		p.logger = slog.Default()

@@ -1,12 +1,15 @@
 package mounts_test
 
 import (
+	"context"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -252,4 +255,47 @@ func TestMaxDownloadSize(t *testing.T) {
 func TestConfigRejectsUnknownKeys(t *testing.T) {
 	_, err := mounts.New(plugins.Options{Config: []byte(`{"cacheDir": "x"}`)})
 	require.Error(t, err)
+}
+
+// TestConcurrentRunsDownloadOnce: two runs needing the same URL at once
+// share one download.
+func TestConcurrentRunsDownloadOnce(t *testing.T) {
+	var hits atomic.Int64
+	first := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			close(first)
+		}
+		<-release
+		_, _ = w.Write([]byte("shared"))
+	}))
+	defer srv.Close()
+	p := newPlugin(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for i := range 2 {
+		tc := &task.Context{TaskDir: dirs[i], Log: task.NewLog(io.Discard),
+			Definition: task.Definition{Payload: []byte(`{"mounts": [{"file": "f", "content": {"url": "` + srv.URL + `/x"}}]}`)}}
+		tp, err := p.NewTaskPlugin(ctx, tc)
+		require.NoError(t, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tp.Prepare(ctx)
+			_ = tp.Dispose(ctx)
+		}()
+	}
+	<-first
+	close(release)
+	wg.Wait()
+	for i := range 2 {
+		require.NoError(t, errs[i])
+		got, err := os.ReadFile(filepath.Join(dirs[i], "f"))
+		require.NoError(t, err)
+		assert.Equal(t, "shared", string(got))
+	}
+	assert.EqualValues(t, 1, hits.Load())
 }
