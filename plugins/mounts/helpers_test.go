@@ -25,12 +25,12 @@ import (
 
 // newPlugin returns a mounts plugin whose caches and downloads live in a
 // fresh directory, with short download retries.
-func newPlugin(t *testing.T) plugins.Plugin {
+func newPlugin(t testing.TB) plugins.Plugin {
 	t.Helper()
 	return newPluginIn(t, t.TempDir())
 }
 
-func newPluginIn(t *testing.T, base string) plugins.Plugin {
+func newPluginIn(t testing.TB, base string) plugins.Plugin {
 	t.Helper()
 	p, err := mounts.New(plugins.Options{Worker: plugins.WorkerConfig{TasksDir: filepath.Join(base, "tasks")}})
 	require.NoError(t, err)
@@ -46,7 +46,7 @@ type entry struct {
 }
 
 // makeTar returns a tar archive of entries.
-func makeTar(t *testing.T, entries []entry) []byte {
+func makeTar(t testing.TB, entries []entry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
@@ -71,7 +71,7 @@ func makeTar(t *testing.T, entries []entry) []byte {
 }
 
 // makeZip returns a zip archive of regular files.
-func makeZip(t *testing.T, entries []entry) []byte {
+func makeZip(t testing.TB, entries []entry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
@@ -91,7 +91,7 @@ var compressors = map[string]archives.Compressor{
 }
 
 // compress compresses data with one of the fileMount formats.
-func compress(t *testing.T, format string, data []byte) []byte {
+func compress(t testing.TB, format string, data []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w, err := compressors[format].OpenWriter(&b)
@@ -114,7 +114,7 @@ type server struct {
 	hits  map[string]*atomic.Int64
 }
 
-func newServer(t *testing.T, files map[string][]byte) *server {
+func newServer(t testing.TB, files map[string][]byte) *server {
 	t.Helper()
 	s := &server{files: files, hits: map[string]*atomic.Int64{}}
 	for p := range files {
@@ -133,14 +133,14 @@ func newServer(t *testing.T, files map[string][]byte) *server {
 	return s
 }
 
-func reasonOf(t *testing.T, err error) *task.ExceptionError {
+func reasonOf(t testing.TB, err error) *task.ExceptionError {
 	t.Helper()
 	var ee *task.ExceptionError
 	require.True(t, errors.As(err, &ee), "not an exception error: %v", err)
 	return ee
 }
 
-func tarB64(t *testing.T) string {
+func tarB64(t testing.TB) string {
 	t.Helper()
 	return base64.StdEncoding.EncodeToString(makeTar(t, []entry{{name: "seed.txt", body: "seed"}}))
 }
