@@ -60,7 +60,6 @@
 package mounts
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,12 +111,8 @@ var _ plugins.Plugin = (*plugin)(nil)
 // when first needed.
 func New(opts plugins.Options) (plugins.Plugin, error) {
 	var cfg Config
-	if raw := bytes.TrimSpace(opts.Config); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return nil, fmt.Errorf("plugins.mounts: decoding config: %w", err)
-		}
+	if err := plugins.DecodeConfig(opts.Config, &cfg); err != nil {
+		return nil, fmt.Errorf("plugins.mounts: %w", err)
 	}
 	if cfg.MaxDownloadSize < 0 {
 		return nil, fmt.Errorf("plugins.mounts: maxDownloadSize %d is negative", cfg.MaxDownloadSize)

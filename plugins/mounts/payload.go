@@ -1,14 +1,13 @@
 package mounts
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
 )
 
@@ -104,21 +103,9 @@ func (m *Mount) target() string {
 // mounted artifacts' tasks among the task's dependencies (as
 // generic-worker requires). Reasons name `payload.mounts[i]...`.
 func decodeMounts(def *task.Definition) ([]Mount, error) {
-	payload := bytes.TrimSpace(def.Payload)
-	if len(payload) == 0 {
-		return nil, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &fields); err != nil {
-		return nil, task.MalformedPayloadf("payload: not a JSON object: %v", err)
-	}
-	raw, ok := fields["mounts"]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return nil, nil
-	}
 	var mounts []Mount
-	if err := json.Unmarshal(raw, &mounts); err != nil {
-		return nil, task.MalformedPayloadf("payload.mounts: %v", err)
+	if err := plugins.DecodePayloadField(def.Payload, "mounts", &mounts); err != nil {
+		return nil, err
 	}
 	var reasons []string
 	targets := map[string]int{}
