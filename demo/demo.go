@@ -41,7 +41,8 @@ type Options struct {
 	Dir string
 	// Capacity is the worker's capacity (default 2).
 	Capacity int
-	// Stdout receives the table; Stderr the worker's own log.
+	// Stdout receives the table; Stderr the worker's and the Queue's own
+	// logs (nil: the file <Dir>/worker.log).
 	Stdout, Stderr io.Writer
 }
 
@@ -73,9 +74,6 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
-	if o.Stderr == nil {
-		o.Stderr = io.Discard
-	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, err
@@ -85,6 +83,14 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	if o.Stderr == nil {
+		f, err := os.Create(filepath.Join(dir, "worker.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		o.Stderr = f
 	}
 
 	qctx, stopQueue := context.WithCancel(ctx)
@@ -114,29 +120,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 
 	// Create the tasks.
-	var results []Result
-	now := time.Now()
-	for _, f := range o.Tasks {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		def, err := worker.ParseTaskFile(data, now)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		id := worker.NewSlugID()
-		def.TaskQueueID, def.ProvisionerID, def.WorkerType = pool, "", ""
-		if def.TaskGroupID == "" {
-			def.TaskGroupID = id
-		}
-		if def.SchedulerID == "" {
-			def.SchedulerID = "-"
-		}
-		if _, err := server.CreateTask(ctx, id, def); err != nil {
-			return nil, fmt.Errorf("creating task from %s: %w", f, err)
-		}
-		results = append(results, Result{File: f, TaskID: id, Name: def.Metadata.Name})
+	results, err := CreateTasks(ctx, server, o.Tasks, pool)
+	if err != nil {
+		return nil, err
 	}
 
 	// Run the worker until it has run every task.
@@ -187,6 +173,37 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	stopQueue()
 	if err := <-qerr; err != nil && !errors.Is(err, context.Canceled) {
 		return results, err
+	}
+	return results, nil
+}
+
+// CreateTasks creates one task in the embedded Queue s per task file (see
+// worker.ParseTaskFile), in taskQueueId, and returns them in file order.
+// Each file's taskQueueId (or provisionerId/workerType) is replaced.
+func CreateTasks(ctx context.Context, s *localqueue.Server, files []string, taskQueueID string) ([]Result, error) {
+	var results []Result
+	now := time.Now()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		def, err := worker.ParseTaskFile(data, now)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		id := worker.NewSlugID()
+		def.TaskQueueID, def.ProvisionerID, def.WorkerType = taskQueueID, "", ""
+		if def.TaskGroupID == "" {
+			def.TaskGroupID = id
+		}
+		if def.SchedulerID == "" {
+			def.SchedulerID = "-"
+		}
+		if _, err := s.CreateTask(ctx, id, def); err != nil {
+			return nil, fmt.Errorf("creating task from %s: %w", f, err)
+		}
+		results = append(results, Result{File: f, TaskID: id, Name: def.Metadata.Name})
 	}
 	return results, nil
 }
@@ -302,5 +319,5 @@ func printTable(w io.Writer, results []Result, dir string) {
 			fmt.Fprintf(w, "  %-36s %s\n", n, p)
 		}
 	}
-	fmt.Fprintf(w, "\nEverything is under %s (Queue state, worker config, downloaded logs and artifacts).\n", dir)
+	fmt.Fprintf(w, "\nEverything is under %s: Queue state (queue/), worker config and log, downloaded logs and artifacts (results/).\n", rel(dir))
 }

@@ -35,26 +35,20 @@ func Demo(ctx context.Context) error {
 		return fmt.Errorf("no example tasks in examples/: %v", err)
 	}
 	fmt.Printf("running %d example tasks from examples/ through the embedded Queue ...\n\n", len(tasks))
-	var workerLog *os.File
-	if workerLog, err = os.CreateTemp("", "workergen-demo-worker-*.log"); err != nil {
-		return err
-	}
-	defer workerLog.Close()
+	dir := filepath.Join("dist", "demo")
 	_, err = demo.Run(ctx, demo.Options{
 		Binary: res.Binaries[0].Path,
 		Tasks:  tasks,
-		Dir:    filepath.Join("dist", "demo"),
+		Dir:    dir,
 		Stdout: os.Stdout,
-		Stderr: workerLog,
 	})
 	if err != nil {
-		return fmt.Errorf("%w (worker log: %s)", err, workerLog.Name())
+		return fmt.Errorf("%w (worker log: %s)", err, filepath.Join(dir, "worker.log"))
 	}
-	fmt.Printf("worker log: %s\n", workerLog.Name())
 	return nil
 }
 
-// Queue runs the embedded Taskcluster Queue on 127.0.0.1:8080 (QUEUE_ADDR), state in dist/queue (QUEUE_DIR); prints a worker config for it.
+// Queue runs the embedded Taskcluster Queue on 127.0.0.1:8080 (QUEUE_ADDR), state in dist/queue (QUEUE_DIR), creating the tasks in TASKS (a glob, e.g. 'examples/*.yml'); prints a worker config for it.
 func Queue(ctx context.Context) error {
 	addr := envOr("QUEUE_ADDR", "127.0.0.1:8080")
 	dir := envOr("QUEUE_DIR", filepath.Join("dist", "queue"))
@@ -83,7 +77,10 @@ func Queue(ctx context.Context) error {
 		Dir:     dir,
 		Clients: []localqueue.Client{client},
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	}, func(_ *localqueue.Server, rootURL string) {
+	}, func(s *localqueue.Server, rootURL string) {
+		if err := createTasks(ctx, s, os.Getenv("TASKS"), "workergen/local"); err != nil {
+			fmt.Fprintf(os.Stderr, "TASKS: %v\n", err)
+		}
 		cfg := map[string]any{
 			"rootUrl":      rootURL,
 			"credentials":  map[string]string{"clientId": client.ClientID, "accessToken": client.AccessToken},
@@ -94,6 +91,25 @@ func Queue(ctx context.Context) error {
 		data, _ := json.MarshalIndent(cfg, "", "  ")
 		fmt.Printf("embedded Queue at %s (state in %s); a worker config for it:\n%s\n", rootURL, dir, data)
 	})
+}
+
+// createTasks creates one task per file matching glob in taskQueueId.
+func createTasks(ctx context.Context, s *localqueue.Server, glob, taskQueueID string) error {
+	if glob == "" {
+		return nil
+	}
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no file matches %q", glob)
+	}
+	created, err := demo.CreateTasks(ctx, s, files, taskQueueID)
+	for _, c := range created {
+		fmt.Printf("created task %s from %s\n", c.TaskID, c.File)
+	}
+	return err
 }
 
 func envOr(key, def string) string {
