@@ -247,3 +247,10 @@ func TestValidateMergesTypeErrors(t *testing.T) {
 	problems := sch.Validate("config", []byte(`{"n": "x"}`))
 	require.Len(t, problems, 1, "%q", problems)
 }
+
+func TestValidateExplainsEmptySections(t *testing.T) {
+	sch, err := CompileSchema("s.json", []byte(`{"properties": {"exitstatus": {"const": {}}}}`))
+	require.NoError(t, err)
+	problems := sch.Validate("config.plugins", []byte(`{"exitstatus": {"bogus": 1}}`))
+	assert.Equal(t, []string{`config.plugins.exitstatus: takes no settings; remove "bogus"`}, problems)
+}

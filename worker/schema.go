@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
@@ -69,7 +70,7 @@ func (s *Schema) ValidateValue(root string, v any) []string {
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			line := root + JSONPath(e.InstanceLocation) + ": " + e.ErrorKind.LocalizedString(p)
+			line := root + JSONPath(e.InstanceLocation) + ": " + describe(e.ErrorKind, p)
 			if !seen[line] {
 				seen[line] = true
 				out = append(out, line)
@@ -102,6 +103,26 @@ func mergeTypeErrors(lines []string) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// describe is the library's message, except where it says too little: a
+// section that takes no settings (exported from a closed empty CUE struct
+// as `const: {}`).
+func describe(k jsonschema.ErrorKind, p *message.Printer) string {
+	if c, ok := k.(*kind.Const); ok {
+		if want, ok := c.Want.(map[string]any); ok && len(want) == 0 {
+			if got, ok := c.Got.(map[string]any); ok {
+				keys := make([]string, 0, len(got))
+				for k := range got {
+					keys = append(keys, strconv.Quote(k))
+				}
+				sort.Strings(keys)
+				return "takes no settings; remove " + strings.Join(keys, ", ")
+			}
+			return "must be an empty object {}"
+		}
+	}
+	return k.LocalizedString(p)
 }
 
 // JSONPath renders JSON pointer tokens the way task authors read paths:
