@@ -135,6 +135,11 @@ func TestGenerateRejects(t *testing.T) {
 			want:    []string{"profiles/bad.cue:12:", "profile.targets.0.os"},
 		},
 		{
+			name:    "dialect not for the target os",
+			profile: mutate(t, `[{os: "linux", arch: "amd64"}]`, `[{os: "linux", arch: "amd64"}, {os: "windows", arch: "amd64"}]`),
+			want:    []string{"profiles/bad.cue:12:", "dialect generic-worker-posix is for linux, darwin, freebsd tasks, not windows"},
+		},
+		{
 			name:    "unknown plugin",
 			profile: mutate(t, "env: {}", "envv: {}"),
 			want:    []string{"profiles/bad.cue:9:", `unknown plugin "envv"`, "known plugins: artifacts, env, exitstatus"},

@@ -309,6 +309,17 @@ func (r *resolver) resolve(name string) {
 	for _, t := range decl.Targets {
 		oses[t.OS] = true
 	}
+	if dos := dialect.LookupPath(cue.ParsePath("os")); dialect.Exists() && dos.Exists() {
+		var allowed []string
+		if err := dos.Decode(&allowed); err == nil {
+			for _, t := range decl.Targets {
+				if !slices.Contains(allowed, t.OS) {
+					r.errorf(r.targetPos(pv, t), "profile.targets: dialect %s is for %s tasks, not %s: remove the target or choose the dialect for %s",
+						decl.Dialect, strings.Join(allowed, ", "), t.OS, t.OS)
+				}
+			}
+		}
+	}
 
 	// Engine.
 	kindPos := declPos(pv.LookupPath(cue.ParsePath("engine.kind")))
@@ -454,7 +465,10 @@ func (r *resolver) targetPos(pv cue.Value, t Target) token.Pos {
 	for list.Next() {
 		var got Target
 		if list.Value().Decode(&got) == nil && got == t {
-			return list.Value().Pos()
+			if p := declPos(list.Value().LookupPath(cue.ParsePath("os"))); p.IsValid() {
+				return p
+			}
+			return declPos(list.Value())
 		}
 	}
 	return pv.Pos()
