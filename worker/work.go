@@ -473,8 +473,12 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 		}
 		return ExitUsage
 	}
-	if len(pos) != 0 || *configPath == "" {
-		fs.Usage()
+	if len(pos) != 0 {
+		fmt.Fprintf(stderr, "%s work: unexpected argument %q (the config is given with --config FILE)\n", b.Binary, pos[0])
+		return ExitUsage
+	}
+	if *configPath == "" {
+		fmt.Fprintf(stderr, "%s work: --config FILE is required (a worker config with rootUrl, credentials, workerPoolId, workerGroup and workerId; see README)\n", b.Binary)
 		return ExitUsage
 	}
 	level := slog.LevelInfo
