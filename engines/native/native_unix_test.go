@@ -239,3 +239,29 @@ func TestEscapedProcessHoldingOutputDoesNotHang(t *testing.T) {
 		})
 	}
 }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A task log that cannot be written (disk full) must not hang the run:
+// the output is still drained, and the worker's lines do not block.
+func TestLogWriteErrorDoesNotHang(t *testing.T) {
+	e := newEngine(t, `{}`)
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	tc := &task.Context{TaskID: "T", TaskDir: dir, Log: task.NewLog(failingWriter{}),
+		Definition: task.Definition{Payload: json.RawMessage(cmdPayload(
+			[]string{"/bin/sh", "-c", "head -c 3000000 /dev/zero; exit 2"},
+			[]string{"/bin/true"}))}}
+	b, err := e.NewSandboxBuilder(context.Background(), tc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := b.Start(ctx)
+	require.NoError(t, err)
+	rs, err := s.Wait(ctx)
+	require.NoError(t, err, "Wait returned before the deadline")
+	assert.Equal(t, 2, rs.ExitCode())
+	require.NoError(t, rs.Dispose())
+}

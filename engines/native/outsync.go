@@ -30,9 +30,17 @@ func newOutputSync() *outputSync {
 // the pipe must not stall the task.
 const syncTimeout = 2 * time.Second
 
-// wait writes the token to w and waits until copyOut passed it.
+// wait writes the token to w and waits until copyOut passed it. The write
+// itself is bounded too: a pipe nobody drains must not block the run.
 func (o *outputSync) wait(w *os.File) {
-	if _, err := w.Write(o.token[:]); err != nil {
+	select {
+	case <-o.seen: // a token an earlier, timed-out wait left behind
+	default:
+	}
+	_ = w.SetWriteDeadline(time.Now().Add(syncTimeout))
+	_, err := w.Write(o.token[:])
+	_ = w.SetWriteDeadline(time.Time{})
+	if err != nil {
 		return
 	}
 	t := time.NewTimer(syncTimeout)
@@ -45,8 +53,35 @@ func (o *outputSync) wait(w *os.File) {
 
 // copyOut copies r to dst like io.CopyBuffer, dropping every token and
 // signalling it. A partial token at the end of a read is held back until
-// the next read tells whether it is one.
+// the next read tells whether it is one. After dst fails, the output is
+// still read (and discarded) to the end, so the task never blocks on a
+// full pipe; the first write error is returned then.
 func (o *outputSync) copyOut(dst io.Writer, r io.Reader, buf []byte) error {
+	var werr error
+	dst = &firstErrWriter{w: dst, err: &werr}
+	err := o.copyTokens(dst, r, buf)
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// firstErrWriter passes writes to w until one fails, then discards.
+type firstErrWriter struct {
+	w   io.Writer
+	err *error
+}
+
+func (f *firstErrWriter) Write(p []byte) (int, error) {
+	if *f.err == nil {
+		if _, err := f.w.Write(p); err != nil {
+			*f.err = err
+		}
+	}
+	return len(p), nil
+}
+
+func (o *outputSync) copyTokens(dst io.Writer, r io.Reader, buf []byte) error {
 	tok := o.token[:]
 	held := 0 // bytes at the start of buf carried over from the last read
 	for {
