@@ -141,3 +141,18 @@ func TestRunRejectsBadTaskID(t *testing.T) {
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, stderr.String(), "not a Taskcluster slugid")
 }
+
+func TestLoadConfigRefusesHugeDurationsAndMixedCredentials(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.yml")
+	require.NoError(t, os.WriteFile(path, []byte("maxTaskRunTime: 10000000000\n"), 0o644))
+	_, err := LoadConfig(testBuild(), path, func(string) string { return "" })
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "config.maxTaskRunTime: 10000000000 is too large")
+
+	require.NoError(t, os.WriteFile(path, []byte("credentials: {clientId: file, accessToken: t, certificate: '{}'}\n"), 0o644))
+	env := map[string]string{"TASKCLUSTER_CLIENT_ID": "env", "TASKCLUSTER_ACCESS_TOKEN": "envtok"}
+	cfg, err := LoadConfig(testBuild(), path, func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, Credentials{ClientID: "env", AccessToken: "envtok"}, cfg.Credentials, "the file's certificate does not pair with the environment's client")
+}

@@ -178,6 +178,11 @@ type recPlugin struct {
 	failIn  string
 	failErr error
 	notOK   bool
+	// blockIn names a stage that blocks until its context ends (Prepare)
+	// or until release is closed (Stopped); entered receives when it starts.
+	blockIn string
+	entered chan struct{}
+	release chan struct{}
 }
 
 func (p *recPlugin) record(s string) {
@@ -216,12 +221,23 @@ func (p *recPlugin) RunEndedEarly(ctx context.Context, tc *task.Context, res tas
 
 type recTask struct{ p *recPlugin }
 
-func (t *recTask) Prepare(context.Context) error { return t.p.hook("Prepare") }
+func (t *recTask) Prepare(ctx context.Context) error {
+	if t.p.blockIn == "Prepare" {
+		t.p.entered <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return t.p.hook("Prepare")
+}
 func (t *recTask) BuildSandbox(_ context.Context, b engines.SandboxBuilder) error {
 	return t.p.hook("BuildSandbox")
 }
 func (t *recTask) Started(context.Context, engines.Sandbox) error { return t.p.hook("Started") }
 func (t *recTask) Stopped(context.Context, engines.ResultSet) (bool, error) {
+	if t.p.blockIn == "Stopped" {
+		t.p.entered <- struct{}{}
+		<-t.p.release
+	}
 	err := t.p.hook("Stopped")
 	return !t.p.notOK, err
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -60,6 +61,12 @@ func LoadConfig(b Build, path string, getenv func(string) string) (*Config, erro
 	if creds == nil {
 		creds = map[string]any{}
 	}
+	if getenv("TASKCLUSTER_CLIENT_ID") != "" || getenv("TASKCLUSTER_ACCESS_TOKEN") != "" {
+		// A certificate from the file belongs to the file's temporary
+		// credentials; it must not pair with credentials from the
+		// environment (TASKCLUSTER_CERTIFICATE still applies).
+		delete(creds, "certificate")
+	}
 	for env, key := range map[string]string{
 		"TASKCLUSTER_CLIENT_ID":    "clientId",
 		"TASKCLUSTER_ACCESS_TOKEN": "accessToken",
@@ -92,6 +99,20 @@ func LoadConfig(b Build, path string, getenv func(string) string) (*Config, erro
 	var cfg Config
 	if err := json.Unmarshal(doc, &cfg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	// Seconds beyond ~68 years overflow time.Duration; refuse them rather
+	// than let a huge "never" wrap to a negative duration.
+	const maxSeconds = 1 << 31
+	var tooBig []string
+	for name, v := range map[string]int{"maxTaskRunTime": cfg.MaxTaskRunTime, "reclaimMargin": cfg.ReclaimMargin,
+		"shutdownGracePeriod": cfg.ShutdownGracePeriod, "idleTimeout": cfg.IdleTimeout, "capacity": cfg.Capacity} {
+		if v >= maxSeconds {
+			tooBig = append(tooBig, fmt.Sprintf("config.%s: %d is too large (at most %d)", name, v, maxSeconds-1))
+		}
+	}
+	if len(tooBig) > 0 {
+		sort.Strings(tooBig)
+		return nil, fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(tooBig, "\n  "))
 	}
 	if cfg.Capacity < 1 {
 		cfg.Capacity = 1

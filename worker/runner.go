@@ -58,11 +58,16 @@ func (o Outcome) Reported() bool { return o.Resolution.Reason != task.ReasonCanc
 // called before the task has started (the stop then happens as soon as it
 // would start) or after it ended (no effect).
 type Control struct {
-	mu       sync.Mutex
-	sandbox  engines.Sandbox
-	mode     stopMode
-	cancel   context.CancelFunc // cancels the run's context on Cancel
-	stopping chan struct{}      // closed at the first stop
+	mu        sync.Mutex
+	sandbox   engines.Sandbox
+	mode      stopMode
+	cancel    context.CancelFunc // cancels the run's context (Cancel)
+	cancelPre context.CancelFunc // cancels the stages before the task starts (Shutdown, Cancel)
+	ended     bool               // the task has ended (Wait returned)
+	// shutdownHit: Shutdown came before the task ended, so the run is a
+	// worker-shutdown; a Shutdown after the task ended (say during its
+	// artifact uploads) does not turn a completed run into one.
+	shutdownHit bool
 }
 
 type stopMode int
@@ -74,10 +79,13 @@ const (
 )
 
 // NewControl returns a Control for one run.
-func NewControl() *Control { return &Control{stopping: make(chan struct{})} }
+func NewControl() *Control { return &Control{} }
 
-// Shutdown kills the task because the worker is stopping; its results are
-// still collected and the run resolves exception/worker-shutdown.
+// Shutdown stops the run because the worker is stopping: stages before the
+// task starts (downloads, image pulls) are cancelled, a running task is
+// killed and its results still collected; the run resolves
+// exception/worker-shutdown. A task that already ended keeps its
+// resolution.
 func (c *Control) Shutdown() { c.stop(stopShutdown) }
 
 // Cancel aborts the task because the Queue no longer considers the run ours
@@ -85,25 +93,32 @@ func (c *Control) Shutdown() { c.stop(stopShutdown) }
 // outcome is not to be reported.
 func (c *Control) Cancel() { c.stop(stopCancel) }
 
+// stop records the stop under the lock and acts on it after unlocking, so a
+// slow Kill (a container engine's API call) never blocks other callers.
 func (c *Control) stop(m stopMode) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if m <= c.mode {
+		c.mu.Unlock()
 		return
 	}
-	if c.mode == notStopped {
-		close(c.stopping)
-	}
 	c.mode = m
-	if c.sandbox != nil {
+	if m == stopShutdown && !c.ended {
+		c.shutdownHit = true
+	}
+	sb, cancel, pre := c.sandbox, c.cancel, c.cancelPre
+	c.mu.Unlock()
+	if pre != nil {
+		pre()
+	}
+	if sb != nil {
 		if m == stopCancel {
-			_ = c.sandbox.Abort()
+			_ = sb.Abort()
 		} else {
-			_ = c.sandbox.Kill()
+			_ = sb.Kill()
 		}
 	}
-	if m == stopCancel && c.cancel != nil {
-		c.cancel()
+	if m == stopCancel && cancel != nil {
+		cancel()
 	}
 }
 
@@ -113,13 +128,34 @@ func (c *Control) stopped() stopMode {
 	return c.mode
 }
 
+// exception is the stop exception that applies to the run, or nil.
+func (c *Control) exception() *task.ExceptionError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.mode == stopCancel:
+		return stopException(stopCancel)
+	case c.shutdownHit:
+		return stopException(stopShutdown)
+	}
+	return nil
+}
+
+// taskEnded records that Wait returned.
+func (c *Control) taskEnded() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended = true
+}
+
 // attach records the running sandbox; if a stop was already asked for, it
 // is applied at once.
 func (c *Control) attach(s engines.Sandbox) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.sandbox = s
-	switch c.mode {
+	m := c.mode
+	c.mu.Unlock()
+	switch m {
 	case stopCancel:
 		_ = s.Abort()
 	case stopShutdown:
@@ -153,20 +189,35 @@ func (r *Runner) Run(ctx context.Context, tc *task.Context, ctl *Control) Outcom
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	preCtx, cancelPre := context.WithCancel(ctx)
+	defer cancelPre()
 	ctl.mu.Lock()
-	ctl.cancel = cancel
-	if ctl.mode == stopCancel {
+	ctl.cancel, ctl.cancelPre = cancel, cancelPre
+	switch ctl.mode {
+	case stopCancel:
 		cancel()
+	case stopShutdown:
+		cancelPre()
 	}
 	ctl.mu.Unlock()
 
 	ru := &run{r: r, tc: tc, ctl: ctl}
 	r.writeHeader(tc)
-	out := ru.execute(ctx)
+	out := ru.execute(ctx, preCtx)
 	if ctl.stopped() == stopCancel {
 		out.Resolution = task.Resolution{State: task.Exception, Reason: task.ReasonCanceled}
 	}
 	return out
+}
+
+// failPre records the error of a stage before the task started; when the
+// run was stopped meanwhile, the stop is the cause (its cancellation is
+// what made the stage fail).
+func (ru *run) failPre(err error) {
+	if ee := ru.ctl.exception(); ee != nil {
+		ru.fail(ee)
+	}
+	ru.fail(err)
 }
 
 func (ru *run) fail(err error) {
@@ -217,7 +268,10 @@ func (ru *run) call(stage, who string, f func() error) (err error) {
 	return nil
 }
 
-func (ru *run) execute(ctx context.Context) Outcome {
+// execute runs the stages. Stages before the task starts get preCtx, which
+// a shutdown cancels too; the rest get ctx, which only a cancellation by
+// the Queue cancels (uploads after a shutdown kill must still happen).
+func (ru *run) execute(ctx, preCtx context.Context) Outcome {
 	r, tc := ru.r, ru.tc
 	out := Outcome{ExitCode: -1}
 
@@ -233,9 +287,11 @@ func (ru *run) execute(ctx context.Context) Outcome {
 	// malformed-payload reason is collected, so the task author sees all of
 	// them in one run; any other error ends the run at once.
 	var malformed []string
+	sawMalformed := false
 	collect := func(err error) bool {
 		var ee *task.ExceptionError
 		if errors.As(err, &ee) && ee.Reason == task.ReasonMalformedPayload {
+			sawMalformed = true
 			malformed = append(malformed, ee.Reasons...)
 			if len(ee.Reasons) == 0 && ee.Err != nil {
 				malformed = append(malformed, ee.Err.Error())
@@ -248,7 +304,7 @@ func (ru *run) execute(ctx context.Context) Outcome {
 		var tp plugins.TaskPlugin
 		err := ru.call("NewTaskPlugin", "plugin "+p.Name, func() error {
 			var err error
-			tp, err = p.Plugin.NewTaskPlugin(ctx, tc)
+			tp, err = p.Plugin.NewTaskPlugin(preCtx, tc)
 			return err
 		})
 		if err == nil && tp == nil {
@@ -258,7 +314,7 @@ func (ru *run) execute(ctx context.Context) Outcome {
 			if collect(err) {
 				continue
 			}
-			ru.fail(err)
+			ru.failPre(err)
 			return ru.endException(ctx, out)
 		}
 		ru.created = append(ru.created, createdPlugin{p.Name, tp})
@@ -266,10 +322,13 @@ func (ru *run) execute(ctx context.Context) Outcome {
 	var builder engines.SandboxBuilder
 	if err := ru.call("NewSandboxBuilder", "engine", func() error {
 		var err error
-		builder, err = r.Engine.NewSandboxBuilder(ctx, tc)
+		builder, err = r.Engine.NewSandboxBuilder(preCtx, tc)
+		if err == nil && builder == nil {
+			err = errors.New("engine returned no sandbox builder")
+		}
 		return err
 	}); err != nil && !collect(err) {
-		ru.fail(err)
+		ru.failPre(err)
 		return ru.endException(ctx, out)
 	}
 	started := false
@@ -278,22 +337,25 @@ func (ru *run) execute(ctx context.Context) Outcome {
 			_ = ru.call("Discard", "engine", builder.Discard)
 		}
 	}()
-	if len(malformed) > 0 {
+	if sawMalformed {
+		if len(malformed) == 0 {
+			malformed = []string{"payload: rejected (no reason given by the plugin or engine)"}
+		}
 		ru.fail(task.MalformedPayload(malformed...))
 		return ru.endException(ctx, out)
 	}
 
 	// 4. Prepare and BuildSandbox.
-	if err := ru.stage(ctx, "Prepare", func(tp plugins.TaskPlugin) error { return tp.Prepare(ctx) }); err != nil {
-		ru.fail(err)
+	if err := ru.stage(preCtx, "Prepare", func(tp plugins.TaskPlugin) error { return tp.Prepare(preCtx) }); err != nil {
+		ru.failPre(err)
 		return ru.endException(ctx, out)
 	}
-	if err := ru.stage(ctx, "BuildSandbox", func(tp plugins.TaskPlugin) error { return tp.BuildSandbox(ctx, builder) }); err != nil {
-		ru.fail(err)
+	if err := ru.stage(preCtx, "BuildSandbox", func(tp plugins.TaskPlugin) error { return tp.BuildSandbox(preCtx, builder) }); err != nil {
+		ru.failPre(err)
 		return ru.endException(ctx, out)
 	}
-	if m := ru.ctl.stopped(); m != notStopped {
-		ru.fail(stopException(m))
+	if ee := ru.ctl.exception(); ee != nil {
+		ru.fail(ee)
 		return ru.endException(ctx, out)
 	}
 
@@ -301,15 +363,18 @@ func (ru *run) execute(ctx context.Context) Outcome {
 	var sandbox engines.Sandbox
 	if err := ru.call("Start", "engine", func() error {
 		var err error
-		sandbox, err = builder.Start(ctx)
+		sandbox, err = builder.Start(preCtx)
+		if err == nil && sandbox == nil {
+			err = errors.New("engine started no sandbox")
+		}
 		return err
 	}); err != nil {
-		ru.fail(err)
+		ru.failPre(err)
 		return ru.endException(ctx, out)
 	}
 	started = true
 	ru.ctl.attach(sandbox)
-	defer func() { _ = sandbox.Abort() }() // a task never outlives its run
+	defer func() { _ = ru.call("Abort", "engine", sandbox.Abort) }() // a task never outlives its run
 	if err := ru.stage(ctx, "Started", func(tp plugins.TaskPlugin) error { return tp.Started(ctx, sandbox) }); err != nil {
 		_ = sandbox.Kill()
 		ru.fail(err)
@@ -322,6 +387,9 @@ func (ru *run) execute(ctx context.Context) Outcome {
 		// Control), not by ctx: an unrelated cancellation must not leave a
 		// process behind, so the engine is asked to abort instead.
 		result, err = sandbox.Wait(context.WithoutCancel(ctx))
+		if err == nil && result == nil {
+			err = errors.New("engine returned no result")
+		}
 		return err
 	}); err != nil {
 		if errors.Is(err, engines.ErrAborted) {
@@ -331,16 +399,23 @@ func (ru *run) execute(ctx context.Context) Outcome {
 		}
 		return ru.endException(ctx, out)
 	}
+	ru.ctl.taskEnded()
 	defer func() { _ = ru.call("Dispose", "engine", result.Dispose) }()
-	out.ExitCode = result.ExitCode()
-	out.Duration = result.Duration()
-	if result.OOM() {
+	var ok, killed, oom bool
+	if err := ru.call("result", "engine", func() error {
+		out.ExitCode, out.Duration = result.ExitCode(), result.Duration()
+		ok, killed, oom = result.Success(), result.Killed(), result.OOM()
+		return nil
+	}); err != nil {
+		ru.fail(err)
+		return ru.endException(ctx, out)
+	}
+	if oom {
 		tc.Logf("task was killed: out of memory")
 	}
 
 	// 6. Stopped: every plugin sees the result (artifacts are collected
 	// even after a kill).
-	ok := result.Success()
 	stoppedErr := ru.stage(ctx, "Stopped", func(tp plugins.TaskPlugin) error {
 		pok, err := tp.Stopped(ctx, result)
 		if !pok {
@@ -348,8 +423,8 @@ func (ru *run) execute(ctx context.Context) Outcome {
 		}
 		return err
 	})
-	if m := ru.ctl.stopped(); m != notStopped {
-		ru.fail(stopException(m))
+	if ee := ru.ctl.exception(); ee != nil { // a shutdown after the task ended changes nothing
+		ru.fail(ee)
 	}
 	ru.fail(stoppedErr)
 	if ru.exc != nil {
@@ -364,9 +439,9 @@ func (ru *run) execute(ctx context.Context) Outcome {
 		ru.reasons = append(ru.reasons, explained...)
 		switch {
 		case len(explained) > 0:
-		case result.Killed():
+		case killed:
 			ru.reasons = append(ru.reasons, "task was killed by the worker")
-		case result.OOM():
+		case oom:
 			ru.reasons = append(ru.reasons, "task ran out of memory")
 		case out.ExitCode < 0:
 			ru.reasons = append(ru.reasons, "task was terminated by a signal (see the task log)")

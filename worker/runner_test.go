@@ -254,3 +254,22 @@ func TestValidateExplainsEmptySections(t *testing.T) {
 	problems := sch.Validate("config.plugins", []byte(`{"exitstatus": {"bogus": 1}}`))
 	assert.Equal(t, []string{`config.plugins.exitstatus: takes no settings; remove "bogus"`}, problems)
 }
+
+func TestShutdownCancelsStagesBeforeStart(t *testing.T) {
+	a := &recPlugin{name: "a", blockIn: "Prepare", entered: make(chan struct{}, 1)}
+	r, _ := newTestRunner(t, a)
+	ctl := NewControl()
+	go func() { <-a.entered; ctl.Shutdown() }()
+	out := r.Run(context.Background(), newTC(t, `{}`).tc, ctl)
+	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonWorkerShutdown}, out.Resolution,
+		"a long download is cut short and the run resolved worker-shutdown, not internal-error")
+}
+
+func TestShutdownAfterTheTaskEndedKeepsItsResolution(t *testing.T) {
+	a := &recPlugin{name: "a", blockIn: "Stopped", entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r, _ := newTestRunner(t, a)
+	ctl := NewControl()
+	go func() { <-a.entered; ctl.Shutdown(); close(a.release) }()
+	out := r.Run(context.Background(), newTC(t, `{}`).tc, ctl)
+	assert.Equal(t, task.Resolution{State: task.Completed}, out.Resolution, "the task had completed before the shutdown")
+}

@@ -114,6 +114,7 @@ claimLoop:
 		if free <= 0 {
 			select {
 			case <-slot:
+				lastBusy = time.Now() // a run just ended: idle time starts now
 			case <-ctx.Done():
 			}
 			continue
@@ -133,10 +134,11 @@ claimLoop:
 		if limit > 0 {
 			n = min(n, int(limit-w.claimed.Load()))
 		}
-		claimCtx, cancel := context.WithCancel(ctx)
-		if idleLeft > 0 {
-			claimCtx, cancel = context.WithTimeout(ctx, idleLeft)
-		}
+		// A claimWork in flight is not cancelled by a shutdown or the idle
+		// timeout: the Queue may already have claimed tasks for it, which
+		// would otherwise sit claimed until their claims expire. It is
+		// bounded by the long poll (20 s on Taskcluster) plus margin.
+		claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimCallTimeout)
 		resp, err := claimClient.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
 			WorkerGroup: cfg.WorkerGroup, WorkerID: cfg.WorkerID, Tasks: n,
 		})
@@ -144,9 +146,6 @@ claimLoop:
 		if err != nil {
 			if ctx.Err() != nil {
 				break
-			}
-			if errors.Is(err, context.DeadlineExceeded) && idleLeft > 0 {
-				continue // the idle check above decides
 			}
 			if code := taskcluster.StatusCode(err); code >= 400 && code < 500 && code != 408 && code != 429 {
 				// Bad credentials, missing scopes, a wrong workerPoolId:
@@ -169,6 +168,7 @@ claimLoop:
 			case <-ctx.Done():
 				break claimLoop
 			case <-slot:
+				lastBusy = time.Now()
 			case <-time.After(poll):
 			}
 			continue
@@ -206,10 +206,14 @@ claimLoop:
 		case <-done:
 		case <-time.After(grace):
 			mu.Lock()
+			runs := make([]*activeRun, 0, len(active))
 			for ar := range active {
-				ar.ctl.Shutdown()
+				runs = append(runs, ar)
 			}
 			mu.Unlock()
+			for _, ar := range runs {
+				ar.ctl.Shutdown()
+			}
 		}
 	}
 	<-done
@@ -219,6 +223,9 @@ claimLoop:
 
 // claimRetryWindow bounds the HTTP-level retries of one claimWork call.
 const claimRetryWindow = 20 * time.Second
+
+// claimCallTimeout bounds one claimWork call, long poll included.
+const claimCallTimeout = 90 * time.Second
 
 // activeRun is one claimed run.
 type activeRun struct {

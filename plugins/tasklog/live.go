@@ -79,7 +79,12 @@ func (ls *liveServer) close() error {
 		s.finish()
 	}
 	ls.mu.Unlock()
-	return ls.srv.Shutdown(ctx)
+	if err := ls.srv.Shutdown(ctx); err != nil {
+		// Readers that stopped reading hold their handlers in a write:
+		// cut their connections.
+		return ls.srv.Close()
+	}
+	return nil
 }
 
 // open registers a stream of the log file at path and returns its URL and
@@ -127,6 +132,9 @@ func (s *stream) state() (bool, <-chan struct{}) {
 	return s.done, s.changed
 }
 
+// liveWriteTimeout bounds one write to a live log reader.
+const liveWriteTimeout = 30 * time.Second
+
 func (ls *liveServer) serve(w http.ResponseWriter, r *http.Request) {
 	ls.mu.Lock()
 	s := ls.streams[r.PathValue("token")]
@@ -151,6 +159,9 @@ func (ls *liveServer) serve(w http.ResponseWriter, r *http.Request) {
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {
+				// A reader that stops reading must not hold this handler
+				// (and the log file) forever.
+				_ = rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
 				if _, werr := w.Write(buf[:n]); werr != nil {
 					return
 				}
