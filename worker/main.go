@@ -134,18 +134,15 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage: %s run [flags] TASK_FILE\n\nRuns one task definition (or bare payload), JSON or YAML, with this worker's engine and plugins, without a Queue.\nExit status: 0 completed, 1 failed, 2 exception, 64 bad input.\n\nFlags:\n", b.Binary)
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return ExitUsage
+	pos, code, ok := parseCommand(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
 		fs.Usage()
 		return ExitUsage
 	}
-	logger := newLogger(stderr, *verbose)
+	logger := newLogger(stderr, slog.LevelWarn, *verbose)
 
 	cfg, err := LoadConfig(b, *configPath, os.Getenv)
 	if err != nil {
@@ -175,13 +172,9 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		*outDir = filepath.Join("workergen-output", *taskID)
 	}
 
-	runner, err := NewRunner(b, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		if errors.Is(err, ErrConfig) {
-			return ExitUsage
-		}
-		return ExitInternal
+	runner, code := startRunner(b, cfg, logger, stderr)
+	if runner == nil {
+		return code
 	}
 	defer runner.Close()
 
@@ -209,12 +202,41 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 // slugPattern is the taskId pattern of queue/v1 task.json (slugid v4).
 var slugPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$`)
 
-func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
+// newLogger is the worker's log on w at level, or debug with verbose.
+func newLogger(w io.Writer, level slog.Level, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// parseCommand parses a subcommand's flags (interspersed with its
+// arguments). ok is false when the command ends here, with exit code code
+// (0 for -h, ExitUsage for bad flags, already reported by fs).
+func parseCommand(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	pos, err := parseInterspersed(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil, 0, false
+	case err != nil:
+		return nil, ExitUsage, false
+	}
+	return pos, 0, true
+}
+
+// startRunner constructs the engine and plugins; on failure it reports the
+// error on stderr and returns a nil Runner with the exit code (ExitUsage for
+// config problems, ExitInternal otherwise).
+func startRunner(b Build, cfg *Config, logger *slog.Logger, stderr io.Writer) (*Runner, int) {
+	runner, err := NewRunner(b, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
+		if errors.Is(err, ErrConfig) {
+			return nil, ExitUsage
+		}
+		return nil, ExitInternal
+	}
+	return runner, 0
 }
 
 // LocalRun describes one run of RunLocal.

@@ -473,12 +473,9 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage: %s work --config FILE\n\nClaims tasks for workerPoolId from the Queue at rootUrl and runs them until SIGTERM/SIGINT,\nnumberOfTasksToRun or idleTimeout. Credentials come from the config or TASKCLUSTER_CLIENT_ID,\nTASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE; TASKCLUSTER_ROOT_URL overrides rootUrl.\n\nFlags:\n", b.Binary)
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return ExitUsage
+	pos, code, ok := parseCommand(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 0 {
 		fmt.Fprintf(stderr, "%s work: unexpected argument %q (the config is given with --config FILE)\n", b.Binary, pos[0])
@@ -488,11 +485,7 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s work: --config FILE is required (a worker config with rootUrl, credentials, workerPoolId, workerGroup and workerId; see README)\n", b.Binary)
 		return ExitUsage
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := newLogger(stderr, slog.LevelInfo, *verbose)
 	cfg, err := LoadConfig(b, *configPath, os.Getenv)
 	if err == nil {
 		err = checkWorkConfig(cfg)
@@ -505,13 +498,9 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: tasksDir: %v\n", b.Binary, err)
 		return ExitUsage
 	}
-	runner, err := NewRunner(b, cfg, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		if errors.Is(err, ErrConfig) {
-			return ExitUsage
-		}
-		return ExitInternal
+	runner, code := startRunner(b, cfg, logger, stderr)
+	if runner == nil {
+		return code
 	}
 	defer runner.Close()
 	client := &taskcluster.Client{
