@@ -544,19 +544,31 @@ func handleFinishArtifact(c *call) error {
 	return nil
 }
 
+// requestedRunID is the route's runId, or -1 (the latest run) for the
+// latest* endpoints.
+func (c *call) requestedRunID(latest bool) (int, error) {
+	if latest {
+		return -1, nil
+	}
+	return c.runID()
+}
+
+// artifactTarget resolves the route's artifact (following links), checking
+// queue:get-artifact:<name> for every name on the way.
+func (c *call) artifactTarget(latest bool) (artifactTarget, error) {
+	runID, err := c.requestedRunID(latest)
+	if err != nil {
+		return artifactTarget{}, err
+	}
+	check := func(name string) error {
+		return c.authorize(scopeParams{"names": []string{name}})
+	}
+	return c.s.lookupArtifact(c.param("taskId"), runID, c.param("name"), c.base, check)
+}
+
 func handleGetArtifact(latest bool) func(c *call) error {
 	return func(c *call) error {
-		runID := -1
-		if !latest {
-			var err error
-			if runID, err = c.runID(); err != nil {
-				return err
-			}
-		}
-		check := func(name string) error {
-			return c.authorize(scopeParams{"names": []string{name}})
-		}
-		tgt, err := c.s.lookupArtifact(c.param("taskId"), runID, c.param("name"), c.base, check)
+		tgt, err := c.artifactTarget(latest)
 		if err != nil {
 			return err
 		}
@@ -575,17 +587,7 @@ func handleGetArtifact(latest bool) func(c *call) error {
 // credentials valid for an hour.
 func handleArtifactContent(latest bool) func(c *call) error {
 	return func(c *call) error {
-		runID := -1
-		if !latest {
-			var err error
-			if runID, err = c.runID(); err != nil {
-				return err
-			}
-		}
-		check := func(name string) error {
-			return c.authorize(scopeParams{"names": []string{name}})
-		}
-		tgt, err := c.s.lookupArtifact(c.param("taskId"), runID, c.param("name"), c.base, check)
+		tgt, err := c.artifactTarget(latest)
 		if err != nil {
 			return err
 		}
@@ -607,12 +609,9 @@ func handleArtifactContent(latest bool) func(c *call) error {
 
 func handleListArtifacts(latest bool) func(c *call) error {
 	return func(c *call) error {
-		runID := -1
-		if !latest {
-			var err error
-			if runID, err = c.runID(); err != nil {
-				return err
-			}
+		runID, err := c.requestedRunID(latest)
+		if err != nil {
+			return err
 		}
 		if err := c.authorize(nil); err != nil {
 			return err
@@ -635,12 +634,9 @@ func handleListArtifacts(latest bool) func(c *call) error {
 
 func handleArtifactInfo(latest bool) func(c *call) error {
 	return func(c *call) error {
-		runID := -1
-		if !latest {
-			var err error
-			if runID, err = c.runID(); err != nil {
-				return err
-			}
+		runID, err := c.requestedRunID(latest)
+		if err != nil {
+			return err
 		}
 		if err := c.authorize(nil); err != nil {
 			return err
