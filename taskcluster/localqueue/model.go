@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
 )
 
@@ -93,37 +94,14 @@ type TaskMetadata struct {
 	Source      string `json:"source"`
 }
 
-// Run is one run of a task (task-status.json `runs[]`). Times are UTC with
+// Run is one run of a task (task-status.json `runs[]`), the client's type:
+// the server answers with exactly what workers parse. Times are UTC with
 // millisecond precision; zero times are omitted.
-type Run struct {
-	RunID          int       `json:"runId"`
-	State          string    `json:"state"`
-	ReasonCreated  string    `json:"reasonCreated"`
-	ReasonResolved string    `json:"reasonResolved,omitempty"`
-	WorkerGroup    string    `json:"workerGroup,omitempty"`
-	WorkerID       string    `json:"workerId,omitempty"`
-	TakenUntil     time.Time `json:"takenUntil,omitzero"`
-	Scheduled      time.Time `json:"scheduled"`
-	Started        time.Time `json:"started,omitzero"`
-	Resolved       time.Time `json:"resolved,omitzero"`
-}
+type Run = taskcluster.RunInfo
 
-// TaskStatus is the task status structure (schema queue/v1/task-status.json).
-type TaskStatus struct {
-	TaskID        string    `json:"taskId"`
-	ProvisionerID string    `json:"provisionerId"`
-	WorkerType    string    `json:"workerType"`
-	TaskQueueID   string    `json:"taskQueueId"`
-	SchedulerID   string    `json:"schedulerId"`
-	ProjectID     string    `json:"projectId"`
-	TaskGroupID   string    `json:"taskGroupId"`
-	Priority      string    `json:"priority"`
-	Deadline      time.Time `json:"deadline"`
-	Expires       time.Time `json:"expires"`
-	RetriesLeft   int       `json:"retriesLeft"`
-	State         string    `json:"state"`
-	Runs          []Run     `json:"runs"`
-}
+// TaskStatus is the task status structure (schema
+// queue/v1/task-status.json), the client's type.
+type TaskStatus = taskcluster.TaskStatus
 
 // Credentials are Taskcluster credentials as the Queue hands them out
 // (task-credentials.json, object-credentials.json): the same type the
