@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,9 +16,16 @@ import (
 // a random 16-byte token into the same pipe (one write, smaller than
 // PIPE_BUF, so atomic) and waits until the reader has reached it: every
 // byte the command wrote before exiting came before the token.
+//
+// A read may end inside a token, so the reader holds back a tail of output
+// that could be the start of one, but only while a token is in flight:
+// otherwise a task's last line whose final bytes happen to match the
+// token's first ones ("\n" against a token starting 0x0a, 1 in 256) would
+// sit unseen until the task writes again, which a sleeping task never does.
 type outputSync struct {
-	token [16]byte
-	seen  chan struct{} // receives one value per token the reader passed
+	token   [16]byte
+	seen    chan struct{} // receives one value per token the reader passed
+	pending atomic.Int32  // tokens written (or being written) not yet passed
 }
 
 func newOutputSync() *outputSync {
@@ -37,10 +45,14 @@ func (o *outputSync) wait(w *os.File) {
 	case <-o.seen: // a token an earlier, timed-out wait left behind
 	default:
 	}
+	o.pending.Add(1) // before the write, so the reader never sees a token unannounced
 	_ = w.SetWriteDeadline(time.Now().Add(syncTimeout))
 	_, err := w.Write(o.token[:])
 	_ = w.SetWriteDeadline(time.Time{})
 	if err != nil {
+		// A write of at most PIPE_BUF bytes is all or nothing: no token
+		// reached the pipe.
+		o.pending.Add(-1)
 		return
 	}
 	t := time.NewTimer(syncTimeout)
@@ -98,13 +110,14 @@ func (o *outputSync) copyTokens(dst io.Writer, r io.Reader, buf []byte) error {
 				}
 			}
 			data = data[i+len(tok):]
+			o.pending.Add(-1)
 			select {
 			case o.seen <- struct{}{}:
 			default:
 			}
 		}
 		keep := 0
-		if rerr == nil {
+		if rerr == nil && o.pending.Load() > 0 {
 			keep = partialSuffix(data, tok)
 		}
 		if len(data)-keep > 0 {
