@@ -32,14 +32,20 @@ func Build(ctx context.Context, profile string) error {
 	return nil
 }
 
-// Generate writes dist/<profile>/ for every profile, or one with -profile=<name>.
-func Generate(profile *string) error {
+// Generate writes dist/<profile>/ for every profile, or for one: generate [profile=<name>].
+//
+// As with release, a profile argument must come last on the command line.
+func Generate() error {
 	names, err := gen.KnownProfiles(".")
 	if err != nil {
 		return err
 	}
-	if profile != nil {
-		names = []string{build.ProfileArg(*profile)}
+	profile, consumed, err := optionalProfileArg("generate")
+	if err != nil {
+		return err
+	}
+	if profile != "" {
+		names = []string{profile}
 	}
 	var errs []error
 	for _, n := range names {
@@ -49,7 +55,13 @@ func Generate(profile *string) error {
 		}
 		fmt.Println(gen.OutDir(".", n))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if consumed {
+		os.Exit(0)
+	}
+	return nil
 }
 
 // Test runs the README's test steps: Podman set-up (as root on Debian), gofmt, go vet ./..., go test ./...

@@ -24,7 +24,7 @@ import (
 // would otherwise take the argument for the next target's name; so
 // `release profile=<name>` must come last on the command line.
 func Release(ctx context.Context) error {
-	profile, consumed, err := releaseProfileArg()
+	profile, consumed, err := optionalProfileArg("release")
 	if err != nil {
 		return err
 	}
@@ -45,11 +45,13 @@ func Release(ctx context.Context) error {
 	return nil
 }
 
-// releaseProfileArg finds the argument following the "release" target:
-// "profile=<name>", or a bare name of a profile in profiles/.
-func releaseProfileArg() (profile string, consumed bool, err error) {
+// optionalProfileArg finds the argument following the target's name on the
+// command line: "profile=<name>", or a bare name of a profile in profiles/.
+// consumed reports that one was found, so the target must exit on success
+// before mage reads it as the next target.
+func optionalProfileArg(target string) (profile string, consumed bool, err error) {
 	args := os.Args[1:]
-	i := slices.IndexFunc(args, func(a string) bool { return strings.EqualFold(a, "release") })
+	i := slices.IndexFunc(args, func(a string) bool { return strings.EqualFold(a, target) })
 	if i < 0 || i+1 >= len(args) {
 		return "", false, nil
 	}
