@@ -127,12 +127,17 @@ func TestGenerateRejects(t *testing.T) {
 		{
 			name:    "wrong type",
 			profile: mutate(t, `arch: "amd64"`, `arch: 64`),
-			want:    []string{"profiles/bad.cue:12:", "profile.targets.0.arch", "conflicting values"},
+			want:    []string{"profiles/bad.cue:12:", "profile.targets.0.arch: 64 is not allowed; allowed values: \"amd64\", \"arm64\""},
 		},
 		{
 			name:    "unknown target os",
 			profile: mutate(t, `os: "linux"`, `os: "plan9"`),
-			want:    []string{"profiles/bad.cue:12:", "profile.targets.0.os"},
+			want:    []string{"profiles/bad.cue:12:", `profile.targets.0.os: "plan9" is not allowed; allowed values: "darwin", "freebsd", "linux", "windows"`},
+		},
+		{
+			name:    "misspelt target os",
+			profile: mutate(t, `os: "linux"`, `os: "linus"`),
+			want:    []string{"profiles/bad.cue:12:", `profile.targets.0.os: "linus" is not allowed; did you mean "linux"?`},
 		},
 		{
 			name:    "dialect not for the target os",

@@ -134,9 +134,93 @@ func (r *resolver) addErr(err error) {
 	if err == nil {
 		return
 	}
-	for _, e := range cueerrors.Errors(err) {
+	errs := cueerrors.Errors(err)
+	byPath := map[string][]cueerrors.Error{}
+	for _, e := range errs {
+		k := strings.Join(e.Path(), ".")
+		byPath[k] = append(byPath[k], e)
+	}
+	replaced := map[string]bool{}
+	for _, e := range errs {
+		k := strings.Join(e.Path(), ".")
+		format, _ := e.Msg()
+		if replaced[k] && strings.HasPrefix(format, "conflicting values") {
+			continue // folded into the disjunction's message
+		}
+		if strings.Contains(format, "errors in empty disjunction") {
+			if d := r.disjunctionError(k, byPath[k]); d != nil {
+				r.errs = cueerrors.Append(r.errs, d)
+				replaced[k] = true
+				continue
+			}
+		}
 		r.errs = cueerrors.Append(r.errs, r.withHint(e))
 	}
+}
+
+// disjunctionError folds CUE's "N errors in empty disjunction" and its
+// "conflicting values A and B" details (a value that is none of a list of
+// literals, such as an unknown target OS) into one line: the value given,
+// the closest allowed one and all of them, at the profile's line. It
+// returns nil when the details are not all literal conflicts.
+func (r *resolver) disjunctionError(path string, errs []cueerrors.Error) cueerrors.Error {
+	count := map[string]int{}
+	conflicts := 0
+	var positions []token.Pos
+	for _, e := range errs {
+		format, args := e.Msg()
+		if !strings.HasPrefix(format, "conflicting values") {
+			if strings.Contains(format, "errors in empty disjunction") {
+				continue
+			}
+			return nil
+		}
+		if len(args) < 2 {
+			return nil
+		}
+		conflicts++
+		a, b := fmt.Sprint(args[0]), fmt.Sprint(args[1])
+		count[a]++
+		if b != a {
+			count[b]++
+		}
+		positions = append(positions, cueerrors.Positions(e)...)
+	}
+	if conflicts < 2 {
+		return nil
+	}
+	given := ""
+	var allowed []string
+	for v, n := range count {
+		if n == conflicts && given == "" {
+			given = v
+		} else {
+			allowed = append(allowed, v)
+		}
+	}
+	if given == "" || len(allowed) == 0 {
+		return nil
+	}
+	slices.Sort(allowed)
+	var pos token.Pos
+	for _, p := range positions {
+		if p.IsValid() && p.Filename() == r.p.File {
+			pos = p
+			break
+		}
+		if !pos.IsValid() {
+			pos = p
+		}
+	}
+	hint := ""
+	unquoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		unquoted[i] = strings.Trim(a, `"`)
+	}
+	if best := closest(strings.Trim(given, `"`), unquoted); best != "" {
+		hint = fmt.Sprintf(" did you mean %q?", best)
+	}
+	return cueerrors.Newf(pos, "%s: %s is not allowed;%s allowed values: %s", path, given, hint, strings.Join(allowed, ", "))
 }
 
 // withHint turns CUE's "field not allowed" (a typo in a closed struct)
