@@ -97,6 +97,11 @@ type Client struct {
 	UserAgent string
 	// Now is the clock used for Hawk timestamps; nil means time.Now.
 	Now func() time.Time
+	// Skew, when non-nil, is updated from the Date header of every API
+	// answer (errors included), and Hawk timestamps are moved onto the
+	// services' clock with it, so a machine whose clock is off still
+	// authenticates. Share one between the copies of a Client.
+	Skew *ClockSkew
 }
 
 // StaticCredentials returns a credentials source that always yields c.
@@ -230,17 +235,25 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		}
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set(HeaderTraceID, traceID)
+		signedWith := c.Skew.Offset()
 		if err := c.sign(req); err != nil {
 			return nil, backoff.Permanent(fmt.Errorf("%s: signing request: %w", k.name, err))
 		}
+		sent := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s %s: %w", k.name, k.method, u.Redacted(), err)
 		}
 		defer resp.Body.Close()
+		c.Skew.Observe(resp.Header, sent, time.Now())
 		if resp.StatusCode >= 400 || (resp.StatusCode >= 300 && !k.noRedirect) {
 			apiErr := newAPIError(k.method, u, resp)
 			if resp.StatusCode >= 500 {
+				return nil, apiErr
+			}
+			if resp.StatusCode == http.StatusUnauthorized && (c.Skew.Offset()-signedWith).Abs() >= ClockSkewDeadband {
+				// Most likely a Hawk timestamp out of the allowed skew, and
+				// this answer's Date taught us the services' clock: sign again.
 				return nil, apiErr
 			}
 			return nil, backoff.Permanent(apiErr)
@@ -350,9 +363,9 @@ func (c *Client) logger() *slog.Logger {
 
 func (c *Client) now() time.Time {
 	if c.Now != nil {
-		return c.Now()
+		return c.Skew.Remote(c.Now())
 	}
-	return time.Now()
+	return c.Skew.Remote(time.Now())
 }
 
 // newTraceID returns a random v4 UUID.

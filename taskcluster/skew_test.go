@@ -1,0 +1,94 @@
+package taskcluster
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/workergen/workergen/taskcluster/hawk"
+)
+
+func TestClockSkewObserve(t *testing.T) {
+	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	received := sent.Add(200 * time.Millisecond)
+	at := func(d time.Time) http.Header {
+		return http.Header{"Date": {d.UTC().Format(http.TimeFormat)}}
+	}
+	var s ClockSkew
+	s.Observe(at(sent.Add(10*time.Minute)), sent, received)
+	assert.InDelta(t, (10 * time.Minute).Seconds(), s.Offset().Seconds(), 1, "server ahead")
+	local := time.Date(2026, 1, 2, 3, 30, 0, 0, time.UTC)
+	assert.InDelta(t, 0, s.Local(s.Remote(local)).Sub(local).Seconds(), 0.001)
+	assert.True(t, s.Local(local.Add(10*time.Minute)).Sub(local).Abs() < time.Second, "Local undoes the offset")
+
+	s.Observe(at(sent.Add(-3*time.Minute)), sent, received)
+	assert.InDelta(t, (-3 * time.Minute).Seconds(), s.Offset().Seconds(), 1, "the latest answer wins")
+
+	s.Observe(at(sent.Add(time.Second)), sent, received)
+	assert.Zero(t, s.Offset(), "offsets within the deadband are noise")
+
+	s.Observe(at(sent.Add(time.Hour)), sent, received)
+	s.Observe(http.Header{"Date": {"yesterday"}}, sent, received)
+	s.Observe(http.Header{}, sent, received)
+	assert.InDelta(t, time.Hour.Seconds(), s.Offset().Seconds(), 1, "answers without a valid Date are ignored")
+
+	var none *ClockSkew
+	assert.Zero(t, none.Offset())
+	assert.Equal(t, local, none.Local(local))
+	none.Observe(at(sent), sent, received) // no panic
+}
+
+// A machine whose clock is 20 minutes behind the services' (beyond Hawk's
+// 15-minute allowance) learns the offset from the first answer's Date and
+// authenticates on the next attempt; without a ClockSkew it cannot.
+func TestClockSkewCorrectsHawkTimestamps(t *testing.T) {
+	serverNow := func() time.Time { return time.Now().Add(20 * time.Minute) }
+	var attempts atomic.Int32
+	auth := &hawk.Authenticator{
+		Lookup: func(context.Context, string) (hawk.Client, error) {
+			return hawk.Client{AccessToken: "token", Scopes: []string{"*"}}, nil
+		},
+		Now: serverNow,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		w.Header().Set("Date", serverNow().UTC().Format(http.TimeFormat))
+		w.Header().Set("Content-Type", "application/json")
+		if _, err := auth.Authenticate(r.Context(), r); err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"code": "AuthenticationFailed", "message": "` + err.Error() + `"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"alive": true}`))
+	}))
+	t.Cleanup(srv.Close)
+	client := func(skew *ClockSkew) *Client {
+		return &Client{RootURL: srv.URL, Credentials: StaticCredentials(Credentials{ClientID: "c", AccessToken: "token"}),
+			InitialInterval: time.Millisecond, MaxInterval: 10 * time.Millisecond, Skew: skew}
+	}
+	ctx := context.Background()
+
+	err := client(nil).Call(ctx, "queue", "ping", http.MethodGet, "/ping", nil, nil, nil)
+	require.Error(t, err)
+	assert.Equal(t, http.StatusUnauthorized, StatusCode(err))
+
+	skew := new(ClockSkew)
+	var out struct{ Alive bool }
+	require.NoError(t, client(skew).Call(ctx, "queue", "ping", http.MethodGet, "/ping", nil, nil, &out))
+	assert.True(t, out.Alive)
+	assert.InDelta(t, (20 * time.Minute).Seconds(), skew.Offset().Seconds(), 2)
+
+	// A genuine 401 (wrong token) is not retried once the clock is known.
+	bad := client(skew)
+	bad.Credentials = StaticCredentials(Credentials{ClientID: "c", AccessToken: "wrong"})
+	attempts.Store(0)
+	err = bad.Call(ctx, "queue", "ping", http.MethodGet, "/ping", nil, nil, nil)
+	assert.Equal(t, http.StatusUnauthorized, StatusCode(err))
+	assert.Equal(t, int32(1), attempts.Load())
+}
