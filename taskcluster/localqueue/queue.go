@@ -149,7 +149,13 @@ func New(opts Options) (*Server, error) {
 	for _, t := range s.tasks {
 		s.index(t)
 	}
-	s.handler = s.routes()
+	routes := s.routes()
+	// Date is on the server's clock, as a real deployment's is: workers
+	// use it to correct takenUntil for their own clock's offset.
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
+		routes.ServeHTTP(w, r)
+	})
 	if o.ExpireInterval > 0 {
 		s.wg.Add(1)
 		go s.expirer(o.ExpireInterval)
