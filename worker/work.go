@@ -44,6 +44,9 @@ type Worker struct {
 
 	claimed  atomic.Int64
 	resolved atomic.Int64
+
+	clientOnce sync.Once
+	skewed     *taskcluster.Client // Client with Skew set; see client
 }
 
 // Stats are counters of a Worker.
@@ -55,6 +58,19 @@ type Stats struct {
 // Stats returns the worker's counters so far.
 func (w *Worker) Stats() Stats {
 	return Stats{Claimed: w.claimed.Load(), Resolved: w.resolved.Load()}
+}
+
+// client returns the worker's Client with a shared ClockSkew, so that
+// takenUntil is read on the local clock however far off it is.
+func (w *Worker) client() *taskcluster.Client {
+	w.clientOnce.Do(func() {
+		c := *w.Client
+		if c.Skew == nil {
+			c.Skew = new(taskcluster.ClockSkew)
+		}
+		w.skewed = &c
+	})
+	return w.skewed
 }
 
 func (w *Worker) logger() *slog.Logger {
@@ -100,7 +116,7 @@ func (w *Worker) Work(ctx context.Context) error {
 	// claimWork failures are retried here, with a warning each time, rather
 	// than for minutes inside one call: an operator sees at once that the
 	// Queue is unreachable.
-	claimClient := *w.Client
+	claimClient := *w.client()
 	claimClient.MaxElapsedTime = claimRetryWindow
 	var fatal error
 
@@ -175,7 +191,7 @@ claimLoop:
 		}
 		lastBusy = time.Now()
 		for _, claim := range resp.Tasks {
-			ar := newActiveRun(claim)
+			ar := newActiveRun(claim, claimClient.Skew)
 			mu.Lock()
 			active[ar] = struct{}{}
 			mu.Unlock()
@@ -232,25 +248,30 @@ type activeRun struct {
 	claim taskcluster.TaskClaim
 	ctl   *Control
 	creds *taskcluster.CredentialsHolder
+	skew  *taskcluster.ClockSkew
 
 	mu         sync.Mutex
-	takenUntil time.Time
+	takenUntil time.Time // on the local clock
 }
 
-func newActiveRun(c taskcluster.TaskClaim) *activeRun {
-	return &activeRun{claim: c, ctl: NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), takenUntil: c.TakenUntil}
+func newActiveRun(c taskcluster.TaskClaim, skew *taskcluster.ClockSkew) *activeRun {
+	a := &activeRun{claim: c, ctl: NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew}
+	a.setTakenUntil(c.TakenUntil)
+	return a
 }
 
+// TakenUntil returns when the claim runs out, on the local clock.
 func (a *activeRun) TakenUntil() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.takenUntil
 }
 
+// setTakenUntil records a takenUntil from the Queue (on its clock).
 func (a *activeRun) setTakenUntil(t time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.takenUntil = t
+	a.takenUntil = a.skew.Local(t)
 }
 
 // runClaim executes one claimed run and resolves it.
@@ -258,8 +279,11 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	log := w.logger().With("taskId", taskID, "runId", runID)
 	log.Info("claimed task", "takenUntil", ar.claim.TakenUntil)
+	if off := ar.skew.Offset(); off != 0 {
+		log.Warn("this machine's clock differs from the Queue's; takenUntil is corrected for it", "queueClockAhead", off.String())
+	}
 
-	qc := *w.Client
+	qc := *w.client()
 	qc.Credentials = ar.creds.Get
 	queue := qc.Queue()
 
@@ -339,9 +363,9 @@ func definitionFromClaim(t taskcluster.Task) task.Definition {
 }
 
 // reclaimDelay is how long to wait before reclaiming a claim that is valid
-// for remaining: margin before takenUntil, but never later than half-way,
-// so that short claim timeouts (tests, small deployments) still leave time
-// to retry.
+// for remaining: margin before takenUntil, or half-way when the margin is
+// more than half of what remains, so that short claim timeouts (tests,
+// small deployments) still leave time to retry.
 func reclaimDelay(remaining, margin time.Duration) time.Duration {
 	return max(remaining-margin, remaining/2, 0)
 }

@@ -65,16 +65,20 @@ type queueEnv struct {
 
 const testPool = "workergen-test/fake"
 
-func newQueueEnv(t *testing.T, claimTimeout time.Duration) *queueEnv {
+func newQueueEnv(t *testing.T, claimTimeout time.Duration, opts ...func(*localqueue.Options)) *queueEnv {
 	t.Helper()
-	s, err := localqueue.New(localqueue.Options{
+	o := localqueue.Options{
 		Dir:          t.TempDir(),
 		ClaimTimeout: claimTimeout,
 		LongPoll:     500 * time.Millisecond,
 		NoSync:       true,
 		Clients: []localqueue.Client{{ClientID: "worker", AccessToken: "worker-token",
 			Scopes: []string{"queue:claim-work:" + testPool, "queue:worker-id:test-group/*"}}},
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := localqueue.New(o)
 	require.NoError(t, err)
 	env := &queueEnv{t: t, server: s}
 	env.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -207,6 +211,29 @@ func TestWorkSurvivesQueueOutage(t *testing.T) {
 	require.NoError(t, w.Work(context.Background()))
 	assert.Equal(t, "completed", runState(env.status(id), 0))
 	assert.Equal(t, int64(1), w.Stats().Resolved)
+}
+
+// offsetClock is a clock a fixed offset from this machine's.
+type offsetClock time.Duration
+
+func (c offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c)) }
+
+// A Queue whose clock is 10 minutes ahead hands out a takenUntil that, read
+// on the worker's clock, looks 10 minutes later than it is. The worker
+// corrects it from the answers' Date header and reclaims in time; read
+// as is, the claim would expire mid-task.
+func TestWorkReclaimsWhenTheQueueClockIsAhead(t *testing.T) {
+	env := newQueueEnv(t, 3*time.Second, func(o *localqueue.Options) {
+		o.Clock = offsetClock(10 * time.Minute)
+		o.ExpireInterval = 100 * time.Millisecond
+	})
+	id := env.createTask(`{"sleepMs": 5000}`, 0)
+	w, _ := env.worker(1, 1)
+	require.NoError(t, w.Work(context.Background()))
+	st := env.status(id)
+	assert.Equal(t, "completed", runState(st, 0))
+	assert.Len(t, st.Runs, 1)
+	assert.InDelta(t, (10 * time.Minute).Seconds(), w.client().Skew.Offset().Seconds(), 2)
 }
 
 func TestWorkCapacity(t *testing.T) {
