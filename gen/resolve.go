@@ -15,6 +15,8 @@ import (
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
 	"cuelang.org/go/encoding/jsonschema"
+
+	"github.com/workergen/workergen/internal/suggest"
 )
 
 // Profile is a resolved profile: everything the generator writes for it.
@@ -217,7 +219,7 @@ func (r *resolver) disjunctionError(path string, errs []cueerrors.Error) cueerro
 	for i, a := range allowed {
 		unquoted[i] = strings.Trim(a, `"`)
 	}
-	if best := closest(strings.Trim(given, `"`), unquoted); best != "" {
+	if best := suggest.Closest(strings.Trim(given, `"`), unquoted); best != "" {
 		hint = fmt.Sprintf(" did you mean %q?", best)
 	}
 	return cueerrors.Newf(pos, "%s: %s is not allowed;%s allowed values: %s", path, given, hint, strings.Join(allowed, ", "))
@@ -250,7 +252,7 @@ func (r *resolver) withHint(e cueerrors.Error) cueerrors.Error {
 	if len(allowed) > 0 {
 		hint = "allowed fields here: " + strings.Join(allowed, ", ")
 	}
-	if best := closest(bad, allowed); best != "" {
+	if best := suggest.Closest(bad, allowed); best != "" {
 		hint = fmt.Sprintf("did you mean %q? %s", best, hint)
 	}
 	// Prefer the position in the profile file.
@@ -295,38 +297,6 @@ func (r *resolver) schemaFor(path []string) (cue.Value, string) {
 		return v, strings.Join(append([]string{"profile.plugins." + path[3] + ".config"}, rest...), ".")
 	}
 	return cue.Value{}, joined
-}
-
-// closest returns the candidate within edit distance 3 of s (and less
-// than half its length), or "".
-func closest(s string, candidates []string) string {
-	best, bestD := "", 4
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD && d <= len(s)/2 {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // profileDecl is the part of #Profile the generator reads into Go.
