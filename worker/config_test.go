@@ -56,8 +56,13 @@ func TestLoadConfigErrorsNameFieldAndFile(t *testing.T) {
 	require.ErrorIs(t, err, ErrConfig)
 	msg := err.Error()
 	assert.Contains(t, msg, path)
-	assert.Contains(t, msg, "capacty")
+	assert.Contains(t, msg, `config: additional properties 'capacty' not allowed; did you mean "capacity"?`)
 	assert.Contains(t, msg, "config.capacity")
+
+	require.NoError(t, os.WriteFile(path, []byte(`{"credentials": {"clientID": "a", "acessToken": "b", "zzzzzzzz": "c"}}`), 0o644))
+	_, err = LoadConfig(testBuild(), path, func(string) string { return "" })
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), `config.credentials: additional properties 'acessToken', 'clientID', 'zzzzzzzz' not allowed; did you mean "accessToken" for "acessToken", "clientId" for "clientID"?`)
 
 	require.NoError(t, os.WriteFile(path, []byte(`[1, 2]`), 0o644))
 	_, err = LoadConfig(testBuild(), path, func(string) string { return "" })

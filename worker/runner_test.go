@@ -99,12 +99,12 @@ func TestRunPluginMakesSuccessFail(t *testing.T) {
 func TestRunMalformedPayloadSchema(t *testing.T) {
 	a := &recPlugin{name: "a"}
 	r, _ := newTestRunner(t, a)
-	tr := newTC(t, `{"exit": "three", "bogus": 1}`)
+	tr := newTC(t, `{"exit": "three", "bogus": 1, "sleepMS": 5}`)
 	out := r.Run(context.Background(), tr.tc, nil)
 	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, out.Resolution)
 	joined := strings.Join(out.Reasons, "\n")
 	assert.Contains(t, joined, "payload.exit")
-	assert.Contains(t, joined, "bogus")
+	assert.Contains(t, joined, `payload: additional properties 'bogus', 'sleepMS' not allowed; did you mean "sleepMs" for "sleepMS"?`)
 	assert.Contains(t, tr.log.String(), "payload.exit", "reasons are in the task log")
 	// No task plugin was created, so the plugin hears about the run only
 	// through RunEndedEarly.

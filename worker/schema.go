@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/workergen/workergen/internal/suggest"
 )
 
 // Schema is a compiled JSON Schema (draft 2020-12, as exported by the
@@ -19,6 +23,7 @@ import (
 type Schema struct {
 	name string
 	sch  *jsonschema.Schema
+	doc  any // the decoded document, to look up allowed property names
 }
 
 // CompileSchema compiles doc, a JSON Schema document; name identifies it in
@@ -38,7 +43,7 @@ func CompileSchema(name string, doc []byte) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compiling %s: %w", name, err)
 	}
-	return &Schema{name: name, sch: sch}, nil
+	return &Schema{name: name, sch: sch, doc: v}, nil
 }
 
 // Validate checks doc (JSON) against the schema. It returns nil, or a list of
@@ -70,7 +75,7 @@ func (s *Schema) ValidateValue(root string, v any) []string {
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			line := root + JSONPath(e.InstanceLocation) + ": " + describe(e.ErrorKind, p)
+			line := root + JSONPath(e.InstanceLocation) + ": " + describe(e.ErrorKind, p) + s.hint(e)
 			if !seen[line] {
 				seen[line] = true
 				out = append(out, line)
@@ -109,6 +114,10 @@ func mergeTypeErrors(lines []string) []string {
 // section that takes no settings (exported from a closed empty CUE struct
 // as `const: {}`).
 func describe(k jsonschema.ErrorKind, p *message.Printer) string {
+	if ap, ok := k.(*kind.AdditionalProperties); ok {
+		// The library lists them in map order; sort for stable messages.
+		k = &kind.AdditionalProperties{Properties: slices.Sorted(slices.Values(ap.Properties))}
+	}
 	if c, ok := k.(*kind.Const); ok {
 		if want, ok := c.Want.(map[string]any); ok && len(want) == 0 {
 			if got, ok := c.Got.(map[string]any); ok {
@@ -123,6 +132,68 @@ func describe(k jsonschema.ErrorKind, p *message.Printer) string {
 		}
 	}
 	return k.LocalizedString(p)
+}
+
+// hint suggests the allowed property nearest to each one an
+// additionalProperties error names ("maxRuntime" for "maxRunTime"), from
+// the `properties` of the schema object the error comes from.
+func (s *Schema) hint(e *jsonschema.ValidationError) string {
+	ap, ok := e.ErrorKind.(*kind.AdditionalProperties)
+	if !ok {
+		return ""
+	}
+	_, frag, _ := strings.Cut(e.SchemaURL, "#")
+	obj, ok := lookupPointer(s.doc, frag).(map[string]any)
+	if !ok {
+		return ""
+	}
+	props, _ := obj["properties"].(map[string]any)
+	allowed := make([]string, 0, len(props))
+	for k := range props {
+		allowed = append(allowed, k)
+	}
+	sort.Strings(allowed)
+	var hints []string
+	for _, bad := range slices.Sorted(slices.Values(ap.Properties)) {
+		if best := suggest.Closest(bad, allowed); best != "" {
+			hints = append(hints, fmt.Sprintf("%q for %q", best, bad))
+		}
+	}
+	switch {
+	case len(hints) == 0:
+		return ""
+	case len(ap.Properties) == 1:
+		return fmt.Sprintf("; did you mean %s?", hints[0][:strings.Index(hints[0], " for ")])
+	}
+	return "; did you mean " + strings.Join(hints, ", ") + "?"
+}
+
+// lookupPointer resolves a JSON pointer (RFC 6901, possibly URL-escaped as
+// in a URI fragment) in doc; nil when it leads nowhere.
+func lookupPointer(doc any, ptr string) any {
+	if p, err := url.PathUnescape(ptr); err == nil {
+		ptr = p
+	}
+	if ptr == "" {
+		return doc
+	}
+	cur := doc
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	return cur
 }
 
 // JSONPath renders JSON pointer tokens the way task authors read paths:
