@@ -64,6 +64,16 @@ func TestLoadConfigErrorsNameFieldAndFile(t *testing.T) {
 	require.ErrorIs(t, err, ErrConfig)
 	assert.Contains(t, err.Error(), `config.credentials: additional properties 'acessToken', 'clientID', 'zzzzzzzz' not allowed; did you mean "accessToken" for "acessToken", "clientId" for "clientID"?`)
 
+	yml := filepath.Join(dir, "worker.yml")
+	require.NoError(t, os.WriteFile(yml, []byte("capacity: 2\n---\ncapacity: 3\n"), 0o644))
+	_, err = LoadConfig(testBuild(), yml, func(string) string { return "" })
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), yml+" holds more than one YAML document")
+	// Document markers around a single document are fine.
+	require.NoError(t, os.WriteFile(yml, []byte("---\ncapacity: 2\n---\n"), 0o644))
+	_, err = LoadConfig(testBuild(), yml, func(string) string { return "" })
+	require.NoError(t, err)
+
 	require.NoError(t, os.WriteFile(path, []byte(`[1, 2]`), 0o644))
 	_, err = LoadConfig(testBuild(), path, func(string) string { return "" })
 	require.ErrorIs(t, err, ErrConfig)
@@ -128,6 +138,7 @@ func TestParseTaskFileErrors(t *testing.T) {
 		{"expires before deadline", `{"payload": {}, "deadline": "{{now+1h}}", "expires": "{{now+1m}}"}`, "expires: "},
 		{"deadline passed", `{"payload": {}, "created": "{{now-2h}}", "deadline": "{{now-1h}}"}`, "has passed"},
 		{"duplicate key", "payload: {}\npayload: {}\n", "not valid JSON or YAML"},
+		{"two documents", "payload: {a: 1}\n---\npayload: {b: 2}\n", "the task file holds more than one YAML document"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseTaskFile([]byte(tc.file), now)

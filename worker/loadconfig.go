@@ -37,6 +37,9 @@ func LoadConfig(b Build, path string, getenv func(string) string) (*Config, erro
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading %s: %w", ErrConfig, path, err)
 		}
+		if err := checkOneDocument(data); err != nil {
+			return nil, fmt.Errorf("%w: %s %w", ErrConfig, path, err)
+		}
 		js, err := yaml.YAMLToJSONStrict(data)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: not valid YAML or JSON: %w", ErrConfig, path, err)
