@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/workergen/workergen/internal/diskfree"
 	"github.com/workergen/workergen/task"
 )
 
@@ -424,7 +425,8 @@ func (s *images) collectGarbage(ctx context.Context, tc *task.Context) {
 		if dir == "" {
 			return 0, false
 		}
-		return freeBytes(dir)
+		n, err := diskfree.Available(dir)
+		return n, err == nil
 	}
 	avail, ok := free()
 	if !ok || avail >= s.cfg.ImageGC.MinFreeBytes {
