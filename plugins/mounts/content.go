@@ -79,12 +79,17 @@ func (p *plugin) fetch(ctx context.Context, tc *task.Context, c *Content, field 
 	defer unlock()
 	sum := sha256.Sum256([]byte(key))
 	file := filepath.Join(p.downloadsDir, hex.EncodeToString(sum[:]))
-	if got, err := fileSHA256(file); err == nil {
-		if c.SHA256 == "" || got == c.SHA256 {
-			return openFetched(file, got, true)
-		}
+	p.gcMu.RLock()
+	got, err := fileSHA256(file)
+	if err == nil && (c.SHA256 == "" || got == c.SHA256) {
+		f, err := openFetched(file, got, true)
+		p.gcMu.RUnlock()
+		return f, err
+	}
+	p.gcMu.RUnlock()
+	if err == nil {
 		tc.Logf("[mounts] %s: earlier download of %s has SHA256 %s, the task requires %s: downloading again", field, c, got, c.SHA256)
-		if err := os.Remove(file); err != nil {
+		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, task.InternalError(fmt.Errorf("removing stale download: %w", err))
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -114,10 +119,12 @@ func (p *plugin) fetch(ctx context.Context, tc *task.Context, c *Content, field 
 	if err != nil {
 		return nil, p.contentError(tc, field+".content", c, err)
 	}
-	got := hex.EncodeToString(h.Sum(nil))
+	got = hex.EncodeToString(h.Sum(nil))
 	if c.SHA256 != "" && got != c.SHA256 {
 		return nil, task.MalformedPayloadf("%s.content.sha256: %s has SHA256 %s but the task requires %s", field, c, got, c.SHA256)
 	}
+	p.gcMu.RLock()
+	defer p.gcMu.RUnlock()
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return nil, task.InternalError(fmt.Errorf("keeping download: %w", err))
 	}

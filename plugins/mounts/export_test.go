@@ -16,3 +16,8 @@ func SetRetry(p plugins.Plugin, maxElapsed, initial time.Duration) {
 func CacheDataDir(p plugins.Plugin, name string) string {
 	return p.(*plugin).cacheDir(name) + "/data"
 }
+
+// SetFreeBytes replaces how p measures free disk space.
+func SetFreeBytes(p plugins.Plugin, f func(dir string) (int64, error)) {
+	p.(*plugin).freeBytes = f
+}

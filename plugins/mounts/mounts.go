@@ -53,10 +53,18 @@
 //	cachesDir        default "<dir of tasksDir>/caches"; same file system as tasksDir
 //	downloadsDir     default "<dir of tasksDir>/downloads"
 //	maxDownloadSize  bytes, 0 (default) means no bound
+//	minFreeBytes     bytes to keep free, default 10 GiB, 0 turns it off
 //
-// Not done: garbage collection of cachesDir and downloadsDir when the disk
-// fills, and the purge-cache service (purgeCache requests); caches are
-// removed by operators or by onExitStatus.purgeCaches.
+// # Disk space
+//
+// Before a run's mounts are placed, when the file system of the task
+// directory has less than minFreeBytes available, kept caches and
+// downloads that no run holds are deleted, least recently used first,
+// until it has (see generic-worker's requiredDiskSpaceMegabytes). The task
+// log names each one deleted.
+//
+// Not done: the purge-cache service (purgeCache requests); caches are
+// removed by operators, by onExitStatus.purgeCaches and by low disk space.
 package mounts
 
 import (
@@ -74,6 +82,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/internal/diskfree"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
 )
@@ -88,6 +97,12 @@ type Config struct {
 	DownloadsDir string `json:"downloadsDir,omitempty"`
 	// MaxDownloadSize bounds one download in bytes; 0 means no bound.
 	MaxDownloadSize int64 `json:"maxDownloadSize,omitempty"`
+	// MinFreeBytes is the free space, in bytes, to keep on the file system
+	// of the task directories: before placing a run's mounts, unused
+	// caches and downloads are deleted, least recently used first, until
+	// it is available. Absent means DefaultMinFreeBytes; 0 turns the
+	// collection off.
+	MinFreeBytes *int64 `json:"minFreeBytes,omitempty"`
 }
 
 type plugin struct {
@@ -99,6 +114,11 @@ type plugin struct {
 
 	retryMaxElapsed time.Duration
 	retryInitial    time.Duration
+	freeBytes       func(dir string) (int64, error)
+
+	// gcMu is held for writing while the collector deletes, and for
+	// reading while a fetch checks and opens a kept download.
+	gcMu sync.RWMutex
 
 	mu       sync.Mutex
 	inUse    map[string]bool          // cache names held by a run
@@ -117,6 +137,9 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	if cfg.MaxDownloadSize < 0 {
 		return nil, fmt.Errorf("plugins.mounts: maxDownloadSize %d is negative", cfg.MaxDownloadSize)
 	}
+	if cfg.MinFreeBytes != nil && *cfg.MinFreeBytes < 0 {
+		return nil, fmt.Errorf("plugins.mounts: minFreeBytes %d is negative (0 turns the collection off)", *cfg.MinFreeBytes)
+	}
 	base := filepath.Dir(filepath.Clean(opts.Worker.TasksDir))
 	if opts.Worker.TasksDir == "" {
 		base = "."
@@ -129,6 +152,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 		httpClient:      &http.Client{},
 		retryMaxElapsed: 2 * time.Minute,
 		retryInitial:    500 * time.Millisecond,
+		freeBytes:       diskfree.Available,
 		inUse:           map[string]bool{},
 		keyLocks:        map[string]chan struct{}{},
 	}
@@ -188,6 +212,7 @@ func (t *taskPlugin) Prepare(ctx context.Context) error {
 		return task.InternalError(fmt.Errorf("opening task directory: %w", err))
 	}
 	defer root.Close()
+	t.collect()
 	for i := range t.mounts {
 		if err := t.mount(ctx, root, i); err != nil {
 			return err
