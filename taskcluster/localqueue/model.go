@@ -1,7 +1,6 @@
 package localqueue
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/workergen/workergen/taskcluster"
@@ -63,36 +62,13 @@ var priorities = map[string]int{
 }
 
 // TaskDefinition is a task definition as the Queue stores and returns it
-// (schema queue/v1/task.json), with every default filled in.
-type TaskDefinition struct {
-	ProvisionerID string            `json:"provisionerId"`
-	WorkerType    string            `json:"workerType"`
-	TaskQueueID   string            `json:"taskQueueId"`
-	SchedulerID   string            `json:"schedulerId"`
-	ProjectID     string            `json:"projectId"`
-	TaskGroupID   string            `json:"taskGroupId"`
-	Dependencies  []string          `json:"dependencies"`
-	Requires      string            `json:"requires"`
-	Routes        []string          `json:"routes"`
-	Priority      string            `json:"priority"`
-	Retries       int               `json:"retries"`
-	Created       time.Time         `json:"created"`
-	Deadline      time.Time         `json:"deadline"`
-	Expires       time.Time         `json:"expires"`
-	Scopes        []string          `json:"scopes"`
-	Payload       json.RawMessage   `json:"payload"`
-	Metadata      TaskMetadata      `json:"metadata"`
-	Tags          map[string]string `json:"tags"`
-	Extra         json.RawMessage   `json:"extra"`
-}
+// (schema queue/v1/task.json), the client's type: the server fills in every
+// default (projectId "none", expires a year after created, empty lists and
+// objects), so what it answers has every member task.json requires.
+type TaskDefinition = taskcluster.Task
 
 // TaskMetadata is task-metadata.json.
-type TaskMetadata struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Owner       string `json:"owner"`
-	Source      string `json:"source"`
-}
+type TaskMetadata = taskcluster.TaskMetadata
 
 // Run is one run of a task (task-status.json `runs[]`), the client's type:
 // the server answers with exactly what workers parse. Times are UTC with
