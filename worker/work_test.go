@@ -223,11 +223,13 @@ func (c offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c)) }
 // corrects it from the answers' Date header and reclaims in time; read
 // as is, the claim would expire mid-task.
 func TestWorkReclaimsWhenTheQueueClockIsAhead(t *testing.T) {
-	env := newQueueEnv(t, 3*time.Second, func(o *localqueue.Options) {
+	// Reclaims come half-way through each 6 s claim, so a loaded machine
+	// has 3 s to get each one through; the task outlives its first claim.
+	env := newQueueEnv(t, 6*time.Second, func(o *localqueue.Options) {
 		o.Clock = offsetClock(10 * time.Minute)
 		o.ExpireInterval = 100 * time.Millisecond
 	})
-	id := env.createTask(`{"sleepMs": 5000}`, 0)
+	id := env.createTask(`{"sleepMs": 7000}`, 0)
 	w, _ := env.worker(1, 1)
 	require.NoError(t, w.Work(context.Background()))
 	st := env.status(id)
