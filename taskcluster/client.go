@@ -239,13 +239,12 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		if err := c.sign(req); err != nil {
 			return nil, backoff.Permanent(fmt.Errorf("%s: signing request: %w", k.name, err))
 		}
-		sent := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s %s: %w", k.name, k.method, u.Redacted(), err)
 		}
 		defer resp.Body.Close()
-		c.Skew.Observe(resp.Header, sent, time.Now())
+		c.Skew.Observe(resp.Header, time.Now())
 		if resp.StatusCode >= 400 || (resp.StatusCode >= 300 && !k.noRedirect) {
 			apiErr := newAPIError(k.method, u, resp)
 			if resp.StatusCode >= 500 {

@@ -41,12 +41,13 @@ func (s *ClockSkew) Local(t time.Time) time.Time { return t.Add(-s.Offset()) }
 // Remote converts t, a time on the local clock, to the services' clock.
 func (s *ClockSkew) Remote(t time.Time) time.Time { return t.Add(s.Offset()) }
 
-// Observe updates the estimate from the Date header of an answer to a
-// request sent at sent and answered at received (local clock). The server
-// wrote Date somewhere between the two, truncated to the second, so the
-// estimate compares the middle of that second with the middle of the
-// round trip. Answers without a valid Date header are ignored.
-func (s *ClockSkew) Observe(h http.Header, sent, received time.Time) {
+// Observe updates the estimate from the Date header of an answer whose
+// headers arrived at received (local clock). The server writes Date as it
+// starts answering, truncated to the second, so the estimate compares the
+// middle of that second with the arrival: the error is the one-way latency
+// plus half a second, even for a claimWork that long-polled for 20 s.
+// Answers without a valid Date header are ignored.
+func (s *ClockSkew) Observe(h http.Header, received time.Time) {
 	if s == nil {
 		return
 	}
@@ -54,8 +55,7 @@ func (s *ClockSkew) Observe(h http.Header, sent, received time.Time) {
 	if err != nil {
 		return
 	}
-	mid := sent.Add(received.Sub(sent) / 2)
-	est := date.Add(500 * time.Millisecond).Sub(mid)
+	est := date.Add(500 * time.Millisecond).Sub(received)
 	if est.Abs() < ClockSkewDeadband {
 		est = 0
 	}

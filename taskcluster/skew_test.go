@@ -17,31 +17,37 @@ import (
 func TestClockSkewObserve(t *testing.T) {
 	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	received := sent.Add(200 * time.Millisecond)
+	// A long poll: Date is written when the answer starts, 20 s after the
+	// request was sent.
+	var lp ClockSkew
+	lp.Observe(http.Header{"Date": {sent.Add(20 * time.Second).Format(http.TimeFormat)}}, sent.Add(20*time.Second+100*time.Millisecond))
+	assert.Zero(t, lp.Offset(), "a long poll is not mistaken for an offset")
+
 	at := func(d time.Time) http.Header {
 		return http.Header{"Date": {d.UTC().Format(http.TimeFormat)}}
 	}
 	var s ClockSkew
-	s.Observe(at(sent.Add(10*time.Minute)), sent, received)
+	s.Observe(at(sent.Add(10*time.Minute)), received)
 	assert.InDelta(t, (10 * time.Minute).Seconds(), s.Offset().Seconds(), 1, "server ahead")
 	local := time.Date(2026, 1, 2, 3, 30, 0, 0, time.UTC)
 	assert.InDelta(t, 0, s.Local(s.Remote(local)).Sub(local).Seconds(), 0.001)
 	assert.True(t, s.Local(local.Add(10*time.Minute)).Sub(local).Abs() < time.Second, "Local undoes the offset")
 
-	s.Observe(at(sent.Add(-3*time.Minute)), sent, received)
+	s.Observe(at(sent.Add(-3*time.Minute)), received)
 	assert.InDelta(t, (-3 * time.Minute).Seconds(), s.Offset().Seconds(), 1, "the latest answer wins")
 
-	s.Observe(at(sent.Add(time.Second)), sent, received)
+	s.Observe(at(sent.Add(time.Second)), received)
 	assert.Zero(t, s.Offset(), "offsets within the deadband are noise")
 
-	s.Observe(at(sent.Add(time.Hour)), sent, received)
-	s.Observe(http.Header{"Date": {"yesterday"}}, sent, received)
-	s.Observe(http.Header{}, sent, received)
+	s.Observe(at(sent.Add(time.Hour)), received)
+	s.Observe(http.Header{"Date": {"yesterday"}}, received)
+	s.Observe(http.Header{}, received)
 	assert.InDelta(t, time.Hour.Seconds(), s.Offset().Seconds(), 1, "answers without a valid Date are ignored")
 
 	var none *ClockSkew
 	assert.Zero(t, none.Offset())
 	assert.Equal(t, local, none.Local(local))
-	none.Observe(at(sent), sent, received) // no panic
+	none.Observe(at(sent), received) // no panic
 }
 
 // A machine whose clock is 20 minutes behind the services' (beyond Hawk's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -466,5 +467,28 @@ func TestPurgeExpired(t *testing.T) {
 	h.restart()
 	if ids := h.s.TaskIDs(); len(ids) != 0 {
 		t.Fatalf("tasks after restart: %v", ids)
+	}
+}
+
+// TestDateHeaderFromServerClock: answers carry the server clock's time, so
+// workers can correct for their own clock.
+func TestDateHeaderFromServerClock(t *testing.T) {
+	clock := NewFakeClock(time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC))
+	s, err := New(Options{Dir: t.TempDir(), NoSync: true, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, path := range []string{"/api/queue/v1/ping", "/api/queue/v1/task/nosuchtask"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if got := resp.Header.Get("Date"); got != "Tue, 06 May 2031 07:08:09 GMT" {
+			t.Errorf("%s: Date %q, want the server clock's time", path, got)
+		}
 	}
 }

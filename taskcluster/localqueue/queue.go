@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -150,11 +151,8 @@ func New(opts Options) (*Server, error) {
 		s.index(t)
 	}
 	routes := s.routes()
-	// Date is on the server's clock, as a real deployment's is: workers
-	// use it to correct takenUntil for their own clock's offset.
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
-		routes.ServeHTTP(w, r)
+		routes.ServeHTTP(&datedWriter{ResponseWriter: w, clock: s.clock}, r)
 	})
 	if o.ExpireInterval > 0 {
 		s.wg.Add(1)
@@ -770,3 +768,38 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// datedWriter sets the Date header from the server's clock when the answer
+// starts (after a long poll, not before), as a real deployment's is: workers
+// use it to correct takenUntil for their own clock's offset.
+type datedWriter struct {
+	http.ResponseWriter
+	clock Clock
+	done  bool
+}
+
+func (d *datedWriter) WriteHeader(code int) {
+	if !d.done {
+		d.done = true
+		d.Header().Set("Date", d.clock.Now().UTC().Format(http.TimeFormat))
+	}
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *datedWriter) Write(b []byte) (int, error) {
+	if !d.done {
+		d.WriteHeader(http.StatusOK)
+	}
+	return d.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the underlying writer's sendfile path for blob downloads.
+func (d *datedWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !d.done {
+		d.WriteHeader(http.StatusOK)
+	}
+	return io.Copy(d.ResponseWriter, r)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (d *datedWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
