@@ -236,7 +236,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set(HeaderTraceID, traceID)
 		signedWith := c.Skew.Offset()
-		if err := c.sign(req); err != nil {
+		if err := c.Sign(req); err != nil {
 			return nil, backoff.Permanent(fmt.Errorf("%s: signing request: %w", k.name, err))
 		}
 		resp, err := hc.Do(req)
@@ -306,7 +306,12 @@ func (c *Client) retry(ctx context.Context, name string, attempt func() (*http.R
 	return resp, err
 }
 
-func (c *Client) sign(req *http.Request) error {
+// Sign sets req's User-Agent (when the client has one) and its Hawk
+// Authorization header from the current credentials (with the client's
+// AuthorizedScopes, on the services' clock when Skew is set); without
+// credentials it leaves req unsigned. The payload is not hashed, as
+// Taskcluster's clients do.
+func (c *Client) Sign(req *http.Request) error {
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
@@ -327,6 +332,39 @@ func (c *Client) sign(req *http.Request) error {
 	}
 	req.Header.Set("Authorization", h)
 	return nil
+}
+
+// Forward sends the request newReq builds (called once per attempt, so
+// its body can be replayed) to any URL, signed with the client's
+// credentials, and returns the answer with its body unread (the caller
+// closes it). Redirects are passed back, not followed. Network errors and
+// 5xx answers are retried like every call, and end as an error (an
+// *APIError for the last 5xx); 2xx, 3xx and 4xx answers are returned as
+// they are. Attempts are not bounded by AttemptTimeout: ctx bounds them.
+// It is the transport of a Taskcluster proxy that signs a task's requests.
+func (c *Client) Forward(ctx context.Context, name string, newReq func(ctx context.Context) (*http.Request, error)) (*http.Response, error) {
+	nc := *c.httpClient()
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	attempt := func() (*http.Response, error) {
+		req, err := newReq(ctx)
+		if err != nil {
+			return nil, backoff.Permanent(fmt.Errorf("%s: %w", name, err))
+		}
+		if err := c.Sign(req); err != nil {
+			return nil, backoff.Permanent(fmt.Errorf("%s: signing request: %w", name, err))
+		}
+		resp, err := nc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s %s: %w", name, req.Method, req.URL.Redacted(), err)
+		}
+		c.Skew.Observe(resp.Header, time.Now())
+		if resp.StatusCode >= 500 {
+			defer resp.Body.Close()
+			return nil, newAPIError(req.Method, req.URL, resp)
+		}
+		return resp, nil
+	}
+	return c.retry(ctx, name, attempt)
 }
 
 // SignedURL returns u with a bewit valid for ttl, signed with the current

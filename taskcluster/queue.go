@@ -499,7 +499,7 @@ func (q *Queue) DownloadArtifact(ctx context.Context, taskID string, runID int, 
 			return nil, backoff.Permanent(err)
 		}
 		if sign {
-			if err := q.c.sign(req); err != nil {
+			if err := q.c.Sign(req); err != nil {
 				return nil, backoff.Permanent(fmt.Errorf("signing artifact download: %w", err))
 			}
 		} else if q.c.UserAgent != "" {
