@@ -17,6 +17,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
 )
@@ -206,17 +207,8 @@ func (p *plugin) httpGet(ctx context.Context, u string) (io.ReadCloser, error) {
 // tcClient returns a Taskcluster client with the run's task credentials.
 func (p *plugin) tcClient(tc *task.Context) *taskcluster.Client {
 	return &taskcluster.Client{
-		RootURL: tc.Worker.RootURL,
-		Credentials: func() *taskcluster.Credentials {
-			if tc.Credentials == nil {
-				return nil
-			}
-			c := tc.Credentials()
-			if c == nil {
-				return nil
-			}
-			return &taskcluster.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
-		},
+		RootURL:         tc.Worker.RootURL,
+		Credentials:     plugins.TaskCredentials(tc),
 		HTTPClient:      p.httpClient,
 		MaxElapsedTime:  p.retryMaxElapsed,
 		InitialInterval: p.retryInitial,
