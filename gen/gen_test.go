@@ -183,6 +183,7 @@ func TestExportedSchemas(t *testing.T) {
 		  "onExitStatus": {"retry": [1, 2], "purgeCaches": [0]}, "supersederUrl": "x",
 		  "artifacts": [{"type": "file", "path": "a", "name": "public/a", "expires": "2030-01-01T00:00:00Z", "optional": true, "contentEncoding": "gzip", "contentType": "text/plain"}],
 		  "features": {"liveLog": false, "backingLog": true}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}, "taskclusterProxyInterface": "localhost"}`,
 	}
 	bad := []string{
 		`{"maxRunTime": 1}`, `{"command": [["true"]]}`, `{"command": [], "maxRunTime": 1}`,
@@ -197,7 +198,7 @@ func TestExportedSchemas(t *testing.T) {
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"type": "file", "path": "a", "x": 1}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"type": "file", "path": "a"}, {"type": "file", "path": "a"}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true}}`,
-		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "taskclusterProxyInterface": "eth0"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "logs": {"other": "x"}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "osGroups": []}`,
 		`{"command": [["true"]], "maxRunTime": 1, "mounts": [{"cacheName": "c"}]}`,
