@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -148,22 +149,21 @@ func (s *Schema) hint(e *jsonschema.ValidationError) string {
 		return ""
 	}
 	props, _ := obj["properties"].(map[string]any)
-	allowed := make([]string, 0, len(props))
-	for k := range props {
-		allowed = append(allowed, k)
+	allowed := slices.Sorted(maps.Keys(props))
+	if len(ap.Properties) == 1 {
+		if best := suggest.Closest(ap.Properties[0], allowed); best != "" {
+			return fmt.Sprintf("; did you mean %q?", best)
+		}
+		return ""
 	}
-	sort.Strings(allowed)
 	var hints []string
 	for _, bad := range slices.Sorted(slices.Values(ap.Properties)) {
 		if best := suggest.Closest(bad, allowed); best != "" {
 			hints = append(hints, fmt.Sprintf("%q for %q", best, bad))
 		}
 	}
-	switch {
-	case len(hints) == 0:
+	if len(hints) == 0 {
 		return ""
-	case len(ap.Properties) == 1:
-		return fmt.Sprintf("; did you mean %s?", hints[0][:strings.Index(hints[0], " for ")])
 	}
 	return "; did you mean " + strings.Join(hints, ", ") + "?"
 }
