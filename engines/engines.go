@@ -38,6 +38,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/workergen/workergen/task"
@@ -164,6 +165,25 @@ type File interface {
 	Mode() fs.FileMode
 }
 
+// HostNameBuilder is an optional SandboxBuilder ability of engines whose
+// tasks have a network of their own (containers). AddHostName makes name
+// resolve, inside the sandbox, to an address of the worker host that the
+// sandbox reaches (the gateway of its network; 127.0.0.1 when it shares
+// the host's network), and returns that address, for a worker service to
+// listen on. Errors wrap ErrNoHostNetwork when the sandbox cannot reach
+// the host at all.
+type HostNameBuilder interface {
+	AddHostName(ctx context.Context, name string) (netip.Addr, error)
+}
+
+// AddressedSandbox is an optional Sandbox ability that goes with
+// HostNameBuilder: Address is the address the sandbox's connections to the
+// worker host come from, so that a service shared by several runs can tell
+// them apart.
+type AddressedSandbox interface {
+	Address(ctx context.Context) (netip.Addr, error)
+}
+
 // Errors engines return; callers match them with errors.Is.
 var (
 	ErrInvalidEnvName  = errors.New("invalid environment variable name")
@@ -174,4 +194,5 @@ var (
 	ErrNotAFolder      = errors.New("not a directory")
 	ErrOutsideTaskDir  = errors.New("path resolves outside the task directory")
 	ErrAborted         = errors.New("sandbox aborted")
+	ErrNoHostNetwork   = errors.New("the sandbox has no network to reach the worker host")
 )

@@ -37,6 +37,7 @@ type builder struct {
 	mu      sync.Mutex
 	env     map[string]string
 	caches  []cacheRequest
+	hosts   []string // extra /etc/hosts entries, "name:ip"
 	started bool
 	done    bool // Start or Discard called
 }
@@ -120,6 +121,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	}
 	sort.Strings(env)
 	reqs := append([]cacheRequest(nil), b.caches...)
+	hosts := append([]string(nil), b.hosts...)
 	b.mu.Unlock()
 
 	e, tc := b.e, b.tc
@@ -158,7 +160,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	hc := &container.HostConfig{
 		NetworkMode: container.NetworkMode(e.cfg.Network),
 		// docker-worker's containers resolved this name (d2g keeps it).
-		ExtraHosts: []string{"localhost.localdomain:127.0.0.1"},
+		ExtraHosts: append([]string{"localhost.localdomain:127.0.0.1"}, hosts...),
 	}
 	hc.Memory = e.cfg.MemoryLimit
 	if e.cfg.MemoryLimit > 0 {
