@@ -247,14 +247,14 @@ func TestPayloadSchemaMatchesUpstream(t *testing.T) {
 			}
 			t.Logf("%s: %d docker-worker payloads: %d judged like upstream as they are, %d use fields the profile lacks (rejected; judged like upstream without them), %d invalid upstream",
 				profile, len(payloads), same, unsupported, upInvalid)
-			// Since artifacts, log and the artifacts/bulkLog/localLiveLog
-			// features are provided, 17 of the 73 corpus and d2g payloads
-			// (26 before) use a field the profile lacks: chainOfTrust,
-			// taskclusterProxy or interactive; plus one edge case above.
-			if lacking := p.Unsupported; len(lacking) != 3 {
-				t.Errorf("%s lacks %v, want only features.chainOfTrust, .interactive, .taskclusterProxy", profile, lacking)
+			// Since artifacts, log, the artifacts/bulkLog/localLiveLog
+			// features and taskclusterProxy are provided, 10 payloads (18
+			// before the proxy, 26 before the logs) use a field the profile
+			// lacks: chainOfTrust or interactive.
+			if lacking := p.Unsupported; len(lacking) != 2 {
+				t.Errorf("%s lacks %v, want only features.chainOfTrust, .interactive", profile, lacking)
 			}
-			if want := 18; unsupported != want {
+			if want := 10; unsupported != want {
 				t.Errorf("%d payloads use fields %s lacks, want %d", unsupported, profile, want)
 			}
 		})

@@ -29,6 +29,7 @@ import (
 	"github.com/workergen/workergen/plugins/env"
 	"github.com/workergen/workergen/plugins/exitstatus"
 	"github.com/workergen/workergen/plugins/maxruntime"
+	"github.com/workergen/workergen/plugins/taskclusterproxy"
 	"github.com/workergen/workergen/plugins/tasklog"
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
@@ -110,7 +111,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New, "artifacts": artifacts.New}
+	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New, "artifacts": artifacts.New, "taskclusterproxy": taskclusterproxy.New}
 	b := worker.Build{Profile: p.Name, Binary: p.Binary, Engine: worker.EngineEntry{Name: "container", New: container.New}, PayloadSchema: p.PayloadSchema, ConfigSchema: p.ConfigSchema, DefaultConfig: p.DefaultConfig, ProfileJSON: p.ProfileJSON}
 	for _, pl := range p.Plugins {
 		c, ok := ctors[pl.Name]

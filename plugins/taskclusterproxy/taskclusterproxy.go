@@ -42,12 +42,26 @@
 // In run mode there is no deployment: the proxy still runs, and answers
 // 503 with a message saying so.
 //
+// # docker-worker payloads
+//
+// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
+// and linux-podman profiles set it), `features.taskclusterProxy` works as
+// in docker-worker: the task calls http://taskcluster, and
+// TASKCLUSTER_PROXY_URL is "http://taskcluster". docker-worker linked a
+// proxy container under that name; here the engine maps the name to the
+// worker host's address on the container's network (the gateway,
+// engines.HostNameBuilder), where the plugin serves port 80
+// (`plugins.taskclusterproxy.port`) for every run at once, telling runs
+// apart by the address each connection comes from
+// (engines.AddressedSandbox). A request from an address no run has
+// registered waits briefly for its run to start, then gets 403.
+//
 // # Not done
 //
 // `taskclusterProxyInterface: "docker-bridge"` (listening on a docker
 // bridge for tasks that start their own containers) is malformed-payload;
-// only "localhost" (the default) is served. The container engine does not
-// take this plugin: docker-worker's proxy is a linked container.
+// only "localhost" (the default) is served. Any local process can reach a
+// run's loopback port, as with generic-worker's insecure engine.
 package taskclusterproxy
 
 import (
@@ -57,6 +71,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/workergen/workergen/engines"
@@ -73,7 +88,23 @@ type Config struct {
 	// MaxRequestBody bounds the body of one proxied request, in bytes (it
 	// is held in memory to replay retries); 0 means DefaultMaxRequestBody.
 	MaxRequestBody int64 `json:"maxRequestBody,omitempty"`
+	// Dialect is the payload dialect: "" or DialectGenericWorker (a
+	// loopback proxy per run), or DialectDockerWorker (tasks in containers
+	// call http://taskcluster). Profiles set it.
+	Dialect string `json:"dialect,omitempty"`
+	// Port is the port containers reach the proxy on, with the
+	// docker-worker dialect; 0 means 80, the port docker-worker tasks call.
+	Port int `json:"port,omitempty"`
 }
+
+// Payload dialects Config.Dialect names.
+const (
+	DialectGenericWorker = "generic-worker"
+	DialectDockerWorker  = "docker-worker"
+)
+
+// HostName is the name docker-worker tasks reach the proxy by.
+const HostName = "taskcluster"
 
 // DefaultMaxRequestBody is 16 MiB: Taskcluster API bodies are small JSON
 // documents; artifacts go to storage URLs, not through the proxy.
@@ -91,6 +122,7 @@ type plugin struct {
 	cfg    Config
 	logger *slog.Logger
 	skew   *taskcluster.ClockSkew // learnt from the deployment's answers, shared by runs
+	hub    *hub                   // docker-worker dialect only
 
 	// retry shapes the client's backoff; tests shorten it.
 	retryInitial, retryMaxElapsed time.Duration
@@ -111,15 +143,35 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	if cfg.MaxRequestBody == 0 {
 		cfg.MaxRequestBody = DefaultMaxRequestBody
 	}
+	switch cfg.Dialect {
+	case "", DialectGenericWorker, DialectDockerWorker:
+	default:
+		return nil, fmt.Errorf("plugins.taskclusterproxy.dialect: %q is not one of %q, %q", cfg.Dialect, DialectGenericWorker, DialectDockerWorker)
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("plugins.taskclusterproxy.port: %d is not a TCP port", cfg.Port)
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 80
+	}
 	p := &plugin{cfg: cfg, logger: opts.Logger, skew: new(taskcluster.ClockSkew)}
+	if cfg.Dialect == DialectDockerWorker {
+		p.hub = newHub(cfg.Port)
+	}
 	if p.logger == nil {
 		p.logger = slog.Default()
 	}
 	return p, nil
 }
 
-// Close does nothing: each run's proxy ends with the run.
-func (*plugin) Close() error { return nil }
+// Close stops the containers' proxy servers; each loopback proxy ended
+// with its run.
+func (p *plugin) Close() error {
+	if p.hub != nil {
+		p.hub.close()
+	}
+	return nil
+}
 
 // NewTaskPlugin reads features.taskclusterProxy and
 // taskclusterProxyInterface.
@@ -133,6 +185,9 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	}
 	if !pl.Features.TaskclusterProxy {
 		return plugins.Base{}, nil
+	}
+	if p.hub != nil {
+		return &containerTaskPlugin{p: p, tc: tc}, nil
 	}
 	switch pl.TaskclusterProxyInterface {
 	case "", "localhost":
@@ -156,31 +211,106 @@ func (t *taskPlugin) Prepare(context.Context) error {
 	if err != nil {
 		return task.InternalError(fmt.Errorf("taskcluster proxy: listening on loopback: %w", err))
 	}
-	h := &handler{
-		rootURL: t.tc.Worker.RootURL,
-		client:  t.p.client(t.tc),
-		maxBody: t.p.cfg.MaxRequestBody,
-		logger:  t.p.logger.With("taskId", t.tc.TaskID, "runId", t.tc.RunID),
-		creds:   t.tc.Credentials,
-	}
-	t.srv = &http.Server{Handler: h, ReadHeaderTimeout: time.Minute}
+	t.srv = &http.Server{Handler: t.p.handler(t.tc), ReadHeaderTimeout: time.Minute}
 	t.url = "http://" + l.Addr().String()
 	go func() { _ = t.srv.Serve(l) }()
-	where := "signing requests with the task's credentials for " + t.tc.Worker.RootURL
-	if t.tc.Worker.RootURL == "" {
-		where = "with no Taskcluster deployment to reach (run mode): requests get 503"
-	}
-	t.tc.Logf("[taskcluster-proxy] serving at %s (%s=%s), %s", t.url, EnvProxyURL, t.url, where)
+	t.tc.Logf("[taskcluster-proxy] serving at %s (%s=%s), %s", t.url, EnvProxyURL, t.url, servesWhat(t.tc))
 	return nil
+}
+
+func servesWhat(tc *task.Context) string {
+	if tc.Worker.RootURL == "" {
+		return "with no Taskcluster deployment to reach (run mode): requests get 503"
+	}
+	return "signing requests with the task's credentials for " + tc.Worker.RootURL
+}
+
+// handler is the proxy of one run.
+func (p *plugin) handler(tc *task.Context) *handler {
+	return &handler{
+		rootURL: tc.Worker.RootURL,
+		client:  p.client(tc),
+		maxBody: p.cfg.MaxRequestBody,
+		logger:  p.logger.With("taskId", tc.TaskID, "runId", tc.RunID),
+		creds:   tc.Credentials,
+	}
 }
 
 // BuildSandbox sets TASKCLUSTER_PROXY_URL.
 func (t *taskPlugin) BuildSandbox(_ context.Context, b engines.SandboxBuilder) error {
-	if err := b.SetEnv(EnvProxyURL, t.url); err != nil {
+	return setProxyURL(b, t.url)
+}
+
+func setProxyURL(b engines.SandboxBuilder, url string) error {
+	if err := b.SetEnv(EnvProxyURL, url); err != nil {
 		if errors.Is(err, engines.ErrEnvConflict) {
 			return task.MalformedPayloadf("payload.env: %s is set by the taskcluster proxy feature; remove it from env", EnvProxyURL)
 		}
 		return task.InternalError(fmt.Errorf("setting %s: %w", EnvProxyURL, err))
+	}
+	return nil
+}
+
+// containerTaskPlugin is a run of a docker-worker task: the container
+// reaches the proxy as http://taskcluster, the worker host's address on
+// its network, where the plugin's hub serves every run by the address its
+// requests come from.
+type containerTaskPlugin struct {
+	plugins.Base
+	p    *plugin
+	tc   *task.Context
+	h    *handler
+	addr netip.Addr // the sandbox's, once started
+}
+
+// BuildSandbox maps the name taskcluster to the worker host, makes sure the
+// hub listens there and sets TASKCLUSTER_PROXY_URL.
+func (t *containerTaskPlugin) BuildSandbox(ctx context.Context, b engines.SandboxBuilder) error {
+	hb, ok := b.(engines.HostNameBuilder)
+	if !ok {
+		return task.InternalError(errors.New("taskcluster proxy: the engine cannot give its tasks a host name for the worker (engines.HostNameBuilder); the docker-worker dialect needs the container engine"))
+	}
+	ip, err := hb.AddHostName(ctx, HostName)
+	if errors.Is(err, engines.ErrNoHostNetwork) {
+		return task.MalformedPayloadf("payload.features.taskclusterProxy: this worker's containers cannot reach the worker (%v)", err)
+	}
+	if err != nil {
+		return task.InternalError(fmt.Errorf("taskcluster proxy: %w", err))
+	}
+	if err := t.p.hub.listen(ctx, ip); err != nil {
+		return task.InternalError(err)
+	}
+	url := "http://" + HostName
+	if t.p.cfg.Port != 80 {
+		url += fmt.Sprintf(":%d", t.p.cfg.Port)
+	}
+	t.h = t.p.handler(t.tc)
+	t.tc.Logf("[taskcluster-proxy] serving at %s (%s on the worker host), %s", url, netip.AddrPortFrom(ip, uint16(t.p.cfg.Port)), servesWhat(t.tc))
+	return setProxyURL(b, url)
+}
+
+// Started tells the hub the container's address, so its requests reach this
+// run's proxy. A container that ended before its address could be read
+// (a quick task) needs no proxy: that is logged, and the run goes on.
+func (t *containerTaskPlugin) Started(ctx context.Context, s engines.Sandbox) error {
+	as, ok := s.(engines.AddressedSandbox)
+	if !ok {
+		return task.InternalError(errors.New("taskcluster proxy: the engine does not tell a sandbox's address (engines.AddressedSandbox)"))
+	}
+	addr, err := as.Address(ctx)
+	if err != nil {
+		t.tc.Logf("[taskcluster-proxy] not serving this task: %v", err)
+		return nil
+	}
+	t.addr = addr
+	t.p.hub.register(addr, t.h)
+	return nil
+}
+
+// Dispose forgets the container's address.
+func (t *containerTaskPlugin) Dispose(context.Context) error {
+	if t.addr.IsValid() {
+		t.p.hub.unregister(t.addr, t.h)
 	}
 	return nil
 }
