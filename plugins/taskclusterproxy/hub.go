@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -25,12 +26,15 @@ type hub struct {
 
 	mu      sync.Mutex
 	servers map[netip.Addr]*http.Server
-	runs    map[netip.Addr]http.Handler
+	// runs holds the runs registered per sandbox address. More than one
+	// means sandboxes share an address (the host's network): none of them
+	// is served, rather than one signing for another.
+	runs    map[netip.Addr][]http.Handler
 	changed chan struct{} // closed and replaced when runs changes
 }
 
 func newHub(port int) *hub {
-	return &hub{port: port, wait: registrationWait, servers: map[netip.Addr]*http.Server{}, runs: map[netip.Addr]http.Handler{}, changed: make(chan struct{})}
+	return &hub{port: port, wait: registrationWait, servers: map[netip.Addr]*http.Server{}, runs: map[netip.Addr][]http.Handler{}, changed: make(chan struct{})}
 }
 
 // listen makes sure a server listens on ip:port.
@@ -51,20 +55,25 @@ func (h *hub) listen(ctx context.Context, ip netip.Addr) error {
 	return nil
 }
 
-func (h *hub) register(addr netip.Addr, run http.Handler) {
+// register adds run at addr; it reports whether addr is the run's alone.
+func (h *hub) register(addr netip.Addr, run http.Handler) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.runs[addr] = run
+	h.runs[addr] = append(h.runs[addr], run)
 	close(h.changed)
 	h.changed = make(chan struct{})
+	return len(h.runs[addr]) == 1
 }
 
 func (h *hub) unregister(addr netip.Addr, run http.Handler) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.runs[addr] == run {
+	rs := slices.DeleteFunc(h.runs[addr], func(r http.Handler) bool { return r == run })
+	if len(rs) == 0 {
 		delete(h.runs, addr)
+		return
 	}
+	h.runs[addr] = rs
 }
 
 // ServeHTTP hands the request to the run whose sandbox it comes from.
@@ -79,11 +88,16 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer deadline.Stop()
 	for {
 		h.mu.Lock()
-		run, ok := h.runs[from]
+		runs := h.runs[from]
 		changed := h.changed
 		h.mu.Unlock()
-		if ok {
-			run.ServeHTTP(w, r)
+		switch len(runs) {
+		case 0:
+		case 1:
+			runs[0].ServeHTTP(w, r)
+			return
+		default:
+			proxyError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%d running tasks share the address %s (containers on the host's network): the proxy cannot tell which one asks", len(runs), from))
 			return
 		}
 		select {

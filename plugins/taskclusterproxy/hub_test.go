@@ -51,4 +51,15 @@ func TestHubRoutesByClientAddress(t *testing.T) {
 	h.unregister(a, runA)
 	h.wait = 10 * time.Millisecond
 	assert.Equal(t, http.StatusForbidden, get("10.88.0.2:40000").Code)
+
+	// Two runs behind one address (the host's network) are both refused,
+	// never one signing for the other; once one ends, the other is served.
+	lo := netip.MustParseAddr("127.0.0.1")
+	assert.True(t, h.register(lo, runA))
+	assert.False(t, h.register(lo, runB))
+	w = get("127.0.0.1:40004")
+	assert.Equal(t, http.StatusForbidden, w.Code)
+	assert.Contains(t, w.Body.String(), "2 running tasks share the address 127.0.0.1")
+	h.unregister(lo, runA)
+	assert.Equal(t, "run B", get("127.0.0.1:40004").Body.String())
 }

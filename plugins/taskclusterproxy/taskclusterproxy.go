@@ -303,7 +303,9 @@ func (t *containerTaskPlugin) Started(ctx context.Context, s engines.Sandbox) er
 		return nil
 	}
 	t.addr = addr
-	t.p.hub.register(addr, t.h)
+	if !t.p.hub.register(addr, t.h) {
+		t.tc.Logf("[taskcluster-proxy] another running task has this task's address %s (containers on the host's network): requests from it are refused until one of them ends", addr)
+	}
 	return nil
 }
 
