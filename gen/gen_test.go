@@ -184,6 +184,7 @@ func TestExportedSchemas(t *testing.T) {
 		  "artifacts": [{"type": "file", "path": "a", "name": "public/a", "expires": "2030-01-01T00:00:00Z", "optional": true, "contentEncoding": "gzip", "contentType": "text/plain"}],
 		  "features": {"liveLog": false, "backingLog": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}, "taskclusterProxyInterface": "localhost"}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": false, "interactive": false}}`,
 	}
 	bad := []string{
 		`{"maxRunTime": 1}`, `{"command": [["true"]]}`, `{"command": [], "maxRunTime": 1}`,

@@ -635,6 +635,14 @@ func (r *resolver) composeSource(engine cue.Value, metas map[string]cue.Value, d
 		}
 	}
 	slices.SortFunc(p.Unsupported, func(a, b Unsupported) int { return cmp.Compare(a.Path, b.Path) })
+	// An unsupported feature flag may still be written false: upstream's
+	// schemas accept it, and it asks for nothing. (Every `features` member
+	// of both dialects is a boolean.)
+	for _, u := range p.Unsupported {
+		if strings.HasPrefix(u.Path, "features.") {
+			fields = append(fields, provided{path: u.Path, provider: "dialect " + p.Dialect + " (feature this profile lacks, off)", ref: "false"})
+		}
+	}
 
 	// Composite objects (`features`, `logs`) exist whenever the dialect has
 	// members for them, even if no linked plugin provides one: upstream
