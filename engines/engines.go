@@ -176,6 +176,15 @@ type HostNameBuilder interface {
 	AddHostName(ctx context.Context, name string) (netip.Addr, error)
 }
 
+// HostAddresser is the Engine-level side of HostNameBuilder: HostAddress
+// is the worker host's address that the engine's sandboxes reach (what
+// AddHostName maps names to), so a worker service can listen there before
+// any task runs. Errors wrap ErrNoHostNetwork when sandboxes cannot reach
+// the host at all.
+type HostAddresser interface {
+	HostAddress(ctx context.Context) (netip.Addr, error)
+}
+
 // AddressedSandbox is an optional Sandbox ability that goes with
 // HostNameBuilder: Address is the address the sandbox's connections to the
 // worker host come from, so that a service shared by several runs can tell

@@ -13,6 +13,7 @@ import (
 
 var (
 	_ engines.HostNameBuilder  = (*builder)(nil)
+	_ engines.HostAddresser    = (*Engine)(nil)
 	_ engines.AddressedSandbox = (*sandbox)(nil)
 )
 
@@ -20,7 +21,7 @@ var (
 // container (an /etc/hosts entry) to the gateway of the container's network
 // on the worker host, or to 127.0.0.1 with network "host".
 func (b *builder) AddHostName(ctx context.Context, name string) (netip.Addr, error) {
-	ip, err := b.e.hostAddress(ctx)
+	ip, err := b.e.HostAddress(ctx)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -30,10 +31,11 @@ func (b *builder) AddHostName(ctx context.Context, name string) (netip.Addr, err
 	return ip, nil
 }
 
-// hostAddress is the worker host's address on the containers' network: the
-// gateway of the configured network ("bridge" by default, which Podman's
-// API maps to its default network).
-func (e *Engine) hostAddress(ctx context.Context) (netip.Addr, error) {
+// HostAddress implements engines.HostAddresser: the worker host's address
+// on the containers' network, the gateway of the configured network
+// ("bridge" by default, which Podman's API maps to its default network), or
+// 127.0.0.1 with network "host".
+func (e *Engine) HostAddress(ctx context.Context) (netip.Addr, error) {
 	switch e.cfg.Network {
 	case "host":
 		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil

@@ -60,6 +60,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Taskcluster-Endpoint", target.String())
 
+	if r.ContentLength > h.maxBody {
+		proxyError(w, http.StatusRequestEntityTooLarge, "InputTooLarge",
+			fmt.Sprintf("the request body is %d bytes, over %d (plugins.taskclusterproxy.maxRequestBody)", r.ContentLength, h.maxBody))
+		return
+	}
 	var body []byte
 	if r.Body != nil {
 		body, err = io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
@@ -116,9 +121,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// target maps a request path to the URL it is forwarded to.
+// target maps a request path to the URL it is forwarded to. Paths with
+// "." or ".." segments are refused rather than sent on to be resolved
+// elsewhere, and so is a hostname form whose host holds user info.
 func (h *handler) target(u *url.URL) (*url.URL, error) {
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return nil, fmt.Errorf("%s: \".\" and \"..\" path segments are not allowed", u.EscapedPath())
+		}
+	}
 	segs := strings.SplitN(strings.TrimPrefix(u.EscapedPath(), "/"), "/", 4)
+	if strings.ContainsAny(segs[0], "@%") {
+		return nil, fmt.Errorf("%s: %q is not a service name or a host name", u.EscapedPath(), segs[0])
+	}
 	var raw string
 	switch {
 	case segs[0] == "api" && len(segs) == 4 && segs[1] != "" && segs[2] != "":

@@ -54,7 +54,22 @@
 // (`plugins.taskclusterproxy.port`) for every run at once, telling runs
 // apart by the address each connection comes from
 // (engines.AddressedSandbox). A request from an address no run has
-// registered waits briefly for its run to start, then gets 403.
+// registered waits briefly for its run to start, then gets 403; an address
+// two runs share is refused for both, never signed for the other.
+//
+// The server is started with the worker, so an operator sees at once when
+// the port cannot be had (in use, or privileged for a rootless worker):
+// the worker logs a warning and runs on, and tasks asking for the proxy
+// are malformed-payload saying why; so are they when the containers have
+// no network (engine.network "none"). On the host's network
+// (engine.network "host") containers cannot be told apart by address:
+// each run gets a loopback port of its own instead, and
+// TASKCLUSTER_PROXY_URL is "http://taskcluster:<port>".
+//
+// Paths with "." or ".." segments, and a hostname form whose host holds
+// user info ("@"), are answered 404 rather than forwarded; a request whose
+// Content-Length is over maxRequestBody is answered 413 before its body is
+// read.
 //
 // # Not done
 //
@@ -86,7 +101,8 @@ const EnvProxyURL = "TASKCLUSTER_PROXY_URL"
 // Config is the plugin's worker config section (`plugins.taskclusterproxy`).
 type Config struct {
 	// MaxRequestBody bounds the body of one proxied request, in bytes (it
-	// is held in memory to replay retries); 0 means DefaultMaxRequestBody.
+	// is held in memory to replay retries); absent (0) means
+	// DefaultMaxRequestBody.
 	MaxRequestBody int64 `json:"maxRequestBody,omitempty"`
 	// Dialect is the payload dialect: "" or DialectGenericWorker (a
 	// loopback proxy per run), or DialectDockerWorker (tasks in containers
@@ -124,6 +140,13 @@ type plugin struct {
 	skew   *taskcluster.ClockSkew // learnt from the deployment's answers, shared by runs
 	hub    *hub                   // docker-worker dialect only
 
+	// With the docker-worker dialect: loopback is set when containers share
+	// the host's network (each run then gets a loopback port of its own,
+	// as with generic-worker); unavailable says why tasks cannot have the
+	// proxy on this worker, if they cannot.
+	loopback    bool
+	unavailable string
+
 	// retry shapes the client's backoff; tests shorten it.
 	retryInitial, retryMaxElapsed time.Duration
 }
@@ -155,13 +178,48 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 		cfg.Port = 80
 	}
 	p := &plugin{cfg: cfg, logger: opts.Logger, skew: new(taskcluster.ClockSkew)}
-	if cfg.Dialect == DialectDockerWorker {
-		p.hub = newHub(cfg.Port)
-	}
 	if p.logger == nil {
 		p.logger = slog.Default()
 	}
+	if cfg.Dialect == DialectDockerWorker {
+		if err := p.startHub(opts.Engine); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// startHub prepares the docker-worker proxy when the worker starts: it
+// asks the engine where containers reach the host and listens there, so
+// that an operator sees a problem at once. A port that cannot be had (in
+// use, or privileged for a rootless worker) or containers without a
+// network do not stop the worker: they are logged, and tasks asking for
+// the proxy are malformed-payload saying why.
+func (p *plugin) startHub(eng engines.Engine) error {
+	ha, ok := eng.(engines.HostAddresser)
+	if !ok {
+		return fmt.Errorf("plugins.taskclusterproxy.dialect: %q needs an engine whose containers can reach the worker (engines.HostAddresser, the container engine)", DialectDockerWorker)
+	}
+	p.hub = newHub(p.cfg.Port)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ip, err := ha.HostAddress(ctx)
+	switch {
+	case errors.Is(err, engines.ErrNoHostNetwork):
+		p.unavailable = "this worker's containers cannot reach the worker: " + err.Error()
+	case err != nil:
+		return fmt.Errorf("plugins.taskclusterproxy: %w", err)
+	case ip.IsLoopback():
+		p.loopback = true
+	default:
+		if err := p.hub.listen(ctx, ip); err != nil {
+			p.unavailable = "this worker could not serve it: " + err.Error()
+		}
+	}
+	if p.unavailable != "" {
+		p.logger.Warn("taskcluster proxy unavailable: tasks with features.taskclusterProxy will be malformed-payload", "reason", p.unavailable)
+	}
+	return nil
 }
 
 // Close stops the containers' proxy servers; each loopback proxy ended
@@ -187,6 +245,9 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 		return plugins.Base{}, nil
 	}
 	if p.hub != nil {
+		if p.unavailable != "" {
+			return nil, task.MalformedPayloadf("payload.features.taskclusterProxy: %s", p.unavailable)
+		}
 		return &containerTaskPlugin{p: p, tc: tc}, nil
 	}
 	switch pl.TaskclusterProxyInterface {
@@ -207,20 +268,32 @@ type taskPlugin struct {
 
 // Prepare starts the run's proxy on a loopback port.
 func (t *taskPlugin) Prepare(context.Context) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := t.serveLoopback()
 	if err != nil {
-		return task.InternalError(fmt.Errorf("taskcluster proxy: listening on loopback: %w", err))
+		return err
 	}
-	t.srv = &http.Server{Handler: t.p.handler(t.tc), ReadHeaderTimeout: time.Minute}
-	t.url = "http://" + l.Addr().String()
-	go func() { _ = t.srv.Serve(l) }()
+	t.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	t.tc.Logf("[taskcluster-proxy] serving at %s (%s=%s), %s", t.url, EnvProxyURL, t.url, servesWhat(t.tc))
 	return nil
 }
 
+// serveLoopback starts the run's own server on a loopback port.
+func (t *taskPlugin) serveLoopback() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, task.InternalError(fmt.Errorf("taskcluster proxy: listening on loopback: %w", err))
+	}
+	t.srv = &http.Server{Handler: t.p.handler(t.tc), ReadHeaderTimeout: time.Minute}
+	go func() { _ = t.srv.Serve(l) }()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 func servesWhat(tc *task.Context) string {
-	if tc.Worker.RootURL == "" {
+	switch {
+	case tc.Worker.RootURL == "":
 		return "with no Taskcluster deployment to reach (run mode): requests get 503"
+	case tc.Credentials == nil || tc.Credentials() == nil:
+		return "forwarding requests unsigned to " + tc.Worker.RootURL + " (this run has no Taskcluster credentials)"
 	}
 	return "signing requests with the task's credentials for " + tc.Worker.RootURL
 }
@@ -257,10 +330,11 @@ func setProxyURL(b engines.SandboxBuilder, url string) error {
 // requests come from.
 type containerTaskPlugin struct {
 	plugins.Base
-	p    *plugin
-	tc   *task.Context
-	h    *handler
-	addr netip.Addr // the sandbox's, once started
+	p     *plugin
+	tc    *task.Context
+	h     *handler
+	addr  netip.Addr  // the sandbox's, once started
+	local *taskPlugin // on the host's network: the run's own loopback server
 }
 
 // BuildSandbox maps the name taskcluster to the worker host, makes sure the
@@ -277,8 +351,20 @@ func (t *containerTaskPlugin) BuildSandbox(ctx context.Context, b engines.Sandbo
 	if err != nil {
 		return task.InternalError(fmt.Errorf("taskcluster proxy: %w", err))
 	}
+	if t.p.loopback || ip.IsLoopback() {
+		// Containers share the host's network: connections would all come
+		// from 127.0.0.1, so the run gets a port of its own instead.
+		t.local = &taskPlugin{p: t.p, tc: t.tc}
+		port, err := t.local.serveLoopback()
+		if err != nil {
+			return err
+		}
+		url := fmt.Sprintf("http://%s:%d", HostName, port)
+		t.tc.Logf("[taskcluster-proxy] serving at %s (the host's network: a loopback port of this run's own), %s", url, servesWhat(t.tc))
+		return setProxyURL(b, url)
+	}
 	if err := t.p.hub.listen(ctx, ip); err != nil {
-		return task.InternalError(err)
+		return task.MalformedPayloadf("payload.features.taskclusterProxy: this worker could not serve it: %v", err)
 	}
 	url := "http://" + HostName
 	if t.p.cfg.Port != 80 {
@@ -293,6 +379,9 @@ func (t *containerTaskPlugin) BuildSandbox(ctx context.Context, b engines.Sandbo
 // run's proxy. A container that ended before its address could be read
 // (a quick task) needs no proxy: that is logged, and the run goes on.
 func (t *containerTaskPlugin) Started(ctx context.Context, s engines.Sandbox) error {
+	if t.local != nil {
+		return nil
+	}
 	as, ok := s.(engines.AddressedSandbox)
 	if !ok {
 		return task.InternalError(errors.New("taskcluster proxy: the engine does not tell a sandbox's address (engines.AddressedSandbox)"))
@@ -309,8 +398,12 @@ func (t *containerTaskPlugin) Started(ctx context.Context, s engines.Sandbox) er
 	return nil
 }
 
-// Dispose forgets the container's address.
-func (t *containerTaskPlugin) Dispose(context.Context) error {
+// Dispose forgets the container's address (or stops the run's own
+// loopback server).
+func (t *containerTaskPlugin) Dispose(ctx context.Context) error {
+	if t.local != nil {
+		return t.local.Dispose(ctx)
+	}
 	if t.addr.IsValid() {
 		t.p.hub.unregister(t.addr, t.h)
 	}

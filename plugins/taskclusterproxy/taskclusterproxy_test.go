@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -290,4 +292,109 @@ func TestProxyLifetimeAndPayload(t *testing.T) {
 
 	_, err = New(plugins.Options{Config: json.RawMessage(`{"maxRequestBody": -1}`)})
 	assert.ErrorContains(t, err, "maxRequestBody: -1 is negative")
+}
+
+// hostEngine is the mock engine with the container engine's host-address
+// abilities, giving addr (or err) as the worker host's address.
+type hostEngine struct {
+	engines.Engine
+	addr netip.Addr
+	err  error
+}
+
+func (e hostEngine) HostAddress(context.Context) (netip.Addr, error) { return e.addr, e.err }
+
+type hostBuilder struct {
+	*mock.SandboxBuilder
+	addr  netip.Addr
+	names []string
+}
+
+func (b *hostBuilder) AddHostName(_ context.Context, name string) (netip.Addr, error) {
+	b.names = append(b.names, name)
+	return b.addr, nil
+}
+
+func TestDockerWorkerDialectStartup(t *testing.T) {
+	eng, err := mock.New(engines.Options{})
+	require.NoError(t, err)
+	cfg := json.RawMessage(`{"dialect": "docker-worker"}`)
+
+	_, err = New(plugins.Options{Config: cfg, Engine: eng})
+	assert.ErrorContains(t, err, "needs an engine whose containers can reach the worker", "an engine without the ability is a config error")
+
+	// Containers without a network: the worker runs, tasks asking for the
+	// proxy are told why they cannot have it.
+	p, err := New(plugins.Options{Config: cfg, Engine: hostEngine{Engine: eng, err: fmt.Errorf("engine.network is \"none\": %w", engines.ErrNoHostNetwork)}})
+	require.NoError(t, err)
+	tc := &task.Context{Log: task.NewLog(io.Discard), Definition: task.Definition{Payload: json.RawMessage(proxyOn)}}
+	_, err = p.NewTaskPlugin(context.Background(), tc)
+	var ee *task.ExceptionError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, task.ReasonMalformedPayload, ee.Reason)
+	assert.Contains(t, err.Error(), `payload.features.taskclusterProxy: this worker's containers cannot reach the worker: engine.network is "none"`)
+}
+
+// On the host's network every container is 127.0.0.1: each run gets a
+// loopback port of its own, reached as http://taskcluster:<port>.
+func TestDockerWorkerDialectOnTheHostNetwork(t *testing.T) {
+	d := newDeployment(t)
+	eng, err := mock.New(engines.Options{})
+	require.NoError(t, err)
+	lo := netip.MustParseAddr("127.0.0.1")
+	p, err := New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`), Engine: hostEngine{Engine: eng, addr: lo}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	ctx := context.Background()
+	var logs [2]bytes.Buffer
+	var urls [2]string
+	for i, id := range []string{"task-1", "task-2"} {
+		tc := &task.Context{TaskID: id, Worker: task.WorkerInfo{RootURL: d.srv.URL}, Log: task.NewLog(&logs[i]),
+			Definition:  task.Definition{Payload: json.RawMessage(proxyOn)},
+			Credentials: func() *task.Credentials { return &task.Credentials{ClientID: id, AccessToken: "token-" + id[5:]} }}
+		tp, err := p.NewTaskPlugin(ctx, tc)
+		require.NoError(t, err)
+		mb, err := eng.NewSandboxBuilder(ctx, tc)
+		require.NoError(t, err)
+		b := &hostBuilder{SandboxBuilder: mb.(*mock.SandboxBuilder), addr: lo}
+		require.NoError(t, tp.Prepare(ctx))
+		require.NoError(t, tp.BuildSandbox(ctx, b))
+		assert.Equal(t, []string{HostName}, b.names)
+		urls[i] = b.Env()[EnvProxyURL]
+		require.True(t, strings.HasPrefix(urls[i], "http://taskcluster:"), urls[i])
+		t.Cleanup(func() { _ = tp.Dispose(ctx) })
+	}
+	assert.NotEqual(t, urls[0], urls[1], "a port per run")
+	for i, id := range []string{"task-1", "task-2"} {
+		resp, err := http.Get(strings.Replace(urls[i], "taskcluster", "127.0.0.1", 1) + "/api/queue/v1/ping")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, id, echo(t, string(b))["clientId"], "each run signs with its own credentials")
+		assert.Contains(t, logs[i].String(), "a loopback port of this run's own")
+	}
+}
+
+func TestProxyRefusesDotSegmentsAndUserInfo(t *testing.T) {
+	h := &handler{rootURL: "https://tc.example.com"}
+	for _, in := range []string{"/api/queue/v1/../../x", "/queue/v1/./ping", "/../x", "/x@127.0.0.1:1/x", "/api/queue/v1/a%2F..%2Fb"} {
+		u, err := url.Parse(in)
+		require.NoError(t, err)
+		_, err = h.target(u)
+		assert.Error(t, err, in)
+	}
+}
+
+func TestProxyRefusesAnAnnouncedLargeBodyAtOnce(t *testing.T) {
+	d := newDeployment(t)
+	r := startRun(t, d.srv.URL, proxyOn)
+	req, err := http.NewRequest("POST", r.url+"/api/queue/v1/ping", io.MultiReader(strings.NewReader(strings.Repeat("x", 2000))))
+	require.NoError(t, err)
+	req.ContentLength = 2000
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	b, _ := io.ReadAll(resp.Body)
+	assert.Contains(t, string(b), "the request body is 2000 bytes, over 1000")
 }
