@@ -172,3 +172,12 @@ func TestLoadConfigRefusesHugeDurationsAndMixedCredentials(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Credentials{ClientID: "env", AccessToken: "envtok"}, cfg.Credentials, "the file's certificate does not pair with the environment's client")
 }
+
+// Task files are read as YAML 1.2: only true and false are booleans, so
+// the names and values an author writes stay what they wrote.
+func TestParseTaskFileYAML12(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	def, err := ParseTaskFile([]byte("payload:\n  env: {N: '40', y: yes, on: off}\n  flags: {1: a, true: b}\n  when: 2026-01-02T03:04:05Z\n  ok: true\n"), now)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"env": {"N": "40", "y": "yes", "on": "off"}, "flags": {"1": "a", "true": "b"}, "when": "2026-01-02T03:04:05Z", "ok": true}`, string(def.Payload))
+}

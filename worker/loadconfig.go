@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
@@ -37,10 +35,10 @@ func LoadConfig(b Build, path string, getenv func(string) string) (*Config, erro
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading %s: %w", ErrConfig, path, err)
 		}
-		if err := checkOneDocument(data); err != nil {
+		js, err := yamlToJSON(data)
+		if errors.Is(err, errManyDocuments) {
 			return nil, fmt.Errorf("%w: %s %w", ErrConfig, path, err)
 		}
-		js, err := yaml.YAMLToJSONStrict(data)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: not valid YAML or JSON: %w", ErrConfig, path, err)
 		}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/workergen/workergen/task"
 )
 
@@ -45,10 +43,10 @@ func ParseTaskFile(data []byte, now time.Time) (task.Definition, error) {
 	if m := leftover.Find(data); m != nil {
 		return task.Definition{}, fmt.Errorf("unsupported time placeholder %q: use {{now}}, {{now+<N><unit>}} or {{now-<N><unit>}} with one unit of s, m, h or d (e.g. {{now+90m}})", m)
 	}
-	if err := checkOneDocument(data); err != nil {
+	js, err := yamlToJSON(data)
+	if errors.Is(err, errManyDocuments) {
 		return task.Definition{}, fmt.Errorf("the task file %w", err)
 	}
-	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return task.Definition{}, fmt.Errorf("not valid JSON or YAML: %w", err)
 	}
