@@ -17,11 +17,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -339,8 +341,9 @@ func (c *Client) Sign(req *http.Request) error {
 // credentials, and returns the answer with its body unread (the caller
 // closes it). Redirects are passed back, not followed. Network errors and
 // 5xx answers are retried like every call, and end as an error (an
-// *APIError for the last 5xx); 2xx, 3xx and 4xx answers are returned as
-// they are. Attempts are not bounded by AttemptTimeout: ctx bounds them.
+// *APIError for the last 5xx); a host name that does not exist and TLS
+// failures end it at once. 2xx, 3xx and 4xx answers are returned as they
+// are. Attempts are not bounded by AttemptTimeout: ctx bounds them.
 // It is the transport of a Taskcluster proxy that signs a task's requests.
 func (c *Client) Forward(ctx context.Context, name string, newReq func(ctx context.Context) (*http.Request, error)) (*http.Response, error) {
 	nc := *c.httpClient()
@@ -355,7 +358,11 @@ func (c *Client) Forward(ctx context.Context, name string, newReq func(ctx conte
 		}
 		resp, err := nc.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s %s: %w", name, req.Method, req.URL.Redacted(), err)
+			err = fmt.Errorf("%s %s %s: %w", name, req.Method, req.URL.Redacted(), err)
+			if unreachable(err) {
+				return nil, backoff.Permanent(err)
+			}
+			return nil, err
 		}
 		c.Skew.Observe(resp.Header, time.Now())
 		if resp.StatusCode >= 500 {
@@ -365,6 +372,20 @@ func (c *Client) Forward(ctx context.Context, name string, newReq func(ctx conte
 		return resp, nil
 	}
 	return c.retry(ctx, name, attempt)
+}
+
+// unreachable tells errors that retrying cannot mend: a host name that
+// does not exist, and a server that does not speak TLS or whose
+// certificate is not trusted.
+func unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return true
+	}
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	return errors.As(err, &certErr) || errors.As(err, &recErr) ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // SignedURL returns u with a bewit valid for ttl, signed with the current

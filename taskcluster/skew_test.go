@@ -2,8 +2,10 @@ package taskcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,4 +99,31 @@ func TestClockSkewCorrectsHawkTimestamps(t *testing.T) {
 	err = bad.Call(ctx, "queue", "ping", http.MethodGet, "/ping", nil, nil, nil)
 	assert.Equal(t, http.StatusUnauthorized, StatusCode(err))
 	assert.Equal(t, int32(1), attempts.Load())
+}
+
+// Forward gives up at once on what retrying cannot mend: here a server
+// whose certificate is not trusted (one handshake, not a retry loop).
+func TestForwardDoesNotRetryTLSFailures(t *testing.T) {
+	var handshakes atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		handshakes.Add(1)
+		return nil, nil
+	}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := &Client{RootURL: "https://tc.example.com", InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, MaxElapsedTime: time.Minute}
+	_, err := c.Forward(context.Background(), "proxy", func(ctx context.Context) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, "GET", srv.URL+"/x", nil)
+	})
+	require.Error(t, err)
+	assert.Equal(t, int32(1), handshakes.Load())
+
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(plain.Close)
+	_, err = c.Forward(context.Background(), "proxy", func(ctx context.Context) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, "GET", strings.Replace(plain.URL, "http:", "https:", 1)+"/x", nil)
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "HTTPS")
 }
