@@ -74,14 +74,8 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
-	dir, err := filepath.Abs(o.Dir)
+	dir, err := freshDir(o.Dir)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	if o.Stderr == nil {
@@ -95,37 +89,76 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 
 	qctx, stopQueue := context.WithCancel(ctx)
 	defer stopQueue()
+	q, err := startQueue(qctx, dir, o.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	results, err := CreateTasks(ctx, q.server, o.Tasks, pool)
+	if err != nil {
+		return nil, err
+	}
+	if err := runWorker(ctx, o, dir, q.rootURL, len(results)); err != nil {
+		return nil, err
+	}
+	if err := collect(ctx, q, results, dir); err != nil {
+		return nil, err
+	}
+	printTable(o.Stdout, results, dir)
+	stopQueue()
+	if err := <-q.done; err != nil && !errors.Is(err, context.Canceled) {
+		return results, err
+	}
+	return results, nil
+}
+
+// freshDir makes dir absolute, empty and present.
+func freshDir(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// runningQueue is the embedded Queue the demo started; done receives
+// ListenAndServe's result once ctx ends.
+type runningQueue struct {
+	server  *localqueue.Server
+	rootURL string
+	done    chan error
+}
+
+// startQueue starts the embedded Queue on a loopback port with its state in
+// dir/queue and the demo worker's client, and waits until it listens.
+func startQueue(ctx context.Context, dir string, logTo io.Writer) (*runningQueue, error) {
+	q := &runningQueue{done: make(chan error, 1)}
 	ready := make(chan struct{})
-	var (
-		server  *localqueue.Server
-		rootURL string
-	)
-	qerr := make(chan error, 1)
 	go func() {
-		qerr <- localqueue.ListenAndServe(qctx, "127.0.0.1:0", localqueue.Options{
+		q.done <- localqueue.ListenAndServe(ctx, "127.0.0.1:0", localqueue.Options{
 			Dir:      filepath.Join(dir, "queue"),
 			LongPoll: 2 * time.Second,
 			Clients: []localqueue.Client{{ClientID: clientID, AccessToken: accessToken,
 				Scopes: []string{"queue:claim-work:" + pool, "queue:worker-id:demo/*", "queue:get-artifact:*"}}},
-			Logger: slog.New(slog.NewTextHandler(o.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Logger: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		}, func(s *localqueue.Server, base string) {
-			server, rootURL = s, base
+			q.server, q.rootURL = s, base
 			close(ready)
 		})
 	}()
 	select {
 	case <-ready:
-	case err := <-qerr:
+		return q, nil
+	case err := <-q.done:
 		return nil, fmt.Errorf("starting the embedded Queue: %w", err)
 	}
+}
 
-	// Create the tasks.
-	results, err := CreateTasks(ctx, server, o.Tasks, pool)
-	if err != nil {
-		return nil, err
-	}
-
-	// Run the worker until it has run every task.
+// runWorker writes a worker config for rootURL into dir and runs the worker
+// binary in `work` mode until it has run tasks tasks.
+func runWorker(ctx context.Context, o Options, dir, rootURL string, tasks int) error {
 	cfg := map[string]any{
 		"rootUrl":            rootURL,
 		"credentials":        map[string]string{"clientId": clientID, "accessToken": accessToken},
@@ -134,28 +167,32 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		"workerId":           "demo-1",
 		"capacity":           o.Capacity,
 		"tasksDir":           filepath.Join(dir, "tasks"),
-		"numberOfTasksToRun": len(results),
+		"numberOfTasksToRun": tasks,
 	}
 	cfgPath := filepath.Join(dir, "worker-config.json")
 	data, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	cmd := exec.CommandContext(ctx, o.Binary, "work", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = o.Stderr, o.Stderr
 	cmd.Env = filteredEnv()
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("worker %s: %w", o.Binary, err)
+		return fmt.Errorf("worker %s: %w", o.Binary, err)
 	}
+	return nil
+}
 
-	// Collect resolutions and artifacts.
-	client := &taskcluster.Client{RootURL: rootURL,
+// collect fills in each result's resolution from the Queue and downloads
+// the artifacts of its last run into dir/results/<taskId>.
+func collect(ctx context.Context, q *runningQueue, results []Result, dir string) error {
+	client := &taskcluster.Client{RootURL: q.rootURL,
 		Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: clientID, AccessToken: accessToken})}
 	for i := range results {
 		r := &results[i]
-		st, err := server.Status(r.TaskID)
+		st, err := q.server.Status(r.TaskID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.Resolution = st.State
 		if n := len(st.Runs); n > 0 {
@@ -164,17 +201,12 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			if run.State == localqueue.StateException {
 				r.Resolution += "/" + run.ReasonResolved
 			}
-			if err := download(ctx, client, server, r, n-1, filepath.Join(dir, "results", r.TaskID)); err != nil {
-				return nil, err
+			if err := download(ctx, client, q.server, r, n-1, filepath.Join(dir, "results", r.TaskID)); err != nil {
+				return err
 			}
 		}
 	}
-	printTable(o.Stdout, results, dir)
-	stopQueue()
-	if err := <-qerr; err != nil && !errors.Is(err, context.Canceled) {
-		return results, err
-	}
-	return results, nil
+	return nil
 }
 
 // CreateTasks creates one task in the embedded Queue s per task file (see

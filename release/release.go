@@ -291,6 +291,57 @@ func BaseName(binary, version string, t gen.Target) string {
 // returned in that case too.
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
+	opts, license, err := withDefaults(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	jobs, failed, err := Plan(opts.Root, opts.Profiles, opts.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	if err := clearOutDir(opts.OutDir); err != nil {
+		return nil, err
+	}
+	staging, err := os.MkdirTemp(opts.OutDir, stagingPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("creating staging directory: %w", err)
+	}
+	defer os.RemoveAll(staging)
+
+	r := &runner{opts: opts, license: license, staging: staging, total: len(jobs)}
+	fmt.Fprintf(opts.Progress, "release %s (commit %s, %s) of %d targets into %s, %d at a time\n",
+		opts.Version, shortCommit(opts.Commit), opts.Epoch.Format(time.RFC3339), len(jobs), opts.OutDir, opts.Jobs)
+	for _, f := range failed {
+		fmt.Fprintf(opts.Progress, "FAILED %s: %s\n", f.Profile, strings.ReplaceAll(f.Err.Error(), "\n", "\n    "))
+	}
+
+	results := r.buildAll(ctx, jobs)
+
+	res := &Result{OutDir: opts.OutDir, Targets: append(failed, results...), Files: map[string]string{}}
+	slices.SortStableFunc(res.Targets, func(a, b Target) int { return strings.Compare(a.Profile, b.Profile) })
+	res.Manifest = manifest(opts, jobs, results)
+	for _, t := range results {
+		if t.Err == nil {
+			res.Files[t.Archive] = t.ArchiveSHA256
+		}
+	}
+	if err := r.writeFinal(res); err != nil {
+		return res, err
+	}
+	if err := os.RemoveAll(staging); err != nil {
+		return res, fmt.Errorf("removing staging directory: %w", err)
+	}
+	res.Elapsed = time.Since(start)
+	writeSummary(opts.Progress, res)
+
+	return res, failures(res.Targets)
+}
+
+// withDefaults fills in opts' unset fields (root, output directory, jobs,
+// go command, progress writer, version, commit and epoch from git) and
+// reads the license file every archive carries.
+func withDefaults(ctx context.Context, opts Options) (Options, []byte, error) {
 	if opts.Root == "" {
 		opts.Root = "."
 	}
@@ -314,38 +365,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Epoch.IsZero() {
 		t, err := CommitTime(ctx, opts.Root)
 		if err != nil {
-			return nil, err
+			return opts, nil, err
 		}
 		opts.Epoch = t
 	}
 	opts.Epoch = clampEpoch(opts.Epoch)
 	license, err := os.ReadFile(filepath.Join(opts.Root, LicenseFile))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", LicenseFile, err)
+		return opts, nil, fmt.Errorf("reading %s: %w", LicenseFile, err)
 	}
+	return opts, license, nil
+}
 
-	jobs, failed, err := Plan(opts.Root, opts.Profiles, opts.Platforms)
-	if err != nil {
-		return nil, err
-	}
-	if err := clearOutDir(opts.OutDir); err != nil {
-		return nil, err
-	}
-	staging, err := os.MkdirTemp(opts.OutDir, stagingPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("creating staging directory: %w", err)
-	}
-	defer os.RemoveAll(staging)
-
-	r := &runner{opts: opts, license: license, staging: staging, total: len(jobs)}
-	fmt.Fprintf(opts.Progress, "release %s (commit %s, %s) of %d targets into %s, %d at a time\n",
-		opts.Version, shortCommit(opts.Commit), opts.Epoch.Format(time.RFC3339), len(jobs), opts.OutDir, opts.Jobs)
-	for _, f := range failed {
-		fmt.Fprintf(opts.Progress, "FAILED %s: %s\n", f.Profile, strings.ReplaceAll(f.Err.Error(), "\n", "\n    "))
-	}
-
+// buildAll builds and packages jobs, opts.Jobs at a time, started in matrix
+// order; result i belongs to jobs[i]. Jobs not started before ctx ends get
+// ctx's error.
+func (r *runner) buildAll(ctx context.Context, jobs []Job) []Target {
 	results := make([]Target, len(jobs))
-	sem := make(chan struct{}, opts.Jobs)
+	sem := make(chan struct{}, r.opts.Jobs)
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		// Acquired here, not in the goroutine, so targets start in matrix
@@ -362,34 +399,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		})
 	}
 	wg.Wait()
+	return results
+}
 
-	res := &Result{OutDir: opts.OutDir, Targets: append(failed, results...), Files: map[string]string{}}
-	slices.SortStableFunc(res.Targets, func(a, b Target) int { return strings.Compare(a.Profile, b.Profile) })
-	res.Manifest = manifest(opts, jobs, results)
-	for _, t := range results {
-		if t.Err == nil {
-			res.Files[t.Archive] = t.ArchiveSHA256
-		}
-	}
-	if err := r.writeFinal(res); err != nil {
-		return res, err
-	}
-	if err := os.RemoveAll(staging); err != nil {
-		return res, fmt.Errorf("removing staging directory: %w", err)
-	}
-	res.Elapsed = time.Since(start)
-	writeSummary(opts.Progress, res)
-
+// failures joins the errors of the targets that failed under
+// ErrTargetsFailed, or returns nil when none did.
+func failures(targets []Target) error {
 	var errs []error
-	for _, t := range res.Targets {
+	for _, t := range targets {
 		if t.Err != nil {
 			errs = append(errs, t.Err)
 		}
 	}
-	if len(errs) > 0 {
-		return res, fmt.Errorf("%w (%d of %d): %w", ErrTargetsFailed, len(errs), len(res.Targets), errors.Join(errs...))
+	if len(errs) == 0 {
+		return nil
 	}
-	return res, nil
+	return fmt.Errorf("%w (%d of %d): %w", ErrTargetsFailed, len(errs), len(targets), errors.Join(errs...))
 }
 
 // stagingPrefix names the temporary directory binaries are built into,
