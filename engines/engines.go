@@ -55,6 +55,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Worker identifies the worker.
 	Worker task.WorkerInfo
+	// Dialect is the payload format of the worker's profile (its
+	// `dialect:` field); the zero value is treated as generic-worker.
+	Dialect task.Dialect
 }
 
 // Constructor builds an engine. It returns an error naming the config field

@@ -17,6 +17,7 @@ import (
 	"cuelang.org/go/encoding/jsonschema"
 
 	"github.com/workergen/workergen/internal/suggest"
+	"github.com/workergen/workergen/task"
 )
 
 // Profile is a resolved profile: everything the generator writes for it.
@@ -358,6 +359,8 @@ func (r *resolver) resolve(name string) {
 	if !dialect.Exists() {
 		r.errorf(declPos(pv.LookupPath(cue.ParsePath("dialect"))), "profile.dialect: unknown dialect %q; known dialects: %s",
 			decl.Dialect, strings.Join(r.keys("dialects"), ", "))
+	} else if _, ok := dialectConsts[task.Dialect(decl.Dialect)]; !ok {
+		r.errorf(declPos(dialect), "dialects.%s: no task.Dialect constant names this dialect: add one to task/dialect.go and gen/emit.go, so that components are told it", decl.Dialect)
 	}
 	oses := map[string]bool{}
 	for _, t := range decl.Targets {
