@@ -100,6 +100,15 @@ type Harness struct {
 	MaxEnvEntry int
 	// Timeout bounds every wait; 0 means 2 minutes.
 	Timeout time.Duration
+
+	// Abilities are the optional abilities the engine declares (its CUE
+	// `abilities`); the suite checks they are exactly those its Engine,
+	// SandboxBuilder and Sandbox implement (CheckAbilities).
+	Abilities []engines.Ability
+	// Kind, when set, is the engine's key in schemas/engines (e.g.
+	// "native"): the suite then also checks Abilities against the
+	// schemas, read from the module root above the test's directory.
+	Kind string
 }
 
 // Run runs the conformance suite.
@@ -124,6 +133,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LongLine", s.longLine)
 	t.Run("InvalidUTF8", s.invalidUTF8)
 	t.Run("NoTrailingNewline", s.noTrailingNewline)
+	t.Run("Abilities", s.abilities)
 	if h.Background {
 		t.Run("BackgroundHoldsStdout", s.background)
 	}
