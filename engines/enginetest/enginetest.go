@@ -12,7 +12,10 @@
 // as a Scenario and the harness turns it into that engine's payload.
 // Engines whose tasks run a POSIX shell can use ShellScript. Abilities not
 // every engine has (host task directory, process inspection, background
-// processes) are switched on in the Harness; the rest is required.
+// processes) are switched on in the Harness; the rest is required. The
+// engine's optional abilities (engines.Ability) are given in the Harness
+// and checked against its types (CheckAbilities), and against its CUE
+// metadata when the Harness names its Kind.
 //
 // Engines that start goroutines should also check for leaks in TestMain
 // with go.uber.org/goleak.
