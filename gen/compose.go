@@ -32,9 +32,9 @@ type provided struct {
 //	#Payload         the composed, closed payload schema
 //	#ProfileConfig   workerConfig plus the engine's and plugins' sections
 //	defaults         the profile's default config
-func (r *resolver) compose(engine cue.Value, metas map[string]cue.Value, dialect cue.Value) {
+func (r *resolver) compose(dialect cue.Value) {
 	table := r.dialectFields(dialect)
-	fields := r.linkedFields(engine, metas, dialect)
+	fields := r.linkedFields()
 	r.checkClashes(fields)
 	fields = append(fields, r.unsupported(table, fields)...)
 	if r.errs != nil {
@@ -94,25 +94,24 @@ func (r *resolver) dialectFields(dialect cue.Value) map[string]string {
 
 // linkedFields returns the payload fields the profile's engine and plugins
 // provide for its dialect, then the fields the dialect ignores.
-func (r *resolver) linkedFields(engine cue.Value, metas map[string]cue.Value, dialect cue.Value) []provided {
+func (r *resolver) linkedFields() []provided {
 	d := r.p.Dialect
-	fields := r.fragmentFields(engine, "engine "+r.p.Engine.Name, "engines", r.p.Engine.Name, "payload", d)
+	fields := r.fragmentFields("engine "+r.p.Engine.Name, "engines", r.p.Engine.Name, "payload", d)
 	for _, c := range r.p.Plugins {
-		fields = append(fields, r.fragmentFields(metas[c.Name], "plugin "+c.Name, "plugins", c.Name, "payload", d)...)
+		fields = append(fields, r.fragmentFields("plugin "+c.Name, "plugins", c.Name, "payload", d)...)
 	}
-	return append(fields, r.fragmentFields(dialect, "dialect "+d+" (ignored field)", "dialects", d, "ignored")...)
+	return append(fields, r.fragmentFields("dialect "+d+" (ignored field)", "dialects", d, "ignored")...)
 }
 
-// fragmentFields reads the payload fragment at path below owner (whose
-// own path from the package root is ownerPath: section and name) and checks
-// each field's attributes.
-func (r *resolver) fragmentFields(owner cue.Value, provider string, ownerPath ...string) []provided {
-	section, name, sub := ownerPath[0], ownerPath[1], ownerPath[2:]
-	sels := make([]cue.Selector, len(sub))
-	for i, s := range sub {
+// fragmentFields reads the payload fragment at path (labels from the
+// package root) and checks each field's attributes. An absent fragment
+// has no fields.
+func (r *resolver) fragmentFields(provider string, path ...string) []provided {
+	sels := make([]cue.Selector, len(path))
+	for i, s := range path {
 		sels[i] = cue.Str(s)
 	}
-	iter, err := owner.LookupPath(cue.MakePath(sels...)).Fields()
+	iter, err := r.root.LookupPath(cue.MakePath(sels...)).Fields()
 	if err != nil {
 		return nil
 	}
@@ -134,8 +133,8 @@ func (r *resolver) fragmentFields(owner cue.Value, provider string, ownerPath ..
 		// never as index expressions or through let aliases:
 		// jsonschema.Generate exports a type reached that way without its
 		// validators (`int & >=1` becomes `{"type": "integer"}`).
-		labels := append([]string{name}, append(slices.Clone(sub), fp, "type")...)
-		out = append(out, provided{path: fp, provider: provider, ref: ref(section, labels...), required: required, pos: declPos(fv)})
+		labels := append(slices.Clone(path[1:]), fp, "type")
+		out = append(out, provided{path: fp, provider: provider, ref: ref(path[0], labels...), required: required, pos: declPos(fv)})
 	}
 	return out
 }

@@ -157,12 +157,12 @@ func (r *resolver) resolve(name string) {
 		return
 	}
 	dialect := r.checkDialect(pv, decl)
-	engine, emeta := r.checkEngine(pv, decl, dialect)
-	metas := r.checkPlugins(pv, decl, emeta)
+	emeta := r.checkEngine(pv, decl, dialect)
+	r.checkPlugins(pv, decl, emeta)
 	if r.errs != nil {
 		return
 	}
-	r.compose(engine, metas, dialect)
+	r.compose(dialect)
 }
 
 // decodeProfile checks that the files define only known top-level fields
@@ -226,14 +226,14 @@ func (r *resolver) checkDialect(pv cue.Value, decl *profileDecl) cue.Value {
 	return dialect
 }
 
-// checkEngine looks up the profile's engine and checks that it runs on
-// every target OS and speaks the dialect. It returns a nil metaDecl when
-// the engine is unknown or unusable.
-func (r *resolver) checkEngine(pv cue.Value, decl *profileDecl, dialect cue.Value) (cue.Value, *metaDecl) {
+// checkEngine looks up the profile's engine (into r.p.Engine) and checks
+// that it runs on every target OS and speaks the dialect. It returns the
+// engine's metadata, nil when the engine is unknown or unusable.
+func (r *resolver) checkEngine(pv cue.Value, decl *profileDecl, dialect cue.Value) *metaDecl {
 	kindPos := declPos(pv.LookupPath(cue.ParsePath("engine.kind")))
 	engine, emeta, ok := r.meta("engines", decl.Engine.Kind, kindPos, "profile.engine.kind", "engine")
 	if !ok {
-		return engine, nil
+		return nil
 	}
 	r.p.Engine = Component{Name: decl.Engine.Kind, GoImport: emeta.GoImport}
 	for _, t := range decl.Targets {
@@ -246,27 +246,25 @@ func (r *resolver) checkEngine(pv cue.Value, decl *profileDecl, dialect cue.Valu
 		r.errorf(kindPos, "profile.engine.kind: engine %s does not speak dialect %q (it speaks %s): change profile.dialect or the engine",
 			decl.Engine.Kind, decl.Dialect, strings.Join(keysOf(engine.LookupPath(cue.ParsePath("payload"))), ", "))
 	}
-	return engine, emeta
+	return emeta
 }
 
 // checkPlugins looks up the profile's plugins (into r.p.Plugins, in stage
 // order) and checks each against the targets, the other plugins, the
-// dialect and the engine's abilities. It returns their metadata by name.
-func (r *resolver) checkPlugins(pv cue.Value, decl *profileDecl, emeta *metaDecl) map[string]cue.Value {
+// dialect and the engine's abilities (emeta; nil skips them).
+func (r *resolver) checkPlugins(pv cue.Value, decl *profileDecl, emeta *metaDecl) {
 	oses := map[string]bool{}
 	for _, t := range decl.Targets {
 		oses[t.OS] = true
 	}
 	pluginsV := pv.LookupPath(cue.ParsePath("plugins"))
 	chosen := keysOf(pluginsV)
-	metas := map[string]cue.Value{}
 	for _, pn := range chosen {
 		pos := declPos(pluginsV.LookupPath(cue.MakePath(cue.Str(pn))))
 		mv, m, ok := r.meta("plugins", pn, pos, "profile.plugins."+pn, "plugin")
 		if !ok {
 			continue
 		}
-		metas[pn] = mv
 		r.p.Plugins = append(r.p.Plugins, Component{Name: pn, GoImport: m.GoImport, Order: m.Order})
 		for _, o := range slices.Sorted(maps.Keys(oses)) {
 			if !slices.Contains(m.OS, o) {
@@ -287,7 +285,6 @@ func (r *resolver) checkPlugins(pv cue.Value, decl *profileDecl, emeta *metaDecl
 	slices.SortFunc(r.p.Plugins, func(a, b Component) int {
 		return cmp.Or(cmp.Compare(a.Order, b.Order), cmp.Compare(a.Name, b.Name))
 	})
-	return metas
 }
 
 // checkPluginDialect checks that plugin pn runs with the profile's dialect:
