@@ -25,10 +25,13 @@
 // returns, when Kill or Abort is called, and when Dispose is called: a task
 // never outlives its run.
 //
-// Optional abilities are small interfaces next to the main ones (for example
-// VolumeBuilder); the worker detects them with a type assertion, and a
-// payload that needs a missing one becomes malformed-payload naming the
-// field. Every engine runs the conformance suite in engines/enginetest.
+// Optional abilities (Ability: HostNameBuilder, HostAddresser,
+// AddressedSandbox, VolumeBuilder) are small interfaces next to the main
+// ones; components detect them with a type assertion. An engine's CUE
+// metadata lists the abilities it implements and a plugin's those it needs,
+// so that the generator refuses a profile whose engine lacks one. Every
+// engine runs the conformance suite in engines/enginetest, which also
+// checks the engine's declared abilities against its types.
 package engines
 
 import (
@@ -55,6 +58,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Worker identifies the worker.
 	Worker task.WorkerInfo
+	// Dialect is the payload format of the worker's profile (its
+	// `dialect:` field); the zero value is treated as generic-worker.
+	Dialect task.Dialect
 }
 
 // Constructor builds an engine. It returns an error naming the config field
@@ -165,6 +171,75 @@ type File interface {
 	Mode() fs.FileMode
 }
 
+// Ability names an optional engine ability: a small interface that an
+// engine's Engine, SandboxBuilder or Sandbox values implement or not,
+// detected by type assertion. CUE metadata uses the same names (#Ability in
+// schemas/profile.cue): an engine's `abilities` lists those it implements
+// (engines/enginetest checks the list against its types), a plugin's
+// `requires` those it type-asserts, and the generator refuses a profile
+// whose engine lacks one its plugins require.
+type Ability string
+
+// The abilities. The SetEnv, ExtractFile and ExtractFolder methods every
+// engine has are not abilities.
+const (
+	// AbilityHostName: the SandboxBuilder implements HostNameBuilder.
+	AbilityHostName Ability = "hostname"
+	// AbilityHostAddress: the Engine implements HostAddresser.
+	AbilityHostAddress Ability = "host-address"
+	// AbilitySandboxAddress: the Sandbox implements AddressedSandbox.
+	AbilitySandboxAddress Ability = "sandbox-address"
+	// AbilityVolumes: the SandboxBuilder implements VolumeBuilder.
+	AbilityVolumes Ability = "volumes"
+)
+
+// abilities describes each Ability: its interface's name and how to tell
+// whether an engine's values implement it.
+var abilities = []struct {
+	ability Ability
+	iface   string
+	has     func(Engine, SandboxBuilder, Sandbox) bool
+}{
+	{AbilityHostAddress, "engines.HostAddresser", func(e Engine, _ SandboxBuilder, _ Sandbox) bool { _, ok := e.(HostAddresser); return ok }},
+	{AbilityHostName, "engines.HostNameBuilder", func(_ Engine, b SandboxBuilder, _ Sandbox) bool { _, ok := b.(HostNameBuilder); return ok }},
+	{AbilitySandboxAddress, "engines.AddressedSandbox", func(_ Engine, _ SandboxBuilder, s Sandbox) bool { _, ok := s.(AddressedSandbox); return ok }},
+	{AbilityVolumes, "engines.VolumeBuilder", func(_ Engine, b SandboxBuilder, _ Sandbox) bool { _, ok := b.(VolumeBuilder); return ok }},
+}
+
+// Abilities returns every Ability, sorted.
+func Abilities() []Ability {
+	out := make([]Ability, len(abilities))
+	for i, a := range abilities {
+		out[i] = a.ability
+	}
+	return out
+}
+
+// Interface returns the Go name of the interface a stands for, e.g.
+// "engines.HostNameBuilder", or "" when a is not one of Abilities.
+func (a Ability) Interface() string {
+	for _, d := range abilities {
+		if d.ability == a {
+			return d.iface
+		}
+	}
+	return ""
+}
+
+// Implemented returns the abilities, sorted, that an engine implements,
+// judged on e, one of its sandbox builders b and one of its sandboxes s
+// (each ability is detected on the value its interface extends; a nil
+// value implements none).
+func Implemented(e Engine, b SandboxBuilder, s Sandbox) []Ability {
+	var out []Ability
+	for _, d := range abilities {
+		if d.has(e, b, s) {
+			out = append(out, d.ability)
+		}
+	}
+	return out
+}
+
 // HostNameBuilder is an optional SandboxBuilder ability of engines whose
 // tasks have a network of their own (containers). AddHostName makes name
 // resolve, inside the sandbox, to an address of the worker host that the
@@ -191,6 +266,19 @@ type HostAddresser interface {
 // them apart.
 type AddressedSandbox interface {
 	Address(ctx context.Context) (netip.Addr, error)
+}
+
+// VolumeBuilder is an optional SandboxBuilder ability of engines that can
+// give a task a cache: a named volume that outlives the run. AttachCache
+// mounts cache name (any non-empty string) at mountPath (an absolute path
+// in the sandbox). At most one running task uses a cache at a time; a
+// second concurrent user gets a fresh instance. The cache is purged when
+// the run was killed by the worker or when a plugin stored true under
+// task.PurgeCachesKey. It returns an error for an empty name, a relative
+// mountPath, or a mountPath already used. Call before Start; not safe for
+// concurrent use with Start.
+type VolumeBuilder interface {
+	AttachCache(name, mountPath string) error
 }
 
 // Errors engines return; callers match them with errors.Is.

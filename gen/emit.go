@@ -8,10 +8,26 @@ import (
 	"path/filepath"
 
 	"github.com/dave/jennifer/jen"
+
+	"github.com/workergen/workergen/task"
 )
 
-// workerPkg is the import path of the runtime every generated main calls.
-const workerPkg = "github.com/workergen/workergen/worker"
+// workerPkg is the import path of the runtime every generated main calls;
+// taskPkg declares the dialect constants the generated main names.
+const (
+	workerPkg = "github.com/workergen/workergen/worker"
+	taskPkg   = "github.com/workergen/workergen/task"
+)
+
+// dialectConsts names the task.Dialect constant of each dialect, so that
+// the generated main states its dialect in Go terms (a renamed constant is
+// a compile error, not a silently unknown string).
+var dialectConsts = map[task.Dialect]string{
+	task.DialectGenericWorkerPosix:   "DialectGenericWorkerPosix",
+	task.DialectGenericWorkerWindows: "DialectGenericWorkerWindows",
+	task.DialectDockerWorker:         "DialectDockerWorker",
+	task.DialectHello:                "DialectHello",
+}
 
 // Output file names in dist/<profile>/.
 const (
@@ -63,6 +79,7 @@ func (p *Profile) MainGo() ([]byte, error) {
 	build := jen.Qual(workerPkg, "Build").Values(jen.DictFunc(func(d jen.Dict) {
 		d[jen.Id("Profile")] = jen.Lit(p.Name)
 		d[jen.Id("Binary")] = jen.Lit(p.Binary)
+		d[jen.Id("Dialect")] = jen.Qual(taskPkg, dialectConsts[task.Dialect(p.Dialect)])
 		d[jen.Id("Engine")] = jen.Qual(workerPkg, "EngineEntry").Values(jen.Dict{
 			jen.Id("Name"): jen.Lit(p.Engine.Name),
 			jen.Id("New"):  jen.Qual(p.Engine.GoImport, "New"),

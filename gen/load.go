@@ -6,11 +6,15 @@
 // profile file as one CUE package, checks the profile against #Profile
 // (closed: a typo is an error with file:line and the field path), rejects
 // impossible combinations (unknown engine or plugin, a target OS an engine
-// or plugin does not support, an engine ability a plugin needs and the
+// or plugin does not support, a plugin with no fragment for the profile's
+// dialect, an engine ability (engines.Ability) a plugin requires and the
 // engine lacks, conflicting plugins, two payload fragments defining the same
 // field), composes the payload JSON Schema from the engine's and plugins'
-// fragments for the profile's dialect, exports the worker config JSON Schema
-// and default config, and emits main.go with jennifer.
+// fragments for the profile's dialect (the dialect's fields no linked
+// component provides, derived from every component's fragments and the
+// dialect's `unimplemented` list, are rejected and listed as Unsupported),
+// exports the worker config JSON Schema and default config, and emits
+// main.go with jennifer, which passes the dialect to every component.
 //
 // Output is deterministic: the same inputs give the same bytes on any
 // machine (no timestamps, no absolute paths).

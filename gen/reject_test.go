@@ -72,9 +72,10 @@ plugins: linuxonly: {
 	os: ["linux"]
 	order: 1
 	conflicts: ["maxruntime"]
-	requires: []
+	requires: {}
 	#Config: {}
 	#Defaults: {}
+	payload: "generic-worker-posix": {}
 }
 `
 
@@ -86,7 +87,7 @@ plugins: env2: {
 	os: ["linux"]
 	order: 1
 	conflicts: []
-	requires: []
+	requires: {}
 	#Config: {}
 	#Defaults: {}
 	payload: "generic-worker-posix": {
@@ -108,6 +109,37 @@ engines: future: {
 	#Config: {}
 	#Defaults: {}
 	payload: "generic-worker-posix": {}
+}
+`
+
+// chainOfTrustPlugin provides a field the dialect lists as unimplemented.
+const chainOfTrustPlugin = `package workergen
+
+plugins: chainoftrust: {
+	goImport:    "example.com/chainoftrust"
+	description: "test plugin"
+	os: ["linux"]
+	order: 1
+	conflicts: []
+	requires: {}
+	#Config: {}
+	#Defaults: {}
+	payload: "generic-worker-posix": "features.chainOfTrust": type: bool
+}
+`
+
+// hostlessEngine speaks docker-worker but cannot give containers a name
+// for the worker host.
+const hostlessEngine = `package workergen
+
+engines: hostless: {
+	goImport:    "example.com/hostless"
+	description: "test engine"
+	os: ["linux"]
+	abilities: ["volumes"]
+	#Config: {}
+	#Defaults: {}
+	payload: "docker-worker": image: type: string
 }
 `
 
@@ -184,7 +216,7 @@ func TestGenerateRejects(t *testing.T) {
 			want:    []string{"schemas/plugins/", `payload field "env" of dialect generic-worker-posix is defined by both`, `payload field "features.liveLog"`, "plugin tasklog"},
 		},
 		{
-			name: "missing engine ability",
+			name: "plugin not for the dialect",
 			profile: `package workergen
 
 profile: {
@@ -192,11 +224,39 @@ profile: {
 	description: "test"
 	dialect:     "hello"
 	engine: kind: "hello"
-	plugins: env: {}
+	plugins: taskclusterproxy: {}
 	targets: [{os: "linux", arch: "amd64"}]
 }
 `,
-			want: []string{"profiles/bad.cue:8:", `plugin env needs engine ability "env", which engine hello lacks`},
+			want: []string{"profiles/bad.cue:8:", "plugin taskclusterproxy does not run with dialect hello (it runs with docker-worker, generic-worker-posix, generic-worker-windows)"},
+		},
+		{
+			name: "missing engine ability",
+			profile: `package workergen
+
+profile: {
+	name:        "bad"
+	description: "test"
+	dialect:     "docker-worker"
+	engine: kind: "hostless"
+	plugins: {
+		env: {}
+		taskclusterproxy: {}
+	}
+	targets: [{os: "linux", arch: "amd64"}]
+}
+`,
+			extra: map[string]string{"schemas/engines/hostless.cue": hostlessEngine},
+			want: []string{"profiles/bad.cue:10:",
+				`plugin taskclusterproxy needs engine ability "host-address" (engines.HostAddresser) with dialect docker-worker, which engine hostless lacks`,
+				`plugin taskclusterproxy needs engine ability "hostname" (engines.HostNameBuilder)`,
+				`plugin taskclusterproxy needs engine ability "sandbox-address" (engines.AddressedSandbox)`},
+		},
+		{
+			name:    "unimplemented field provided",
+			profile: goodProfile,
+			extra:   map[string]string{"schemas/plugins/chainoftrust.cue": chainOfTrustPlugin},
+			want:    []string{"schemas/dialects.cue:", `dialects.generic-worker-posix.unimplemented lists "features.chainOfTrust", which plugin chainoftrust provides: remove the entry`},
 		},
 		{
 			name:    "engine not available",

@@ -58,6 +58,10 @@ type Options struct {
 	Engine engines.Engine
 	// Logger is the worker's structured log.
 	Logger *slog.Logger
+	// Dialect is the payload format of the worker's profile (its
+	// `dialect:` field). Plugins that serve several dialects branch on
+	// Dialect.IsDockerWorker; the zero value is treated as generic-worker.
+	Dialect task.Dialect
 }
 
 // WorkerConfig is the part of the worker config that is not owned by one

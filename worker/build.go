@@ -3,6 +3,7 @@ package worker
 import (
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/task"
 )
 
 // Stamped at link time by mage with
@@ -24,6 +25,9 @@ func Commit() string { return commit }
 type Build struct {
 	Profile string // profile name, e.g. "linux-native"
 	Binary  string // binary base name, e.g. "workergen-linux-native"
+	// Dialect is the profile's payload format, passed to the engine and
+	// every plugin in their Options.
+	Dialect task.Dialect
 
 	Engine  EngineEntry
 	Plugins []PluginEntry

@@ -187,14 +187,14 @@ func NewRunner(b Build, cfg *Config, logger *slog.Logger) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded payload schema (generator bug): %w", err)
 	}
-	eng, err := b.Engine.New(engines.Options{Config: section(cfg.Engine), Logger: logger.With("engine", b.Engine.Name), Worker: info})
+	eng, err := b.Engine.New(engines.Options{Config: section(cfg.Engine), Logger: logger.With("engine", b.Engine.Name), Worker: info, Dialect: b.Dialect})
 	if err != nil {
 		return nil, fmt.Errorf("%w: engine %s (config key engine): %w", ErrConfig, b.Engine.Name, err)
 	}
 	r := &Runner{Engine: eng, Payload: payload, Unsupported: b.Unsupported, Info: info, Logger: logger}
 	wc := plugins.WorkerConfig{WorkerInfo: info, MaxTaskRunTime: cfg.MaxTaskRunTime, TasksDir: cfg.TasksDir, UploadConcurrency: cfg.UploadConcurrency}
 	for _, p := range b.Plugins {
-		pl, err := p.New(plugins.Options{Config: section(cfg.Plugins[p.Name]), Worker: wc, Engine: eng, Logger: logger.With("plugin", p.Name)})
+		pl, err := p.New(plugins.Options{Config: section(cfg.Plugins[p.Name]), Worker: wc, Engine: eng, Logger: logger.With("plugin", p.Name), Dialect: b.Dialect})
 		if err != nil {
 			_ = r.Close()
 			return nil, fmt.Errorf("%w: plugin %s (config key plugins.%s): %w", ErrConfig, p.Name, p.Name, err)

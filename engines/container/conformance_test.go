@@ -29,5 +29,8 @@ func TestConformance(t *testing.T) {
 		},
 		Background:  true,
 		MaxEnvEntry: MaxEnvEntry,
+		Abilities: []engines.Ability{engines.AbilityHostAddress, engines.AbilityHostName,
+			engines.AbilitySandboxAddress, engines.AbilityVolumes},
+		Kind: "container",
 	})
 }

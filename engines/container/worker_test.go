@@ -31,6 +31,7 @@ import (
 	"github.com/workergen/workergen/plugins/maxruntime"
 	"github.com/workergen/workergen/plugins/taskclusterproxy"
 	"github.com/workergen/workergen/plugins/tasklog"
+	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
 	"github.com/workergen/workergen/worker"
@@ -112,7 +113,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 		t.Fatal(err)
 	}
 	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New, "artifacts": artifacts.New, "taskclusterproxy": taskclusterproxy.New}
-	b := worker.Build{Profile: p.Name, Binary: p.Binary, Engine: worker.EngineEntry{Name: "container", New: container.New}, PayloadSchema: p.PayloadSchema, ConfigSchema: p.ConfigSchema, DefaultConfig: p.DefaultConfig, ProfileJSON: p.ProfileJSON}
+	b := worker.Build{Profile: p.Name, Binary: p.Binary, Dialect: task.Dialect(p.Dialect), Engine: worker.EngineEntry{Name: "container", New: container.New}, PayloadSchema: p.PayloadSchema, ConfigSchema: p.ConfigSchema, DefaultConfig: p.DefaultConfig, ProfileJSON: p.ProfileJSON}
 	for _, pl := range p.Plugins {
 		c, ok := ctors[pl.Name]
 		if !ok {
@@ -125,8 +126,8 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	}
 	ec["socket"] = sock
 	engineCfg, _ := json.Marshal(ec)
-	// The plugins' sections are the profile's defaults (the plugins' payload
-	// dialect), as LoadConfig gives the built worker.
+	// The plugins' sections are the profile's defaults, as LoadConfig gives
+	// the built worker.
 	var defaults struct {
 		Plugins map[string]json.RawMessage `json:"plugins"`
 	}

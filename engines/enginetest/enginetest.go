@@ -12,7 +12,10 @@
 // as a Scenario and the harness turns it into that engine's payload.
 // Engines whose tasks run a POSIX shell can use ShellScript. Abilities not
 // every engine has (host task directory, process inspection, background
-// processes) are switched on in the Harness; the rest is required.
+// processes) are switched on in the Harness; the rest is required. The
+// engine's optional abilities (engines.Ability) are given in the Harness
+// and checked against its types (CheckAbilities), and against its CUE
+// metadata when the Harness names its Kind.
 //
 // Engines that start goroutines should also check for leaks in TestMain
 // with go.uber.org/goleak.
@@ -100,6 +103,15 @@ type Harness struct {
 	MaxEnvEntry int
 	// Timeout bounds every wait; 0 means 2 minutes.
 	Timeout time.Duration
+
+	// Abilities are the optional abilities the engine declares (its CUE
+	// `abilities`); the suite checks they are exactly those its Engine,
+	// SandboxBuilder and Sandbox implement (CheckAbilities).
+	Abilities []engines.Ability
+	// Kind, when set, is the engine's key in schemas/engines (e.g.
+	// "native"): the suite then also checks Abilities against the
+	// schemas, read from the module root above the test's directory.
+	Kind string
 }
 
 // Run runs the conformance suite.
@@ -124,6 +136,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LongLine", s.longLine)
 	t.Run("InvalidUTF8", s.invalidUTF8)
 	t.Run("NoTrailingNewline", s.noTrailingNewline)
+	t.Run("Abilities", s.abilities)
 	if h.Background {
 		t.Run("BackgroundHoldsStdout", s.background)
 	}

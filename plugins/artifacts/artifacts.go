@@ -49,10 +49,10 @@
 //
 // # docker-worker payloads
 //
-// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
-// and linux-podman profiles set it; the JSON shape alone cannot tell the
-// dialects apart for an absent or empty field, and the config makes the
-// choice explicit per profile) `payload.artifacts` is docker-worker's map
+// When the profile's dialect is docker-worker (Options.Dialect; the
+// linux-docker and linux-podman profiles; the JSON shape alone cannot tell
+// the dialects apart for an absent or empty field)
+// `payload.artifacts` is docker-worker's map
 // (schemas/docker-worker/v1/payload.json): artifact name -> {type
 // file|directory|volume, path in the container, expires}, published in
 // name order with the rules above, except (as docker-worker's
@@ -103,40 +103,25 @@ const DefaultUploadConcurrency = 4
 // maxErrorMessage is the Queue's limit on an error artifact's message.
 const maxErrorMessage = 4096
 
-// Config is the plugin's worker config section (`plugins.artifacts`).
-type Config struct {
-	// Dialect is the payload dialect: "" or DialectGenericWorker (the
-	// `artifacts` array), or DialectDockerWorker (the `artifacts` map and
-	// `features.artifacts`). Profiles set it; see
-	// schemas/plugins/artifacts.cue.
-	Dialect string `json:"dialect,omitempty"`
-}
-
-// Payload dialects Config.Dialect names.
-const (
-	DialectGenericWorker = "generic-worker"
-	DialectDockerWorker  = "docker-worker"
-)
+// Config is the plugin's worker config section (`plugins.artifacts`); it
+// has no fields.
+type Config struct{}
 
 type plugin struct {
-	concurrency  int
-	dockerWorker bool
+	concurrency int
+	dialect     task.Dialect
 }
 
 var _ plugins.Plugin = (*plugin)(nil)
 
-// New returns the artifacts plugin. opts.Config is empty, null or a Config
-// (an unknown dialect is an error naming it); opts.Worker.UploadConcurrency
-// must not be negative.
+// New returns the artifacts plugin for opts.Dialect: docker-worker's
+// `artifacts` map and `features.artifacts`, or else generic-worker's
+// `artifacts` array. opts.Config is empty, null or a Config;
+// opts.Worker.UploadConcurrency must not be negative.
 func New(opts plugins.Options) (plugins.Plugin, error) {
 	var cfg Config
 	if err := plugins.DecodeConfig(opts.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("plugins.artifacts: %w", err)
-	}
-	switch cfg.Dialect {
-	case "", DialectGenericWorker, DialectDockerWorker:
-	default:
-		return nil, fmt.Errorf("plugins.artifacts.dialect: %q is not one of %q, %q", cfg.Dialect, DialectGenericWorker, DialectDockerWorker)
 	}
 	c := opts.Worker.UploadConcurrency
 	switch {
@@ -145,7 +130,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	case c == 0:
 		c = DefaultUploadConcurrency
 	}
-	return &plugin{concurrency: c, dockerWorker: cfg.Dialect == DialectDockerWorker}, nil
+	return &plugin{concurrency: c, dialect: opts.Dialect}, nil
 }
 
 // Close does nothing.
@@ -156,7 +141,7 @@ func (*plugin) Close() error { return nil }
 func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
 	var specs []spec
 	var err error
-	if p.dockerWorker {
+	if p.dialect.IsDockerWorker() {
 		var enabled bool
 		specs, enabled, err = decodeDockerWorkerArtifacts(tc.Definition)
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 
 func newDockerWorkerPlugin(t testing.TB) plugins.Plugin {
 	t.Helper()
-	p, err := artifacts.New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`)})
+	p, err := artifacts.New(plugins.Options{Dialect: task.DialectDockerWorker})
 	require.NoError(t, err)
 	return p
 }
@@ -121,12 +121,13 @@ func TestDockerWorkerMalformed(t *testing.T) {
 	malformed(t, res)
 }
 
-func TestDialectConfig(t *testing.T) {
-	_, err := artifacts.New(plugins.Options{Config: json.RawMessage(`{"dialect": "nope"}`)})
-	require.ErrorContains(t, err, "plugins.artifacts.dialect")
-	p, err := artifacts.New(plugins.Options{Config: json.RawMessage(`{"dialect": "generic-worker"}`)})
+// The dialect is the profile's (Options.Dialect), not a config key.
+func TestDialectOption(t *testing.T) {
+	_, err := artifacts.New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`)})
+	require.ErrorContains(t, err, `unknown field "dialect"`)
+	p, err := artifacts.New(plugins.Options{Dialect: task.DialectGenericWorkerPosix})
 	require.NoError(t, err)
-	// generic-worker's map form is malformed for the generic-worker plugin.
+	// docker-worker's map form is malformed for the generic-worker plugin.
 	res := plugintest.Run(t, plugintest.Case{Plugins: []plugins.Plugin{p},
 		Payload: M{"artifacts": M{"public/a": M{"type": "file", "path": "a"}}}})
 	malformed(t, res)

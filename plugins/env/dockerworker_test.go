@@ -15,7 +15,7 @@ import (
 
 func newDockerWorkerPlugin(t *testing.T) plugins.Plugin {
 	t.Helper()
-	p, err := env.New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`)})
+	p, err := env.New(plugins.Options{Dialect: task.DialectDockerWorker})
 	require.NoError(t, err)
 	return p
 }
@@ -59,9 +59,10 @@ func TestDockerWorkerVariablesRunMode(t *testing.T) {
 	}, res.Env())
 }
 
-func TestUnknownDialect(t *testing.T) {
-	_, err := env.New(plugins.Options{Config: json.RawMessage(`{"dialect": "taskcluster-worker"}`)})
-	require.ErrorContains(t, err, "plugins.env.dialect")
-	_, err = env.New(plugins.Options{Config: json.RawMessage(`{"dialect": "generic-worker"}`)})
+// The dialect is the profile's (Options.Dialect), not a config key.
+func TestDialectNotInConfig(t *testing.T) {
+	_, err := env.New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`)})
+	require.ErrorContains(t, err, `unknown field "dialect"`)
+	_, err = env.New(plugins.Options{Dialect: task.DialectGenericWorkerPosix})
 	require.NoError(t, err)
 }

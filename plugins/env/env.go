@@ -21,8 +21,8 @@
 //
 // # docker-worker payloads
 //
-// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
-// and linux-podman profiles set it) the variables are those docker-worker
+// When the profile's dialect is docker-worker (Options.Dialect; the
+// linux-docker and linux-podman profiles) the variables are those docker-worker
 // sets for every container (upstream: workers/docker-worker/src/lib/task.js,
 // dockerConfig) that this worker can honestly fill:
 //
@@ -68,19 +68,9 @@ import (
 	"github.com/workergen/workergen/task"
 )
 
-// Config is the plugin's worker config section (`plugins.env`).
-type Config struct {
-	// Dialect is the payload dialect: "" or DialectGenericWorker (the
-	// generic-worker variables), or DialectDockerWorker. Profiles set it;
-	// see schemas/plugins/env.cue.
-	Dialect string `json:"dialect,omitempty"`
-}
-
-// Payload dialects Config.Dialect names.
-const (
-	DialectGenericWorker = "generic-worker"
-	DialectDockerWorker  = "docker-worker"
-)
+// Config is the plugin's worker config section (`plugins.env`); it has no
+// fields.
+type Config struct{}
 
 // Payload is the part of the task payload this plugin owns.
 type Payload struct {
@@ -101,24 +91,19 @@ const (
 )
 
 type plugin struct {
-	dockerWorker bool
+	dialect task.Dialect
 }
 
 var _ plugins.Plugin = (*plugin)(nil)
 
-// New returns the env plugin. opts.Config is empty, null or a Config; an
-// unknown dialect is an error naming it.
+// New returns the env plugin for opts.Dialect. opts.Config is empty, null
+// or a Config.
 func New(opts plugins.Options) (plugins.Plugin, error) {
 	var c Config
 	if err := plugins.DecodeConfig(opts.Config, &c); err != nil {
 		return nil, fmt.Errorf("plugins.env: %w", err)
 	}
-	switch c.Dialect {
-	case "", DialectGenericWorker, DialectDockerWorker:
-	default:
-		return nil, fmt.Errorf("plugins.env.dialect: %q is not one of %q, %q", c.Dialect, DialectGenericWorker, DialectDockerWorker)
-	}
-	return &plugin{dockerWorker: c.Dialect == DialectDockerWorker}, nil
+	return &plugin{dialect: opts.Dialect}, nil
 }
 
 // Close does nothing.
@@ -146,14 +131,14 @@ func (pl *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Ta
 	if len(reasons) > 0 {
 		return nil, task.MalformedPayload(reasons...)
 	}
-	return &taskPlugin{tc: tc, env: p.Env, dockerWorker: pl.dockerWorker}, nil
+	return &taskPlugin{tc: tc, env: p.Env, dialect: pl.dialect}, nil
 }
 
 type taskPlugin struct {
 	plugins.Base
-	tc           *task.Context
-	env          map[string]string
-	dockerWorker bool
+	tc      *task.Context
+	env     map[string]string
+	dialect task.Dialect
 }
 
 // DockerWorkerVars returns the variables the worker sets for a run of a
@@ -195,7 +180,7 @@ func WorkerVars(tc *task.Context) map[string]string {
 // BuildSandbox sets the worker's variables, then the payload's.
 func (p *taskPlugin) BuildSandbox(_ context.Context, b engines.SandboxBuilder) error {
 	worker := WorkerVars(p.tc)
-	if p.dockerWorker {
+	if p.dialect.IsDockerWorker() {
 		worker = DockerWorkerVars(p.tc)
 	}
 	for _, name := range sortedKeys(worker) {

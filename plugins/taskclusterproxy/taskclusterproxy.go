@@ -44,8 +44,8 @@
 //
 // # docker-worker payloads
 //
-// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
-// and linux-podman profiles set it), `features.taskclusterProxy` works as
+// When the profile's dialect is docker-worker (Options.Dialect; the
+// linux-docker and linux-podman profiles), `features.taskclusterProxy` works as
 // in docker-worker: the task calls http://taskcluster, and
 // TASKCLUSTER_PROXY_URL is "http://taskcluster". docker-worker linked a
 // proxy container under that name; here the engine maps the name to the
@@ -104,20 +104,10 @@ type Config struct {
 	// is held in memory to replay retries); absent (0) means
 	// DefaultMaxRequestBody.
 	MaxRequestBody int64 `json:"maxRequestBody,omitempty"`
-	// Dialect is the payload dialect: "" or DialectGenericWorker (a
-	// loopback proxy per run), or DialectDockerWorker (tasks in containers
-	// call http://taskcluster). Profiles set it.
-	Dialect string `json:"dialect,omitempty"`
 	// Port is the port containers reach the proxy on, with the
 	// docker-worker dialect; 0 means 80, the port docker-worker tasks call.
 	Port int `json:"port,omitempty"`
 }
-
-// Payload dialects Config.Dialect names.
-const (
-	DialectGenericWorker = "generic-worker"
-	DialectDockerWorker  = "docker-worker"
-)
 
 // HostName is the name docker-worker tasks reach the proxy by.
 const HostName = "taskcluster"
@@ -166,11 +156,6 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	if cfg.MaxRequestBody == 0 {
 		cfg.MaxRequestBody = DefaultMaxRequestBody
 	}
-	switch cfg.Dialect {
-	case "", DialectGenericWorker, DialectDockerWorker:
-	default:
-		return nil, fmt.Errorf("plugins.taskclusterproxy.dialect: %q is not one of %q, %q", cfg.Dialect, DialectGenericWorker, DialectDockerWorker)
-	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("plugins.taskclusterproxy.port: %d is not a TCP port", cfg.Port)
 	}
@@ -181,7 +166,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	if p.logger == nil {
 		p.logger = slog.Default()
 	}
-	if cfg.Dialect == DialectDockerWorker {
+	if opts.Dialect.IsDockerWorker() {
 		if err := p.startHub(opts.Engine); err != nil {
 			return nil, err
 		}
@@ -198,7 +183,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 func (p *plugin) startHub(eng engines.Engine) error {
 	ha, ok := eng.(engines.HostAddresser)
 	if !ok {
-		return fmt.Errorf("plugins.taskclusterproxy.dialect: %q needs an engine whose containers can reach the worker (engines.HostAddresser, the container engine)", DialectDockerWorker)
+		return fmt.Errorf("plugins.taskclusterproxy: the %s dialect needs an engine whose containers can reach the worker (engines.HostAddresser, the container engine)", task.DialectDockerWorker)
 	}
 	p.hub = newHub(p.cfg.Port)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

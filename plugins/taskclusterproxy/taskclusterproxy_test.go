@@ -323,14 +323,12 @@ func (b *hostBuilder) AddHostName(_ context.Context, name string) (netip.Addr, e
 func TestDockerWorkerDialectStartup(t *testing.T) {
 	eng, err := mock.New(engines.Options{})
 	require.NoError(t, err)
-	cfg := json.RawMessage(`{"dialect": "docker-worker"}`)
-
-	_, err = New(plugins.Options{Config: cfg, Engine: eng})
+	_, err = New(plugins.Options{Dialect: task.DialectDockerWorker, Engine: eng})
 	assert.ErrorContains(t, err, "needs an engine whose containers can reach the worker", "an engine without the ability is a config error")
 
 	// Containers without a network: the worker runs, tasks asking for the
 	// proxy are told why they cannot have it.
-	p, err := New(plugins.Options{Config: cfg, Engine: hostEngine{Engine: eng, err: fmt.Errorf("engine.network is \"none\": %w", engines.ErrNoHostNetwork)}})
+	p, err := New(plugins.Options{Dialect: task.DialectDockerWorker, Engine: hostEngine{Engine: eng, err: fmt.Errorf("engine.network is \"none\": %w", engines.ErrNoHostNetwork)}})
 	require.NoError(t, err)
 	tc := &task.Context{Log: task.NewLog(io.Discard), Definition: task.Definition{Payload: json.RawMessage(proxyOn)}}
 	_, err = p.NewTaskPlugin(context.Background(), tc)
@@ -347,7 +345,7 @@ func TestDockerWorkerDialectOnTheHostNetwork(t *testing.T) {
 	eng, err := mock.New(engines.Options{})
 	require.NoError(t, err)
 	lo := netip.MustParseAddr("127.0.0.1")
-	p, err := New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`), Engine: hostEngine{Engine: eng, addr: lo}})
+	p, err := New(plugins.Options{Dialect: task.DialectDockerWorker, Engine: hostEngine{Engine: eng, addr: lo}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	ctx := context.Background()

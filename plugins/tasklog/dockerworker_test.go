@@ -15,7 +15,7 @@ import (
 
 func newDockerWorkerPlugin(t *testing.T, config string) plugins.Plugin {
 	t.Helper()
-	p, err := tasklog.New(plugins.Options{Config: json.RawMessage(config)})
+	p, err := tasklog.New(plugins.Options{Config: json.RawMessage(config), Dialect: task.DialectDockerWorker})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -24,7 +24,7 @@ func newDockerWorkerPlugin(t *testing.T, config string) plugins.Plugin {
 func runDW(t *testing.T, payload M) *plugintest.Result {
 	t.Helper()
 	return plugintest.Run(t, plugintest.Case{
-		Plugins: []plugins.Plugin{newDockerWorkerPlugin(t, `{"dialect": "docker-worker"}`)},
+		Plugins: []plugins.Plugin{newDockerWorkerPlugin(t, `{}`)},
 		Payload: payload,
 	})
 }
@@ -86,7 +86,7 @@ func TestDockerWorkerLogFeatures(t *testing.T) {
 }
 
 func TestDockerWorkerLiveLogStreams(t *testing.T) {
-	p := newDockerWorkerPlugin(t, `{"dialect": "docker-worker", "liveLog": {"listenAddress": "127.0.0.1:0"}}`)
+	p := newDockerWorkerPlugin(t, `{"liveLog": {"listenAddress": "127.0.0.1:0"}}`)
 	res := plugintest.Run(t, plugintest.Case{Plugins: []plugins.Plugin{p}, Payload: M{"log": "public/x.log", "features": M{"localLiveLog": true}}})
 	require.Empty(t, res.Errors)
 	assert.NotContains(t, res.Log, "does not stream live logs")
@@ -111,6 +111,7 @@ func TestDockerWorkerMalformed(t *testing.T) {
 		require.ErrorAs(t, res.Err(plugintest.StageNewTaskPlugin), &ee, "%v", payload)
 		assert.Equal(t, task.ReasonMalformedPayload, ee.Reason)
 	}
-	_, err := tasklog.New(plugins.Options{Config: json.RawMessage(`{"dialect": "x"}`)})
-	require.ErrorContains(t, err, "plugins.tasklog.dialect")
+	// The dialect is the profile's (Options.Dialect), not a config key.
+	_, err := tasklog.New(plugins.Options{Config: json.RawMessage(`{"dialect": "docker-worker"}`)})
+	require.ErrorContains(t, err, `unknown field "dialect"`)
 }

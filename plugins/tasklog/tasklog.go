@@ -25,8 +25,8 @@
 //
 // # docker-worker payloads
 //
-// With `dialect: "docker-worker"` in the plugin's config (the linux-docker
-// and linux-podman profiles set it) the names and switches are
+// When the profile's dialect is docker-worker (Options.Dialect; the
+// linux-docker and linux-podman profiles) the names and switches are
 // docker-worker's (schemas/docker-worker/v1/payload.json; behaviour from
 // docker-worker's features/local_live_log.js, bulk_log.js and
 // logs_location.js):
@@ -83,16 +83,7 @@ const ContentType = "text/plain; charset=utf-8"
 type Config struct {
 	// LiveLog enables streaming the log of running tasks; nil disables it.
 	LiveLog *LiveConfig `json:"liveLog,omitempty"`
-	// Dialect is the payload dialect: "" or DialectGenericWorker, or
-	// DialectDockerWorker. Profiles set it; see schemas/plugins/tasklog.cue.
-	Dialect string `json:"dialect,omitempty"`
 }
-
-// Payload dialects Config.Dialect names.
-const (
-	DialectGenericWorker = "generic-worker"
-	DialectDockerWorker  = "docker-worker"
-)
 
 // BulkLogName is the artifact docker-worker's features.bulkLog publishes.
 const BulkLogName = "public/logs/terminal_bulk.log.gz"
@@ -145,8 +136,8 @@ func defaults() settings {
 }
 
 type plugin struct {
-	live         *liveServer // nil when live logs are disabled
-	dockerWorker bool
+	live    *liveServer // nil when live logs are disabled
+	dialect task.Dialect
 }
 
 var (
@@ -154,7 +145,8 @@ var (
 	_ plugins.UnstartedRunHandler = (*plugin)(nil)
 )
 
-// New returns the tasklog plugin. With `liveLog.listenAddress` set it
+// New returns the tasklog plugin for opts.Dialect (docker-worker's log
+// fields, or else generic-worker's). With `liveLog.listenAddress` set it
 // starts the live log server; an address that cannot be listened on is an
 // error naming the field.
 func New(opts plugins.Options) (plugins.Plugin, error) {
@@ -162,12 +154,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	if err := plugins.DecodeConfig(opts.Config, &c); err != nil {
 		return nil, fmt.Errorf("plugins.tasklog: %w", err)
 	}
-	switch c.Dialect {
-	case "", DialectGenericWorker, DialectDockerWorker:
-	default:
-		return nil, fmt.Errorf("plugins.tasklog.dialect: %q is not one of %q, %q", c.Dialect, DialectGenericWorker, DialectDockerWorker)
-	}
-	p := &plugin{dockerWorker: c.Dialect == DialectDockerWorker}
+	p := &plugin{dialect: opts.Dialect}
 	if c.LiveLog != nil && c.LiveLog.ListenAddress != "" {
 		log := opts.Logger
 		if log == nil {
@@ -199,7 +186,7 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	}
 	// Claim the log names so that no task artifact can replace the log.
 	liveField, backingField := "payload.logs.live", "payload.logs.backing"
-	if p.dockerWorker {
+	if p.dialect.IsDockerWorker() {
 		liveField, backingField = "payload.log", "the backing log named after payload.log"
 	}
 	var clashes []string
@@ -216,7 +203,7 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	if len(clashes) > 0 {
 		return nil, task.MalformedPayload(clashes...)
 	}
-	return &taskPlugin{tc: tc, s: s, live: p.live, dockerWorker: p.dockerWorker}, nil
+	return &taskPlugin{tc: tc, s: s, live: p.live, dialect: p.dialect}, nil
 }
 
 // RunEndedEarly publishes the log of a run that ended before NewTaskPlugin
@@ -230,7 +217,7 @@ func (p *plugin) RunEndedEarly(ctx context.Context, tc *task.Context, _ task.Res
 }
 
 func (p *plugin) decodeSettings(payload json.RawMessage) (settings, error) {
-	if p.dockerWorker {
+	if p.dialect.IsDockerWorker() {
 		return decodeDockerWorkerSettings(payload)
 	}
 	return decodeSettings(payload)
@@ -328,10 +315,10 @@ func decodeSettings(payload json.RawMessage) (settings, error) {
 
 type taskPlugin struct {
 	plugins.Base
-	tc           *task.Context
-	s            settings
-	live         *liveServer
-	dockerWorker bool
+	tc      *task.Context
+	s       settings
+	live    *liveServer
+	dialect task.Dialect
 
 	stop func() // ends the live stream and unregisters it
 }
@@ -342,7 +329,7 @@ func (p *taskPlugin) Started(ctx context.Context, _ engines.Sandbox) error {
 	switch {
 	case p.s.liveAsked && p.live == nil:
 		p.tc.Logf("features.localLiveLog: this worker does not stream live logs (plugins.tasklog.liveLog is not configured); %s will link to the complete log %s once the task ends", p.s.live, p.s.backing)
-	case p.dockerWorker && !p.s.backingOn && !p.s.bulkOn:
+	case p.dialect.IsDockerWorker() && !p.s.backingOn && !p.s.bulkOn:
 		p.tc.Logf("features.localLiveLog and features.bulkLog are false: no task log artifact will be published")
 	}
 	if p.live == nil || !p.s.liveOn || p.tc.LogPath == "" {
