@@ -33,7 +33,7 @@
 // SandboxBuilder.Env, Sandbox.Env and ResultSet.Env return the variables
 // set with SetEnv; Engine.Runs lists every builder the engine made, so a
 // test can find the env a plugin contributed. Files are read back with the
-// same rules as the native engine (engines/native/hostdir).
+// same rules as the native engine (engines/internal/hostdir).
 //
 // Config: `{}` (any object; no keys are used).
 package mock
@@ -52,7 +52,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
-	"github.com/workergen/workergen/engines/native/hostdir"
+	"github.com/workergen/workergen/engines/internal/hostdir"
 	"github.com/workergen/workergen/task"
 )
 

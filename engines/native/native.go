@@ -80,7 +80,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
-	"github.com/workergen/workergen/engines/native/hostdir"
+	"github.com/workergen/workergen/engines/internal/hostdir"
 	"github.com/workergen/workergen/task"
 )
 
@@ -590,13 +590,13 @@ func (r *resultSet) Killed() bool            { return r.killed }
 func (r *resultSet) OOM() bool               { return false }
 func (r *resultSet) Duration() time.Duration { return r.duration }
 
-// ExtractFile opens a file the task left; see engines/native/hostdir for
+// ExtractFile opens a file the task left; see engines/internal/hostdir for
 // the path rules.
 func (r *resultSet) ExtractFile(ctx context.Context, path string) (engines.File, error) {
 	return r.dir.ExtractFile(ctx, path)
 }
 
-// ExtractFolder walks a folder the task left; see engines/native/hostdir.
+// ExtractFolder walks a folder the task left; see engines/internal/hostdir.
 func (r *resultSet) ExtractFolder(ctx context.Context, path string, fn func(string, engines.File) error) error {
 	return r.dir.ExtractFolder(ctx, path, fn)
 }
