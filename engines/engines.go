@@ -53,6 +53,11 @@ type Options struct {
 	Config json.RawMessage
 	// Logger is the worker's structured log.
 	Logger *slog.Logger
+	// Artifacts reads other tasks' artifacts with a run's credentials (see
+	// ArtifactFetcher). The worker always sets it; it is nil when a test or
+	// tool builds an engine without one, and payloads that need it are
+	// then refused.
+	Artifacts ArtifactFetcher
 	// Worker identifies the worker.
 	Worker task.WorkerInfo
 }
