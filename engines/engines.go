@@ -11,13 +11,14 @@
 //     schema cannot; payload problems are returned as
 //     *task.ExceptionError with task.ReasonMalformedPayload.
 //  2. SandboxBuilder.SetEnv (and the methods of optional builder abilities
-//     such as VolumeBuilder) from the plugins' BuildSandbox stage, any number
-//     of times, possibly concurrently.
+//     such as HostNameBuilder) from the plugins' BuildSandbox stage, any
+//     number of times, possibly concurrently.
 //  3. SandboxBuilder.Start, once, which starts the task and returns its
 //     Sandbox; or SandboxBuilder.Discard if the run is abandoned before that.
 //  4. Sandbox.Wait until the task ends, which returns the ResultSet. Kill and
 //     Abort may be called from other goroutines at any time, also more than
-//     once and after Wait returned.
+//     once and after Wait returned (then they are no-ops that keep the
+//     result).
 //  5. Plugins read the ResultSet (ExtractFile, ExtractFolder) and finally the
 //     worker calls ResultSet.Dispose once.
 //
@@ -25,10 +26,18 @@
 // returns, when Kill or Abort is called, and when Dispose is called: a task
 // never outlives its run.
 //
-// Optional abilities are small interfaces next to the main ones (for example
-// VolumeBuilder); the worker detects them with a type assertion, and a
-// payload that needs a missing one becomes malformed-payload naming the
-// field. Every engine runs the conformance suite in engines/enginetest.
+// Optional abilities are small interfaces next to the main ones
+// (HostNameBuilder, HostAddresser, AddressedSandbox); a component that uses
+// one detects it with a type assertion.
+//
+// # Shared pieces
+//
+// Engines share the Wait/Kill/Abort state machine of a Sandbox
+// (engines/sandboxstate) and, for tasks that run on the host, the reading of
+// the task directory (engines/internal/hostdir). An engine that reads other
+// tasks' artifacts does so through the ArtifactFetcher the worker passes in
+// Options.Artifacts, never with a Taskcluster client of its own. Every
+// engine runs the conformance suite in engines/enginetest.
 package engines
 
 import (
@@ -111,12 +120,17 @@ type Sandbox interface {
 
 	// Kill stops the task (every process of it) and keeps its results: Wait
 	// then returns a ResultSet with Killed() true, and files can still be
-	// extracted. Idempotent; a no-op once the task has ended.
+	// extracted. Idempotent; a no-op once the task has ended or was
+	// aborted.
 	Kill() error
 
 	// Abort stops the task and discards its results: Wait returns
-	// ErrAborted. Idempotent. Used when the run was cancelled by the Queue
-	// and nothing will be reported.
+	// ErrAborted. Idempotent; it also aborts a task that was killed but has
+	// not ended yet. Once the task has ended it is a no-op that keeps the
+	// result (a run whose Wait returned an error has no result: Abort then
+	// releases what the run holds, and Wait returns ErrAborted). Used when
+	// the run was cancelled by the Queue and nothing will be reported, and
+	// by the worker at the end of every run.
 	Abort() error
 }
 
