@@ -65,9 +65,9 @@ func (s Stop) String() string {
 	return "Stop(?)"
 }
 
-// StopFunc stops the task. It is called with the State locked (Locked,
-// Kill, Abort, End and Finish wait for it), at most once per stop that
-// counts. It returns whether the task was stopped: false (the task was
+// StopFunc stops the task. It is called with the State locked (the State's
+// other methods wait for it, so the task cannot end meanwhile), at most once
+// per stop that counts. It returns whether the task was stopped: false (the task was
 // found to have ended already, or stopping failed) records nothing, so a
 // later call tries again. Its error is returned by Kill or Abort.
 type StopFunc func() (stopped bool, err error)
