@@ -11,13 +11,14 @@
 //     schema cannot; payload problems are returned as
 //     *task.ExceptionError with task.ReasonMalformedPayload.
 //  2. SandboxBuilder.SetEnv (and the methods of optional builder abilities
-//     such as VolumeBuilder) from the plugins' BuildSandbox stage, any number
-//     of times, possibly concurrently.
+//     such as HostNameBuilder) from the plugins' BuildSandbox stage, any
+//     number of times, possibly concurrently.
 //  3. SandboxBuilder.Start, once, which starts the task and returns its
 //     Sandbox; or SandboxBuilder.Discard if the run is abandoned before that.
 //  4. Sandbox.Wait until the task ends, which returns the ResultSet. Kill and
 //     Abort may be called from other goroutines at any time, also more than
-//     once and after Wait returned.
+//     once and after Wait returned (then they are no-ops that keep the
+//     result).
 //  5. Plugins read the ResultSet (ExtractFile, ExtractFolder) and finally the
 //     worker calls ResultSet.Dispose once.
 //
@@ -32,6 +33,14 @@
 // so that the generator refuses a profile whose engine lacks one. Every
 // engine runs the conformance suite in engines/enginetest, which also
 // checks the engine's declared abilities against its types.
+//
+// # Shared pieces
+//
+// Engines share the Wait/Kill/Abort state machine of a Sandbox
+// (engines/sandboxstate) and, for tasks that run on the host, the reading of
+// the task directory (engines/internal/hostdir). An engine that reads other
+// tasks' artifacts does so through the ArtifactFetcher the worker passes in
+// Options.Artifacts, never with a Taskcluster client of its own.
 package engines
 
 import (
@@ -56,6 +65,11 @@ type Options struct {
 	Config json.RawMessage
 	// Logger is the worker's structured log.
 	Logger *slog.Logger
+	// Artifacts reads other tasks' artifacts with a run's credentials (see
+	// ArtifactFetcher). The worker always sets it; it is nil when a test or
+	// tool builds an engine without one, and payloads that need it are
+	// then refused.
+	Artifacts ArtifactFetcher
 	// Worker identifies the worker.
 	Worker task.WorkerInfo
 	// Dialect is the payload format of the worker's profile (its
@@ -112,12 +126,17 @@ type Sandbox interface {
 
 	// Kill stops the task (every process of it) and keeps its results: Wait
 	// then returns a ResultSet with Killed() true, and files can still be
-	// extracted. Idempotent; a no-op once the task has ended.
+	// extracted. Idempotent; a no-op once the task has ended or was
+	// aborted.
 	Kill() error
 
 	// Abort stops the task and discards its results: Wait returns
-	// ErrAborted. Idempotent. Used when the run was cancelled by the Queue
-	// and nothing will be reported.
+	// ErrAborted. Idempotent; it also aborts a task that was killed but has
+	// not ended yet. Once the task has ended it is a no-op that keeps the
+	// result (a run whose Wait returned an error has no result: Abort then
+	// releases what the run holds, and Wait returns ErrAborted). Used when
+	// the run was cancelled by the Queue and nothing will be reported, and
+	// by the worker at the end of every run.
 	Abort() error
 }
 

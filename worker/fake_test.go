@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/sandboxstate"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
 )
@@ -68,7 +69,7 @@ func (b *fakeBuilder) Start(ctx context.Context) (engines.Sandbox, error) {
 	if b.p.Panic == "start" {
 		panic("boom in start")
 	}
-	s := &fakeSandbox{b: b, done: make(chan struct{}), stop: make(chan struct{}), start: time.Now()}
+	s := &fakeSandbox{b: b, state: sandboxstate.New(), start: time.Now()}
 	go s.run()
 	b.e.started <- struct{}{}
 	return s, nil
@@ -77,78 +78,42 @@ func (b *fakeBuilder) Start(ctx context.Context) (engines.Sandbox, error) {
 func (b *fakeBuilder) Discard() error { return nil }
 
 type fakeSandbox struct {
-	b       *fakeBuilder
-	start   time.Time
-	once    sync.Once
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	killed  bool
-	aborted bool
-	exit    int
+	b     *fakeBuilder
+	start time.Time
+	state *sandboxstate.State
 }
 
 func (s *fakeSandbox) run() {
-	defer close(s.done)
 	_, _ = io.WriteString(s.b.tc.Log, s.b.p.Output)
+	stopped := false
 	if s.b.p.Sleep > 0 {
 		select {
 		case <-time.After(time.Duration(s.b.p.Sleep) * time.Millisecond):
-		case <-s.stop:
-			s.mu.Lock()
-			s.exit = -1
-			s.mu.Unlock()
-			return
+		case <-s.state.Stopping():
+			stopped = true
 		}
 	}
-	if s.b.p.Block {
-		<-s.stop
-		s.mu.Lock()
-		s.exit = -1
-		s.mu.Unlock()
-		return
+	if s.b.p.Block && !stopped {
+		<-s.state.Stopping()
+		stopped = true
 	}
-	s.mu.Lock()
-	s.exit = s.b.p.Exit
-	s.mu.Unlock()
+	exit := s.b.p.Exit
+	if stopped {
+		exit = -1
+	}
+	stop := s.state.End()
+	s.state.Finish(&fakeResult{exit: exit, killed: stop == sandboxstate.Killed, d: time.Since(s.start)}, nil)
 }
 
 func (s *fakeSandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
 	if s.b.p.Panic == "wait" {
 		panic("boom in wait")
 	}
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.aborted {
-		return nil, engines.ErrAborted
-	}
-	return &fakeResult{exit: s.exit, killed: s.killed, d: time.Since(s.start)}, nil
+	return s.state.Wait(ctx)
 }
 
-func (s *fakeSandbox) Kill() error {
-	s.mu.Lock()
-	s.killed = true
-	s.mu.Unlock()
-	s.once.Do(func() { close(s.stop) })
-	return nil
-}
-
-func (s *fakeSandbox) Abort() error {
-	s.mu.Lock()
-	select {
-	case <-s.done:
-	default:
-		s.aborted = true
-	}
-	s.mu.Unlock()
-	s.once.Do(func() { close(s.stop) })
-	return nil
-}
+func (s *fakeSandbox) Kill() error  { return s.state.Kill(nil) }
+func (s *fakeSandbox) Abort() error { return s.state.Abort(nil) }
 
 type fakeResult struct {
 	exit   int

@@ -16,25 +16,6 @@ import (
 	"github.com/workergen/workergen/task"
 )
 
-// VolumeBuilder is an optional ability of this engine's SandboxBuilder
-// (detected by type assertion): mount a cache, a named volume that outlives
-// the run, in the task's container. The engine uses it itself for the
-// docker-worker `cache` payload field; a plugin managing caches for another
-// payload dialect may use it too.
-//
-// Proposed for engines/engines.go as an engine-independent optional ability.
-type VolumeBuilder interface {
-	// AttachCache mounts cache name (any non-empty string) at mountPath (an
-	// absolute path in the container). At most one running task uses a
-	// cache volume at a time; a second concurrent user gets a fresh
-	// instance. The cache is purged (its volume removed) at Dispose when
-	// the run was killed by the worker or when a plugin stored true under
-	// task.PurgeCachesKey. It returns an error for an empty name, a
-	// relative mountPath, or a mountPath already used. Call before Start;
-	// not safe for concurrent use with Start.
-	AttachCache(name, mountPath string) error
-}
-
 // caches hands out cache volumes, at most one run per volume at a time.
 type caches struct {
 	cli    *client.Client

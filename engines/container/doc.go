@@ -12,10 +12,12 @@
 //     path}. References are pulled with a time limit (config pullTimeout);
 //     an image the registry does not have or refuses (not found,
 //     unauthorized, denied) is malformed-payload, trouble reaching it is
-//     resource-unavailable. Indexed and task images are downloaded through an
-//     ImageFetcher with the task's credentials, decompressed (.tar, .tar.gz,
-//     .tar.zst, .tar.lz4 by content), loaded with the image-load API, tagged
-//     locally so a later task reuses them, and referred to by image ID.
+//     resource-unavailable. Indexed and task images are downloaded through
+//     the engines.ArtifactFetcher of engines.Options.Artifacts (the worker's
+//     Index and Queue) with the task's credentials, decompressed (.tar,
+//     .tar.gz, .tar.zst, .tar.lz4 by content), loaded with the image-load
+//     API, tagged locally so a later task reuses them, and referred to by
+//     image ID.
 //   - command: the container's command (the image's CMD when empty).
 //   - cache: map cache name -> mount path, each a named volume that at most
 //     one running task uses at a time (a second concurrent task gets another

@@ -45,7 +45,7 @@ type Engine struct {
 var (
 	_ engines.Engine         = (*Engine)(nil)
 	_ engines.SandboxBuilder = (*builder)(nil)
-	_ VolumeBuilder          = (*builder)(nil)
+	_ engines.VolumeBuilder  = (*builder)(nil)
 	_ engines.Sandbox        = (*sandbox)(nil)
 	_ engines.ResultSet      = (*result)(nil)
 )
@@ -54,16 +54,17 @@ var (
 type Option func(*Engine)
 
 // WithImageFetcher sets how indexed-image and task-image payloads are
-// downloaded. Without one they end in resource-unavailable.
-func WithImageFetcher(f ImageFetcher) Option {
+// downloaded, in place of opts.Artifacts. Without one they end in
+// resource-unavailable.
+func WithImageFetcher(f engines.ArtifactFetcher) Option {
 	return func(e *Engine) { e.images.fetcher = f }
 }
 
 // New is the engines.Constructor of the container engine. See NewEngine;
-// indexed and task images are downloaded with a QueueFetcher from the
-// worker's deployment.
+// indexed and task images are downloaded with opts.Artifacts, which the
+// worker backs with its deployment's Index and Queue.
 func New(opts engines.Options) (engines.Engine, error) {
-	e, err := NewEngine(opts, WithImageFetcher(&QueueFetcher{}))
+	e, err := NewEngine(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{cfg: cfg, cli: cli, log: log.With("engine", "container"), worker: opts.Worker, bgSem: make(chan struct{}, 4)}
-	e.images = newImages(cli, cfg, nil)
+	e.images = newImages(cli, cfg, opts.Artifacts)
 	e.caches = newCaches(cli, e.baseLabels())
 	for _, o := range options {
 		o(e)

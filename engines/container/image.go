@@ -24,32 +24,14 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/internal/diskfree"
 	"github.com/workergen/workergen/task"
 )
 
-// ImageFetcher downloads the image artifacts of indexed-image and task-image
-// payloads. The engine calls it with the run's task.Context, whose
-// Credentials and Worker.RootURL it uses.
-type ImageFetcher interface {
-	// FindTask returns the taskId the Index namespace points at (Index
-	// findTask). It returns an error wrapping ErrImageNotFound when the
-	// namespace holds no task; other errors are treated as transient.
-	FindTask(ctx context.Context, tc *task.Context, namespace string) (taskID string, err error)
-	// OpenArtifact streams artifact name of the latest run of taskID
-	// (Queue latestArtifact, following redirects). It returns an error
-	// wrapping ErrImageNotFound when the task or artifact does not exist or
-	// is an error artifact; other errors are treated as transient.
-	OpenArtifact(ctx context.Context, tc *task.Context, taskID, name string) (io.ReadCloser, error)
-}
-
-// ErrImageNotFound is returned (wrapped) by an ImageFetcher for an image
-// that does not exist; the engine resolves the run as malformed-payload.
-var ErrImageNotFound = errors.New("image not found")
-
 // errNoFetcher is what indexed-image and task-image payloads meet on an
-// engine built without an ImageFetcher.
-var errNoFetcher = errors.New("this worker has no Queue access to download task images (no ImageFetcher)")
+// engine built without an engines.ArtifactFetcher (Options.Artifacts).
+var errNoFetcher = errors.New("this worker has no Queue access to download task images (no ArtifactFetcher)")
 
 // taskImageRepo is the local repository task images are tagged into, so a
 // later run finds them without downloading again.
@@ -60,7 +42,7 @@ const taskImageRepo = "workergen-task-image"
 type images struct {
 	cli     *client.Client
 	cfg     Config
-	fetcher ImageFetcher
+	fetcher engines.ArtifactFetcher // downloads indexed and task images; nil refuses them
 
 	mu       sync.Mutex
 	keyLocks map[string]*sync.Mutex // one resolution at a time per image key
@@ -68,7 +50,7 @@ type images struct {
 	inUse    map[string]int         // image reference -> running sandboxes
 }
 
-func newImages(cli *client.Client, cfg Config, f ImageFetcher) *images {
+func newImages(cli *client.Client, cfg Config, f engines.ArtifactFetcher) *images {
 	return &images{cli: cli, cfg: cfg, fetcher: f, keyLocks: map[string]*sync.Mutex{}, lastUsed: map[string]time.Time{}, inUse: map[string]int{}}
 }
 
@@ -124,7 +106,7 @@ func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (id, 
 		taskID, err := s.fetcher.FindTask(fctx, tc, img.Namespace)
 		cancel()
 		if err != nil {
-			if errors.Is(err, ErrImageNotFound) {
+			if errors.Is(err, engines.ErrNotFound) {
 				return "", "", task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
 			}
 			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
@@ -280,7 +262,7 @@ func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Imag
 	defer cancel()
 	body, err := s.fetcher.OpenArtifact(lctx, tc, taskID, img.Path)
 	if err != nil {
-		if errors.Is(err, ErrImageNotFound) {
+		if errors.Is(err, engines.ErrNotFound) {
 			return "", task.MalformedPayloadf("payload.image: artifact %q of task %s: %v", img.Path, taskID, err)
 		}
 		return "", task.ResourceUnavailable(fmt.Errorf("downloading image artifact %s of task %s: %w", img.Path, taskID, err))

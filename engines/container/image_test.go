@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/pierrec/lz4/v4"
 
+	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/task"
 )
 
@@ -91,7 +92,7 @@ func (f *fakeFetcher) FindTask(_ context.Context, _ *task.Context, ns string) (s
 	defer f.mu.Unlock()
 	id, ok := f.index[ns]
 	if !ok {
-		return "", fmt.Errorf("namespace %s: %w", ns, ErrImageNotFound)
+		return "", fmt.Errorf("namespace %s: %w", ns, engines.ErrNotFound)
 	}
 	return id, nil
 }
@@ -101,7 +102,7 @@ func (f *fakeFetcher) OpenArtifact(_ context.Context, _ *task.Context, taskID, n
 	defer f.mu.Unlock()
 	b, ok := f.artifacts[taskID+"/"+name]
 	if !ok {
-		return nil, fmt.Errorf("artifact %s of %s: %w", name, taskID, ErrImageNotFound)
+		return nil, fmt.Errorf("artifact %s of %s: %w", name, taskID, engines.ErrNotFound)
 	}
 	f.fetches++
 	return io.NopCloser(bytes.NewReader(b)), nil
@@ -195,5 +196,5 @@ func TestTaskImageWithoutFetcher(t *testing.T) {
 	p := payload(t, "true")
 	p["image"] = map[string]string{"type": "task-image", "taskId": "abc", "path": "public/image.tar"}
 	_, err := e.NewSandboxBuilder(testCtx(t), newRun(t, e, p).tc)
-	wantException(t, err, task.ReasonResourceUnavailable, "ImageFetcher")
+	wantException(t, err, task.ReasonResourceUnavailable, "ArtifactFetcher")
 }

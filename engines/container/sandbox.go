@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,10 +20,10 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/sandboxstate"
 	"github.com/workergen/workergen/task"
 )
 
@@ -75,7 +76,7 @@ func (b *builder) SetEnv(name, value string) error {
 	return nil
 }
 
-// AttachCache implements VolumeBuilder.
+// AttachCache implements engines.VolumeBuilder.
 func (b *builder) AttachCache(name, mountPath string) error {
 	if name == "" {
 		return errors.New("cache name must not be empty")
@@ -106,31 +107,19 @@ func (b *builder) Discard() error {
 	return nil
 }
 
-// Start creates the container (labels, env, caches, capabilities), attaches
-// to its output and starts it.
+// Start acquires the run's cache volumes, compiles the container's spec
+// (compileSpec) and launches it: create, attach to its output, start.
 func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
-	b.mu.Lock()
-	if b.done {
-		b.mu.Unlock()
-		return nil, errors.New("sandbox builder already started or discarded")
+	in, reqs, err := b.take()
+	if err != nil {
+		return nil, err
 	}
-	b.done = true
-	env := make([]string, 0, len(b.env))
-	for k, v := range b.env {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
-	reqs := append([]cacheRequest(nil), b.caches...)
-	hosts := append([]string(nil), b.hosts...)
-	b.mu.Unlock()
-
-	e, tc := b.e, b.tc
 	s := &sandbox{
-		e: e, tc: tc, releaseImage: b.releaseImage,
-		output: discardOutput, done: make(chan struct{}), outputDone: make(chan struct{}),
+		e: b.e, tc: b.tc, releaseImage: b.releaseImage, state: sandboxstate.New(),
+		output: discardOutput, outputDone: make(chan struct{}),
 	}
-	if tc.Log != nil {
-		s.output = tc.Log
+	if s.tc.Log != nil {
+		s.output = s.tc.Log
 	}
 	keep := false
 	defer func() {
@@ -139,99 +128,79 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		}
 	}()
 	for _, r := range reqs {
-		use, err := e.caches.acquire(ctx, tc, r.name, r.mountPath)
+		use, err := s.e.caches.acquire(ctx, s.tc, r.name, r.mountPath)
 		if err != nil {
 			return nil, err
 		}
 		s.caches = append(s.caches, use)
+		in.volumes = append(in.volumes, volumeMount{volume: use.volume, target: use.mountPath})
 	}
+	if err := s.launch(ctx, compileSpec(in)); err != nil {
+		return nil, err
+	}
+	keep = true
+	return s, nil
+}
 
-	cfg := &container.Config{
-		Image:        b.imageID,
-		Env:          env,
-		Tty:          e.cfg.TTY,
-		AttachStdout: true,
-		AttachStderr: true,
-		Labels:       e.runLabels(tc),
+// take ends the builder's use (Start and Discard are no-ops from now on)
+// and returns what it gathered: the spec's input, without volumes, and
+// the caches to acquire.
+func (b *builder) take() (specInput, []cacheRequest, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return specInput{}, nil, errors.New("sandbox builder already started or discarded")
 	}
-	if len(b.payload.Command) > 0 {
-		cfg.Cmd = b.payload.Command
+	b.done = true
+	in := specInput{
+		cfg: b.e.cfg, payload: b.payload, imageID: b.imageID,
+		env: maps.Clone(b.env), hosts: slices.Clone(b.hosts), labels: b.e.runLabels(b.tc),
 	}
-	hc := &container.HostConfig{
-		NetworkMode: container.NetworkMode(e.cfg.Network),
-		// docker-worker's containers resolved this name (d2g keeps it).
-		ExtraHosts: append([]string{"localhost.localdomain:127.0.0.1"}, hosts...),
-	}
-	hc.Memory = e.cfg.MemoryLimit
-	if e.cfg.MemoryLimit > 0 {
-		hc.MemorySwap = e.cfg.MemoryLimit // no swap on top of the limit
-	}
-	pids := e.cfg.PidsLimit
-	if pids <= 0 {
-		pids = -1
-	}
-	hc.PidsLimit = &pids
-	for _, use := range s.caches {
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: use.volume, Target: use.mountPath})
-	}
-	caps := b.payload.Capabilities
-	hc.Privileged = caps.Privileged
-	if caps.DisableSeccomp {
-		hc.SecurityOpt = append(hc.SecurityOpt, "seccomp=unconfined")
-	}
-	if b.payload.Features.AllowPtrace {
-		hc.CapAdd = append(hc.CapAdd, "SYS_PTRACE")
-	}
-	if caps.Devices.KVM {
-		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: "/dev/kvm", PathInContainer: "/dev/kvm", CgroupPermissions: "rwm"})
-	}
-	if caps.Devices.LoopbackVideo {
-		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: e.cfg.LoopbackVideoDevice, PathInContainer: e.cfg.LoopbackVideoDevice, CgroupPermissions: "rwm"})
-	}
-	if caps.Devices.LoopbackAudio {
-		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: e.cfg.LoopbackAudioDevice, PathInContainer: e.cfg.LoopbackAudioDevice, CgroupPermissions: "rwm"})
-	}
-	if caps.Devices.HostSharedMemory {
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: "/dev/shm", Target: "/dev/shm"})
-	}
+	return in, slices.Clone(b.caches), nil
+}
 
-	cr, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: containerName(tc)})
+// launch creates the container of sp, attaches to its output and starts
+// it; then run waits for its end. A command that cannot be started
+// (missing from the image, not executable) is not an error: the sandbox
+// has ended with exit code 127 or 126, as a shell would report.
+func (s *sandbox) launch(ctx context.Context, sp spec) error {
+	cli := s.e.cli
+	cr, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: sp.config, HostConfig: sp.hostConfig, Name: containerName(s.tc)})
 	if err != nil {
-		return nil, startError("creating container", err)
+		return startError("creating container", err)
 	}
 	s.id = cr.ID
-	att, err := e.cli.ContainerAttach(ctx, s.id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
+	att, err := cli.ContainerAttach(ctx, s.id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		// Podman prepares the container when attaching: a command missing
 		// from the image shows up here as a bare 409. Starting it tells why.
-		if _, serr := e.cli.ContainerStart(ctx, s.id, client.ContainerStartOptions{}); serr != nil {
+		if _, serr := cli.ContainerStart(ctx, s.id, client.ContainerStartOptions{}); serr != nil {
 			if code, ok := execFailure(serr); ok {
-				keep = true
-				return s.endedBeforeStart(code, serr), nil
+				s.endedBeforeStart(code, serr)
+				return nil
 			}
 		}
-		return nil, startError("attaching to container", err)
+		return startError("attaching to container", err)
 	}
 	s.attach = att.HijackedResponse
 	go s.copyOutput()
 	s.started = time.Now()
-	if _, err := e.cli.ContainerStart(ctx, s.id, client.ContainerStartOptions{}); err != nil {
+	if _, err := cli.ContainerStart(ctx, s.id, client.ContainerStartOptions{}); err != nil {
 		s.attach.Close()
 		<-s.outputDone
 		if code, ok := execFailure(err); ok {
-			keep = true
-			return s.endedBeforeStart(code, err), nil
+			s.endedBeforeStart(code, err)
+			return nil
 		}
-		return nil, startError("starting container", err)
+		return startError("starting container", err)
 	}
-	if e.cfg.MemoryLimit > 0 {
-		if in, err := e.cli.ContainerInspect(ctx, s.id, client.ContainerInspectOptions{}); err == nil && in.Container.State != nil {
+	if s.e.cfg.MemoryLimit > 0 {
+		if in, err := cli.ContainerInspect(ctx, s.id, client.ContainerInspectOptions{}); err == nil && in.Container.State != nil {
 			s.oom = watchOOM(in.Container.State.Pid, s.id)
 		}
 	}
 	go s.run()
-	keep = true
-	return s, nil
+	return nil
 }
 
 // execFailure tells a start error caused by the task's command (missing
@@ -251,9 +220,9 @@ func execFailure(err error) (int, bool) {
 	return 0, false
 }
 
-// endedBeforeStart returns the sandbox of a container whose command could
-// not be started: a failed result with exit code code.
-func (s *sandbox) endedBeforeStart(code int, err error) *sandbox {
+// endedBeforeStart ends the sandbox of a container whose command could not
+// be started: a failed result with exit code code.
+func (s *sandbox) endedBeforeStart(code int, err error) {
 	s.tc.Logf("the task's command could not be started: %v", err)
 	if s.started.IsZero() {
 		s.started = time.Now()
@@ -263,9 +232,7 @@ func (s *sandbox) endedBeforeStart(code int, err error) *sandbox {
 	default:
 		close(s.outputDone)
 	}
-	s.res = &result{s: s, exitCode: code}
-	close(s.done)
-	return s
+	s.state.Finish(&result{s: s, exitCode: code}, nil)
 }
 
 func startError(what string, err error) error {
@@ -306,17 +273,13 @@ type sandbox struct {
 	oom          *oomWatcher // nil unless a memory limit is set and the cgroup is visible
 
 	outputDone chan struct{} // closed when the output stream ended
-	done       chan struct{} // closed when the container ended and res/err are set
-	res        *result
-	err        error
-
-	mu      sync.Mutex // held by Kill across its API call
-	killed  bool
-	aborted bool
-	ended   bool // run saw the container end; Kill is then a no-op
+	// state is the Wait/Kill/Abort state: ended when run saw the container
+	// end, finished with its result.
+	state *sandboxstate.State
 
 	cleanupOnce sync.Once
 	cleanupErr  error
+	mu          sync.Mutex // guards spoolDirs
 	spoolDirs   []string
 }
 
@@ -370,12 +333,50 @@ const (
 	daemonGrace  = 2 * time.Minute // how long inspect may keep failing
 )
 
-// run waits for the container to end and records the result. The daemon's
-// wait endpoint can lag (Podman polls), so the end of the output stream
-// (which closes when the container's init exits) also triggers state
-// polling.
+// run waits for the container to end and records the result.
 func (s *sandbox) run() {
-	defer close(s.done)
+	st, err := s.waitExit()
+	ended := time.Now()
+	select {
+	case <-s.outputDone:
+	case <-time.After(drainTimeout):
+		s.logger().Warn("container output did not end after the container exited; closing it", "container", shortID(s.id))
+	}
+	s.attach.Close()
+	<-s.outputDone
+	if st == nil {
+		s.oom.stop()
+		s.state.Finish(nil, task.InternalError(fmt.Errorf("waiting for container %s: %w", shortID(s.id), err)))
+		return
+	}
+	killed := s.state.End() != sandboxstate.None
+	oom := st.OOMKilled || s.oom.check() && st.ExitCode != 0
+	s.oom.stop()
+	r := &result{s: s, exitCode: st.ExitCode, oom: oom && !killed, killed: killed}
+	if killed {
+		r.exitCode = -1
+	}
+	r.duration = ended.Sub(s.started)
+	if t0, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil {
+		if t1, err := time.Parse(time.RFC3339Nano, st.FinishedAt); err == nil && t1.After(t0) {
+			r.duration = t1.Sub(t0)
+		}
+	}
+	switch {
+	case killed:
+		s.tc.Logf("container killed by the worker")
+	case r.oom:
+		s.tc.Logf("container ran out of memory (exit code %d)", st.ExitCode)
+	}
+	s.state.Finish(r, nil)
+}
+
+// waitExit waits for the container to end and returns its state, or nil
+// and the last error when the daemon lost it or kept failing for
+// daemonGrace. The daemon's wait endpoint can lag (Podman polls), so the
+// end of the output stream (which closes when the container's init exits)
+// also triggers state polling.
+func (s *sandbox) waitExit() (*container.State, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := s.e.cli.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
@@ -395,29 +396,26 @@ func (s *sandbox) run() {
 	case <-s.outputDone:
 	case <-waited:
 	}
-	var st *container.State
 	var lastErr error
 	wch := waited
 	errSince := time.Time{}
 	for delay := pollMin; ; delay = min(delay*2, pollMax) {
 		in, err := s.e.cli.ContainerInspect(ctx, s.id, client.ContainerInspectOptions{})
 		if err == nil && in.Container.State != nil {
-			if !in.Container.State.Running && in.Container.State.Status != container.StateCreated || in.Container.State.Status == container.StateCreated && in.Container.State.ExitCode != 0 {
-				st = in.Container.State
-				break
+			if st := in.Container.State; exited(st) {
+				return st, nil
 			}
 			errSince = time.Time{}
 		} else {
+			lastErr = err
 			if cerrdefs.IsNotFound(err) {
-				lastErr = err
-				break
+				return nil, lastErr
 			}
 			if errSince.IsZero() {
 				errSince = time.Now()
 			}
-			lastErr = err
 			if time.Since(errSince) > daemonGrace {
-				break
+				return nil, lastErr
 			}
 		}
 		select {
@@ -426,82 +424,29 @@ func (s *sandbox) run() {
 		case <-time.After(delay):
 		}
 	}
-	ended := time.Now()
-	select {
-	case <-s.outputDone:
-	case <-time.After(drainTimeout):
-		s.logger().Warn("container output did not end after the container exited; closing it", "container", shortID(s.id))
+}
+
+// exited reports whether st is the state of a container whose command
+// ended, or that failed to start (created, with an exit code).
+func exited(st *container.State) bool {
+	if st.Status == container.StateCreated {
+		return st.ExitCode != 0
 	}
-	s.attach.Close()
-	<-s.outputDone
-	if st == nil {
-		s.oom.stop()
-		s.err = task.InternalError(fmt.Errorf("waiting for container %s: %w", shortID(s.id), lastErr))
-		return
-	}
-	s.mu.Lock()
-	s.ended = true
-	killed := s.killed
-	s.mu.Unlock()
-	oom := st.OOMKilled || s.oom.check() && st.ExitCode != 0
-	s.oom.stop()
-	r := &result{s: s, exitCode: st.ExitCode, oom: oom && !killed, killed: killed}
-	if killed {
-		r.exitCode = -1
-	}
-	r.duration = ended.Sub(s.started)
-	if t0, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil {
-		if t1, err := time.Parse(time.RFC3339Nano, st.FinishedAt); err == nil && t1.After(t0) {
-			r.duration = t1.Sub(t0)
-		}
-	}
-	switch {
-	case killed:
-		s.tc.Logf("container killed by the worker")
-	case r.oom:
-		s.tc.Logf("container ran out of memory (exit code %d)", st.ExitCode)
-	}
-	s.res = r
+	return !st.Running
 }
 
 // Wait implements engines.Sandbox.
 func (s *sandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	s.mu.Lock()
-	aborted := s.aborted
-	s.mu.Unlock()
-	if aborted {
-		return nil, engines.ErrAborted
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	return s.res, nil
+	return s.state.Wait(ctx)
 }
 
 // Kill implements engines.Sandbox: SIGKILL to the container; its files stay
 // readable until Dispose. A container that has already exited is not
 // reported as killed.
-func (s *sandbox) Kill() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.killed || s.ended {
-		return nil
-	}
-	running, err := s.kill()
-	if err != nil {
-		return err
-	}
-	s.killed = running
-	return nil
-}
+func (s *sandbox) Kill() error { return s.state.Kill(s.kill) }
 
 // kill sends SIGKILL; running is false when the container had already
-// stopped.
+// stopped or killing it failed.
 func (s *sandbox) kill() (running bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -523,20 +468,15 @@ func notRunning(err error) bool {
 // Abort implements engines.Sandbox: kills the container and removes it
 // and what it used (caches are purged); Wait returns engines.ErrAborted.
 func (s *sandbox) Abort() error {
+	err := s.state.Abort(func() (bool, error) {
+		_, err := s.kill()
+		return true, err
+	})
 	select {
-	case <-s.done:
-		if s.err == nil {
-			return nil // ended: the result stays, Dispose cleans up
+	case <-s.state.Done():
+		if !s.state.Aborted() {
+			return err // ended: the result stays, Dispose cleans up
 		}
-	default:
-	}
-	s.mu.Lock()
-	s.aborted = true
-	s.killed = true
-	s.mu.Unlock()
-	_, err := s.kill()
-	select {
-	case <-s.done:
 	case <-time.After(drainTimeout + daemonGrace):
 	}
 	return errors.Join(err, s.cleanup(context.Background(), true))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/sandboxstate"
 	"github.com/workergen/workergen/task"
 )
 
@@ -114,38 +115,31 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 			return nil, task.InternalError(fmt.Errorf("hello engine: writing task log: %w", err))
 		}
 	}
-	return &sandbox{res: &result{duration: time.Since(start)}}, nil
+	return &sandbox{res: &result{duration: time.Since(start)}, state: sandboxstate.New()}, nil
 }
 
 // Discard does nothing.
 func (b *builder) Discard() error { return nil }
 
+// sandbox holds the result of a task that ended in Start until Wait
+// returns it: an Abort before that discards it.
 type sandbox struct {
-	mu      sync.Mutex
-	aborted bool
-	res     *result
+	res   *result
+	state *sandboxstate.State
 }
 
-// Wait returns the result at once: the task ended in Start.
-func (s *sandbox) Wait(context.Context) (engines.ResultSet, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.aborted {
-		return nil, engines.ErrAborted
-	}
-	return s.res, nil
+// Wait returns the result at once (the task ended in Start), or
+// engines.ErrAborted if Abort came first.
+func (s *sandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
+	s.state.Finish(s.res, nil)
+	return s.state.Wait(context.WithoutCancel(ctx)) // done already: ctx cannot matter
 }
 
 // Kill is a no-op: the task has already ended.
 func (s *sandbox) Kill() error { return nil }
 
-// Abort discards the result.
-func (s *sandbox) Abort() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.aborted = true
-	return nil
-}
+// Abort discards the result, unless Wait has returned it already.
+func (s *sandbox) Abort() error { return s.state.Abort(nil) }
 
 type result struct {
 	duration time.Duration

@@ -33,7 +33,7 @@
 // SandboxBuilder.Env, Sandbox.Env and ResultSet.Env return the variables
 // set with SetEnv; Engine.Runs lists every builder the engine made, so a
 // test can find the env a plugin contributed. Files are read back with the
-// same rules as the native engine (engines/native/hostdir).
+// same rules as the native engine (engines/internal/hostdir).
 //
 // Config: `{}` (any object; no keys are used).
 package mock
@@ -52,7 +52,8 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
-	"github.com/workergen/workergen/engines/native/hostdir"
+	"github.com/workergen/workergen/engines/internal/hostdir"
+	"github.com/workergen/workergen/engines/sandboxstate"
 	"github.com/workergen/workergen/task"
 )
 
@@ -277,8 +278,7 @@ func (b *SandboxBuilder) Start(ctx context.Context) (engines.Sandbox, error) {
 		tc:     b.tc,
 		script: b.script,
 		env:    maps.Clone(b.env),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		state:  sandboxstate.New(),
 		start:  time.Now(),
 	}
 	b.sandbox = s
@@ -292,15 +292,7 @@ type Sandbox struct {
 	script *Script
 	env    map[string]string
 	start  time.Time
-
-	stopOnce sync.Once
-	stop     chan struct{} // closed by Kill or Abort
-	done     chan struct{} // closed when run returns
-
-	mu      sync.Mutex
-	killed  bool
-	aborted bool
-	result  *ResultSet
+	state  *sandboxstate.State
 }
 
 var _ engines.Sandbox = (*Sandbox)(nil)
@@ -309,7 +301,6 @@ var _ engines.Sandbox = (*Sandbox)(nil)
 func (s *Sandbox) Env() map[string]string { return maps.Clone(s.env) }
 
 func (s *Sandbox) run() {
-	defer close(s.done)
 	dir := hostdir.Dir{Path: s.tc.TaskDir, Roots: &hostdir.Roots{}, Skipped: func(rel string, why error) {
 		s.tc.Logf("skipping %s: %v", rel, why)
 	}}
@@ -319,27 +310,26 @@ func (s *Sandbox) run() {
 		s.tc.Logf("mock engine: %v", err)
 		res.exitCode = 1
 	}
+	stopping := s.state.Stopping()
 	select {
-	case <-s.stop:
+	case <-stopping:
 	default:
 		if s.script.forever {
-			<-s.stop
+			<-stopping
 		} else if s.script.sleep > 0 {
 			t := time.NewTimer(s.script.sleep)
 			select {
 			case <-t.C:
-			case <-s.stop:
+			case <-stopping:
 			}
 			t.Stop()
 		}
 	}
 	res.duration = time.Since(s.start)
-	s.mu.Lock()
-	if s.killed || s.aborted {
-		res.killed, res.exitCode = s.killed, -1
+	if stop := s.state.End(); stop != sandboxstate.None {
+		res.killed, res.exitCode = stop == sandboxstate.Killed, -1
 	}
-	s.result = res
-	s.mu.Unlock()
+	s.state.Finish(res, nil)
 }
 
 func (s *Sandbox) steps() error {
@@ -389,41 +379,24 @@ func (s *Sandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
 	if err := s.script.fail(StageWait); err != nil {
 		return nil, err
 	}
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.aborted {
-		return nil, engines.ErrAborted
-	}
-	return s.result, nil
+	return s.state.Wait(ctx)
 }
 
-// Kill ends a sleeping script; its result reports Killed.
+// Kill ends a sleeping script; its result reports Killed. Only a running
+// task can be killed; once it has ended Kill is a no-op and its result
+// stands. Kill returns when the script has ended.
 func (s *Sandbox) Kill() error {
-	s.end(func() { s.killed = true })
+	_ = s.state.Kill(nil)
+	<-s.state.Done()
 	return nil
 }
 
-// Abort ends the script and discards its result.
+// Abort ends the script and discards its result (a no-op once the task
+// has ended). Abort returns when the script has ended.
 func (s *Sandbox) Abort() error {
-	s.end(func() { s.aborted = true })
+	_ = s.state.Abort(nil)
+	<-s.state.Done()
 	return nil
-}
-
-func (s *Sandbox) end(mark func()) {
-	s.mu.Lock()
-	if s.result == nil && !s.killed && !s.aborted {
-		// Only a running task can be killed or aborted; once it has ended
-		// both are no-ops and its result stands.
-		mark()
-	}
-	s.mu.Unlock()
-	s.stopOnce.Do(func() { close(s.stop) })
-	<-s.done
 }
 
 // ResultSet is a finished mock task.

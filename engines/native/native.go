@@ -80,7 +80,8 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
-	"github.com/workergen/workergen/engines/native/hostdir"
+	"github.com/workergen/workergen/engines/internal/hostdir"
+	"github.com/workergen/workergen/engines/sandboxstate"
 	"github.com/workergen/workergen/task"
 )
 
@@ -237,7 +238,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		env:     env,
 		r:       r,
 		w:       w,
-		done:    make(chan struct{}),
+		state:   sandboxstate.New(),
 		readEnd: make(chan struct{}),
 		outSync: newOutputSync(),
 		start:   time.Now(),
@@ -270,15 +271,11 @@ type sandbox struct {
 	r, w    *os.File      // output pipe
 	outSync *outputSync   // orders worker lines after the task's output
 	readEnd chan struct{} // closed when read returns
-	done    chan struct{} // closed when run has finished everything
 
-	mu      sync.Mutex
-	procs   []*proc
-	ended   bool // run stopped starting commands and killed the tree
-	killed  bool
-	aborted bool
-	result  *resultSet
-	err     error
+	// state is the Wait/Kill/Abort state; its lock guards procs until
+	// finish ends the state, after which only run's goroutine uses them.
+	state *sandboxstate.State
+	procs []*proc
 }
 
 var _ engines.Sandbox = (*sandbox)(nil)
@@ -334,17 +331,11 @@ func (s *sandbox) run() {
 			break
 		}
 		s.tc.Logf("running command %d/%d: %s", i+1, n, s.cmds.describe(i))
-		s.mu.Lock()
-		if s.killed || s.aborted {
-			s.mu.Unlock()
+		p, stopped, err := s.startCommand(c)
+		if stopped {
 			break
 		}
-		if s.cont != nil {
-			s.cont.prepare(c)
-		}
-		p, err := startProc(c)
 		if err != nil {
-			s.mu.Unlock()
 			if errors.Is(err, syscall.E2BIG) {
 				runErr = task.MalformedPayloadf("payload.env, payload.command[%d]: the environment and arguments are too large for the operating system to start the command: %v", i, err)
 			} else if code, ok := startFailureCode(err); ok {
@@ -355,8 +346,6 @@ func (s *sandbox) run() {
 			}
 			break
 		}
-		s.procs = append(s.procs, p)
-		s.mu.Unlock()
 
 		st := p.wait()
 		if st.err != nil {
@@ -367,10 +356,7 @@ func (s *sandbox) run() {
 		s.outSync.wait(s.w) // the command's last output comes before our lines
 		if st.signal != "" {
 			res.exitCode = -1
-			s.mu.Lock()
-			byWorker := s.killed || s.aborted
-			s.mu.Unlock()
-			if !byWorker {
+			if s.state.Stopped() == sandboxstate.None {
 				s.tc.Logf("command %d/%d was terminated by signal %s", i+1, n, st.signal)
 			}
 			break
@@ -386,17 +372,35 @@ func (s *sandbox) run() {
 		}
 	}
 	end := time.Now()
-	s.finish()
+	stop := s.finish()
 	res.duration = end.Sub(s.start)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.killed || s.aborted {
-		res.killed = s.killed
+	if stop != sandboxstate.None {
+		res.killed = stop == sandboxstate.Killed
 		res.exitCode = -1
 	}
-	s.result, s.err = res, runErr
-	close(s.done)
+	if runErr != nil {
+		s.state.Finish(nil, runErr)
+		return
+	}
+	s.state.Finish(res, nil)
+}
+
+// startCommand starts c unless Kill or Abort came first (stopped), and
+// records its process for them.
+func (s *sandbox) startCommand(c *exec.Cmd) (p *proc, stopped bool, err error) {
+	s.state.Locked(func(stop sandboxstate.Stop) {
+		if stop != sandboxstate.None {
+			stopped = true
+			return
+		}
+		if s.cont != nil {
+			s.cont.prepare(c)
+		}
+		if p, err = startProc(c); err == nil {
+			s.procs = append(s.procs, p)
+		}
+	})
+	return p, stopped, err
 }
 
 // posixCommand builds command i for POSIX.
@@ -454,13 +458,13 @@ func (s *sandbox) carryOver(i int, env []string, dir string) ([]string, string) 
 	return env, dir
 }
 
-// finish kills what is left of the task, stops reading its output and
-// releases the processes. Called once, by run.
-func (s *sandbox) finish() {
-	s.mu.Lock()
-	s.ended = true
+// finish ends the state (Kill and Abort are no-ops from now on), kills
+// what is left of the task, stops reading its output and releases the
+// processes. It returns the stop recorded before the end. Called once, by
+// run.
+func (s *sandbox) finish() sandboxstate.Stop {
+	stop := s.state.End()
 	procs := s.procs
-	s.mu.Unlock()
 	for _, p := range procs {
 		if err := p.kill(); err != nil {
 			s.e.logger.Warn("killing task processes", "taskId", s.tc.TaskID, "error", err)
@@ -504,43 +508,24 @@ func (s *sandbox) finish() {
 			s.e.logger.Warn("removing command scripts", "dir", s.batDir, "error", err)
 		}
 	}
+	return stop
 }
 
 // Wait waits for the task to end.
 func (s *sandbox) Wait(ctx context.Context) (engines.ResultSet, error) {
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.aborted {
-		return nil, engines.ErrAborted
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	return s.result, nil
+	return s.state.Wait(ctx)
 }
 
 // Kill kills every process of the task; Wait then reports Killed.
-func (s *sandbox) Kill() error { return s.stop(false) }
+func (s *sandbox) Kill() error { return s.state.Kill(s.kill) }
 
 // Abort kills every process of the task; Wait then returns ErrAborted.
-func (s *sandbox) Abort() error { return s.stop(true) }
+func (s *sandbox) Abort() error { return s.state.Abort(s.kill) }
 
-func (s *sandbox) stop(abort bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended || s.killed || s.aborted {
-		return nil
-	}
-	if abort {
-		s.aborted = true
-	} else {
-		s.killed = true
-	}
+// kill kills every process of the task. Called with the state locked, only
+// before the end. The stop is recorded even when killing fails, so that no
+// further command starts.
+func (s *sandbox) kill() (bool, error) {
 	var errs []error
 	for _, p := range s.procs {
 		if err := p.kill(); err != nil {
@@ -552,7 +537,7 @@ func (s *sandbox) stop(abort bool) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return true, errors.Join(errs...)
 }
 
 // containment holds a run's processes beyond what process groups or job
@@ -590,13 +575,13 @@ func (r *resultSet) Killed() bool            { return r.killed }
 func (r *resultSet) OOM() bool               { return false }
 func (r *resultSet) Duration() time.Duration { return r.duration }
 
-// ExtractFile opens a file the task left; see engines/native/hostdir for
+// ExtractFile opens a file the task left; see engines/internal/hostdir for
 // the path rules.
 func (r *resultSet) ExtractFile(ctx context.Context, path string) (engines.File, error) {
 	return r.dir.ExtractFile(ctx, path)
 }
 
-// ExtractFolder walks a folder the task left; see engines/native/hostdir.
+// ExtractFolder walks a folder the task left; see engines/internal/hostdir.
 func (r *resultSet) ExtractFolder(ctx context.Context, path string, fn func(string, engines.File) error) error {
 	return r.dir.ExtractFolder(ctx, path, fn)
 }

@@ -19,7 +19,7 @@ import (
 // BenchmarkDirectoryArtifact10k publishes one directory artifact of 10,000
 // small files (100 directories of 100 files, 100-300 bytes each) through
 // plugintest with the mock engine, whose file access is the native engine's
-// (engines/native/hostdir). The sink reads every file fully and keeps
+// (engines/internal/hostdir). The sink reads every file fully and keeps
 // nothing. Reported: time per run (whole run), collect-ms/op (the Stopped
 // stage: walk, open, sniff, publish), files/s during collection, and the
 // process's peak RSS (VmHWM) after the runs next to its RSS before them

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/workergen/workergen/engines"
-	"github.com/workergen/workergen/engines/native/hostdir"
+	"github.com/workergen/workergen/engines/internal/hostdir"
 )
 
 func taskDir(t testing.TB) string {

@@ -1,19 +1,19 @@
-package container
+package worker
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
-	"github.com/moby/moby/client"
-
+	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/task"
 )
 
-// fakeDeployment answers the Index and Queue calls QueueFetcher makes.
+// fakeDeployment answers the Index and Queue calls QueueArtifacts makes.
 func fakeDeployment(t *testing.T, taskID, name string, content []byte) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/index/v1/task/{ns}", func(w http.ResponseWriter, r *http.Request) {
@@ -49,29 +49,47 @@ func fakeDeployment(t *testing.T, taskID, name string, content []byte) *httptest
 	return srv
 }
 
-func TestQueueFetcher(t *testing.T) {
-	e := newTestEngine(t, nil)
-	image := savedImage(t, e)
-	producer := uniqueID("QueueImageTask")
-	srv := fakeDeployment(t, producer, "public/image.tar", image)
-	e.images.fetcher = &QueueFetcher{RootURL: srv.URL}
-	t.Cleanup(func() {
-		e.cli.ImageRemove(context.Background(), taskImageTag(producer, "public/image.tar"), client.ImageRemoveOptions{})
-	})
+// TestQueueArtifacts reads an artifact found through an index namespace
+// (the latest run's), and maps what does not exist to engines.ErrNotFound,
+// which engines turn into malformed-payload.
+func TestQueueArtifacts(t *testing.T) {
+	const producer = "QueueImageTask"
+	content := []byte("image archive")
+	srv := fakeDeployment(t, producer, "public/image.tar", content)
+	f := &QueueArtifacts{RootURL: srv.URL}
+	ctx := context.Background()
+	tc := &task.Context{TaskID: "consumer"}
 
-	p := payload(t, "sh", "-c", "echo image-from-queue")
-	p["image"] = map[string]string{"type": "indexed-image", "namespace": "proj.images.latest", "path": "public/image.tar"}
-	r := newRun(t, e, p)
-	if res := runTask(t, e, r, nil); !res.Success() || !strings.Contains(r.log.String(), "image-from-queue") {
-		t.Fatalf("indexed image through the Queue failed; log:\n%s", r.log.String())
+	id, err := f.FindTask(ctx, tc, "proj.images.latest")
+	if err != nil || id != producer {
+		t.Fatalf("FindTask = %q, %v; want %q", id, err, producer)
 	}
-	for _, img := range []map[string]string{
-		{"type": "indexed-image", "namespace": "proj.other", "path": "public/image.tar"},
-		{"type": "task-image", "taskId": producer, "path": "public/nope.tar"},
-		{"type": "task-image", "taskId": "UnknownTaskId", "path": "public/image.tar"},
+	rc, err := f.OpenArtifact(ctx, tc, id, "public/image.tar")
+	if err != nil {
+		t.Fatalf("OpenArtifact: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(got) != string(content) {
+		t.Fatalf("artifact = %q, %v; want %q", got, err, content)
+	}
+
+	if _, err := f.FindTask(ctx, tc, "proj.other"); !errors.Is(err, engines.ErrNotFound) {
+		t.Errorf("FindTask of an unknown namespace: %v, want ErrNotFound", err)
+	}
+	for _, c := range []struct{ taskID, name string }{
+		{producer, "public/nope.tar"},
+		{"UnknownTaskId", "public/image.tar"},
 	} {
-		p["image"] = img
-		_, err := e.NewSandboxBuilder(testCtx(t), newRun(t, e, p).tc)
-		wantException(t, err, task.ReasonMalformedPayload, "payload.image")
+		if _, err := f.OpenArtifact(ctx, tc, c.taskID, c.name); !errors.Is(err, engines.ErrNotFound) {
+			t.Errorf("OpenArtifact(%s, %s): %v, want ErrNotFound", c.taskID, c.name, err)
+		}
+	}
+}
+
+func TestQueueArtifactsWithoutRootURL(t *testing.T) {
+	_, err := (&QueueArtifacts{}).FindTask(context.Background(), &task.Context{}, "proj.images.latest")
+	if err == nil || errors.Is(err, engines.ErrNotFound) {
+		t.Errorf("FindTask without a root URL: %v, want a transient error", err)
 	}
 }
