@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
 // Exit codes of a generated worker binary.
@@ -250,7 +251,7 @@ type LocalRun struct {
 
 // LocalResult is what RunLocal produced.
 type LocalResult struct {
-	Outcome  Outcome
+	Outcome  taskrun.Outcome
 	Manifest Manifest
 }
 
@@ -293,10 +294,10 @@ func RunLocal(ctx context.Context, r *Runner, lr LocalRun) (LocalResult, error) 
 		LogPath:     logPath,
 		Artifacts:   sink,
 		Credentials: func() *task.Credentials { return nil },
-		Logger:      r.logger().With("taskId", lr.TaskID, "runId", lr.RunID),
+		Logger:      runnerLogger(r).With("taskId", lr.TaskID, "runId", lr.RunID),
 		Started:     time.Now(),
 	}
-	ctl := NewControl()
+	ctl := taskrun.NewControl()
 	done := make(chan struct{})
 	go func() {
 		select {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
 // Worker is the claim loop of `work`: it claims tasks from the Queue for
@@ -246,7 +247,7 @@ const claimCallTimeout = 90 * time.Second
 // activeRun is one claimed run.
 type activeRun struct {
 	claim taskcluster.TaskClaim
-	ctl   *Control
+	ctl   *taskrun.Control
 	creds *taskcluster.CredentialsHolder
 	skew  *taskcluster.ClockSkew
 
@@ -255,7 +256,7 @@ type activeRun struct {
 }
 
 func newActiveRun(c taskcluster.TaskClaim, skew *taskcluster.ClockSkew) *activeRun {
-	a := &activeRun{claim: c, ctl: NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew}
+	a := &activeRun{claim: c, ctl: taskrun.NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew}
 	a.setTakenUntil(c.TakenUntil)
 	return a
 }
@@ -301,9 +302,9 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 		// The worker host failed before the task could run (task
 		// directory, log file): the task is not at fault.
 		log.Error("cannot run task", "error", err)
-		out = Outcome{Resolution: task.Resolution{State: task.Exception, Reason: task.ReasonInternalError}, ExitCode: -1}
+		out = taskrun.Outcome{Resolution: task.Resolution{State: task.Exception, Reason: task.ReasonInternalError}, ExitCode: -1}
 	}
-	if !out.Reported() || ar.ctl.stopped() == stopCancel {
+	if !out.Reported() || ar.ctl.Cancelled() {
 		log.Info("run was taken back by the Queue; not reporting")
 		return
 	}
@@ -311,21 +312,21 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 }
 
 // execute prepares the run's directories and log, then runs it.
-func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *activeRun, log *slog.Logger) (Outcome, error) {
+func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *activeRun, log *slog.Logger) (taskrun.Outcome, error) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	runDir := filepath.Join(w.Config.TasksDir, taskID+"-"+strconv.Itoa(runID))
 	taskDir := filepath.Join(runDir, "task")
 	if err := os.RemoveAll(runDir); err != nil {
-		return Outcome{}, err
+		return taskrun.Outcome{}, err
 	}
 	defer os.RemoveAll(runDir)
 	if err := os.MkdirAll(taskDir, 0o755); err != nil {
-		return Outcome{}, fmt.Errorf("creating task directory: %w", err)
+		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
 	}
 	logPath := filepath.Join(runDir, "live_backing.log")
 	lf, err := os.Create(logPath)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("creating task log: %w", err)
+		return taskrun.Outcome{}, fmt.Errorf("creating task log: %w", err)
 	}
 	defer lf.Close()
 
@@ -447,7 +448,7 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		case code >= 400 && code < 500 && code != 408 && code != 429:
 			log.Error("the Queue rejected the resolution", "resolution", res.String(), "error", err)
 			return
-		case ar.ctl.stopped() == stopCancel:
+		case ar.ctl.Cancelled():
 			return
 		case !time.Now().Before(ar.TakenUntil()):
 			log.Error("could not resolve the run before its claim expired; the Queue will resolve it claim-expired", "resolution", res.String(), "error", err)
