@@ -4,6 +4,7 @@ import (
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
 // Stamped at link time by mage with
@@ -64,11 +65,6 @@ type PluginEntry struct {
 }
 
 // Unsupported is a payload field the profile's dialect defines but this
-// profile does not implement.
-type Unsupported struct {
-	// Path is the field's path in the payload, dot-separated, e.g. "mounts"
-	// or "features.chainOfTrust".
-	Path string
-	// Feature names what would provide it, e.g. "plugin mounts".
-	Feature string
-}
+// profile does not implement (taskrun.Unsupported; generated mains list
+// them in Build.Unsupported).
+type Unsupported = taskrun.Unsupported

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/workergen/workergen/worker/config"
 )
 
 const testConfigSchema = `{
@@ -119,11 +121,6 @@ func TestSlugID(t *testing.T) {
 	}
 }
 
-func TestJSONPath(t *testing.T) {
-	assert.Equal(t, `.command[0][1]`, JSONPath([]string{"command", "0", "1"}))
-	assert.Equal(t, `.env["A B"]`, JSONPath([]string{"env", "A B"}))
-}
-
 func TestParseTaskFileErrors(t *testing.T) {
 	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct{ name, file, want string }{
@@ -170,7 +167,7 @@ func TestLoadConfigRefusesHugeDurationsAndMixedCredentials(t *testing.T) {
 	env := map[string]string{"TASKCLUSTER_CLIENT_ID": "env", "TASKCLUSTER_ACCESS_TOKEN": "envtok"}
 	cfg, err := LoadConfig(testBuild(), path, func(k string) string { return env[k] })
 	require.NoError(t, err)
-	assert.Equal(t, Credentials{ClientID: "env", AccessToken: "envtok"}, cfg.Credentials, "the file's certificate does not pair with the environment's client")
+	assert.Equal(t, config.Credentials{ClientID: "env", AccessToken: "envtok"}, cfg.Credentials, "the file's certificate does not pair with the environment's client")
 }
 
 // Task files are read as YAML 1.2: only true and false are booleans, so

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/worker/schema"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
 const fakeSchema = `{
@@ -34,13 +36,13 @@ const fakeSchema = `{
 
 func newTestRunner(t *testing.T, pls ...*recPlugin) (*Runner, *fakeEngine) {
 	t.Helper()
-	sch, err := CompileSchema("payload.schema.json", []byte(fakeSchema))
+	sch, err := schema.Compile("payload.schema.json", []byte(fakeSchema))
 	require.NoError(t, err)
 	eng := newFakeEngine()
 	r := &Runner{Engine: eng, Payload: sch, Info: task.WorkerInfo{Profile: "test", Version: "0.0.0-test", Engine: "fake"},
 		Unsupported: []Unsupported{{Path: "mounts", Feature: "plugin mounts"}, {Path: "features.chainOfTrust", Feature: "plugin chainoftrust"}}}
 	for _, p := range pls {
-		r.Plugins = append(r.Plugins, NamedPlugin{Name: p.name, Plugin: p})
+		r.Plugins = append(r.Plugins, taskrun.NamedPlugin{Name: p.name, Plugin: p})
 	}
 	return r, eng
 }
@@ -172,7 +174,7 @@ func TestRunShutdownAndCancel(t *testing.T) {
 	t.Run("shutdown", func(t *testing.T) {
 		a := &recPlugin{name: "a"}
 		r, eng := newTestRunner(t, a)
-		ctl := NewControl()
+		ctl := taskrun.NewControl()
 		go func() { <-eng.started; ctl.Shutdown() }()
 		out := r.Run(context.Background(), newTC(t, `{"block": true}`).tc, ctl)
 		assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonWorkerShutdown}, out.Resolution)
@@ -183,7 +185,7 @@ func TestRunShutdownAndCancel(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		a := &recPlugin{name: "a"}
 		r, eng := newTestRunner(t, a)
-		ctl := NewControl()
+		ctl := taskrun.NewControl()
 		go func() { <-eng.started; ctl.Cancel() }()
 		out := r.Run(context.Background(), newTC(t, `{"block": true}`).tc, ctl)
 		assert.False(t, out.Reported())
@@ -192,7 +194,7 @@ func TestRunShutdownAndCancel(t *testing.T) {
 	})
 	t.Run("shutdown before start", func(t *testing.T) {
 		r, _ := newTestRunner(t)
-		ctl := NewControl()
+		ctl := taskrun.NewControl()
 		ctl.Shutdown()
 		out := r.Run(context.Background(), newTC(t, `{"block": true}`).tc, ctl)
 		assert.Equal(t, task.ReasonWorkerShutdown, out.Resolution.Reason)
@@ -241,24 +243,10 @@ func TestRunReportsUnsupportedAndSchemaProblemsTogether(t *testing.T) {
 	assert.NotContains(t, joined, "'mounts'", "the schema does not repeat the unsupported field")
 }
 
-func TestValidateMergesTypeErrors(t *testing.T) {
-	sch, err := CompileSchema("s.json", []byte(`{"properties": {"n": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}}`))
-	require.NoError(t, err)
-	problems := sch.Validate("config", []byte(`{"n": "x"}`))
-	require.Len(t, problems, 1, "%q", problems)
-}
-
-func TestValidateExplainsEmptySections(t *testing.T) {
-	sch, err := CompileSchema("s.json", []byte(`{"properties": {"exitstatus": {"const": {}}}}`))
-	require.NoError(t, err)
-	problems := sch.Validate("config.plugins", []byte(`{"exitstatus": {"bogus": 1}}`))
-	assert.Equal(t, []string{`config.plugins.exitstatus: takes no settings; remove "bogus"`}, problems)
-}
-
 func TestShutdownCancelsStagesBeforeStart(t *testing.T) {
 	a := &recPlugin{name: "a", blockIn: "Prepare", entered: make(chan struct{}, 1)}
 	r, _ := newTestRunner(t, a)
-	ctl := NewControl()
+	ctl := taskrun.NewControl()
 	go func() { <-a.entered; ctl.Shutdown() }()
 	out := r.Run(context.Background(), newTC(t, `{}`).tc, ctl)
 	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonWorkerShutdown}, out.Resolution,
@@ -268,7 +256,7 @@ func TestShutdownCancelsStagesBeforeStart(t *testing.T) {
 func TestShutdownAfterTheTaskEndedKeepsItsResolution(t *testing.T) {
 	a := &recPlugin{name: "a", blockIn: "Stopped", entered: make(chan struct{}, 1), release: make(chan struct{})}
 	r, _ := newTestRunner(t, a)
-	ctl := NewControl()
+	ctl := taskrun.NewControl()
 	go func() { <-a.entered; ctl.Shutdown(); close(a.release) }()
 	out := r.Run(context.Background(), newTC(t, `{}`).tc, ctl)
 	assert.Equal(t, task.Resolution{State: task.Completed}, out.Resolution, "the task had completed before the shutdown")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/worker/config"
 )
 
 var placeholder = regexp.MustCompile(`\{\{\s*now\s*(?:([+-])\s*(\d+)\s*([smhd]))?\s*\}\}`)
@@ -43,8 +44,8 @@ func ParseTaskFile(data []byte, now time.Time) (task.Definition, error) {
 	if m := leftover.Find(data); m != nil {
 		return task.Definition{}, fmt.Errorf("unsupported time placeholder %q: use {{now}}, {{now+<N><unit>}} or {{now-<N><unit>}} with one unit of s, m, h or d (e.g. {{now+90m}})", m)
 	}
-	js, err := yamlToJSON(data)
-	if errors.Is(err, errManyDocuments) {
+	js, err := config.YAMLToJSON(data)
+	if errors.Is(err, config.ErrManyDocuments) {
 		return task.Definition{}, fmt.Errorf("the task file %w", err)
 	}
 	if err != nil {
@@ -173,7 +174,7 @@ func jsonKindOf(raw []byte) string {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return "invalid JSON"
 	}
-	return jsonKind(v)
+	return config.JSONKind(v)
 }
 
 // NewSlugID returns a random Taskcluster slugid: 22 characters of URL-safe

@@ -2,25 +2,19 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
 // Worker is the claim loop of `work`: it claims tasks from the Queue for
@@ -85,156 +79,225 @@ func (w *Worker) logger() *slog.Logger {
 // them and resolve them exception/worker-shutdown), until
 // cfg.NumberOfTasksToRun runs were claimed and finished, or until the worker
 // was idle for cfg.IdleTimeout seconds. It returns only after every claimed
-// run is resolved (or lost to the Queue).
+// run is resolved (or lost to the Queue). The error, wrapping ErrConfig, is
+// a claimWork the Queue refused (credentials, scopes, workerPoolId).
 func (w *Worker) Work(ctx context.Context) error {
+	l := w.newClaimLoop(ctx)
 	cfg := w.Config
-	capacity := max(cfg.Capacity, 1)
-	log := w.logger()
-	runCtx := context.WithoutCancel(ctx)
+	w.logger().Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", l.capacity)
+	fatal := l.claimUntilDone()
+	l.drain()
+	w.logger().Info("worker stopped", "claimed", w.claimed.Load(), "resolved", w.resolved.Load())
+	return fatal
+}
 
-	var (
-		mu     sync.Mutex
-		active = map[*activeRun]struct{}{}
-		wg     sync.WaitGroup
-		slot   = make(chan struct{}, capacity) // a run ended
-	)
-	lastBusy := time.Now()
-	backoff := newBackoff()
+// claimLoop is the state of one Work call.
+type claimLoop struct {
+	w        *Worker
+	ctx      context.Context // cancelled on shutdown
+	runCtx   context.Context // ctx without its cancellation, for the runs
+	capacity int
+	limit    int64         // cfg.NumberOfTasksToRun; 0 means none
+	poll     time.Duration // pause after an empty claimWork
+	// client is the worker's client for claimWork; its failures are
+	// retried by the loop, with a warning each time, rather than for
+	// minutes inside one call: an operator sees at once that the Queue is
+	// unreachable.
+	client   taskcluster.Client
+	backoff  *backoff
+	lastBusy time.Time // when a run last ran or ended, for the idle timeout
+
+	mu     sync.Mutex
+	active map[*activeRun]struct{}
+	wg     sync.WaitGroup
+	slot   chan struct{} // a run ended
+}
+
+func (w *Worker) newClaimLoop(ctx context.Context) *claimLoop {
+	capacity := max(w.Config.Capacity, 1)
 	poll := w.ClaimPollInterval
 	if poll <= 0 {
 		poll = time.Second
 	}
-	limit := int64(cfg.NumberOfTasksToRun)
-
-	running := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(active)
+	l := &claimLoop{
+		w: w, ctx: ctx, runCtx: context.WithoutCancel(ctx),
+		capacity: capacity, limit: int64(w.Config.NumberOfTasksToRun), poll: poll,
+		client: *w.client(), backoff: newBackoff(), lastBusy: time.Now(),
+		active: map[*activeRun]struct{}{}, slot: make(chan struct{}, capacity),
 	}
-	log.Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", capacity)
+	l.client.MaxElapsedTime = claimRetryWindow
+	return l
+}
 
-	// claimWork failures are retried here, with a warning each time, rather
-	// than for minutes inside one call: an operator sees at once that the
-	// Queue is unreachable.
-	claimClient := *w.client()
-	claimClient.MaxElapsedTime = claimRetryWindow
-	var fatal error
-
-claimLoop:
-	for ctx.Err() == nil {
-		if limit > 0 && w.claimed.Load() >= limit {
-			log.Info("numberOfTasksToRun reached; no more claims", "numberOfTasksToRun", limit)
-			break
+// claimUntilDone claims tasks and starts their runs until ctx ends, the
+// limit or the idle timeout is reached, or the Queue refuses claimWork
+// (the returned error).
+func (l *claimLoop) claimUntilDone() error {
+	for l.ctx.Err() == nil {
+		if l.limitReached() {
+			return nil
 		}
-		free := capacity - running()
+		free := l.capacity - l.running()
 		if free <= 0 {
-			select {
-			case <-slot:
-				lastBusy = time.Now() // a run just ended: idle time starts now
-			case <-ctx.Done():
-			}
+			l.waitForSlot()
 			continue
 		}
-		if running() > 0 {
-			lastBusy = time.Now()
+		if l.idleTimedOut() {
+			return nil
 		}
-		var idleLeft time.Duration
-		if cfg.IdleTimeout > 0 && running() == 0 {
-			idleLeft = time.Duration(cfg.IdleTimeout)*time.Second - time.Since(lastBusy)
-			if idleLeft <= 0 {
-				log.Info("idle timeout reached", "idleTimeout", cfg.IdleTimeout)
-				break
-			}
-		}
-		n := free
-		if limit > 0 {
-			n = min(n, int(limit-w.claimed.Load()))
-		}
-		// A claimWork in flight is not cancelled by a shutdown or the idle
-		// timeout: the Queue may already have claimed tasks for it, which
-		// would otherwise sit claimed until their claims expire. It is
-		// bounded by the long poll (20 s on Taskcluster) plus margin.
-		claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimCallTimeout)
-		resp, err := claimClient.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
-			WorkerGroup: cfg.WorkerGroup, WorkerID: cfg.WorkerID, Tasks: n,
-		})
-		cancel()
+		resp, err := l.claim(free)
 		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			if code := taskcluster.StatusCode(err); code >= 400 && code < 500 && code != 408 && code != 429 {
-				// Bad credentials, missing scopes, a wrong workerPoolId:
-				// retrying cannot help.
-				fatal = fmt.Errorf("%w: claimWork for workerPoolId %q was refused (check credentials, their scopes queue:claim-work:%s and queue:worker-id:%s/%s, and rootUrl): %w",
-					ErrConfig, cfg.WorkerPoolID, cfg.WorkerPoolID, cfg.WorkerGroup, cfg.WorkerID, err)
-				log.Error("claimWork refused; stopping", "error", err)
-				break claimLoop
-			}
-			wait := backoff.next()
-			log.Warn("claimWork failed; backing off", "error", err, "retryIn", wait)
-			if !sleepCtx(ctx, wait) {
-				break
+			if stop, fatal := l.claimFailed(err); stop {
+				return fatal
 			}
 			continue
 		}
-		backoff.reset()
+		l.backoff.reset()
 		if len(resp.Tasks) == 0 {
-			select {
-			case <-ctx.Done():
-				break claimLoop
-			case <-slot:
-				lastBusy = time.Now()
-			case <-time.After(poll):
+			if !l.waitForWork() {
+				return nil
 			}
 			continue
 		}
-		lastBusy = time.Now()
-		for _, claim := range resp.Tasks {
-			ar := newActiveRun(claim, claimClient.Skew)
-			mu.Lock()
-			active[ar] = struct{}{}
-			mu.Unlock()
-			w.claimed.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w.runClaim(runCtx, ar)
-				mu.Lock()
-				delete(active, ar)
-				mu.Unlock()
-				select {
-				case slot <- struct{}{}:
-				default:
-				}
-			}()
-		}
+		l.lastBusy = time.Now()
+		l.start(resp.Tasks)
 	}
+	return nil
+}
 
-	// Stop: on a signal, running tasks get the grace period, then are told
-	// to stop (worker-shutdown). Otherwise they simply finish.
+func (l *claimLoop) running() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.active)
+}
+
+func (l *claimLoop) limitReached() bool {
+	if l.limit > 0 && l.w.claimed.Load() >= l.limit {
+		l.w.logger().Info("numberOfTasksToRun reached; no more claims", "numberOfTasksToRun", l.limit)
+		return true
+	}
+	return false
+}
+
+// waitForSlot waits, at full capacity, for a run to end (or ctx).
+func (l *claimLoop) waitForSlot() {
+	select {
+	case <-l.slot:
+		l.lastBusy = time.Now() // a run just ended: idle time starts now
+	case <-l.ctx.Done():
+	}
+}
+
+// idleTimedOut reports whether no run ran for cfg.IdleTimeout seconds.
+func (l *claimLoop) idleTimedOut() bool {
+	if l.running() > 0 {
+		l.lastBusy = time.Now()
+		return false
+	}
+	idle := l.w.Config.IdleTimeout
+	if idle > 0 && time.Duration(idle)*time.Second-time.Since(l.lastBusy) <= 0 {
+		l.w.logger().Info("idle timeout reached", "idleTimeout", idle)
+		return true
+	}
+	return false
+}
+
+// claim asks the Queue for up to free tasks (fewer when the limit is near).
+// A claimWork in flight is not cancelled by a shutdown or the idle
+// timeout: the Queue may already have claimed tasks for it, which would
+// otherwise sit claimed until their claims expire. It is bounded by the
+// long poll (20 s on Taskcluster) plus margin.
+func (l *claimLoop) claim(free int) (*taskcluster.ClaimWorkResponse, error) {
+	n := free
+	if l.limit > 0 {
+		n = min(n, int(l.limit-l.w.claimed.Load()))
+	}
+	cfg := l.w.Config
+	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), claimCallTimeout)
+	defer cancel()
+	return l.client.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
+		WorkerGroup: cfg.WorkerGroup, WorkerID: cfg.WorkerID, Tasks: n,
+	})
+}
+
+// claimFailed handles a failed claimWork: a refusal that retrying cannot
+// help (bad credentials, missing scopes, a wrong workerPoolId) stops the
+// loop with fatal; other failures are retried after a backoff.
+func (l *claimLoop) claimFailed(err error) (stop bool, fatal error) {
+	if l.ctx.Err() != nil {
+		return true, nil
+	}
+	log, cfg := l.w.logger(), l.w.Config
+	if code := taskcluster.StatusCode(err); code >= 400 && code < 500 && code != 408 && code != 429 {
+		log.Error("claimWork refused; stopping", "error", err)
+		return true, fmt.Errorf("%w: claimWork for workerPoolId %q was refused (check credentials, their scopes queue:claim-work:%s and queue:worker-id:%s/%s, and rootUrl): %w",
+			ErrConfig, cfg.WorkerPoolID, cfg.WorkerPoolID, cfg.WorkerGroup, cfg.WorkerID, err)
+	}
+	wait := l.backoff.next()
+	log.Warn("claimWork failed; backing off", "error", err, "retryIn", wait)
+	return !sleepCtx(l.ctx, wait), nil
+}
+
+// waitForWork pauses after a claimWork without tasks until the poll
+// interval passed or a run ended; false when ctx ended.
+func (l *claimLoop) waitForWork() bool {
+	select {
+	case <-l.ctx.Done():
+		return false
+	case <-l.slot:
+		l.lastBusy = time.Now()
+	case <-time.After(l.poll):
+	}
+	return true
+}
+
+// start runs each claimed task in its own goroutine.
+func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
+	for _, claim := range claims {
+		ar := newActiveRun(claim, l.client.Skew)
+		l.mu.Lock()
+		l.active[ar] = struct{}{}
+		l.mu.Unlock()
+		l.w.claimed.Add(1)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.w.runClaim(l.runCtx, ar)
+			l.mu.Lock()
+			delete(l.active, ar)
+			l.mu.Unlock()
+			select {
+			case l.slot <- struct{}{}:
+			default:
+			}
+		}()
+	}
+}
+
+// drain waits for the running tasks. On a shutdown they get the grace
+// period, then are told to stop (worker-shutdown); otherwise they simply
+// finish.
+func (l *claimLoop) drain() {
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	if ctx.Err() != nil && running() > 0 {
-		grace := time.Duration(cfg.ShutdownGracePeriod) * time.Second
-		log.Info("shutting down: waiting for running tasks", "running", running(), "gracePeriod", grace)
+	go func() { l.wg.Wait(); close(done) }()
+	if l.ctx.Err() != nil && l.running() > 0 {
+		grace := time.Duration(l.w.Config.ShutdownGracePeriod) * time.Second
+		l.w.logger().Info("shutting down: waiting for running tasks", "running", l.running(), "gracePeriod", grace)
 		select {
 		case <-done:
 		case <-time.After(grace):
-			mu.Lock()
-			runs := make([]*activeRun, 0, len(active))
-			for ar := range active {
+			l.mu.Lock()
+			runs := make([]*activeRun, 0, len(l.active))
+			for ar := range l.active {
 				runs = append(runs, ar)
 			}
-			mu.Unlock()
+			l.mu.Unlock()
 			for _, ar := range runs {
 				ar.ctl.Shutdown()
 			}
 		}
 	}
 	<-done
-	log.Info("worker stopped", "claimed", w.claimed.Load(), "resolved", w.resolved.Load())
-	return fatal
 }
 
 // claimRetryWindow bounds the HTTP-level retries of one claimWork call.
@@ -246,7 +309,7 @@ const claimCallTimeout = 90 * time.Second
 // activeRun is one claimed run.
 type activeRun struct {
 	claim taskcluster.TaskClaim
-	ctl   *Control
+	ctl   *taskrun.Control
 	creds *taskcluster.CredentialsHolder
 	skew  *taskcluster.ClockSkew
 
@@ -255,7 +318,7 @@ type activeRun struct {
 }
 
 func newActiveRun(c taskcluster.TaskClaim, skew *taskcluster.ClockSkew) *activeRun {
-	a := &activeRun{claim: c, ctl: NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew}
+	a := &activeRun{claim: c, ctl: taskrun.NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew}
 	a.setTakenUntil(c.TakenUntil)
 	return a
 }
@@ -301,9 +364,9 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 		// The worker host failed before the task could run (task
 		// directory, log file): the task is not at fault.
 		log.Error("cannot run task", "error", err)
-		out = Outcome{Resolution: task.Resolution{State: task.Exception, Reason: task.ReasonInternalError}, ExitCode: -1}
+		out = taskrun.Outcome{Resolution: task.Resolution{State: task.Exception, Reason: task.ReasonInternalError}, ExitCode: -1}
 	}
-	if !out.Reported() || ar.ctl.stopped() == stopCancel {
+	if !out.Reported() || ar.ctl.Cancelled() {
 		log.Info("run was taken back by the Queue; not reporting")
 		return
 	}
@@ -311,21 +374,21 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 }
 
 // execute prepares the run's directories and log, then runs it.
-func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *activeRun, log *slog.Logger) (Outcome, error) {
+func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *activeRun, log *slog.Logger) (taskrun.Outcome, error) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	runDir := filepath.Join(w.Config.TasksDir, taskID+"-"+strconv.Itoa(runID))
 	taskDir := filepath.Join(runDir, "task")
 	if err := os.RemoveAll(runDir); err != nil {
-		return Outcome{}, err
+		return taskrun.Outcome{}, err
 	}
 	defer os.RemoveAll(runDir)
 	if err := os.MkdirAll(taskDir, 0o755); err != nil {
-		return Outcome{}, fmt.Errorf("creating task directory: %w", err)
+		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
 	}
 	logPath := filepath.Join(runDir, "live_backing.log")
 	lf, err := os.Create(logPath)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("creating task log: %w", err)
+		return taskrun.Outcome{}, fmt.Errorf("creating task log: %w", err)
 	}
 	defer lf.Close()
 
@@ -447,7 +510,7 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		case code >= 400 && code < 500 && code != 408 && code != 429:
 			log.Error("the Queue rejected the resolution", "resolution", res.String(), "error", err)
 			return
-		case ar.ctl.stopped() == stopCancel:
+		case ar.ctl.Cancelled():
 			return
 		case !time.Now().Before(ar.TakenUntil()):
 			log.Error("could not resolve the run before its claim expired; the Queue will resolve it claim-expired", "resolution", res.String(), "error", err)
@@ -486,91 +549,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(b.Binary+" work", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "worker config `FILE` (JSON or YAML), merged over the profile's defaults")
-	verbose := fs.Bool("v", false, "debug-level worker log")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s work --config FILE\n\nClaims tasks for workerPoolId from the Queue at rootUrl and runs them until SIGTERM/SIGINT,\nnumberOfTasksToRun or idleTimeout. Credentials come from the config or TASKCLUSTER_CLIENT_ID,\nTASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE; TASKCLUSTER_ROOT_URL overrides rootUrl.\n\nFlags:\n", b.Binary)
-		fs.PrintDefaults()
-	}
-	pos, code, ok := parseCommand(fs, args)
-	if !ok {
-		return code
-	}
-	if len(pos) != 0 {
-		fmt.Fprintf(stderr, "%s work: unexpected argument %q (the config is given with --config FILE)\n", b.Binary, pos[0])
-		return ExitUsage
-	}
-	if *configPath == "" {
-		fmt.Fprintf(stderr, "%s work: --config FILE is required (a worker config with rootUrl, credentials, workerPoolId, workerGroup and workerId; see README)\n", b.Binary)
-		return ExitUsage
-	}
-	logger := newLogger(stderr, slog.LevelInfo, *verbose)
-	cfg, err := LoadConfig(b, *configPath, os.Getenv)
-	if err == nil {
-		err = checkWorkConfig(cfg)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		return ExitUsage
-	}
-	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "%s: tasksDir: %v\n", b.Binary, err)
-		return ExitUsage
-	}
-	runner, code := startRunner(b, cfg, logger, stderr)
-	if runner == nil {
-		return code
-	}
-	defer runner.Close()
-	client := &taskcluster.Client{
-		RootURL:     cfg.RootURL,
-		Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: cfg.Credentials.ClientID, AccessToken: cfg.Credentials.AccessToken, Certificate: cfg.Credentials.Certificate}),
-		Logger:      logger,
-		UserAgent:   b.Binary + "/" + version,
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
-	if err := w.Work(ctx); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		if errors.Is(err, ErrConfig) {
-			return ExitUsage
-		}
-		return ExitInternal
-	}
-	return 0
-}
-
-// checkWorkConfig checks what `work` needs beyond the schema.
-func checkWorkConfig(cfg *Config) error {
-	var missing []string
-	if cfg.RootURL == "" {
-		missing = append(missing, "config.rootUrl: required for work (or set TASKCLUSTER_ROOT_URL)")
-	}
-	if cfg.Credentials.ClientID == "" || cfg.Credentials.AccessToken == "" {
-		missing = append(missing, "config.credentials: clientId and accessToken are required for work (or set TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN)")
-	}
-	if c := cfg.Credentials.Certificate; c != "" && !json.Valid([]byte(c)) {
-		missing = append(missing, "config.credentials.certificate (or TASKCLUSTER_CERTIFICATE): not valid JSON; give the temporary credentials' certificate exactly as issued, or leave it empty for permanent credentials")
-	}
-	if !strings.Contains(cfg.WorkerPoolID, "/") {
-		missing = append(missing, fmt.Sprintf("config.workerPoolId: %q must be <provisionerId>/<workerType>", cfg.WorkerPoolID))
-	}
-	if cfg.WorkerGroup == "" || cfg.WorkerID == "" {
-		missing = append(missing, "config.workerGroup and config.workerId: required for work")
-	}
-	switch cfg.ArtifactUpload {
-	case taskcluster.StorageS3, taskcluster.StorageObject:
-	default:
-		missing = append(missing, fmt.Sprintf("config.artifactUpload: %q must be s3 or object", cfg.ArtifactUpload))
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(missing, "\n  "))
-	}
-	return nil
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/worker/config"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
 // artifactPlugin publishes the payload's `file` string as
@@ -114,7 +116,7 @@ func (e *queueEnv) createTask(payload string, retries int) string {
 func (e *queueEnv) worker(capacity, tasks int, pls ...*recPlugin) (*Worker, *fakeEngine) {
 	e.t.Helper()
 	r, eng := newTestRunner(e.t, pls...)
-	r.Plugins = append(r.Plugins, NamedPlugin{Name: "artifact", Plugin: artifactPlugin{}})
+	r.Plugins = append(r.Plugins, taskrun.NamedPlugin{Name: "artifact", Plugin: artifactPlugin{}})
 	cfg := &Config{WorkerPoolID: testPool, WorkerGroup: "test-group", WorkerID: "w1", Capacity: capacity,
 		TasksDir: e.t.TempDir(), ReclaimMargin: 60, ShutdownGracePeriod: 0, NumberOfTasksToRun: tasks,
 		ArtifactUpload: "s3", UploadConcurrency: 2}
@@ -283,7 +285,7 @@ func TestWorkStopsOnRefusedClaim(t *testing.T) {
 }
 
 func TestCheckWorkConfig(t *testing.T) {
-	cfg := &Config{RootURL: "http://q", Credentials: Credentials{ClientID: "c", AccessToken: "t", Certificate: "{not json"},
+	cfg := &Config{RootURL: "http://q", Credentials: config.Credentials{ClientID: "c", AccessToken: "t", Certificate: "{not json"},
 		WorkerPoolID: "nopool", WorkerGroup: "g", WorkerID: "w", ArtifactUpload: "ftp"}
 	err := checkWorkConfig(cfg)
 	require.ErrorIs(t, err, ErrConfig)

@@ -25,7 +25,7 @@ func compileSchema(t *testing.T, doc []byte, draft *jsonschema.Draft) *jsonschem
 	if draft != nil {
 		c.DefaultDraft(draft)
 	} else {
-		c.AssertFormat() // as the worker compiles our schema (worker.CompileSchema)
+		c.AssertFormat() // as the worker compiles our schema (worker/schema.Compile)
 	}
 	if err := c.AddResource("mem://schema.json", v); err != nil {
 		t.Fatal(err)

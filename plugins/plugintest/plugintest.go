@@ -1,9 +1,9 @@
 // Package plugintest drives plugins through every stage of one task run
-// against an engine (by default the deterministic engines/mock engine), the
-// way the worker's runner does, and records what a test needs to judge the
-// outcome: each stage's error, the ok values returned by Stopped, the
-// resolution the run would get, the published artifacts (content read
-// fully) and the task log.
+// against an engine (by default the deterministic engines/mock engine),
+// with the worker's own stage runner, and records what a test needs to
+// judge the outcome: each stage's error, the ok values returned by
+// Stopped, the resolution the run would get, the published artifacts
+// (content read fully) and the task log.
 //
 // Typical use, in a plugin's tests:
 //
@@ -18,26 +18,29 @@
 //	require.Equal(t, task.Completed, res.Resolution.State)
 //	a, ok := res.Artifact("public/a.txt")
 //
-// Stage semantics follow plugins.TaskPlugin's contract and worker.Runner:
-// NewTaskPlugin for each plugin in order (an error ends the run early, and
-// plugins not created get UnstartedRunHandler.RunEndedEarly); the engine's
-// NewSandboxBuilder; Prepare and BuildSandbox for all plugins; Start;
-// Started; Wait; Stopped for all plugins (ok from each, ANDed with the
-// result's Success); Finished with the resolution, or Exception instead when
-// a stage returned an error; Dispose for all created plugins in reverse
-// order; ResultSet.Dispose. An error that is not a *task.ExceptionError
-// counts as internal-error.
+// Run drives the production stage runner, taskrun.Runner, with the case's
+// engine and plugins (named in the task log after their package), so a
+// plugin's tests go through exactly the worker's sequence: the payload
+// check (against Case.PayloadSchema when set), NewTaskPlugin for every
+// plugin and the engine's NewSandboxBuilder with every malformed-payload
+// reason collected, Prepare, BuildSandbox, Start, Started, Wait (not
+// cancellable: maxRunTime or a plugin's Kill ends the task), Stopped,
+// then Finished or Exception (and RunEndedEarly for plugins never
+// created), Dispose. The stage table and what each stage's error does to
+// the run are described in package taskrun; Result records what the
+// stages did through taskrun.Hooks.
 package plugintest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -47,25 +50,28 @@ import (
 	"github.com/workergen/workergen/engines/mock"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/worker/schema"
+	"github.com/workergen/workergen/worker/taskrun"
 )
 
-// Stage names a step of a run, for Result.Errors.
-type Stage string
+// Stage names a step of a run, for Result.Errors: the stages of
+// taskrun's table.
+type Stage = taskrun.Stage
 
 // Stages in the order a run goes through them.
 const (
-	StageNewTaskPlugin     Stage = "NewTaskPlugin"
-	StageNewSandboxBuilder Stage = "NewSandboxBuilder"
-	StagePrepare           Stage = "Prepare"
-	StageBuildSandbox      Stage = "BuildSandbox"
-	StageStart             Stage = "Start"
-	StageStarted           Stage = "Started"
-	StageWait              Stage = "Wait"
-	StageStopped           Stage = "Stopped"
-	StageFinished          Stage = "Finished"
-	StageException         Stage = "Exception"
-	StageRunEndedEarly     Stage = "RunEndedEarly"
-	StageDispose           Stage = "Dispose"
+	StageNewTaskPlugin     = taskrun.StageNewTaskPlugin
+	StageNewSandboxBuilder = taskrun.StageNewSandboxBuilder
+	StagePrepare           = taskrun.StagePrepare
+	StageBuildSandbox      = taskrun.StageBuildSandbox
+	StageStart             = taskrun.StageStart
+	StageStarted           = taskrun.StageStarted
+	StageWait              = taskrun.StageWait
+	StageStopped           = taskrun.StageStopped
+	StageFinished          = taskrun.StageFinished
+	StageException         = taskrun.StageException
+	StageRunEndedEarly     = taskrun.StageRunEndedEarly
+	StageDispose           = taskrun.StageDispose
 )
 
 // Case describes one run.
@@ -104,6 +110,11 @@ type Case struct {
 	// Stopped stage (for example to make files vanish mid-walk).
 	WrapResult func(engines.ResultSet) engines.ResultSet
 
+	// PayloadSchema, when set, is a payload JSON Schema (draft 2020-12)
+	// the payload is checked against first, as the worker checks it against
+	// its profile's composed schema. Nil skips the schema check.
+	PayloadSchema []byte
+
 	// Timeout bounds the whole run; 0 means 2 minutes (generous: the
 	// machine may be loaded). A run that times out fails the test.
 	Timeout time.Duration
@@ -113,7 +124,8 @@ type Case struct {
 type Result struct {
 	// Context is the run's task context (TaskDir, LogPath, Values...).
 	Context *task.Context
-	// Errors holds the first error of each stage that returned one.
+	// Errors holds the first error of each stage that returned one, as the
+	// engine or plugin returned it (a panic as a task.InternalError).
 	Errors map[Stage]error
 	// StoppedOK is the AND of every plugin's Stopped ok (true when Stopped
 	// was not reached or no plugin objected).
@@ -123,11 +135,14 @@ type Result struct {
 	Durations map[Stage]time.Duration
 	// TaskResult is the engine's result, nil if Wait was not reached.
 	TaskResult engines.ResultSet
-	// Builder is the engine's sandbox builder, nil if not created.
+	// Builder is the engine's sandbox builder, nil if the run ended before
+	// Prepare (a refused payload; the builder was then discarded).
 	Builder engines.SandboxBuilder
 	// Resolution is what the run resolves to.
 	Resolution task.Resolution
-	// Exception is the error that made the run an exception, or nil.
+	// Exception is the error that made the run an exception (a
+	// *task.ExceptionError: all malformed-payload reasons together, or an
+	// error that is no *task.ExceptionError as internal-error), or nil.
 	Exception error
 	// Artifacts are the published artifacts in publication order.
 	Artifacts []Recorded
@@ -170,9 +185,10 @@ func (r *Result) Env() map[string]string {
 // DefaultTaskID is the taskId of runs whose Case sets none.
 const DefaultTaskID = "fSX7BJxeTBeZ7VPAV6yvRg"
 
-// Run drives c's plugins through one run and returns what happened. It
-// fails the test (t.Fatal) only for harness problems: an unusable case, a
-// run exceeding its timeout.
+// Run drives c's plugins through one run with the production stage runner
+// (taskrun.Runner) and returns what happened. It fails the test (t.Fatal)
+// only for harness problems: an unusable case, a run exceeding its
+// timeout.
 func Run(t testing.TB, c Case) *Result {
 	t.Helper()
 	tc, sink := setup(t, &c)
@@ -180,26 +196,35 @@ func Run(t testing.TB, c Case) *Result {
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
+	logFile, err := os.Create(tc.LogPath)
+	if err != nil {
+		t.Fatalf("plugintest: creating task log: %v", err)
+	}
+	tc.Log = task.NewLog(logFile)
+	res := &Result{Context: tc, Errors: map[Stage]error{}, Durations: map[Stage]time.Duration{}, StoppedOK: true}
+	r := newRunner(t, c, res)
+
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-
-	d := &driver{c: c, tc: tc, res: &Result{Context: tc, Errors: map[Stage]error{}, Durations: map[Stage]time.Duration{}, StoppedOK: true}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.run(ctx)
-	}()
+	ctl := taskrun.NewControl()
+	done := make(chan taskrun.Outcome, 1)
+	go func() { done <- r.Run(ctx, tc, ctl) }()
+	var out taskrun.Outcome
 	select {
-	case <-done:
+	case out = <-done:
 	case <-ctx.Done():
-		<-time.After(time.Second) // let the run notice the cancellation
+		ctl.Cancel() // the task is aborted
+		select {
+		case <-done:
+		case <-time.After(time.Second): // let the run notice the cancellation
+		}
 		t.Fatalf("plugintest: run did not end within %s", timeout)
 	}
-	if d.panicked != nil {
-		t.Fatalf("plugintest: panic during the run: %v", d.panicked)
+	res.Resolution = out.Resolution
+	if out.Exception != nil {
+		res.Exception = out.Exception
 	}
-	res := d.res
-	if err := d.logFile.Close(); err != nil {
+	if err := logFile.Close(); err != nil {
 		t.Fatalf("plugintest: closing task log: %v", err)
 	}
 	logData, err := os.ReadFile(tc.LogPath)
@@ -209,6 +234,52 @@ func Run(t testing.TB, c Case) *Result {
 	res.Log = string(logData)
 	res.Artifacts = sink.Artifacts()
 	return res
+}
+
+// newRunner is the production runner for c, with hooks that record into
+// res what the stages did.
+func newRunner(t testing.TB, c Case, res *Result) *taskrun.Runner {
+	t.Helper()
+	r := &taskrun.Runner{Engine: c.Engine, Info: c.Worker, Hooks: &taskrun.Hooks{
+		StageError: func(s Stage, _ string, err error) {
+			if _, ok := res.Errors[s]; !ok {
+				res.Errors[s] = err
+			}
+		},
+		StageDone: func(s Stage, d time.Duration) { res.Durations[s] += d },
+		Builder:   func(b engines.SandboxBuilder) { res.Builder = b },
+		Result: func(rs engines.ResultSet) engines.ResultSet {
+			res.TaskResult = rs
+			if c.WrapResult != nil {
+				return c.WrapResult(rs)
+			}
+			return rs
+		},
+		Stopped: func(_ string, ok bool) { res.StoppedOK = res.StoppedOK && ok },
+	}}
+	if c.PayloadSchema != nil {
+		sch, err := schema.Compile("payload.schema.json", c.PayloadSchema)
+		if err != nil {
+			t.Fatalf("plugintest: payload schema: %v", err)
+		}
+		r.Payload = sch
+	}
+	for _, p := range c.Plugins {
+		r.Plugins = append(r.Plugins, taskrun.NamedPlugin{Name: pluginName(p), Plugin: p})
+	}
+	return r
+}
+
+// pluginName names p in the task log by its package, e.g. "artifacts".
+func pluginName(p plugins.Plugin) string {
+	t := reflect.TypeOf(p)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if name := path.Base(t.PkgPath()); name != "." && name != "" {
+		return name
+	}
+	return t.String()
 }
 
 func setup(t testing.TB, c *Case) (*task.Context, *Sink) {
@@ -283,186 +354,6 @@ func setup(t testing.TB, c *Case) (*task.Context, *Sink) {
 		Started:    now,
 	}
 	return tc, sink
-}
-
-type driver struct {
-	c       Case
-	tc      *task.Context
-	res     *Result
-	logFile *os.File
-
-	created  []plugins.TaskPlugin
-	panicked any
-}
-
-func (d *driver) record(stage Stage, err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := d.res.Errors[stage]; !ok {
-		d.res.Errors[stage] = err
-	}
-	if d.res.Exception == nil {
-		d.res.Exception = err
-	}
-	return err
-}
-
-// stage calls f for every created plugin in order; every plugin runs, the
-// first error is recorded and returned.
-func (d *driver) stage(stage Stage, f func(plugins.TaskPlugin) error) error {
-	start := time.Now()
-	defer func() { d.res.Durations[stage] += time.Since(start) }()
-	var first error
-	for _, tp := range d.created {
-		if err := f(tp); err != nil && first == nil {
-			first = err
-		}
-	}
-	if first != nil {
-		if _, ok := d.res.Errors[stage]; !ok {
-			d.res.Errors[stage] = first
-		}
-	}
-	return first
-}
-
-func (d *driver) run(ctx context.Context) {
-	defer func() {
-		if p := recover(); p != nil {
-			d.panicked = p
-		}
-	}()
-	f, err := os.Create(d.tc.LogPath)
-	if err != nil {
-		d.panicked = err
-		return
-	}
-	d.logFile = f
-	d.tc.Log = task.NewLog(f)
-	d.tc.Logf("plugintest: task %s run %d", d.tc.TaskID, d.tc.RunID)
-	defer d.dispose(ctx)
-
-	for i, p := range d.c.Plugins {
-		tp, err := p.NewTaskPlugin(ctx, d.tc)
-		if err == nil && tp == nil {
-			err = fmt.Errorf("plugin %d returned no task plugin", i)
-		}
-		if err != nil {
-			d.record(StageNewTaskPlugin, err)
-			d.endException(ctx, d.c.Plugins[i:])
-			return
-		}
-		d.created = append(d.created, tp)
-	}
-
-	builder, err := d.c.Engine.NewSandboxBuilder(ctx, d.tc)
-	if err != nil {
-		d.record(StageNewSandboxBuilder, err)
-		d.endException(ctx, nil)
-		return
-	}
-	d.res.Builder = builder
-	if err := d.stage(StagePrepare, func(tp plugins.TaskPlugin) error { return tp.Prepare(ctx) }); err != nil {
-		d.record(StagePrepare, err)
-		_ = builder.Discard()
-		d.endException(ctx, nil)
-		return
-	}
-	if err := d.stage(StageBuildSandbox, func(tp plugins.TaskPlugin) error { return tp.BuildSandbox(ctx, builder) }); err != nil {
-		d.record(StageBuildSandbox, err)
-		_ = builder.Discard()
-		d.endException(ctx, nil)
-		return
-	}
-	sandbox, err := builder.Start(ctx)
-	if err != nil {
-		d.record(StageStart, err)
-		d.endException(ctx, nil)
-		return
-	}
-	defer func() { _ = sandbox.Abort() }()
-	if err := d.stage(StageStarted, func(tp plugins.TaskPlugin) error { return tp.Started(ctx, sandbox) }); err != nil {
-		d.record(StageStarted, err)
-		_ = sandbox.Kill()
-	}
-	result, err := sandbox.Wait(ctx)
-	if err != nil {
-		d.record(StageWait, err)
-		d.endException(ctx, nil)
-		return
-	}
-	defer func() { _ = result.Dispose() }()
-	d.res.TaskResult = result
-	seen := result
-	if d.c.WrapResult != nil {
-		seen = d.c.WrapResult(result)
-	}
-	ok := seen.Success()
-	stoppedErr := d.stage(StageStopped, func(tp plugins.TaskPlugin) error {
-		pok, err := tp.Stopped(ctx, seen)
-		if !pok {
-			d.res.StoppedOK = false
-			ok = false
-		}
-		return err
-	})
-	if stoppedErr != nil || d.res.Exception != nil {
-		d.record(StageStopped, stoppedErr)
-		d.endException(ctx, nil)
-		return
-	}
-	res := task.Resolution{State: task.Completed}
-	if !ok {
-		res.State = task.Failed
-	}
-	d.res.Resolution = res
-	d.tc.Logf("plugintest: exit code %d; resolution %s", result.ExitCode(), res)
-	if err := d.stage(StageFinished, func(tp plugins.TaskPlugin) error { return tp.Finished(ctx, res) }); err != nil {
-		d.record(StageFinished, err)
-		d.res.Resolution = exceptionResolution(err)
-		d.tc.Logf("plugintest: resolution changed to %s", d.res.Resolution)
-		_ = d.stage(StageException, func(tp plugins.TaskPlugin) error { return tp.Exception(ctx, d.res.Resolution) })
-	}
-}
-
-// endException resolves the run as the recorded exception, calls Exception
-// on the created plugins and RunEndedEarly on uncreated ones that want it.
-func (d *driver) endException(ctx context.Context, uncreated []plugins.Plugin) {
-	res := exceptionResolution(d.res.Exception)
-	d.res.Resolution = res
-	d.tc.Logf("plugintest: resolution %s: %v", res, d.res.Exception)
-	_ = d.stage(StageException, func(tp plugins.TaskPlugin) error { return tp.Exception(ctx, res) })
-	for _, p := range uncreated {
-		if h, ok := p.(plugins.UnstartedRunHandler); ok {
-			if err := h.RunEndedEarly(ctx, d.tc, res); err != nil {
-				if _, seen := d.res.Errors[StageRunEndedEarly]; !seen {
-					d.res.Errors[StageRunEndedEarly] = err
-				}
-			}
-		}
-	}
-}
-
-func (d *driver) dispose(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
-	for i := len(d.created) - 1; i >= 0; i-- {
-		if err := d.created[i].Dispose(ctx); err != nil {
-			if _, seen := d.res.Errors[StageDispose]; !seen {
-				d.res.Errors[StageDispose] = err
-			}
-		}
-	}
-}
-
-// exceptionResolution maps err to an exception resolution: the reason of a
-// *task.ExceptionError, else internal-error.
-func exceptionResolution(err error) task.Resolution {
-	var ee *task.ExceptionError
-	if errors.As(err, &ee) {
-		return task.Resolution{State: task.Exception, Reason: ee.Reason}
-	}
-	return task.Resolution{State: task.Exception, Reason: task.ReasonInternalError}
 }
 
 // Recorded is an artifact as the Sink received it.

@@ -86,13 +86,58 @@ func TestStoppedNotOKFails(t *testing.T) {
 	assert.False(t, res.StoppedOK)
 }
 
+// A malformed payload does not stop NewTaskPlugin: the later plugins (and
+// the engine) still decode theirs, as in the worker, so the task author
+// sees every reason at once. Plugins that refused hear about the end
+// through RunEndedEarly, created ones through Exception.
 func TestEarlyEnd(t *testing.T) {
 	a, b, calls := pair()
 	a.failAt, a.err = "New", task.MalformedPayloadf("payload.x: bad")
 	res := plugintest.Run(t, plugintest.Case{Plugins: []plugins.Plugin{a, b}})
 	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution)
-	assert.Equal(t, []string{"a.New", "a.RunEndedEarly", "b.RunEndedEarly"}, *calls)
+	assert.Equal(t, []string{"a.New", "b.New", "b.Exception", "a.RunEndedEarly", "b.Dispose"}, *calls)
 	assert.Contains(t, res.Log, "payload.x: bad")
+	assert.Nil(t, res.Builder, "no sandbox was built")
+}
+
+// An error other than malformed-payload ends the run at once: later
+// plugins are not created and hear about the end through RunEndedEarly.
+func TestEarlyEndOnOtherError(t *testing.T) {
+	a, b, calls := pair()
+	a.failAt, a.err = "New", task.ResourceUnavailable(errors.New("no disk"))
+	res := plugintest.Run(t, plugintest.Case{Plugins: []plugins.Plugin{a, b}})
+	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonResourceUnavailable}, res.Resolution)
+	assert.Equal(t, []string{"a.New", "a.RunEndedEarly", "b.RunEndedEarly"}, *calls)
+}
+
+// A plugin test sees every malformed-payload reason, as the worker reports
+// them: two plugins each rejecting the payload give both reasons.
+func TestEveryMalformedPayloadReason(t *testing.T) {
+	a, b, _ := pair()
+	a.failAt, a.err = "New", task.MalformedPayloadf("payload.a: bad")
+	b.failAt, b.err = "New", task.MalformedPayloadf("payload.b: bad too")
+	res := plugintest.Run(t, plugintest.Case{Plugins: []plugins.Plugin{a, b}})
+	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution)
+	var ee *task.ExceptionError
+	require.ErrorAs(t, res.Exception, &ee)
+	assert.Equal(t, []string{"payload.a: bad", "payload.b: bad too"}, ee.Reasons)
+	assert.Contains(t, res.Log, "payload.a: bad")
+	assert.Contains(t, res.Log, "payload.b: bad too")
+}
+
+// With a PayloadSchema the payload is checked first, as the worker checks
+// its profile's composed schema; no plugin is created for a payload it
+// refuses.
+func TestPayloadSchema(t *testing.T) {
+	a, b, calls := pair()
+	res := plugintest.Run(t, plugintest.Case{
+		Plugins:       []plugins.Plugin{a, b},
+		Payload:       map[string]any{"bogus": 1},
+		PayloadSchema: []byte(`{"type": "object", "additionalProperties": false, "properties": {"mock": {}}}`),
+	})
+	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution)
+	assert.ErrorContains(t, res.Exception, "bogus")
+	assert.Equal(t, []string{"a.RunEndedEarly", "b.RunEndedEarly"}, *calls)
 }
 
 func TestExceptionInStage(t *testing.T) {

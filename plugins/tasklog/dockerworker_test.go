@@ -72,7 +72,7 @@ func TestDockerWorkerLogFeatures(t *testing.T) {
 	assert.Equal(t, task.ArtifactFile, bulk.Kind)
 	assert.Equal(t, "gzip", bulk.ContentEncoding)
 	assert.Equal(t, tasklog.ContentType, bulk.ContentType)
-	assert.Contains(t, string(bulk.Content), "resolution completed")
+	assert.Contains(t, string(bulk.Content), "resolution: completed")
 	assert.Contains(t, res.Log, "features.localLiveLog: this worker does not stream live logs")
 
 	res = runDW(t, M{"features": M{"localLiveLog": false, "bulkLog": true}})

@@ -40,7 +40,7 @@ func TestPublishesBackingLogAndLiveLink(t *testing.T) {
 	assert.Equal(t, res.Context.Definition.Expires, backing.Expires)
 	assert.Equal(t, res.Context.LogPath, backing.Path)
 	assert.Contains(t, string(backing.Content), "task output without newline\n[workergen ")
-	assert.Contains(t, string(backing.Content), "resolution completed", "the footer is in the published log")
+	assert.Contains(t, string(backing.Content), "resolution: completed", "the footer is in the published log")
 	live, _ := res.Artifact(tasklog.DefaultLiveName)
 	assert.Equal(t, task.ArtifactLink, live.Kind)
 	assert.Equal(t, tasklog.DefaultBackingName, live.LinkTo)

@@ -1,4 +1,11 @@
-package worker
+// Package schema compiles the JSON Schemas a worker binary embeds (the
+// profile's payload.schema.json and config.schema.json, draft 2020-12, as
+// the generator exports them from CUE) and validates documents against
+// them, with problems phrased for the person who wrote the document:
+// `payload.command[0]: got string, want array`, one line each, sorted.
+// The task-run stages (worker/taskrun) check payloads with it and config
+// loading (worker/config) checks the operator's config.
+package schema
 
 import (
 	"bytes"
@@ -27,9 +34,9 @@ type Schema struct {
 	doc  any // the decoded document, to look up allowed property names
 }
 
-// CompileSchema compiles doc, a JSON Schema document; name identifies it in
+// Compile compiles doc, a JSON Schema document; name identifies it in
 // errors (e.g. "payload.schema.json").
-func CompileSchema(name string, doc []byte) (*Schema, error) {
+func Compile(name string, doc []byte) (*Schema, error) {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
 		return nil, fmt.Errorf("parsing %s: %w", name, err)

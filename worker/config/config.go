@@ -1,4 +1,10 @@
-package worker
+// Package config loads a generated worker's operator config: the
+// profile's embedded defaults, the operator's file (JSON, or YAML read as
+// YAML 1.2) merged over them object by object, then the TASKCLUSTER_*
+// environment variables, validated against the profile's embedded config
+// schema. Every problem is reported at once as `config.<path>: <problem>`,
+// wrapped in ErrConfig. YAMLToJSON is also how the worker reads task files.
+package config
 
 import (
 	"encoding/json"

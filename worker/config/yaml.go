@@ -1,4 +1,4 @@
-package worker
+package config
 
 import (
 	"bytes"
@@ -11,19 +11,19 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// errManyDocuments is returned for a YAML stream of more than one
+// ErrManyDocuments is returned for a YAML stream of more than one
 // non-empty document: silently ignoring the rest of a file would lose what
 // the author wrote.
-var errManyDocuments = errors.New("holds more than one YAML document (a second one starts at a `---` line): keep one per file")
+var ErrManyDocuments = errors.New("holds more than one YAML document (a second one starts at a `---` line): keep one per file")
 
-// yamlToJSON converts a config or task file, YAML or JSON, to JSON. It
+// YAMLToJSON converts a config or task file, YAML or JSON, to JSON. It
 // reads YAML 1.2 (go.yaml.in/yaml/v3): only true and false are booleans,
 // so keys and values such as N, y, yes, on and off stay strings, as a
 // task author means them (YAML 1.1 would turn `env: {N: "40"}` into a
 // variable named "false"). A duplicate key is an error with its line; a
-// second non-empty document is errManyDocuments. An empty file gives
+// second non-empty document is ErrManyDocuments. An empty file gives
 // "null".
-func yamlToJSON(data []byte) ([]byte, error) {
+func YAMLToJSON(data []byte) ([]byte, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -42,7 +42,7 @@ func yamlToJSON(data []byte) ([]byte, error) {
 			return nil, err
 		}
 		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
-			return nil, errManyDocuments
+			return nil, ErrManyDocuments
 		}
 	}
 	var v any
