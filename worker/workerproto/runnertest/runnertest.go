@@ -10,6 +10,13 @@
 // new-credentials, waits for the worker's messages with WaitFor, and reads
 // everything collected (Messages, Output, Violations). Wait ends with the
 // worker's output (and process).
+//
+// StartStaticWorker goes further and plays worker-runner with a static
+// provider against a worker-manager (e.g. taskcluster/localqueue's):
+// registerWorker, generic-worker's config file, `run --config FILE
+// --with-worker-runner`, removeWorker on `shutdown`, reportWorkerError on
+// `error-report`, and RenewCredentials (reregisterWorker, then
+// `new-credentials`).
 package runnertest
 
 import (
