@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The capabilities of the reference, with the direction of their messages.
@@ -75,7 +76,8 @@ type Runner struct {
 	closeW  func() error
 	cmd     *exec.Cmd
 
-	wmu sync.Mutex
+	wmu  sync.Mutex
+	sent []Sent // guarded by wmu
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced whenever state changes
@@ -326,7 +328,27 @@ func (r *Runner) sendLine(m map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("runnertest: encoding %v: %w", m["type"], err)
 	}
-	return r.SendLine("~" + string(b))
+	if err := r.SendLine("~" + string(b)); err != nil {
+		return err
+	}
+	r.wmu.Lock()
+	r.sent = append(r.sent, Sent{Type: m["type"].(string), At: time.Now()})
+	r.wmu.Unlock()
+	return nil
+}
+
+// Sent is a message the Runner sent, with when its line was written.
+type Sent struct {
+	Type string
+	At   time.Time
+}
+
+// SentMessages returns the messages sent so far (welcome included), in
+// order, for timings such as new-credentials to first use.
+func (r *Runner) SentMessages() []Sent {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	return slices.Clone(r.sent)
 }
 
 // CloseInput closes the worker's input (its stdin), as worker-runner's

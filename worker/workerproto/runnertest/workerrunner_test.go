@@ -156,6 +156,9 @@ func TestStaticWorkerLifecycle(t *testing.T) {
 	require.Len(t, w.Credentials, 2)
 	assert.True(t, w.Credentials[0].Revoked)
 	assert.False(t, w.Credentials[1].FirstUsed.IsZero())
+	sent := wr.SentMessages()
+	require.Equal(t, "new-credentials", sent[len(sent)-1].Type)
+	t.Logf("new-credentials to the first call signed with them: %v", w.Credentials[1].FirstUsed.Sub(sent[len(sent)-1].At))
 	assert.Empty(t, wr.CallErrors())
 	assert.Empty(t, wr.Violations())
 	var warned, terminating bool
