@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -90,6 +91,15 @@ type WorkerPoolError struct {
 	Title        string          `json:"title"`
 	Description  string          `json:"description"`
 	Extra        json.RawMessage `json:"extra"`
+	WorkerGroup  string          `json:"workerGroup,omitempty"`
+	WorkerID     string          `json:"workerId,omitempty"`
+}
+
+// WorkerPoolErrorList is worker-pool-error-list.json, one page of errors;
+// ContinuationToken is "" on the last page.
+type WorkerPoolErrorList struct {
+	WorkerPoolErrors  []WorkerPoolError `json:"workerPoolErrors"`
+	ContinuationToken string            `json:"continuationToken,omitempty"`
 }
 
 // RegisterWorker exchanges a provider's identity proof for credentials
@@ -119,4 +129,20 @@ func (w *WorkerManager) ShouldWorkerTerminate(ctx context.Context, workerPoolID,
 func (w *WorkerManager) ReportWorkerError(ctx context.Context, workerPoolID string, req *ReportWorkerErrorRequest) (*WorkerPoolError, error) {
 	var out WorkerPoolError
 	return &out, w.c.Call(ctx, "worker-manager", "worker-manager.reportWorkerError", http.MethodPost, Route("/worker-pool-errors/<workerPoolId>", workerPoolID), nil, req, &out)
+}
+
+// RemoveWorker tells worker-manager the worker is gone
+// (worker-manager.removeWorker), as worker-runner does on the worker's
+// `shutdown` message.
+func (w *WorkerManager) RemoveWorker(ctx context.Context, workerPoolID, workerGroup, workerID string) error {
+	path := Route("/workers/<workerPoolId>/<workerGroup>/<workerId>", workerPoolID, workerGroup, workerID)
+	return w.c.Call(ctx, "worker-manager", "worker-manager.removeWorker", http.MethodDelete, path, nil, nil, nil)
+}
+
+// ListWorkerPoolErrors returns one page of the errors reported for a pool
+// (worker-manager.listWorkerPoolErrors); query may set continuationToken,
+// limit and errorId.
+func (w *WorkerManager) ListWorkerPoolErrors(ctx context.Context, workerPoolID string, query url.Values) (*WorkerPoolErrorList, error) {
+	var out WorkerPoolErrorList
+	return &out, w.c.Call(ctx, "worker-manager", "worker-manager.listWorkerPoolErrors", http.MethodGet, Route("/worker-pool-errors/<workerPoolId>", workerPoolID), query, nil, &out)
 }

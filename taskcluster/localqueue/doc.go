@@ -15,8 +15,11 @@
 // latestArtifact, listArtifacts, listLatestArtifacts, artifactInfo,
 // latestArtifactInfo, ping. Object
 // service: createUpload, finishUpload, startDownload, object (metadata),
-// download, ping. Routes, methods and scope expressions are those of the
-// API references (a test compares them).
+// download, ping. Worker-manager, for static worker pools made with
+// CreateWorkerPool and CreateStaticWorker (state in memory only):
+// registerWorker, reregisterWorker, shouldWorkerTerminate, removeWorker,
+// reportWorkerError, listWorkerPoolErrors, ping. Routes, methods and scope
+// expressions are those of the API references (a test compares them).
 //
 // # Semantics (as Taskcluster documents them)
 //

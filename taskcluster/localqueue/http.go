@@ -136,7 +136,7 @@ func muxPattern(prefix string, rt *route) string {
 func (s *Server) apiRoutes() []*route {
 	runScope := func(verb string) string { return "queue:" + verb + ":<taskId>/<runId>" }
 	getArtifactScopes := allOf{each{For: "name", In: "names", Each: "queue:get-artifact:<name>"}}
-	return []*route{
+	return append([]*route{
 		{service: "queue", name: "ping", method: "get", path: "/ping", handle: handlePing},
 		{service: "queue", name: "task", method: "get", path: "/task/<taskId>", scopes: "queue:get-task:<taskId>", handle: handleTask},
 		{service: "queue", name: "status", method: "get", path: "/task/<taskId>/status", scopes: "queue:status:<taskId>", handle: handleStatus},
@@ -176,7 +176,7 @@ func (s *Server) apiRoutes() []*route {
 		{service: "object", name: "startDownload", method: "put", path: "/start-download/<name>", scopes: "object:download:<name>", handle: handleStartDownload},
 		{service: "object", name: "object", method: "get", path: "/metadata/<name>", scopes: "object:download:<name>", handle: handleObjectMetadata},
 		{service: "object", name: "download", method: "get", path: "/download/<name>", scopes: "object:download:<name>", handle: handleDownload},
-	}
+	}, s.workerManagerRoutes()...)
 }
 
 func (s *Server) routes() http.Handler {

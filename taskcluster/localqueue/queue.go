@@ -67,6 +67,7 @@ type Server struct {
 	issuer hawk.Credentials
 	secret []byte
 	static map[string]Client
+	wm     wmState // the embedded worker-manager (workermanager.go)
 
 	mu         sync.Mutex
 	tasks      map[string]*taskRecord
@@ -196,6 +197,9 @@ func (s *Server) IssuerCredentials() Credentials {
 func (s *Server) lookupClient(_ context.Context, clientID string) (hawk.Client, error) {
 	if clientID == IssuerClientID {
 		return hawk.Client{AccessToken: s.issuer.AccessToken, Scopes: []string{"*"}}, nil
+	}
+	if c, ok := s.lookupIssuer(clientID); ok {
+		return c, nil
 	}
 	c, ok := s.static[clientID]
 	if !ok {
