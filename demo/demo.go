@@ -200,7 +200,7 @@ func CreateTasks(ctx context.Context, s *localqueue.Server, files []string, task
 		if def.SchedulerID == "" {
 			def.SchedulerID = "-"
 		}
-		if _, err := s.CreateTask(ctx, id, def); err != nil {
+		if _, err := s.CreateTask(ctx, id, &def); err != nil {
 			return nil, fmt.Errorf("creating task from %s: %w", f, err)
 		}
 		results = append(results, Result{File: f, TaskID: id, Name: def.Metadata.Name})

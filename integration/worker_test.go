@@ -122,7 +122,7 @@ func (e *env) task(payload map[string]any, retries int) string {
 		"payload":  payload,
 		"metadata": map[string]string{"name": "integration", "description": "d", "owner": "it@example.com", "source": "https://example.com/it"},
 	}
-	_, err := e.queue.CreateTask(context.Background(), id, def)
+	_, err := e.queue.CreateTaskJSON(context.Background(), id, def)
 	require.NoError(e.t, err)
 	return id
 }

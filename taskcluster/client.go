@@ -33,10 +33,11 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
-// Credentials are Taskcluster credentials (see hawk.Credentials).
-type Credentials = hawk.Credentials
+// Credentials are Taskcluster credentials (see tcwire.Credentials).
+type Credentials = tcwire.Credentials
 
 // Retry defaults.
 const (
@@ -328,7 +329,7 @@ func (c *Client) Sign(req *http.Request) error {
 	if c.AuthorizedScopes != nil {
 		cr.AuthorizedScopes = c.AuthorizedScopes
 	}
-	h, err := cr.SignHeader(hawk.RequestFromURL(req.Method, req.URL), c.now(), "")
+	h, err := hawk.SignHeader(cr, hawk.RequestFromURL(req.Method, req.URL), c.now(), "")
 	if err != nil {
 		return err
 	}
@@ -398,7 +399,7 @@ func (c *Client) SignedURL(u *url.URL, ttl time.Duration) (*url.URL, error) {
 	if c.AuthorizedScopes != nil {
 		cr.AuthorizedScopes = c.AuthorizedScopes
 	}
-	return cr.SignURL(u, c.now(), ttl)
+	return hawk.SignURL(cr, u, c.now(), ttl)
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/hawk"
 )
 
 // Upload and download URLs the server signs (like S3 pre-signed URLs) are
@@ -217,14 +219,14 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 		if a.Expires.Before(credExpiry) {
 			credExpiry = a.Expires
 		}
-		c, err := s.issuer.CreateTemporaryCredentials("artifact-upload/"+taskID+"/"+itoa(runID)+"/on/"+r.WorkerGroup+"/"+r.WorkerID,
+		c, err := hawk.CreateTemporaryCredentials(s.issuer, "artifact-upload/"+taskID+"/"+itoa(runID)+"/on/"+r.WorkerGroup+"/"+r.WorkerID,
 			[]string{"object:upload:" + a.ProjectID + ":" + a.ObjectName}, now, credExpiry)
 		if err != nil {
 			return createArtifactResult{}, fmt.Errorf("issuing object credentials: %w", err)
 		}
 		exp := a.Expires
 		res.Name, res.ProjectID, res.UploadID, res.Expires = a.ObjectName, a.ProjectID, a.UploadID, &exp
-		res.Credentials = &Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
+		res.Credentials = &c
 	}
 	return res, nil
 }

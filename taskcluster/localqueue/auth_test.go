@@ -40,7 +40,7 @@ func TestAuthentication(t *testing.T) {
 	stale := *h.worker
 	u, _ := url.Parse(h.srv.URL + "/api/queue/v1/task/" + id + "/status")
 	req, _ := http.NewRequest("GET", u.String(), nil)
-	auth, _ := stale.creds.SignHeader(hawk.RequestFromURL("GET", u), h.clock.Now().Add(-time.Hour), "")
+	auth, _ := hawk.SignHeader(stale.creds, hawk.RequestFromURL("GET", u), h.clock.Now().Add(-time.Hour), "")
 	req.Header.Set("Authorization", auth)
 	if r := h.send(req); r.status != 401 {
 		t.Fatalf("stale timestamp: %d", r.status)
@@ -49,7 +49,7 @@ func TestAuthentication(t *testing.T) {
 	req, _ = http.NewRequest("POST", h.srv.URL+"/api/queue/v1"+path, strings.NewReader(`{"tasks":1,"workerGroup":"test-group","workerId":"other"}`))
 	req.Header.Set("Content-Type", "application/json")
 	hash := hawk.PayloadHash("application/json", []byte(`{"tasks":1,"workerGroup":"test-group","workerId":"test-worker"}`))
-	auth, _ = h.worker.creds.SignHeader(hawk.RequestFromURL("POST", req.URL), h.clock.Now(), hash)
+	auth, _ = hawk.SignHeader(h.worker.creds, hawk.RequestFromURL("POST", req.URL), h.clock.Now(), hash)
 	req.Header.Set("Authorization", auth)
 	if r := h.send(req); r.status != 401 {
 		t.Fatalf("payload hash mismatch: %d %s", r.status, r.body)
@@ -85,7 +85,7 @@ func TestAuthentication(t *testing.T) {
 	restricted.call("POST", "queue", "/task/"+id+"/cancel", nil, "", "", 403)
 
 	// Signed URLs (bewit) work for GETs.
-	signed, err := h.admin.creds.SignURL(u, h.clock.Now(), time.Minute)
+	signed, err := hawk.SignURL(h.admin.creds, u, h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestStartAndListenAndServe(t *testing.T) {
 	go func() {
 		u, _ := url.Parse(r.URL + "/api/queue/v1/claim-work/p/w")
 		req, _ := http.NewRequest("POST", u.String(), strings.NewReader(`{"tasks":1,"workerGroup":"g","workerId":"i"}`))
-		auth, _ := hawk.Credentials{ClientID: "w", AccessToken: "t"}.SignHeader(hawk.RequestFromURL("POST", u), time.Now(), "")
+		auth, _ := hawk.SignHeader(hawk.Credentials{ClientID: "w", AccessToken: "t"}, hawk.RequestFromURL("POST", u), time.Now(), "")
 		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -361,7 +361,7 @@ func TestQueueDownAndBack(t *testing.T) {
 	ctx := context.Background()
 	id := NewTaskID()
 	now := time.Now()
-	if _, err := r.CreateTask(ctx, id, map[string]any{"taskQueueId": testQueue, "created": now, "deadline": now.Add(time.Hour),
+	if _, err := r.CreateTaskJSON(ctx, id, map[string]any{"taskQueueId": testQueue, "created": now, "deadline": now.Add(time.Hour),
 		"payload": map[string]any{}, "metadata": map[string]any{"name": "n", "description": "d", "owner": "o", "source": "https://x"}}); err != nil {
 		t.Fatal(err)
 	}

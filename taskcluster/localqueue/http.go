@@ -596,12 +596,12 @@ func handleArtifactContent(latest bool) func(c *call) error {
 			return c.reply(map[string]string{"storageType": "error", "reason": tgt.reason, "message": tgt.message})
 		case "object":
 			now := c.s.now()
-			cr, err := c.s.issuer.CreateTemporaryCredentials("", []string{"object:download:" + tgt.objectName}, now, now.Add(time.Hour))
+			cr, err := hawk.CreateTemporaryCredentials(c.s.issuer, "", []string{"object:download:" + tgt.objectName}, now, now.Add(time.Hour))
 			if err != nil {
 				return fmt.Errorf("issuing object download credentials: %w", err)
 			}
 			return c.reply(map[string]any{"storageType": "object", "name": tgt.objectName,
-				"credentials": Credentials{ClientID: cr.ClientID, AccessToken: cr.AccessToken, Certificate: cr.Certificate}})
+				"credentials": cr})
 		}
 		return c.reply(map[string]string{"storageType": tgt.storageType, "url": tgt.url})
 	}

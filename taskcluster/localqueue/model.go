@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/taskcluster"
-	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Task and run states (task-status.json `state`).
@@ -62,13 +62,11 @@ var priorities = map[string]int{
 }
 
 // TaskDefinition is a task definition as the Queue stores and returns it
-// (schema queue/v1/task.json), the client's type: the server fills in every
-// default (projectId "none", expires a year after created, empty lists and
-// objects), so what it answers has every member task.json requires.
-type TaskDefinition = taskcluster.Task
-
-// TaskMetadata is task-metadata.json.
-type TaskMetadata = taskcluster.TaskMetadata
+// (schema queue/v1/task.json), the shared wire type: the server fills in
+// every default (projectId "none", retries 5, expires a year after the
+// deadline, empty lists and objects), so what it answers has every member
+// task.json requires.
+type TaskDefinition = tcwire.TaskDefinition
 
 // Run is one run of a task (task-status.json `runs[]`), the client's type:
 // the server answers with exactly what workers parse. Times are UTC with
@@ -81,9 +79,9 @@ type TaskStatus = taskcluster.TaskStatus
 
 // Credentials are Taskcluster credentials as the Queue hands them out
 // (task-credentials.json, object-credentials.json): the same type the
-// hawk package and the taskcluster client use. The server never sets
-// AuthorizedScopes in what it returns.
-type Credentials = hawk.Credentials
+// hawk package and the taskcluster client use (tcwire.Credentials). The
+// server never sets AuthorizedScopes in what it returns.
+type Credentials = tcwire.Credentials
 
 // Artifact is one artifact of a run as the server stores it, with its bytes
 // for `s3` and `object` artifacts (returned by Server.Artifacts).

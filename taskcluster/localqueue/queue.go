@@ -64,7 +64,7 @@ type Server struct {
 	log    *slog.Logger
 	st     *store
 	auth   *hawk.Authenticator
-	issuer hawk.Credentials
+	issuer Credentials
 	secret []byte
 	static map[string]Client
 
@@ -122,7 +122,7 @@ func New(opts Options) (*Server, error) {
 		log:        o.Logger.With("component", "localqueue"),
 		st:         st,
 		secret:     ls.secret,
-		issuer:     hawk.Credentials{ClientID: IssuerClientID, AccessToken: ls.issuerKey},
+		issuer:     Credentials{ClientID: IssuerClientID, AccessToken: ls.issuerKey},
 		static:     map[string]Client{},
 		tasks:      ls.tasks,
 		artifacts:  ls.artifacts,
@@ -566,11 +566,11 @@ func (s *Server) taskCredentials(t *taskRecord, r *Run) (Credentials, error) {
 		"queue:resolve-task:" + run,
 		"queue:create-artifact:" + run,
 	}, t.Definition.Scopes...)
-	c, err := s.issuer.CreateTemporaryCredentials(name, scopes, s.now(), r.TakenUntil)
+	c, err := hawk.CreateTemporaryCredentials(s.issuer, name, scopes, s.now(), r.TakenUntil)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("issuing task credentials: %w", err)
 	}
-	return Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}, nil
+	return c, nil
 }
 
 // ReclaimTask extends the claim of a running run by the claim timeout and

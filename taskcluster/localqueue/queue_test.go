@@ -419,13 +419,13 @@ func TestCreateTaskRules(t *testing.T) {
 		t.Fatalf("taskQueueId %q", res.Status.TaskQueueID)
 	}
 	// The helper takes the same definitions.
-	if _, err := h.s.CreateTask(context.Background(), NewTaskID(), h.taskDef(nil)); err != nil {
+	if _, err := h.s.CreateTaskJSON(context.Background(), NewTaskID(), h.taskDef(nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.s.CreateTask(context.Background(), id, h.taskDef(nil)); err != nil {
+	if _, err := h.s.CreateTaskJSON(context.Background(), id, h.taskDef(nil)); err != nil {
 		t.Fatalf("CreateTask with the same definition: %v", err)
 	}
-	if _, err := h.s.CreateTask(context.Background(), id, h.taskDef(func(d map[string]any) { d["retries"] = 3 })); !errors.Is(err, ErrConflict) {
+	if _, err := h.s.CreateTaskJSON(context.Background(), id, h.taskDef(func(d map[string]any) { d["retries"] = 3 })); !errors.Is(err, ErrConflict) {
 		t.Fatal("CreateTask with a different definition for an existing taskId succeeded")
 	}
 }

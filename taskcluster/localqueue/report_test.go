@@ -24,7 +24,7 @@ func TestResolutionsTable(t *testing.T) {
 		Metadata:    task.Metadata{Name: "hello", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
 	}
 	id := NewTaskID()
-	st, err := h.s.CreateTask(ctx, id, def)
+	st, err := h.s.CreateTask(ctx, id, &def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestResolutionsTable(t *testing.T) {
 	}
 	pending := NewTaskID()
 	def.Metadata.Name = "waits"
-	if _, err := h.s.CreateTask(ctx, pending, def); err != nil {
+	if _, err := h.s.CreateTask(ctx, pending, &def); err != nil {
 		t.Fatal(err)
 	}
 

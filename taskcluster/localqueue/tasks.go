@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Identifier patterns of the Queue's schemas (task.json,
@@ -31,6 +33,9 @@ const (
 	allowedDrift  = 15 * time.Minute
 	defaultExpiry = 365 * 24 * time.Hour
 )
+
+// defaultRetries is the retries of a task whose definition gives none.
+const defaultRetries = 5
 
 // NewTaskID returns a fresh taskId: a random v4 UUID in URL-safe base64
 // without padding (a "slugid"), first bit clear like Taskcluster's nice
@@ -103,7 +108,7 @@ func parseTaskDefinition(taskID string, body []byte, now time.Time) (TaskDefinit
 		Requires:     str(req.Requires, "all-completed"),
 		Routes:       req.Routes,
 		Priority:     str(req.Priority, "lowest"),
-		Retries:      5,
+		Retries:      new(defaultRetries),
 		Scopes:       req.Scopes,
 		Payload:      req.Payload,
 		Extra:        req.Extra,
@@ -173,9 +178,9 @@ func parseTaskDefinition(taskID string, body []byte, now time.Time) (TaskDefinit
 		bad("priority %q is not one of highest, very-high, high, medium, low, very-low, lowest", d.Priority)
 	}
 	if req.Retries != nil {
-		d.Retries = *req.Retries
-		if d.Retries < 0 || d.Retries > 49 {
-			bad("retries %d is not within 0..49", d.Retries)
+		d.Retries = req.Retries
+		if *d.Retries < 0 || *d.Retries > 49 {
+			bad("retries %d is not within 0..49", *d.Retries)
 		}
 	}
 	if d.Scopes == nil {
@@ -208,7 +213,7 @@ func parseTaskDefinition(taskID string, body []byte, now time.Time) (TaskDefinit
 		if m.Name == nil || m.Description == nil || m.Owner == nil || m.Source == nil {
 			bad("metadata needs name, description, owner and source")
 		} else {
-			d.Metadata = TaskMetadata{Name: *m.Name, Description: *m.Description, Owner: *m.Owner, Source: *m.Source}
+			d.Metadata = tcwire.TaskMetadata{Name: *m.Name, Description: *m.Description, Owner: *m.Owner, Source: *m.Source}
 			if len(d.Metadata.Name) > 255 || len(d.Metadata.Owner) > 255 || len(d.Metadata.Description) > 32768 || len(d.Metadata.Source) > 4096 {
 				bad("metadata field too long")
 			}
@@ -281,11 +286,18 @@ func createTaskParams(taskID string, d TaskDefinition) scopeParams {
 }
 
 // CreateTask defines a task as the createTask endpoint does, without
-// authentication. def is anything that marshals to a task definition
-// (create-task-request.json): a TaskDefinition, a task.Definition, a map or
-// raw JSON bytes. Creating the same definition again returns the current
-// status; a different one fails with ErrConflict.
-func (s *Server) CreateTask(ctx context.Context, taskID string, def any) (TaskStatus, error) {
+// authentication; members def leaves empty get the Queue's defaults (see
+// tcwire.TaskDefinition). Creating the same definition again returns the
+// current status; a different one fails with ErrConflict.
+func (s *Server) CreateTask(ctx context.Context, taskID string, def *TaskDefinition) (TaskStatus, error) {
+	return s.CreateTaskJSON(ctx, taskID, def)
+}
+
+// CreateTaskJSON is CreateTask for a definition given as JSON
+// (create-task-request.json): raw bytes ([]byte or json.RawMessage) or any
+// value that marshals to it, such as a map. It is checked as the HTTP
+// endpoint checks a body, unknown members included.
+func (s *Server) CreateTaskJSON(ctx context.Context, taskID string, def any) (TaskStatus, error) {
 	var body []byte
 	switch v := def.(type) {
 	case []byte:
@@ -297,7 +309,7 @@ func (s *Server) CreateTask(ctx context.Context, taskID string, def any) (TaskSt
 		if err != nil {
 			return TaskStatus{}, fmt.Errorf("encoding task definition: %w", err)
 		}
-		body = dropNulls(b)
+		body = b
 	}
 	if err := ctx.Err(); err != nil {
 		return TaskStatus{}, err
@@ -309,26 +321,6 @@ func (s *Server) CreateTask(ctx context.Context, taskID string, def any) (TaskSt
 		return TaskStatus{}, err
 	}
 	return s.createTaskLocked(taskID, d)
-}
-
-// dropNulls removes top-level null members and zero times that Go structs
-// (task.Definition) marshal for absent fields.
-func dropNulls(b []byte) []byte {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return b
-	}
-	for k, v := range m {
-		s := string(v)
-		if s == "null" || s == `"0001-01-01T00:00:00Z"` {
-			delete(m, k)
-		}
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return b
-	}
-	return out
 }
 
 func (s *Server) createTaskLocked(taskID string, d TaskDefinition) (TaskStatus, error) {
@@ -358,7 +350,7 @@ func (s *Server) createTaskLocked(taskID string, d TaskDefinition) (TaskStatus, 
 	if len(missing) > 0 {
 		return TaskStatus{}, errInput("task dependencies not found: %s", strings.Join(missing, ", "))
 	}
-	t := &taskRecord{TaskID: taskID, Definition: d, RetriesLeft: d.Retries, Runs: []Run{}}
+	t := &taskRecord{TaskID: taskID, Definition: d, RetriesLeft: *d.Retries, Runs: []Run{}}
 	if s.dependenciesSatisfiedLocked(t) {
 		t.Runs = append(t.Runs, Run{RunID: 0, State: StatePending, ReasonCreated: ReasonScheduled, Scheduled: s.now()})
 	}
