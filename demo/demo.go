@@ -25,6 +25,7 @@ import (
 
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 	"github.com/workergen/workergen/worker"
 )
 
@@ -161,7 +162,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		if n := len(st.Runs); n > 0 {
 			run := st.Runs[n-1]
 			r.Resolution = run.State
-			if run.State == localqueue.StateException {
+			if run.State == tcwire.StateException {
 				r.Resolution += "/" + run.ReasonResolved
 			}
 			if err := download(ctx, client, server, r, n-1, filepath.Join(dir, "results", r.TaskID)); err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/gen/build"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 	"github.com/workergen/workergen/worker"
 )
 
@@ -177,7 +178,7 @@ func (e *env) runState(id string, run int) string {
 		return "<no run>"
 	}
 	r := st.Runs[run]
-	if r.State == localqueue.StateException {
+	if r.State == tcwire.StateException {
 		return r.State + "/" + r.ReasonResolved
 	}
 	return r.State

@@ -106,7 +106,7 @@ func TestEndpoints(t *testing.T) {
 	f.on("queue.status", func(map[string]string, []byte, *hawk.Identity) reply { return status("running", "running") })
 	st, err := q.Status(ctx, taskID)
 	require.NoError(t, err)
-	assert.Equal(t, StateRunning, st.Status.State)
+	assert.Equal(t, tcwire.StateRunning, st.Status.State)
 	require.Len(t, st.Status.Runs, 1)
 	assert.Equal(t, "w1", st.Status.Runs[0].WorkerID)
 
@@ -168,7 +168,7 @@ func TestEndpoints(t *testing.T) {
 		{"queue.reportCompleted", func() (*TaskStatusResponse, error) { return tq.ReportCompleted(ctx, taskID, 0) }, "completed"},
 		{"queue.reportFailed", func() (*TaskStatusResponse, error) { return tq.ReportFailed(ctx, taskID, 0) }, "failed"},
 		{"queue.reportException", func() (*TaskStatusResponse, error) {
-			return tq.ReportException(ctx, taskID, 0, ReasonWorkerShutdown)
+			return tq.ReportException(ctx, taskID, 0, tcwire.ReasonWorkerShutdown)
 		}, "exception"},
 	} {
 		f.on(ep.name, func(args map[string]string, body []byte, _ *hawk.Identity) reply {

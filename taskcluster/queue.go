@@ -24,33 +24,6 @@ func (c *Client) Queue() *Queue { return &Queue{c: c} }
 // Client returns the underlying client.
 func (q *Queue) Client() *Client { return q.c }
 
-// Run states and resolution reasons (schemas/queue/v1/task-status.json).
-const (
-	StateUnscheduled = "unscheduled"
-	StatePending     = "pending"
-	StateRunning     = "running"
-	StateCompleted   = "completed"
-	StateFailed      = "failed"
-	StateException   = "exception"
-)
-
-// Exception reasons a worker may report (task-exception-request.json), plus
-// the ones the Queue itself sets on runs.
-const (
-	ReasonWorkerShutdown      = "worker-shutdown"
-	ReasonMalformedPayload    = "malformed-payload"
-	ReasonResourceUnavailable = "resource-unavailable"
-	ReasonInternalError       = "internal-error"
-	ReasonIntermittentTask    = "intermittent-task"
-
-	ReasonCompleted        = "completed"
-	ReasonFailed           = "failed"
-	ReasonDeadlineExceeded = "deadline-exceeded"
-	ReasonCanceled         = "canceled"
-	ReasonClaimExpired     = "claim-expired"
-	ReasonSuperseded       = "superseded"
-)
-
 // RunInfo is one run in a task status (task-status.json#/properties/runs).
 type RunInfo struct {
 	RunID          int       `json:"runId"`
@@ -177,7 +150,7 @@ func (q *Queue) ReportFailed(ctx context.Context, taskID string, runID int) (*Ta
 	return &out, q.c.Call(ctx, "queue", "queue.reportFailed", http.MethodPost, runRoute("/task/<taskId>/runs/<runId>/failed", taskID, runID), nil, nil, &out)
 }
 
-// ReportException resolves a run as exception with one of the Reason*
+// ReportException resolves a run as exception with one of the tcwire.Reason*
 // worker reasons (queue.reportException).
 func (q *Queue) ReportException(ctx context.Context, taskID string, runID int, reason string) (*TaskStatusResponse, error) {
 	var out TaskStatusResponse

@@ -131,7 +131,7 @@ func TestInteropLocalQueue(t *testing.T) {
 
 	st, err := tq.ReportCompleted(ctx, taskID, claim.RunID)
 	require.NoError(t, err)
-	assert.Equal(t, taskcluster.StateCompleted, st.Status.State)
+	assert.Equal(t, tcwire.StateCompleted, st.Status.State)
 
 	_, err = tq.ReclaimTask(ctx, taskID, claim.RunID)
 	assert.ErrorIs(t, err, taskcluster.ErrConflict)

@@ -18,7 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Upload and download URLs the server signs (like S3 pre-signed URLs) are
@@ -144,8 +146,8 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 	if r.WorkerGroup == "" {
 		return createArtifactResult{}, errInput("run was not claimed by a worker and so no artifacts can exist")
 	}
-	if r.State != StateRunning {
-		if r.State != StateException || !r.Resolved.After(now.Add(-ArtifactExceptionGrace)) {
+	if r.State != tcwire.StateRunning {
+		if r.State != tcwire.StateException || !r.Resolved.After(now.Add(-ArtifactExceptionGrace)) {
 			return createArtifactResult{}, errConflict("artifacts cannot be created for a task after it is resolved, unless it is resolved 'exception', and even in this case only up to 25 min past resolution (run %d of task `%s` is %s)",
 				runID, taskID, r.State)
 		}
@@ -299,14 +301,8 @@ func (s *Server) finishArtifact(taskID string, runID int, name, uploadID string)
 	return nil
 }
 
-// artifactInfo is artifact-response.json.
-type artifactInfo struct {
-	StorageType   string    `json:"storageType"`
-	Name          string    `json:"name"`
-	Expires       time.Time `json:"expires"`
-	ContentType   string    `json:"contentType"`
-	ContentLength *int64    `json:"contentLength,omitempty"`
-}
+// artifactInfo is artifact-response.json, the client's type.
+type artifactInfo = taskcluster.Artifact
 
 // runArtifactsLocked returns a run's artifacts sorted by name.
 func (s *Server) runArtifactsLocked(taskID string, runID int) []*artifactRecord {

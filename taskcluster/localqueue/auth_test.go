@@ -19,6 +19,7 @@ import (
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
 	"github.com/workergen/workergen/taskcluster/tcschema"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -174,7 +175,7 @@ func TestRestartPersistence(t *testing.T) {
 	if err := h.s.CheckExpiry(); err != nil {
 		t.Fatal(err)
 	}
-	if st := h.status(run); st.Runs[0].ReasonResolved != ReasonClaimExpired {
+	if st := h.status(run); st.Runs[0].ReasonResolved != tcwire.ReasonClaimExpired {
 		t.Fatalf("after restart and expiry: %s", runStates(st))
 	}
 }
@@ -408,7 +409,7 @@ func TestQueueDownAndBack(t *testing.T) {
 	if _, err := tq.ReportCompleted(ctx, id, 0); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := r2.Status(id); st.State != StateCompleted {
+	if st, _ := r2.Status(id); st.State != tcwire.StateCompleted {
 		t.Fatalf("state %s", st.State)
 	}
 	if arts, err := r2.Artifacts(id, 0); err != nil || string(arts[0].Content) != "ok" {

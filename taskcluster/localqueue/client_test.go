@@ -56,7 +56,7 @@ func TestWorkerFlowWithClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status.State != StatePending || st.Status.RetriesLeft != 1 {
+	if st.Status.State != tcwire.StatePending || st.Status.RetriesLeft != 1 {
 		t.Fatalf("createTask: %+v", st.Status)
 	}
 	if _, err := admin.CreateTask(ctx, taskID, &tcwire.TaskDefinition{TaskQueueID: testQueue, Created: now, Deadline: now.Add(time.Hour),
@@ -144,7 +144,7 @@ func TestWorkerFlowWithClient(t *testing.T) {
 		t.Fatalf("error artifact: %v", err)
 	}
 	status, err := anon.Status(ctx, taskID)
-	if err != nil || status.Status.State != StateCompleted {
+	if err != nil || status.Status.State != tcwire.StateCompleted {
 		t.Fatalf("status: %+v %v", status, err)
 	}
 

@@ -7,47 +7,14 @@ import (
 	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
-// Task and run states (task-status.json `state`).
-const (
-	StateUnscheduled = "unscheduled"
-	StatePending     = "pending"
-	StateRunning     = "running"
-	StateCompleted   = "completed"
-	StateFailed      = "failed"
-	StateException   = "exception"
-)
-
-// Run reasonCreated values (task-status.json).
-const (
-	ReasonScheduled = "scheduled"
-	ReasonRetry     = "retry"
-	ReasonTaskRetry = "task-retry"
-	ReasonRerun     = "rerun"
-	ReasonException = "exception"
-)
-
-// Run reasonResolved values (task-status.json).
-const (
-	ReasonCompleted           = "completed"
-	ReasonFailed              = "failed"
-	ReasonDeadlineExceeded    = "deadline-exceeded"
-	ReasonCanceled            = "canceled"
-	ReasonClaimExpired        = "claim-expired"
-	ReasonWorkerShutdown      = "worker-shutdown"
-	ReasonMalformedPayload    = "malformed-payload"
-	ReasonResourceUnavailable = "resource-unavailable"
-	ReasonInternalError       = "internal-error"
-	ReasonIntermittentTask    = "intermittent-task"
-)
-
 // exceptionReasons are the reasons reportException accepts
 // (task-exception-request.json).
 var exceptionReasons = map[string]bool{
-	ReasonWorkerShutdown:      true,
-	ReasonMalformedPayload:    true,
-	ReasonResourceUnavailable: true,
-	ReasonInternalError:       true,
-	ReasonIntermittentTask:    true,
+	tcwire.ReasonWorkerShutdown:      true,
+	tcwire.ReasonMalformedPayload:    true,
+	tcwire.ReasonResourceUnavailable: true,
+	tcwire.ReasonInternalError:       true,
+	tcwire.ReasonIntermittentTask:    true,
 }
 
 // priorities ranks task priorities, highest first (task.json `priority`).
@@ -136,13 +103,13 @@ func (t *taskRecord) state() string {
 	if r := t.latest(); r != nil {
 		return r.State
 	}
-	return StateUnscheduled
+	return tcwire.StateUnscheduled
 }
 
 // resolved tells whether the task reached a final resolution.
 func (t *taskRecord) resolved() bool {
 	switch t.state() {
-	case StateCompleted, StateFailed, StateException:
+	case tcwire.StateCompleted, tcwire.StateFailed, tcwire.StateException:
 		return true
 	}
 	return false

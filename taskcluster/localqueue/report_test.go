@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func TestResolutionsTable(t *testing.T) {
@@ -51,7 +52,7 @@ func TestResolutionsTable(t *testing.T) {
 	tc.call("POST", "queue", runPath(id, 0, "/failed"), nil, "", "", 200)
 
 	sts, err := h.s.WaitResolved(ctx, time.Millisecond, id)
-	if err != nil || sts[0].State != StateFailed {
+	if err != nil || sts[0].State != tcwire.StateFailed {
 		t.Fatalf("WaitResolved: %v %v", sts, err)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -73,7 +74,7 @@ func TestResolutionsTable(t *testing.T) {
 			r = x
 		}
 	}
-	if r.State != StateFailed || r.Reason != ReasonFailed || !strings.HasPrefix(r.Log, h.dir) ||
+	if r.State != tcwire.StateFailed || r.Reason != tcwire.ReasonFailed || !strings.HasPrefix(r.Log, h.dir) ||
 		len(r.Artifacts) != 2 || r.Artifacts["public/missing"] != "error: file-missing-on-worker" {
 		t.Fatalf("resolution: %+v", r)
 	}

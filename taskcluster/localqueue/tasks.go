@@ -352,7 +352,7 @@ func (s *Server) createTaskLocked(taskID string, d TaskDefinition) (TaskStatus, 
 	}
 	t := &taskRecord{TaskID: taskID, Definition: d, RetriesLeft: *d.Retries, Runs: []Run{}}
 	if s.dependenciesSatisfiedLocked(t) {
-		t.Runs = append(t.Runs, Run{RunID: 0, State: StatePending, ReasonCreated: ReasonScheduled, Scheduled: s.now()})
+		t.Runs = append(t.Runs, Run{RunID: 0, State: tcwire.StatePending, ReasonCreated: tcwire.ReasonScheduled, Scheduled: s.now()})
 	}
 	if err := s.saveLocked(t); err != nil {
 		return TaskStatus{}, err
