@@ -1,9 +1,13 @@
 // Package taskcluster is the subset of the Taskcluster API a worker needs:
 // the Queue (claim, reclaim, resolve, artifacts, tasks), the Object service
-// (uploads and downloads) and the Worker-manager (registration, termination,
-// error reports), typed after the upstream JSON Schemas
-// (../shared/taskcluster/schemas/{queue,object,worker-manager}/v1) and
-// signed with Hawk (package hawk).
+// (uploads and downloads), the Worker-manager (registration, termination,
+// error reports) and the Index's findTask, typed after the upstream JSON
+// Schemas (../shared/taskcluster/schemas/{queue,object,worker-manager}/v1)
+// and signed with Hawk (package hawk). The types every layer shares (task
+// definition, credentials, states, API errors) are package tcwire's.
+//
+// RunQueue is what a task run's components get as task.Context.Queue: a
+// Client the worker signs with the run's task credentials.
 //
 // A Client holds the deployment's rootUrl and a credentials source read on
 // every attempt, so credentials can be swapped at any time (a reclaim hands

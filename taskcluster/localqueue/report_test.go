@@ -14,8 +14,8 @@ import (
 func TestResolutionsTable(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	// CreateTask takes the task package's Definition (zero expires and
-	// absent optional fields get the Queue's defaults).
+	// CreateTask takes the task package's Definition, tcwire's (zero
+	// expires and absent optional fields get the Queue's defaults).
 	now := h.clock.Now()
 	def := task.Definition{
 		TaskQueueID: testQueue,
