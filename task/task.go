@@ -250,7 +250,7 @@ type Artifact struct {
 
 // ArtifactSink publishes artifacts: in run mode to an output directory, in
 // work mode to the Queue. Implementations are safe for concurrent use.
-// Publish returns an *Exception with ReasonResourceUnavailable when the
+// Publish returns an *ExceptionError with ReasonResourceUnavailable when the
 // upload could not be done.
 type ArtifactSink interface {
 	Publish(ctx context.Context, a Artifact) error
