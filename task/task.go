@@ -76,12 +76,14 @@ type Context struct {
 
 	// Credentials returns the run's current temporary Taskcluster
 	// credentials (from the claim, replaced on every reclaim), or nil in run
-	// mode. Call it each time credentials are needed; do not keep the result.
+	// mode. Call it each time credentials are needed; do not keep or modify
+	// the result.
 	Credentials func() *Credentials
 
 	// Queue reaches the deployment's Index and Queue with the run's
-	// current credentials, or is nil when the worker has no rootUrl (run
-	// mode). Components use it instead of building their own client.
+	// current credentials (unsigned in run mode, which has none), or is nil
+	// when the worker has no rootUrl. Components use it instead of building
+	// their own client.
 	Queue Queue
 
 	// Logger is the worker's structured log (not the task log), with taskId
