@@ -25,6 +25,7 @@ import (
 
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 	"github.com/workergen/workergen/worker"
 )
 
@@ -198,7 +199,7 @@ func collect(ctx context.Context, q *runningQueue, results []Result, dir string)
 		if n := len(st.Runs); n > 0 {
 			run := st.Runs[n-1]
 			r.Resolution = run.State
-			if run.State == localqueue.StateException {
+			if run.State == tcwire.StateException {
 				r.Resolution += "/" + run.ReasonResolved
 			}
 			if err := download(ctx, client, q.server, r, n-1, filepath.Join(dir, "results", r.TaskID)); err != nil {
@@ -232,7 +233,7 @@ func CreateTasks(ctx context.Context, s *localqueue.Server, files []string, task
 		if def.SchedulerID == "" {
 			def.SchedulerID = "-"
 		}
-		if _, err := s.CreateTask(ctx, id, def); err != nil {
+		if _, err := s.CreateTask(ctx, id, &def); err != nil {
 			return nil, fmt.Errorf("creating task from %s: %w", f, err)
 		}
 		results = append(results, Result{File: f, TaskID: id, Name: def.Metadata.Name})

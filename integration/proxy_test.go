@@ -35,7 +35,7 @@ func TestTaskclusterProxy(t *testing.T) {
 	consumer := func(scopes []string) string {
 		id := worker.NewSlugID()
 		now := time.Now().UTC()
-		_, err := e.queue.CreateTask(context.Background(), id, map[string]any{
+		_, err := e.queue.CreateTaskJSON(context.Background(), id, map[string]any{
 			"taskQueueId": pool, "schedulerId": "it", "taskGroupId": id, "scopes": scopes,
 			"created": now, "deadline": now.Add(time.Hour), "expires": now.Add(24 * time.Hour),
 			"payload": map[string]any{

@@ -32,6 +32,7 @@ import (
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/gen/build"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 	"github.com/workergen/workergen/worker"
 )
 
@@ -122,7 +123,7 @@ func (e *env) task(payload map[string]any, retries int) string {
 		"payload":  payload,
 		"metadata": map[string]string{"name": "integration", "description": "d", "owner": "it@example.com", "source": "https://example.com/it"},
 	}
-	_, err := e.queue.CreateTask(context.Background(), id, def)
+	_, err := e.queue.CreateTaskJSON(context.Background(), id, def)
 	require.NoError(e.t, err)
 	return id
 }
@@ -177,7 +178,7 @@ func (e *env) runState(id string, run int) string {
 		return "<no run>"
 	}
 	r := st.Runs[run]
-	if r.State == localqueue.StateException {
+	if r.State == tcwire.StateException {
 		return r.State + "/" + r.ReasonResolved
 	}
 	return r.State

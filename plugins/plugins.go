@@ -42,7 +42,6 @@ import (
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/task"
-	"github.com/workergen/workergen/taskcluster"
 )
 
 // Options are what the generated main passes to a plugin's constructor.
@@ -181,21 +180,4 @@ func DecodePayloadField(payload json.RawMessage, name string, v any) error {
 		return task.MalformedPayloadf("payload.%s: %v", name, err)
 	}
 	return nil
-}
-
-// TaskCredentials adapts the run's credentials source (tc.Credentials,
-// refreshed by every reclaim) to taskcluster.Client.Credentials, for
-// plugins that call Taskcluster as the task. It yields nil (unsigned
-// requests) when the run has no credentials, as in run mode.
-func TaskCredentials(tc *task.Context) func() *taskcluster.Credentials {
-	return func() *taskcluster.Credentials {
-		if tc.Credentials == nil {
-			return nil
-		}
-		c := tc.Credentials()
-		if c == nil {
-			return nil
-		}
-		return &taskcluster.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
-	}
 }

@@ -1,57 +1,37 @@
 // Package task holds the types every layer of a worker shares about one task
-// run: the task definition (after the Queue's task-definition schema), the
-// per-run context handed to the engine and plugins, the task log, the
+// run: the task definition (the Queue's task.json, tcwire.TaskDefinition),
+// the per-run context handed to the engine and plugins (with the run's
+// credentials, a Queue signed with them, and HasScopes for scope checks on
+// the task's scopes), the task log, the
 // artifact sink, and the resolution vocabulary of the Taskcluster Queue
 // (reportCompleted / reportFailed / reportException reasons).
 //
-// The package is a leaf: it imports nothing from the rest of workergen, so the
-// engine contract (engines), the plugin contract (plugins) and the runtime
-// (worker) can all depend on it.
+// The package is nearly a leaf: it imports only the standard library and the
+// Taskcluster wire types (taskcluster/tcwire), so the engine contract
+// (engines), the plugin contract (plugins) and the runtime (worker) can all
+// depend on it.
 package task
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
-// Definition is a Taskcluster task definition as returned by the Queue's
-// `task` endpoint (schema queue/v1/task.json). Payload is kept raw: the engine
-// and each plugin decode the fields they own after the worker validated the
-// whole payload against the profile's composed payload schema.
-type Definition struct {
-	ProvisionerID string            `json:"provisionerId,omitempty"`
-	WorkerType    string            `json:"workerType,omitempty"`
-	TaskQueueID   string            `json:"taskQueueId,omitempty"`
-	SchedulerID   string            `json:"schedulerId,omitempty"`
-	ProjectID     string            `json:"projectId,omitempty"`
-	TaskGroupID   string            `json:"taskGroupId,omitempty"`
-	Dependencies  []string          `json:"dependencies,omitempty"`
-	Requires      string            `json:"requires,omitempty"`
-	Routes        []string          `json:"routes,omitempty"`
-	Priority      string            `json:"priority,omitempty"`
-	Retries       int               `json:"retries,omitempty"`
-	Created       time.Time         `json:"created"`
-	Deadline      time.Time         `json:"deadline"`
-	Expires       time.Time         `json:"expires,omitempty"`
-	Scopes        []string          `json:"scopes,omitempty"`
-	Payload       json.RawMessage   `json:"payload"`
-	Metadata      Metadata          `json:"metadata"`
-	Tags          map[string]string `json:"tags,omitempty"`
-	Extra         json.RawMessage   `json:"extra,omitempty"`
-}
+// Definition is a Taskcluster task definition as the Queue serves it
+// (queue/v1 task.json): the shared wire type tcwire.TaskDefinition. Payload
+// is kept raw: the engine and each plugin decode the fields they own after
+// the worker validated the whole payload against the profile's composed
+// payload schema.
+type Definition = tcwire.TaskDefinition
 
 // Metadata is the task definition's `metadata` object.
-type Metadata struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Owner       string `json:"owner"`
-	Source      string `json:"source"`
-}
+type Metadata = tcwire.TaskMetadata
 
 // WorkerInfo identifies the worker running a task, in Taskcluster's terms,
 // plus the build it comes from.
@@ -96,8 +76,15 @@ type Context struct {
 
 	// Credentials returns the run's current temporary Taskcluster
 	// credentials (from the claim, replaced on every reclaim), or nil in run
-	// mode. Call it each time credentials are needed; do not keep the result.
+	// mode. Call it each time credentials are needed; do not keep or modify
+	// the result.
 	Credentials func() *Credentials
+
+	// Queue reaches the deployment's Index and Queue with the run's
+	// current credentials (unsigned in run mode, which has none), or is nil
+	// when the worker has no rootUrl. Components use it instead of building
+	// their own client.
+	Queue Queue
 
 	// Logger is the worker's structured log (not the task log), with taskId
 	// and runId attached.
@@ -121,12 +108,39 @@ type Context struct {
 // that manage caches).
 type PurgeCachesKey struct{}
 
-// Credentials are Taskcluster credentials; Certificate is set for
-// temporary credentials (the JSON certificate as a string).
-type Credentials struct {
-	ClientID    string `json:"clientId"`
-	AccessToken string `json:"accessToken"`
-	Certificate string `json:"certificate,omitempty"`
+// Credentials are Taskcluster credentials (tcwire.Credentials); a run's
+// task credentials are temporary: Certificate is set.
+type Credentials = tcwire.Credentials
+
+// Queue is what a run's components reach of the Taskcluster deployment,
+// signed with the run's current task credentials (so within the task's
+// scopes). The worker sets Context.Queue when it has a rootUrl; in run mode
+// without one it is nil. Methods are safe for concurrent use and retry
+// network errors and 5xx answers themselves.
+//
+// Errors: a refusal by the service (its 4xx answer: namespace, task or
+// artifact missing, an error artifact, scopes lacking) is a
+// *tcwire.APIError in the chain (tcwire.StatusCode gives its status; 404s
+// match errors.Is(err, tcwire.ErrNotFound), 403s tcwire.ErrForbidden);
+// anything else is transient.
+type Queue interface {
+	// FindTask returns the taskId indexed under namespace, e.g.
+	// "project.app.latest" (index.findTask).
+	FindTask(ctx context.Context, namespace string) (taskID string, err error)
+	// OpenLatestArtifact opens the content of the artifact name (e.g.
+	// "public/image.tar") of taskID's latest run: queue.status, then
+	// queue.getArtifact and the download it redirects to. A task without
+	// runs is an error matching tcwire.ErrNotFound. The caller closes the
+	// reader.
+	OpenLatestArtifact(ctx context.Context, taskID, name string) (io.ReadCloser, error)
+}
+
+// HasScopes reports whether the task's scopes (Definition.Scopes) satisfy
+// every scope in scopes, under Taskcluster's rule (tcwire.ScopeSatisfied:
+// exact, or a scope ending in "*" that prefixes it). No scopes is always
+// satisfied.
+func (c *Context) HasScopes(scopes ...string) bool {
+	return tcwire.HasScopes(c.Definition.Scopes, scopes...)
 }
 
 // Value returns the value stored under key by SetValue, or nil.

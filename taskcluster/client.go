@@ -1,9 +1,13 @@
 // Package taskcluster is the subset of the Taskcluster API a worker needs:
 // the Queue (claim, reclaim, resolve, artifacts, tasks), the Object service
-// (uploads and downloads) and the Worker-manager (registration, termination,
-// error reports), typed after the upstream JSON Schemas
-// (../shared/taskcluster/schemas/{queue,object,worker-manager}/v1) and
-// signed with Hawk (package hawk).
+// (uploads and downloads), the Worker-manager (registration, termination,
+// error reports) and the Index's findTask, typed after the upstream JSON
+// Schemas (../shared/taskcluster/schemas/{queue,object,worker-manager}/v1)
+// and signed with Hawk (package hawk). The types every layer shares (task
+// definition, credentials, states, API errors) are package tcwire's.
+//
+// RunQueue is what a task run's components get as task.Context.Queue: a
+// Client the worker signs with the run's task credentials.
 //
 // A Client holds the deployment's rootUrl and a credentials source read on
 // every attempt, so credentials can be swapped at any time (a reclaim hands
@@ -33,10 +37,11 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
-// Credentials are Taskcluster credentials (see hawk.Credentials).
-type Credentials = hawk.Credentials
+// Credentials are Taskcluster credentials (see tcwire.Credentials).
+type Credentials = tcwire.Credentials
 
 // Retry defaults.
 const (
@@ -328,7 +333,7 @@ func (c *Client) Sign(req *http.Request) error {
 	if c.AuthorizedScopes != nil {
 		cr.AuthorizedScopes = c.AuthorizedScopes
 	}
-	h, err := cr.SignHeader(hawk.RequestFromURL(req.Method, req.URL), c.now(), "")
+	h, err := hawk.SignHeader(cr, hawk.RequestFromURL(req.Method, req.URL), c.now(), "")
 	if err != nil {
 		return err
 	}
@@ -398,7 +403,7 @@ func (c *Client) SignedURL(u *url.URL, ttl time.Duration) (*url.URL, error) {
 	if c.AuthorizedScopes != nil {
 		cr.AuthorizedScopes = c.AuthorizedScopes
 	}
-	return cr.SignURL(u, c.now(), ttl)
+	return hawk.SignURL(cr, u, c.now(), ttl)
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the

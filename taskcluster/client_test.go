@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +57,7 @@ const taskJSON = `{
 func tempCreds(t *testing.T, name string) Credentials {
 	t.Helper()
 	now := time.Now()
-	c, err := workerCreds.CreateTemporaryCredentials(name, []string{"queue:*"}, now.Add(-time.Minute), now.Add(time.Hour))
+	c, err := hawk.CreateTemporaryCredentials(workerCreds, name, []string{"queue:*"}, now.Add(-time.Minute), now.Add(time.Hour))
 	require.NoError(t, err)
 	return c
 }
@@ -105,7 +106,7 @@ func TestEndpoints(t *testing.T) {
 	f.on("queue.status", func(map[string]string, []byte, *hawk.Identity) reply { return status("running", "running") })
 	st, err := q.Status(ctx, taskID)
 	require.NoError(t, err)
-	assert.Equal(t, StateRunning, st.Status.State)
+	assert.Equal(t, tcwire.StateRunning, st.Status.State)
 	require.Len(t, st.Status.Runs, 1)
 	assert.Equal(t, "w1", st.Status.Runs[0].WorkerID)
 
@@ -114,13 +115,13 @@ func TestEndpoints(t *testing.T) {
 		return status("pending", "pending")
 	})
 	retries := 0
-	_, err = q.CreateTask(ctx, taskID, &CreateTaskRequest{
+	_, err = q.CreateTask(ctx, taskID, &tcwire.TaskDefinition{
 		TaskQueueID: "proj/linux",
 		Created:     time.Now(),
 		Deadline:    time.Now().Add(time.Hour),
 		Retries:     &retries,
 		Payload:     json.RawMessage(`{"command": [["true"]]}`),
-		Metadata:    TaskMetadata{Name: "n", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
+		Metadata:    tcwire.TaskMetadata{Name: "n", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
 	})
 	require.NoError(t, err)
 
@@ -167,7 +168,7 @@ func TestEndpoints(t *testing.T) {
 		{"queue.reportCompleted", func() (*TaskStatusResponse, error) { return tq.ReportCompleted(ctx, taskID, 0) }, "completed"},
 		{"queue.reportFailed", func() (*TaskStatusResponse, error) { return tq.ReportFailed(ctx, taskID, 0) }, "failed"},
 		{"queue.reportException", func() (*TaskStatusResponse, error) {
-			return tq.ReportException(ctx, taskID, 0, ReasonWorkerShutdown)
+			return tq.ReportException(ctx, taskID, 0, tcwire.ReasonWorkerShutdown)
 		}, "exception"},
 	} {
 		f.on(ep.name, func(args map[string]string, body []byte, _ *hawk.Identity) reply {
@@ -560,7 +561,7 @@ func TestTimesHaveMillisecondPrecision(t *testing.T) {
 	for _, v := range []any{
 		ErrorArtifact(ErrorFileMissingOnWorker, "m", ts),
 		&CreateUploadRequest{Expires: ts},
-		&CreateTaskRequest{Created: ts, Deadline: ts, Expires: ts},
+		&tcwire.TaskDefinition{Created: ts, Deadline: ts, Expires: ts},
 		&RegisterWorkerRequest{SystemBootTime: ts},
 	} {
 		b, err := json.Marshal(v)
@@ -568,7 +569,7 @@ func TestTimesHaveMillisecondPrecision(t *testing.T) {
 		assert.Contains(t, string(b), `"2030-01-02T02:04:05.678Z"`)
 		assert.NotContains(t, string(b), "678999999")
 	}
-	b, err := json.Marshal(&CreateTaskRequest{Created: ts, Deadline: ts})
+	b, err := json.Marshal(&tcwire.TaskDefinition{Created: ts, Deadline: ts})
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "expires")
 	b, err = json.Marshal(&RegisterWorkerRequest{})

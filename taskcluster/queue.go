@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Queue is the Queue service client (references/queue/v1/api.json).
@@ -21,101 +23,6 @@ func (c *Client) Queue() *Queue { return &Queue{c: c} }
 
 // Client returns the underlying client.
 func (q *Queue) Client() *Client { return q.c }
-
-// Run states and resolution reasons (schemas/queue/v1/task-status.json).
-const (
-	StateUnscheduled = "unscheduled"
-	StatePending     = "pending"
-	StateRunning     = "running"
-	StateCompleted   = "completed"
-	StateFailed      = "failed"
-	StateException   = "exception"
-)
-
-// Exception reasons a worker may report (task-exception-request.json), plus
-// the ones the Queue itself sets on runs.
-const (
-	ReasonWorkerShutdown      = "worker-shutdown"
-	ReasonMalformedPayload    = "malformed-payload"
-	ReasonResourceUnavailable = "resource-unavailable"
-	ReasonInternalError       = "internal-error"
-	ReasonIntermittentTask    = "intermittent-task"
-
-	ReasonCompleted        = "completed"
-	ReasonFailed           = "failed"
-	ReasonDeadlineExceeded = "deadline-exceeded"
-	ReasonCanceled         = "canceled"
-	ReasonClaimExpired     = "claim-expired"
-	ReasonSuperseded       = "superseded"
-)
-
-// TaskMetadata is task-metadata.json.
-type TaskMetadata struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Owner       string `json:"owner"`
-	Source      string `json:"source"`
-}
-
-// Task is a task definition as the Queue returns it (task.json). Payload and
-// Extra are kept as raw JSON.
-type Task struct {
-	ProvisionerID string            `json:"provisionerId"`
-	WorkerType    string            `json:"workerType"`
-	TaskQueueID   string            `json:"taskQueueId"`
-	SchedulerID   string            `json:"schedulerId"`
-	ProjectID     string            `json:"projectId,omitempty"`
-	TaskGroupID   string            `json:"taskGroupId"`
-	Dependencies  []string          `json:"dependencies"`
-	Requires      string            `json:"requires"`
-	Routes        []string          `json:"routes"`
-	Priority      string            `json:"priority"`
-	Retries       int               `json:"retries"`
-	Created       time.Time         `json:"created"`
-	Deadline      time.Time         `json:"deadline"`
-	Expires       time.Time         `json:"expires,omitzero"`
-	Scopes        []string          `json:"scopes"`
-	Payload       json.RawMessage   `json:"payload"`
-	Metadata      TaskMetadata      `json:"metadata"`
-	Tags          map[string]string `json:"tags"`
-	Extra         json.RawMessage   `json:"extra"`
-}
-
-// CreateTaskRequest is create-task-request.json: only created, deadline,
-// payload and metadata are required; empty optional members are left out so
-// the Queue applies its defaults.
-type CreateTaskRequest struct {
-	TaskQueueID   string            `json:"taskQueueId,omitempty"`
-	ProvisionerID string            `json:"provisionerId,omitempty"`
-	WorkerType    string            `json:"workerType,omitempty"`
-	SchedulerID   string            `json:"schedulerId,omitempty"`
-	ProjectID     string            `json:"projectId,omitempty"`
-	TaskGroupID   string            `json:"taskGroupId,omitempty"`
-	Dependencies  []string          `json:"dependencies,omitempty"`
-	Requires      string            `json:"requires,omitempty"`
-	Routes        []string          `json:"routes,omitempty"`
-	Priority      string            `json:"priority,omitempty"`
-	Retries       *int              `json:"retries,omitempty"`
-	Created       time.Time         `json:"created"`
-	Deadline      time.Time         `json:"deadline"`
-	Expires       time.Time         `json:"expires,omitzero"`
-	Scopes        []string          `json:"scopes,omitempty"`
-	Payload       json.RawMessage   `json:"payload"`
-	Metadata      TaskMetadata      `json:"metadata"`
-	Tags          map[string]string `json:"tags,omitempty"`
-	Extra         json.RawMessage   `json:"extra,omitempty"`
-}
-
-// MarshalJSON writes the times with millisecond precision (FormatTime).
-func (r CreateTaskRequest) MarshalJSON() ([]byte, error) {
-	type plain CreateTaskRequest
-	return json.Marshal(struct {
-		plain
-		Created  string `json:"created"`
-		Deadline string `json:"deadline"`
-		Expires  string `json:"expires,omitempty"`
-	}{plain(r), FormatTime(r.Created), FormatTime(r.Deadline), formatOptTime(r.Expires)})
-}
 
 // RunInfo is one run in a task status (task-status.json#/properties/runs).
 type RunInfo struct {
@@ -164,13 +71,13 @@ type ClaimWorkRequest struct {
 // Credentials are the run's task credentials (temporary, expiring around
 // TakenUntil).
 type TaskClaim struct {
-	Status      TaskStatus  `json:"status"`
-	RunID       int         `json:"runId"`
-	WorkerGroup string      `json:"workerGroup"`
-	WorkerID    string      `json:"workerId"`
-	TakenUntil  time.Time   `json:"takenUntil"`
-	Task        Task        `json:"task"`
-	Credentials Credentials `json:"credentials"`
+	Status      TaskStatus            `json:"status"`
+	RunID       int                   `json:"runId"`
+	WorkerGroup string                `json:"workerGroup"`
+	WorkerID    string                `json:"workerId"`
+	TakenUntil  time.Time             `json:"takenUntil"`
+	Task        tcwire.TaskDefinition `json:"task"`
+	Credentials Credentials           `json:"credentials"`
 }
 
 // ClaimWorkResponse is claim-work-response.json; Tasks may be empty when the
@@ -196,8 +103,8 @@ type TaskExceptionRequest struct {
 }
 
 // Task returns a task definition (queue.task).
-func (q *Queue) Task(ctx context.Context, taskID string) (*Task, error) {
-	var out Task
+func (q *Queue) Task(ctx context.Context, taskID string) (*tcwire.TaskDefinition, error) {
+	var out tcwire.TaskDefinition
 	return &out, q.c.Call(ctx, "queue", "queue.task", http.MethodGet, Route("/task/<taskId>", taskID), nil, nil, &out)
 }
 
@@ -207,9 +114,10 @@ func (q *Queue) Status(ctx context.Context, taskID string) (*TaskStatusResponse,
 	return &out, q.c.Call(ctx, "queue", "queue.status", http.MethodGet, Route("/task/<taskId>/status", taskID), nil, nil, &out)
 }
 
-// CreateTask defines a task (queue.createTask); repeating the identical
-// definition is idempotent, a different one answers 409.
-func (q *Queue) CreateTask(ctx context.Context, taskID string, task *CreateTaskRequest) (*TaskStatusResponse, error) {
+// CreateTask defines a task (queue.createTask); members task leaves empty
+// get the Queue's defaults (see tcwire.TaskDefinition). Repeating the
+// identical definition is idempotent, a different one answers 409.
+func (q *Queue) CreateTask(ctx context.Context, taskID string, task *tcwire.TaskDefinition) (*TaskStatusResponse, error) {
 	var out TaskStatusResponse
 	return &out, q.c.Call(ctx, "queue", "queue.createTask", http.MethodPut, Route("/task/<taskId>", taskID), nil, task, &out)
 }
@@ -242,7 +150,7 @@ func (q *Queue) ReportFailed(ctx context.Context, taskID string, runID int) (*Ta
 	return &out, q.c.Call(ctx, "queue", "queue.reportFailed", http.MethodPost, runRoute("/task/<taskId>/runs/<runId>/failed", taskID, runID), nil, nil, &out)
 }
 
-// ReportException resolves a run as exception with one of the Reason*
+// ReportException resolves a run as exception with one of the tcwire.Reason*
 // worker reasons (queue.reportException).
 func (q *Queue) ReportException(ctx context.Context, taskID string, runID int, reason string) (*TaskStatusResponse, error) {
 	var out TaskStatusResponse
@@ -314,12 +222,9 @@ func ErrorArtifact(reason, message string, expires time.Time) *PostArtifactReque
 	return &PostArtifactRequest{StorageType: StorageError, Reason: reason, Message: message, Expires: expires}
 }
 
-// FormatTime renders t as Taskcluster's clients do: UTC with exactly three
-// fractional digits, e.g. "2030-01-01T00:00:00.000Z" (truncated, so an
-// expiry never moves later).
-func FormatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
-}
+// FormatTime renders t as Taskcluster's clients do (tcwire.FormatTime),
+// e.g. "2030-01-01T00:00:00.000Z".
+func FormatTime(t time.Time) string { return tcwire.FormatTime(t) }
 
 func formatOptTime(t time.Time) string {
 	if t.IsZero() {

@@ -231,7 +231,7 @@ func TestUploadArtifactObject(t *testing.T) {
 	expires := time.Now().Add(time.Hour).UTC()
 	content := bytes.Repeat([]byte("object data "), 10_000)
 	objectName := "t/" + taskID + "/0/public/a b+c.bin"
-	objCreds, err := Credentials{ClientID: "worker-two", AccessToken: "worker-two-token"}.CreateTemporaryCredentials("", []string{"object:upload:proj:" + objectName}, time.Now(), expires)
+	objCreds, err := hawk.CreateTemporaryCredentials(Credentials{ClientID: "worker-two", AccessToken: "worker-two-token"}, "", []string{"object:upload:proj:" + objectName}, time.Now(), expires)
 	require.NoError(t, err)
 
 	f.on("queue.createArtifact", func(args map[string]string, body []byte, id *hawk.Identity) reply {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/worker/taskrun"
 )
 
@@ -153,6 +154,11 @@ func RunLocal(ctx context.Context, r *Runner, lr LocalRun) (LocalResult, error) 
 		Credentials: func() *task.Credentials { return nil },
 		Logger:      runnerLogger(r).With("taskId", lr.TaskID, "runId", lr.RunID),
 		Started:     time.Now(),
+	}
+	if r.Info.RootURL != "" {
+		// Run mode has no task credentials: the deployment's public
+		// artifacts and index are reachable unsigned.
+		tc.Queue = taskcluster.RunQueue{Client: &taskcluster.Client{RootURL: r.Info.RootURL, Logger: tc.Logger}}
 	}
 	ctl := taskrun.NewControl()
 	done := make(chan struct{})

@@ -57,7 +57,7 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 	defer runner.Close()
 	client := &taskcluster.Client{
 		RootURL:     cfg.RootURL,
-		Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: cfg.Credentials.ClientID, AccessToken: cfg.Credentials.AccessToken, Certificate: cfg.Credentials.Certificate}),
+		Credentials: taskcluster.StaticCredentials(cfg.Credentials),
 		Logger:      logger,
 		UserAgent:   b.Binary + "/" + version,
 	}

@@ -392,37 +392,22 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	}
 	defer lf.Close()
 
-	def := definitionFromClaim(ar.claim.Task)
 	tc := &task.Context{
 		TaskID:     taskID,
 		RunID:      runID,
-		Definition: def,
+		Definition: ar.claim.Task,
 		Worker:     w.Runner.Info,
 		TaskDir:    taskDir,
 		Log:        task.NewLog(lf),
 		LogPath:    logPath,
 		Artifacts: &queueSink{queue: queue, taskID: taskID, runID: runID,
 			storageType: w.Config.ArtifactUpload, tmpDir: runDir},
-		Credentials: func() *task.Credentials {
-			c := ar.creds.Get()
-			return &task.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
-		},
-		Logger:  log,
-		Started: time.Now(),
+		Credentials: ar.creds.Get,
+		Queue:       taskcluster.RunQueue{Client: queue.Client()},
+		Logger:      log,
+		Started:     time.Now(),
 	}
 	return w.Runner.Run(ctx, tc, ar.ctl), nil
-}
-
-func definitionFromClaim(t taskcluster.Task) task.Definition {
-	return task.Definition{
-		ProvisionerID: t.ProvisionerID, WorkerType: t.WorkerType, TaskQueueID: t.TaskQueueID,
-		SchedulerID: t.SchedulerID, ProjectID: t.ProjectID, TaskGroupID: t.TaskGroupID,
-		Dependencies: t.Dependencies, Requires: t.Requires, Routes: t.Routes, Priority: t.Priority,
-		Retries: t.Retries, Created: t.Created, Deadline: t.Deadline, Expires: t.Expires,
-		Scopes: t.Scopes, Payload: t.Payload,
-		Metadata: task.Metadata{Name: t.Metadata.Name, Description: t.Metadata.Description, Owner: t.Metadata.Owner, Source: t.Metadata.Source},
-		Tags:     t.Tags, Extra: t.Extra,
-	}
 }
 
 // reclaimDelay is how long to wait before reclaiming a claim that is valid

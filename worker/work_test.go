@@ -108,7 +108,7 @@ func (e *queueEnv) createTask(payload string, retries int) string {
 		"payload":  json.RawMessage(payload),
 		"metadata": map[string]string{"name": "t", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
 	}
-	_, err := e.server.CreateTask(context.Background(), id, def)
+	_, err := e.server.CreateTaskJSON(context.Background(), id, def)
 	require.NoError(e.t, err)
 	return id
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"slices"
 	"sort"
-	"strings"
 
 	"github.com/distribution/reference"
 	"github.com/workergen/workergen/task"
@@ -118,7 +116,6 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 		bad("payload.image.type: unknown image type %q", p.Image.Type)
 	}
 
-	scopes := tc.Definition.Scopes
 	pool := tc.Worker.WorkerPoolID
 	names := make([]string, 0, len(p.Cache))
 	for name := range p.Cache {
@@ -134,7 +131,7 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 		if !path.IsAbs(mnt) {
 			bad("payload.cache[%q]: mount path %q must be absolute", name, mnt)
 		}
-		if s := "docker-worker:cache:" + name; !scopeSatisfied(scopes, s) {
+		if s := "docker-worker:cache:" + name; !tc.HasScopes(s) {
 			bad("payload.cache[%q]: task lacks scope %s", name, s)
 		}
 	}
@@ -146,7 +143,7 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 			bad("payload.%s: not allowed on this worker (engine config)", field)
 			return
 		}
-		if !scopeSatisfied(scopes, scope) && !scopeSatisfied(scopes, scope+":"+pool) {
+		if !tc.HasScopes(scope) && !tc.HasScopes(scope+":"+pool) {
 			bad("payload.%s: task lacks scope %s", field, scope)
 		}
 	}
@@ -163,16 +160,4 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 		return Payload{}, task.MalformedPayload(reasons...)
 	}
 	return p, nil
-}
-
-// scopeSatisfied reports whether the task scopes satisfy required, with
-// Taskcluster's rule: a scope ending in "*" satisfies every scope it is a
-// prefix of (without the "*").
-func scopeSatisfied(scopes []string, required string) bool {
-	return slices.ContainsFunc(scopes, func(s string) bool {
-		if strings.HasSuffix(s, "*") {
-			return strings.HasPrefix(required, s[:len(s)-1])
-		}
-		return s == required
-	})
 }

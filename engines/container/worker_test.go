@@ -161,7 +161,7 @@ func (e *itEnv) createTask(payload map[string]any, scopes ...string) string {
 		"payload":  payload,
 		"metadata": map[string]string{"name": "it", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
 	}
-	if _, err := e.server.CreateTask(context.Background(), id, def); err != nil {
+	if _, err := e.server.CreateTaskJSON(context.Background(), id, def); err != nil {
 		e.t.Fatal(err)
 	}
 	return id

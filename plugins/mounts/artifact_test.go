@@ -45,7 +45,7 @@ func artifactQueue(t *testing.T) (rootURL, id string, creds *task.Credentials) {
 	id = localqueue.NewTaskID()
 	indexed = id
 	now := time.Now()
-	_, err = s.CreateTask(ctx, id, map[string]any{"taskQueueId": "p/w", "created": now, "deadline": now.Add(time.Hour),
+	_, err = s.CreateTaskJSON(ctx, id, map[string]any{"taskQueueId": "p/w", "created": now, "deadline": now.Add(time.Hour),
 		"scopes":  []string{"queue:get-artifact:private/*"},
 		"payload": map[string]any{}, "metadata": map[string]any{"name": "n", "description": "d", "owner": "o@example.com", "source": "https://x"}})
 	require.NoError(t, err)
@@ -60,8 +60,17 @@ func artifactQueue(t *testing.T) (rootURL, id string, creds *task.Credentials) {
 			Expires: now.Add(time.Hour), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
 		}))
 	}
-	c := claims[0].Credentials
-	return srv.URL, id, &task.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
+	return srv.URL, id, &claims[0].Credentials
+}
+
+// runQueue is the run's Queue as the worker gives it: a client on rootURL
+// signed with creds (unsigned when nil), retrying briefly.
+func runQueue(rootURL string, creds *task.Credentials) task.Queue {
+	c := &taskcluster.Client{RootURL: rootURL, MaxElapsedTime: 2 * time.Second, InitialInterval: 10 * time.Millisecond}
+	if creds != nil {
+		c.Credentials = taskcluster.StaticCredentials(*creds)
+	}
+	return taskcluster.RunQueue{Client: c}
 }
 
 func TestArtifactContent(t *testing.T) {
@@ -71,6 +80,7 @@ func TestArtifactContent(t *testing.T) {
 		c := plugintest.Case{
 			Plugins:    []plugins.Plugin{p},
 			Worker:     task.WorkerInfo{RootURL: rootURL},
+			Queue:      runQueue(rootURL, nil),
 			Definition: task.Definition{Dependencies: []string{id}},
 			Payload: map[string]any{"mounts": []any{
 				map[string]any{"directory": "d", "format": "tar", "content": map[string]any{"taskId": id, "artifact": name, "sha256": sum(makeTar(t, []entry{{name: "seed.txt", body: "seed"}}))}},
@@ -97,6 +107,7 @@ func TestArtifactContent(t *testing.T) {
 		TaskID: localqueue.NewTaskID(), TaskDir: t.TempDir(), Log: task.NewLog(io.Discard),
 		Worker:      task.WorkerInfo{RootURL: rootURL},
 		Credentials: func() *task.Credentials { return creds },
+		Queue:       runQueue(rootURL, creds),
 		Definition:  task.Definition{Dependencies: []string{id}, Payload: []byte(`{"mounts": [{"file": "s.tar", "content": {"taskId": "` + id + `", "artifact": "private/seed.tar"}}]}`)},
 	}
 	tp, err := p.NewTaskPlugin(ctx, tc)
@@ -114,6 +125,7 @@ func TestIndexedContent(t *testing.T) {
 	res := plugintest.Run(t, plugintest.Case{
 		Plugins: []plugins.Plugin{p},
 		Worker:  task.WorkerInfo{RootURL: rootURL},
+		Queue:   runQueue(rootURL, nil),
 		Payload: map[string]any{"mounts": []any{
 			map[string]any{"directory": "d", "format": "tar", "content": map[string]any{"namespace": "project.mounts.latest", "artifact": "public/seed.tar"}},
 		}},
@@ -125,6 +137,7 @@ func TestIndexedContent(t *testing.T) {
 	res = plugintest.Run(t, plugintest.Case{
 		Plugins: []plugins.Plugin{p},
 		Worker:  task.WorkerInfo{RootURL: rootURL},
+		Queue:   runQueue(rootURL, nil),
 		Payload: map[string]any{"mounts": []any{
 			map[string]any{"file": "f", "content": map[string]any{"namespace": "project.mounts.missing", "artifact": "public/seed.tar"}},
 		}},

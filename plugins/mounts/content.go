@@ -17,9 +17,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
-	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
-	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // errPermanent marks a download failure that is the task's fault (a 4xx
@@ -204,64 +203,40 @@ func (p *plugin) httpGet(ctx context.Context, u string) (io.ReadCloser, error) {
 	return nil, err
 }
 
-// tcClient returns a Taskcluster client with the run's task credentials.
-func (p *plugin) tcClient(tc *task.Context) *taskcluster.Client {
-	return &taskcluster.Client{
-		RootURL:         tc.Worker.RootURL,
-		Credentials:     plugins.TaskCredentials(tc),
-		HTTPClient:      p.httpClient,
-		MaxElapsedTime:  p.retryMaxElapsed,
-		InitialInterval: p.retryInitial,
-		Logger:          tc.Logger,
-	}
-}
-
 // getArtifact downloads the latest run's artifact name of taskID (as
-// generic-worker does: queue.getLatestArtifact), with the run's task
-// credentials. 4xx answers (missing artifact, error artifact, missing
-// queue:get-artifact scope) are errPermanent.
+// generic-worker does: queue.getLatestArtifact) through the run's Queue,
+// which signs with the run's task credentials. Refusals (missing task, run
+// or artifact, error artifact, missing queue:get-artifact scope) are
+// errPermanent.
 func (p *plugin) getArtifact(ctx context.Context, tc *task.Context, taskID, name string) (io.ReadCloser, error) {
-	if tc.Worker.RootURL == "" {
+	if tc.Queue == nil {
 		return nil, fmt.Errorf("%w: this worker has no rootUrl to fetch artifacts from", errPermanent)
 	}
-	q := p.tcClient(tc).Queue()
-	st, err := q.Status(ctx, taskID)
+	body, err := tc.Queue.OpenLatestArtifact(ctx, taskID, name)
 	if err != nil {
 		return nil, classifyTC(err)
 	}
-	if len(st.Status.Runs) == 0 {
-		return nil, fmt.Errorf("%w: task %s has no runs", errPermanent, taskID)
-	}
-	runID := st.Status.Runs[len(st.Status.Runs)-1].RunID
-	resp, err := q.DownloadArtifact(ctx, taskID, runID, name)
-	if err != nil {
-		return nil, classifyTC(err)
-	}
-	return resp.Body, nil
+	return body, nil
 }
 
-// findTask resolves an index namespace to a taskId (index.findTask).
+// findTask resolves an index namespace to a taskId (index.findTask)
+// through the run's Queue.
 func (p *plugin) findTask(ctx context.Context, tc *task.Context, namespace string) (string, error) {
-	if tc.Worker.RootURL == "" {
+	if tc.Queue == nil {
 		return "", fmt.Errorf("%w: this worker has no rootUrl to query the index", errPermanent)
 	}
-	var out struct {
-		TaskID string `json:"taskId"`
-	}
-	err := p.tcClient(tc).Call(ctx, "index", "index.findTask", http.MethodGet, taskcluster.Route("/task/<indexPath>", namespace), nil, nil, &out)
+	id, err := tc.Queue.FindTask(ctx, namespace)
 	if err != nil {
 		return "", classifyTC(err)
 	}
-	if out.TaskID == "" {
-		return "", fmt.Errorf("%w: index.findTask %s answered no taskId", errPermanent, namespace)
-	}
-	return out.TaskID, nil
+	return id, nil
 }
 
-// classifyTC marks 4xx answers of Taskcluster services errPermanent.
+// classifyTC marks refusals by Taskcluster services (4xx answers, or
+// nothing found: a namespace naming no task, a task without runs)
+// errPermanent.
 func classifyTC(err error) error {
-	var apiErr *taskcluster.APIError
-	if errors.As(err, &apiErr) && apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 {
+	if code := tcwire.StatusCode(err); (code >= 400 && code < 500) || errors.Is(err, tcwire.ErrNotFound) {
 		return fmt.Errorf("%w: %v", errPermanent, err)
 	}
 	return err

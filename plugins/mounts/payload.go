@@ -9,6 +9,7 @@ import (
 
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Mount kinds, as generic-worker names them.
@@ -135,7 +136,7 @@ func decodeMounts(def *task.Definition) ([]Mount, error) {
 		}
 		if m.kind() == kindCache {
 			scope := "generic-worker:cache:" + m.CacheName
-			if !satisfies(def.Scopes, scope) {
+			if !tcwire.HasScopes(def.Scopes, scope) {
 				reasons = append(reasons, fmt.Sprintf("%s.cacheName: the task needs scope %q to use cache %q", field, scope, m.CacheName))
 			}
 		}
@@ -185,16 +186,4 @@ func taskRelative(p string) (string, error) {
 		return "", fmt.Errorf("leaves the task directory")
 	}
 	return clean, nil
-}
-
-// satisfies reports whether scopes grant want: equal, or a scope ending in
-// `*` that prefixes it (Taskcluster's scope satisfaction; roles are expanded
-// by the Queue before the task is created).
-func satisfies(scopes []string, want string) bool {
-	for _, s := range scopes {
-		if s == want || (strings.HasSuffix(s, "*") && strings.HasPrefix(want, strings.TrimSuffix(s, "*"))) {
-			return true
-		}
-	}
-	return false
 }

@@ -96,6 +96,9 @@ type Case struct {
 	RunID  int
 	// Worker identifies the worker (RootURL etc.).
 	Worker task.WorkerInfo
+	// Queue is the run's task.Context.Queue; nil as in run mode without a
+	// rootUrl.
+	Queue task.Queue
 
 	// TaskDir is the run's task directory; empty means a fresh temporary
 	// directory. Tests can fill it before the run.
@@ -348,6 +351,7 @@ func setup(t testing.TB, c *Case) (*task.Context, *Sink) {
 		RunID:      c.RunID,
 		Definition: def,
 		Worker:     c.Worker,
+		Queue:      c.Queue,
 		TaskDir:    taskDir,
 		LogPath:    filepath.Join(dir, "live_backing.log"),
 		Artifacts:  artifactSink,

@@ -407,7 +407,7 @@ func (t *taskPlugin) Dispose(context.Context) error {
 func (p *plugin) client(tc *task.Context) *taskcluster.Client {
 	return &taskcluster.Client{
 		RootURL:         tc.Worker.RootURL,
-		Credentials:     plugins.TaskCredentials(tc),
+		Credentials:     tc.Credentials,
 		InitialInterval: p.retryInitial,
 		MaxElapsedTime:  p.retryMaxElapsed,
 		Logger:          p.logger,

@@ -17,9 +17,11 @@
 // nonce, method GET and no hash.
 //
 // On top of the generic scheme, taskcluster.go holds what Taskcluster adds:
-// the ext field carrying a temporary-credentials certificate and
+// signing with Taskcluster credentials (tcwire.Credentials: SignHeader,
+// SignURL), the ext field carrying a temporary-credentials certificate and
 // authorizedScopes, certificate creation and verification, and a request
-// authenticator for servers.
+// authenticator for servers (scopes checked with tcwire's satisfaction
+// rule).
 package hawk
 
 import (

@@ -174,7 +174,7 @@ func TestTemporaryCredentialsUpstreamVectors(t *testing.T) {
 	require.NotEmpty(t, cases)
 	for _, tc := range cases {
 		t.Run(tc.Description, func(t *testing.T) {
-			got, err := tc.PermCreds.CreateTemporaryCredentialsWithSeed(tc.TempCredsName, tc.TempCredsScopes, tc.Start, tc.Expiry, tc.Seed)
+			got, err := CreateTemporaryCredentialsWithSeed(tc.PermCreds, tc.TempCredsName, tc.TempCredsScopes, tc.Start, tc.Expiry, tc.Seed)
 			require.NoError(t, err)
 			assert.Equal(t, tc.ExpectedTempCreds, got)
 
@@ -195,13 +195,13 @@ func TestTemporaryCredentialsUpstreamVectors(t *testing.T) {
 func TestCreateTemporaryCredentialsErrors(t *testing.T) {
 	perm := Credentials{ClientID: "c", AccessToken: "t"}
 	now := time.Now()
-	_, err := Credentials{}.CreateTemporaryCredentials("", nil, now, now.Add(time.Hour))
+	_, err := CreateTemporaryCredentials(Credentials{}, "", nil, now, now.Add(time.Hour))
 	assert.ErrorIs(t, err, ErrMissingCredentials)
-	_, err = perm.CreateTemporaryCredentials("", nil, now, now.Add(32*24*time.Hour))
+	_, err = CreateTemporaryCredentials(perm, "", nil, now, now.Add(32*24*time.Hour))
 	assert.ErrorIs(t, err, ErrBadCertificate)
-	tmp, err := perm.CreateTemporaryCredentials("", []string{"a"}, now, now.Add(time.Hour))
+	tmp, err := CreateTemporaryCredentials(perm, "", []string{"a"}, now, now.Add(time.Hour))
 	require.NoError(t, err)
-	_, err = tmp.CreateTemporaryCredentials("", nil, now, now.Add(time.Hour))
+	_, err = CreateTemporaryCredentials(tmp, "", nil, now, now.Add(time.Hour))
 	assert.ErrorIs(t, err, ErrBadCertificate)
 	cert, err := ParseCertificate([]byte(tmp.Certificate))
 	require.NoError(t, err)
@@ -210,11 +210,11 @@ func TestCreateTemporaryCredentialsErrors(t *testing.T) {
 }
 
 func TestExt(t *testing.T) {
-	ext, err := Credentials{ClientID: "c", AccessToken: "t"}.Ext()
+	ext, err := CredentialsExt(Credentials{ClientID: "c", AccessToken: "t"})
 	require.NoError(t, err)
 	assert.Empty(t, ext)
 
-	ext, err = Credentials{ClientID: "c", AccessToken: "t", AuthorizedScopes: []string{}}.Ext()
+	ext, err = CredentialsExt(Credentials{ClientID: "c", AccessToken: "t", AuthorizedScopes: []string{}})
 	require.NoError(t, err)
 	e, err := ParseExt(ext)
 	require.NoError(t, err)
@@ -223,9 +223,9 @@ func TestExt(t *testing.T) {
 	assert.Nil(t, e.Certificate)
 
 	now := time.Now()
-	tmp, err := Credentials{ClientID: "c", AccessToken: "t", AuthorizedScopes: []string{"a"}}.CreateTemporaryCredentials("n", []string{"a", "b"}, now, now.Add(time.Hour))
+	tmp, err := CreateTemporaryCredentials(Credentials{ClientID: "c", AccessToken: "t", AuthorizedScopes: []string{"a"}}, "n", []string{"a", "b"}, now, now.Add(time.Hour))
 	require.NoError(t, err)
-	ext, err = tmp.Ext()
+	ext, err = CredentialsExt(tmp)
 	require.NoError(t, err)
 	e, err = ParseExt(ext)
 	require.NoError(t, err)
@@ -233,22 +233,10 @@ func TestExt(t *testing.T) {
 	assert.JSONEq(t, tmp.Certificate, string(e.Certificate))
 	assert.Equal(t, []string{"a"}, *e.AuthorizedScopes)
 
-	_, err = Credentials{ClientID: "c", AccessToken: "t", Certificate: "not json"}.Ext()
+	_, err = CredentialsExt(Credentials{ClientID: "c", AccessToken: "t", Certificate: "not json"})
 	assert.ErrorIs(t, err, ErrBadCertificate)
 	_, err = ParseExt("%%%")
 	assert.ErrorIs(t, err, ErrMalformed)
-}
-
-func TestScopeSatisfied(t *testing.T) {
-	have := []string{"queue:claim-work:proj/*", "exact", "assume:*"}
-	assert.True(t, ScopeSatisfied(have, "queue:claim-work:proj/type"))
-	assert.True(t, ScopeSatisfied(have, "queue:claim-work:proj/"))
-	assert.True(t, ScopeSatisfied(have, "exact"))
-	assert.False(t, ScopeSatisfied(have, "exactly"))
-	assert.False(t, ScopeSatisfied(have, "queue:claim-work:other/type"))
-	assert.True(t, ScopesSatisfied(have, nil))
-	assert.True(t, ScopeSatisfied([]string{"*"}, "anything"))
-	assert.False(t, ScopesSatisfied(have, []string{"exact", "nope"}))
 }
 
 // TestAuthenticator runs signed requests through a real HTTP server that
@@ -290,7 +278,7 @@ func TestAuthenticator(t *testing.T) {
 		gotID.Store(nil)
 		req, err := http.NewRequest("GET", u.String(), nil)
 		require.NoError(t, err)
-		h, err := creds.SignHeader(RequestFromURL("GET", req.URL), signedAt, "")
+		h, err := SignHeader(creds, RequestFromURL("GET", req.URL), signedAt, "")
 		require.NoError(t, err)
 		req.Header.Set("Authorization", h)
 		resp, err := srv.Client().Do(req)
@@ -337,7 +325,7 @@ func TestAuthenticator(t *testing.T) {
 		assert.Contains(t, body, ErrStaleTimestamp.Error())
 	})
 	t.Run("unnamed temporary", func(t *testing.T) {
-		tmp, err := perm.CreateTemporaryCredentials("", []string{"queue:claim-work:a/b"}, now.Add(-time.Minute), now.Add(time.Hour))
+		tmp, err := CreateTemporaryCredentials(perm, "", []string{"queue:claim-work:a/b"}, now.Add(-time.Minute), now.Add(time.Hour))
 		require.NoError(t, err)
 		code, body := do(t, tmp, now, "/")
 		require.Equal(t, 200, code, body)
@@ -347,7 +335,7 @@ func TestAuthenticator(t *testing.T) {
 		assert.Equal(t, now.Add(time.Hour).UnixMilli(), got.Expires.UnixMilli())
 	})
 	t.Run("named temporary", func(t *testing.T) {
-		tmp, err := perm.CreateTemporaryCredentials("task-client/T1", []string{"queue:x"}, now, now.Add(time.Hour))
+		tmp, err := CreateTemporaryCredentials(perm, "task-client/T1", []string{"queue:x"}, now, now.Add(time.Hour))
 		require.NoError(t, err)
 		code, body := do(t, tmp, now, "/")
 		require.Equal(t, 200, code, body)
@@ -355,7 +343,7 @@ func TestAuthenticator(t *testing.T) {
 		assert.Equal(t, "worker", got.Issuer)
 	})
 	t.Run("named temporary without create-client", func(t *testing.T) {
-		tmp, err := perm.CreateTemporaryCredentials("other/T1", []string{"queue:x"}, now, now.Add(time.Hour))
+		tmp, err := CreateTemporaryCredentials(perm, "other/T1", []string{"queue:x"}, now, now.Add(time.Hour))
 		require.NoError(t, err)
 		code, body := do(t, tmp, now, "/")
 		assert.Equal(t, 401, code)
@@ -363,21 +351,21 @@ func TestAuthenticator(t *testing.T) {
 	})
 	t.Run("temporary beyond issuer scopes", func(t *testing.T) {
 		lim := Credentials{ClientID: "limited", AccessToken: "limited-token"}
-		tmp, err := lim.CreateTemporaryCredentials("", []string{"queue:*"}, now, now.Add(time.Hour))
+		tmp, err := CreateTemporaryCredentials(lim, "", []string{"queue:*"}, now, now.Add(time.Hour))
 		require.NoError(t, err)
 		code, body := do(t, tmp, now, "/")
 		assert.Equal(t, 401, code)
 		assert.Contains(t, body, ErrScopes.Error())
 	})
 	t.Run("expired temporary", func(t *testing.T) {
-		tmp, err := perm.CreateTemporaryCredentials("", []string{"queue:x"}, now.Add(-3*time.Hour), now.Add(-2*time.Hour))
+		tmp, err := CreateTemporaryCredentials(perm, "", []string{"queue:x"}, now.Add(-3*time.Hour), now.Add(-2*time.Hour))
 		require.NoError(t, err)
 		code, body := do(t, tmp, now, "/")
 		assert.Equal(t, 401, code)
 		assert.Contains(t, body, ErrCertificateExpired.Error())
 	})
 	t.Run("temporary with tampered scopes", func(t *testing.T) {
-		tmp, err := perm.CreateTemporaryCredentials("", []string{"queue:x"}, now, now.Add(time.Hour))
+		tmp, err := CreateTemporaryCredentials(perm, "", []string{"queue:x"}, now, now.Add(time.Hour))
 		require.NoError(t, err)
 		tmp.Certificate = strings.Replace(tmp.Certificate, "queue:x", "queue:y", 1)
 		code, body := do(t, tmp, now, "/")
@@ -385,11 +373,11 @@ func TestAuthenticator(t *testing.T) {
 		assert.Contains(t, body, ErrBadCertificate.Error())
 	})
 	t.Run("bewit", func(t *testing.T) {
-		tmp, err := perm.CreateTemporaryCredentials("", []string{"queue:get-artifact:private/*"}, now, now.Add(time.Hour))
+		tmp, err := CreateTemporaryCredentials(perm, "", []string{"queue:get-artifact:private/*"}, now, now.Add(time.Hour))
 		require.NoError(t, err)
 		u, err := url.Parse(srv.URL + "/api/queue/v1/task/abc/runs/0/artifacts/private%2Fa%20b+c?x=1")
 		require.NoError(t, err)
-		signed, err := tmp.SignURL(u, now, 15*time.Minute)
+		signed, err := SignURL(tmp, u, now, 15*time.Minute)
 		require.NoError(t, err)
 		resp, err := srv.Client().Get(signed.String())
 		require.NoError(t, err)

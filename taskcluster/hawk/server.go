@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Sentinel errors of Authenticator.
@@ -146,10 +148,10 @@ func (a *Authenticator) resolve(ctx context.Context, clientID, extAttr string) (
 		if err := cert.Verify(issuer.AccessToken, clientID, a.now()); err != nil {
 			return nil, "", fmt.Errorf("credentials of %q: %w", clientID, err)
 		}
-		if cert.Issuer != "" && !ScopeSatisfied(issuer.Scopes, "auth:create-client:"+clientID) {
+		if cert.Issuer != "" && !tcwire.ScopeSatisfied(issuer.Scopes, "auth:create-client:"+clientID) {
 			return nil, "", fmt.Errorf("%w: issuer %q lacks auth:create-client:%s", ErrScopes, issuerID, clientID)
 		}
-		if !ScopesSatisfied(issuer.Scopes, cert.Scopes) {
+		if !tcwire.HasScopes(issuer.Scopes, cert.Scopes...) {
 			return nil, "", fmt.Errorf("%w: issuer %q does not satisfy the certificate's scopes", ErrScopes, issuerID)
 		}
 		key = TemporaryAccessToken(issuer.AccessToken, cert.Seed)
@@ -167,7 +169,7 @@ func (a *Authenticator) resolve(ctx context.Context, clientID, extAttr string) (
 		key, id.Scopes = c.AccessToken, c.Scopes
 	}
 	if ext.AuthorizedScopes != nil {
-		if !ScopesSatisfied(id.Scopes, *ext.AuthorizedScopes) {
+		if !tcwire.HasScopes(id.Scopes, *ext.AuthorizedScopes...) {
 			return nil, "", fmt.Errorf("%w: authorizedScopes exceed the scopes of %q", ErrScopes, clientID)
 		}
 		id.Scopes = *ext.AuthorizedScopes

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Sentinel errors for Taskcluster credentials.
@@ -38,19 +40,10 @@ const (
 	seedLength = 44
 )
 
-// Credentials are Taskcluster credentials: a clientId and accessToken,
-// optionally a temporary-credentials certificate (the JSON text of a
-// Certificate), and optionally authorizedScopes restricting the request to a
-// subset of the client's scopes.
-//
-// AuthorizedScopes nil means "no restriction"; a non-nil empty slice
-// restricts the request to no scopes at all.
-type Credentials struct {
-	ClientID         string   `json:"clientId"`
-	AccessToken      string   `json:"accessToken"`
-	Certificate      string   `json:"certificate,omitempty"`
-	AuthorizedScopes []string `json:"authorizedScopes,omitempty"`
-}
+// Credentials are Taskcluster credentials (see tcwire.Credentials); this
+// file signs with them (SignHeader, SignURL) and issues temporary ones
+// (CreateTemporaryCredentials).
+type Credentials = tcwire.Credentials
 
 // Ext is the decoded Hawk ext attribute Taskcluster uses:
 // base64(JSON {"certificate": <certificate object>, "authorizedScopes": [...]}),
@@ -62,9 +55,9 @@ type Ext struct {
 	AuthorizedScopes *[]string `json:"authorizedScopes,omitempty"`
 }
 
-// Ext returns the ext attribute for these credentials, or "" when there is
-// neither a certificate nor authorizedScopes.
-func (c Credentials) Ext() (string, error) {
+// CredentialsExt returns the ext attribute for c, or "" when c has neither
+// a certificate nor authorizedScopes.
+func CredentialsExt(c Credentials) (string, error) {
 	var ext Ext
 	if c.Certificate != "" {
 		if !json.Valid([]byte(c.Certificate)) || !strings.HasPrefix(strings.TrimSpace(c.Certificate), "{") {
@@ -103,26 +96,27 @@ func ParseExt(ext string) (*Ext, error) {
 	return &e, nil
 }
 
-// SignHeader returns the Authorization header value for req signed at now,
-// with the optional payloadHash (see PayloadHash) and the Taskcluster ext.
-func (c Credentials) SignHeader(req Request, now time.Time, payloadHash string) (string, error) {
+// SignHeader returns the Authorization header value for req signed with c
+// at now, with the optional payloadHash (see PayloadHash) and the
+// Taskcluster ext.
+func SignHeader(c Credentials, req Request, now time.Time, payloadHash string) (string, error) {
 	if c.ClientID == "" || c.AccessToken == "" {
 		return "", ErrMissingCredentials
 	}
-	ext, err := c.Ext()
+	ext, err := CredentialsExt(c)
 	if err != nil {
 		return "", err
 	}
 	return NewHeader(c.ClientID, c.AccessToken, req, now, "", payloadHash, ext).String(), nil
 }
 
-// SignURL returns a copy of u with a bewit query parameter authorising a
-// GET of u until now+ttl (Taskcluster's "signed URLs").
-func (c Credentials) SignURL(u *url.URL, now time.Time, ttl time.Duration) (*url.URL, error) {
+// SignURL returns a copy of u with a bewit query parameter made with c,
+// authorising a GET of u until now+ttl (Taskcluster's "signed URLs").
+func SignURL(c Credentials, u *url.URL, now time.Time, ttl time.Duration) (*url.URL, error) {
 	if c.ClientID == "" || c.AccessToken == "" {
 		return nil, ErrMissingCredentials
 	}
-	ext, err := c.Ext()
+	ext, err := CredentialsExt(c)
 	if err != nil {
 		return nil, err
 	}
@@ -262,13 +256,13 @@ func slugID() string {
 // the temporary clientId for named credentials, or "" (or c.ClientID) for
 // unnamed ones, which keep c's clientId. The seed is random. The returned
 // credentials carry c's AuthorizedScopes.
-func (c Credentials) CreateTemporaryCredentials(name string, scopes []string, start, expiry time.Time) (Credentials, error) {
-	return c.CreateTemporaryCredentialsWithSeed(name, scopes, start, expiry, NewSeed())
+func CreateTemporaryCredentials(c Credentials, name string, scopes []string, start, expiry time.Time) (Credentials, error) {
+	return CreateTemporaryCredentialsWithSeed(c, name, scopes, start, expiry, NewSeed())
 }
 
 // CreateTemporaryCredentialsWithSeed is CreateTemporaryCredentials with a
 // given seed (44 characters), for reproducible tests.
-func (c Credentials) CreateTemporaryCredentialsWithSeed(name string, scopes []string, start, expiry time.Time, seed string) (Credentials, error) {
+func CreateTemporaryCredentialsWithSeed(c Credentials, name string, scopes []string, start, expiry time.Time, seed string) (Credentials, error) {
 	if c.ClientID == "" || c.AccessToken == "" {
 		return Credentials{}, ErrMissingCredentials
 	}
@@ -307,29 +301,4 @@ func (c Credentials) CreateTemporaryCredentialsWithSeed(name string, scopes []st
 		Certificate:      string(text),
 		AuthorizedScopes: c.AuthorizedScopes,
 	}, nil
-}
-
-// ScopeSatisfied reports whether the scope set have satisfies need under
-// Taskcluster's rules: an exact match, or a scope ending in "*" whose prefix
-// (without the "*") starts need. Role expansion is not done here.
-func ScopeSatisfied(have []string, need string) bool {
-	for _, h := range have {
-		if h == need {
-			return true
-		}
-		if p, ok := strings.CutSuffix(h, "*"); ok && strings.HasPrefix(need, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// ScopesSatisfied reports whether have satisfies every scope in need.
-func ScopesSatisfied(have, need []string) bool {
-	for _, n := range need {
-		if !ScopeSatisfied(have, n) {
-			return false
-		}
-	}
-	return true
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // TestInteropLocalQueue drives one task's life through the client against
@@ -52,13 +53,13 @@ func TestInteropLocalQueue(t *testing.T) {
 
 	taskID := localqueue.NewTaskID()
 	now := time.Now()
-	_, err = q.CreateTask(ctx, taskID, &taskcluster.CreateTaskRequest{
+	_, err = q.CreateTask(ctx, taskID, &tcwire.TaskDefinition{
 		TaskQueueID: "proj/linux",
 		Created:     now,
 		Deadline:    now.Add(time.Hour),
 		Expires:     now.Add(48 * time.Hour),
 		Payload:     json.RawMessage(`{"command":[["true"]],"maxRunTime":60}`),
-		Metadata:    taskcluster.TaskMetadata{Name: "interop", Description: "d", Owner: "me@example.com", Source: "https://example.com/interop"},
+		Metadata:    tcwire.TaskMetadata{Name: "interop", Description: "d", Owner: "me@example.com", Source: "https://example.com/interop"},
 	})
 	require.NoError(t, err)
 
@@ -130,7 +131,7 @@ func TestInteropLocalQueue(t *testing.T) {
 
 	st, err := tq.ReportCompleted(ctx, taskID, claim.RunID)
 	require.NoError(t, err)
-	assert.Equal(t, taskcluster.StateCompleted, st.Status.State)
+	assert.Equal(t, tcwire.StateCompleted, st.Status.State)
 
 	_, err = tq.ReclaimTask(ctx, taskID, claim.RunID)
 	assert.ErrorIs(t, err, taskcluster.ErrConflict)

@@ -17,6 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Upload and download URLs the server signs (like S3 pre-signed URLs) are
@@ -132,21 +136,8 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 	}
 	now := s.now()
 	expires := req.Expires.UTC()
-	if expires.Before(now.Add(-allowedDrift)) {
-		return createArtifactResult{}, errInput("artifact expires %s must be in the future", fmtTime(expires))
-	}
-	if expires.After(t.Definition.Expires) {
-		return createArtifactResult{}, errInput("artifact expires (%s) after the task expiration %s (task.expires < expires) - this is not allowed, artifacts may not expire after the task they belong to expires",
-			fmtTime(expires), fmtTime(t.Definition.Expires))
-	}
-	if r.WorkerGroup == "" {
-		return createArtifactResult{}, errInput("run was not claimed by a worker and so no artifacts can exist")
-	}
-	if r.State != StateRunning {
-		if r.State != StateException || !r.Resolved.After(now.Add(-ArtifactExceptionGrace)) {
-			return createArtifactResult{}, errConflict("artifacts cannot be created for a task after it is resolved, unless it is resolved 'exception', and even in this case only up to 25 min past resolution (run %d of task `%s` is %s)",
-				runID, taskID, r.State)
-		}
+	if err := artifactAllowed(t, r, expires, now); err != nil {
+		return createArtifactResult{}, err
 	}
 	contentType := "application/binary"
 	if req.ContentType != nil {
@@ -206,6 +197,37 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 	for _, o := range objects {
 		s.objects[o.Name] = o
 	}
+	return s.artifactAnswer(a, r, base, now)
+}
+
+// artifactAllowed applies the Queue's rules on when run r of t may get an
+// artifact expiring at expires: not in the past, not after the task, only
+// for a claimed run that is running (or resolved exception within
+// ArtifactExceptionGrace).
+func artifactAllowed(t *taskRecord, r *Run, expires, now time.Time) error {
+	if expires.Before(now.Add(-allowedDrift)) {
+		return errInput("artifact expires %s must be in the future", fmtTime(expires))
+	}
+	if expires.After(t.Definition.Expires) {
+		return errInput("artifact expires (%s) after the task expiration %s (task.expires < expires) - this is not allowed, artifacts may not expire after the task they belong to expires",
+			fmtTime(expires), fmtTime(t.Definition.Expires))
+	}
+	if r.WorkerGroup == "" {
+		return errInput("run was not claimed by a worker and so no artifacts can exist")
+	}
+	if r.State != tcwire.StateRunning {
+		if r.State != tcwire.StateException || !r.Resolved.After(now.Add(-ArtifactExceptionGrace)) {
+			return errConflict("artifacts cannot be created for a task after it is resolved, unless it is resolved 'exception', and even in this case only up to 25 min past resolution (run %d of task `%s` is %s)",
+				r.RunID, t.TaskID, r.State)
+		}
+	}
+	return nil
+}
+
+// artifactAnswer is createArtifact's answer for the stored artifact a of
+// run r: a putUrl for s3, upload credentials for object.
+func (s *Server) artifactAnswer(a *artifactRecord, r *Run, base string, now time.Time) (createArtifactResult, error) {
+	taskID, runID := a.TaskID, a.RunID
 	res := createArtifactResult{StorageType: a.StorageType}
 	switch a.StorageType {
 	case "s3":
@@ -217,14 +239,14 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 		if a.Expires.Before(credExpiry) {
 			credExpiry = a.Expires
 		}
-		c, err := s.issuer.CreateTemporaryCredentials("artifact-upload/"+taskID+"/"+itoa(runID)+"/on/"+r.WorkerGroup+"/"+r.WorkerID,
+		c, err := hawk.CreateTemporaryCredentials(s.issuer, "artifact-upload/"+taskID+"/"+itoa(runID)+"/on/"+r.WorkerGroup+"/"+r.WorkerID,
 			[]string{"object:upload:" + a.ProjectID + ":" + a.ObjectName}, now, credExpiry)
 		if err != nil {
 			return createArtifactResult{}, fmt.Errorf("issuing object credentials: %w", err)
 		}
 		exp := a.Expires
 		res.Name, res.ProjectID, res.UploadID, res.Expires = a.ObjectName, a.ProjectID, a.UploadID, &exp
-		res.Credentials = &Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
+		res.Credentials = &c
 	}
 	return res, nil
 }
@@ -297,14 +319,8 @@ func (s *Server) finishArtifact(taskID string, runID int, name, uploadID string)
 	return nil
 }
 
-// artifactInfo is artifact-response.json.
-type artifactInfo struct {
-	StorageType   string    `json:"storageType"`
-	Name          string    `json:"name"`
-	Expires       time.Time `json:"expires"`
-	ContentType   string    `json:"contentType"`
-	ContentLength *int64    `json:"contentLength,omitempty"`
-}
+// artifactInfo is artifact-response.json, the client's type.
+type artifactInfo = taskcluster.Artifact
 
 // runArtifactsLocked returns a run's artifacts sorted by name.
 func (s *Server) runArtifactsLocked(taskID string, runID int) []*artifactRecord {

@@ -19,6 +19,7 @@ import (
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
 	"github.com/workergen/workergen/taskcluster/tcschema"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -40,7 +41,7 @@ func TestAuthentication(t *testing.T) {
 	stale := *h.worker
 	u, _ := url.Parse(h.srv.URL + "/api/queue/v1/task/" + id + "/status")
 	req, _ := http.NewRequest("GET", u.String(), nil)
-	auth, _ := stale.creds.SignHeader(hawk.RequestFromURL("GET", u), h.clock.Now().Add(-time.Hour), "")
+	auth, _ := hawk.SignHeader(stale.creds, hawk.RequestFromURL("GET", u), h.clock.Now().Add(-time.Hour), "")
 	req.Header.Set("Authorization", auth)
 	if r := h.send(req); r.status != 401 {
 		t.Fatalf("stale timestamp: %d", r.status)
@@ -49,7 +50,7 @@ func TestAuthentication(t *testing.T) {
 	req, _ = http.NewRequest("POST", h.srv.URL+"/api/queue/v1"+path, strings.NewReader(`{"tasks":1,"workerGroup":"test-group","workerId":"other"}`))
 	req.Header.Set("Content-Type", "application/json")
 	hash := hawk.PayloadHash("application/json", []byte(`{"tasks":1,"workerGroup":"test-group","workerId":"test-worker"}`))
-	auth, _ = h.worker.creds.SignHeader(hawk.RequestFromURL("POST", req.URL), h.clock.Now(), hash)
+	auth, _ = hawk.SignHeader(h.worker.creds, hawk.RequestFromURL("POST", req.URL), h.clock.Now(), hash)
 	req.Header.Set("Authorization", auth)
 	if r := h.send(req); r.status != 401 {
 		t.Fatalf("payload hash mismatch: %d %s", r.status, r.body)
@@ -85,7 +86,7 @@ func TestAuthentication(t *testing.T) {
 	restricted.call("POST", "queue", "/task/"+id+"/cancel", nil, "", "", 403)
 
 	// Signed URLs (bewit) work for GETs.
-	signed, err := h.admin.creds.SignURL(u, h.clock.Now(), time.Minute)
+	signed, err := hawk.SignURL(h.admin.creds, u, h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestRestartPersistence(t *testing.T) {
 	if err := h.s.CheckExpiry(); err != nil {
 		t.Fatal(err)
 	}
-	if st := h.status(run); st.Runs[0].ReasonResolved != ReasonClaimExpired {
+	if st := h.status(run); st.Runs[0].ReasonResolved != tcwire.ReasonClaimExpired {
 		t.Fatalf("after restart and expiry: %s", runStates(st))
 	}
 }
@@ -296,7 +297,7 @@ func TestStartAndListenAndServe(t *testing.T) {
 	go func() {
 		u, _ := url.Parse(r.URL + "/api/queue/v1/claim-work/p/w")
 		req, _ := http.NewRequest("POST", u.String(), strings.NewReader(`{"tasks":1,"workerGroup":"g","workerId":"i"}`))
-		auth, _ := hawk.Credentials{ClientID: "w", AccessToken: "t"}.SignHeader(hawk.RequestFromURL("POST", u), time.Now(), "")
+		auth, _ := hawk.SignHeader(hawk.Credentials{ClientID: "w", AccessToken: "t"}, hawk.RequestFromURL("POST", u), time.Now(), "")
 		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -361,7 +362,7 @@ func TestQueueDownAndBack(t *testing.T) {
 	ctx := context.Background()
 	id := NewTaskID()
 	now := time.Now()
-	if _, err := r.CreateTask(ctx, id, map[string]any{"taskQueueId": testQueue, "created": now, "deadline": now.Add(time.Hour),
+	if _, err := r.CreateTaskJSON(ctx, id, map[string]any{"taskQueueId": testQueue, "created": now, "deadline": now.Add(time.Hour),
 		"payload": map[string]any{}, "metadata": map[string]any{"name": "n", "description": "d", "owner": "o", "source": "https://x"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +409,7 @@ func TestQueueDownAndBack(t *testing.T) {
 	if _, err := tq.ReportCompleted(ctx, id, 0); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := r2.Status(id); st.State != StateCompleted {
+	if st, _ := r2.Status(id); st.State != tcwire.StateCompleted {
 		t.Fatalf("state %s", st.State)
 	}
 	if arts, err := r2.Artifacts(id, 0); err != nil || string(arts[0].Content) != "ok" {

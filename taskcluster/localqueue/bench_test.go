@@ -57,7 +57,7 @@ func BenchmarkClaimResolve(b *testing.B) {
 			s, base := benchServer(b, !sync)
 			ctx := context.Background()
 			for range b.N {
-				if _, err := s.CreateTask(ctx, NewTaskID(), benchDef()); err != nil {
+				if _, err := s.CreateTaskJSON(ctx, NewTaskID(), benchDef()); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -108,7 +108,7 @@ func BenchmarkArtifactUpload(b *testing.B) {
 	s, base := benchServer(b, true)
 	ctx := context.Background()
 	id := NewTaskID()
-	if _, err := s.CreateTask(ctx, id, benchDef()); err != nil {
+	if _, err := s.CreateTaskJSON(ctx, id, benchDef()); err != nil {
 		b.Fatal(err)
 	}
 	claims, err := s.ClaimWork(ctx, testQueue, "g", "w", 1)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // tcClientFor returns the project's Taskcluster client pointed at the
@@ -44,22 +45,22 @@ func TestWorkerFlowWithClient(t *testing.T) {
 	taskID := NewTaskID()
 	retries := 1
 	now := h.clock.Now()
-	st, err := admin.CreateTask(ctx, taskID, &taskcluster.CreateTaskRequest{
+	st, err := admin.CreateTask(ctx, taskID, &tcwire.TaskDefinition{
 		TaskQueueID: testQueue,
 		Retries:     &retries,
 		Created:     now,
 		Deadline:    now.Add(2 * time.Hour),
 		Payload:     json.RawMessage(`{"command":[["true"]],"maxRunTime":30}`),
-		Metadata:    taskcluster.TaskMetadata{Name: "n", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
+		Metadata:    tcwire.TaskMetadata{Name: "n", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status.State != StatePending || st.Status.RetriesLeft != 1 {
+	if st.Status.State != tcwire.StatePending || st.Status.RetriesLeft != 1 {
 		t.Fatalf("createTask: %+v", st.Status)
 	}
-	if _, err := admin.CreateTask(ctx, taskID, &taskcluster.CreateTaskRequest{TaskQueueID: testQueue, Created: now, Deadline: now.Add(time.Hour),
-		Payload: json.RawMessage(`{}`), Metadata: taskcluster.TaskMetadata{Name: "n", Description: "d", Owner: "o", Source: "https://x"}}); !errors.Is(err, taskcluster.ErrConflict) {
+	if _, err := admin.CreateTask(ctx, taskID, &tcwire.TaskDefinition{TaskQueueID: testQueue, Created: now, Deadline: now.Add(time.Hour),
+		Payload: json.RawMessage(`{}`), Metadata: tcwire.TaskMetadata{Name: "n", Description: "d", Owner: "o", Source: "https://x"}}); !errors.Is(err, taskcluster.ErrConflict) {
 		t.Fatalf("createTask with another definition: %v", err)
 	}
 
@@ -143,7 +144,7 @@ func TestWorkerFlowWithClient(t *testing.T) {
 		t.Fatalf("error artifact: %v", err)
 	}
 	status, err := anon.Status(ctx, taskID)
-	if err != nil || status.Status.State != StateCompleted {
+	if err != nil || status.Status.State != tcwire.StateCompleted {
 		t.Fatalf("status: %+v %v", status, err)
 	}
 

@@ -18,7 +18,7 @@ import (
 // `{{now}}`-style placeholders) into a task definition CreateTask accepts.
 // The worker package's ParseTaskFile fits; localqueue does not import the
 // worker runtime itself.
-type TaskParser func(data []byte, now time.Time) (any, error)
+type TaskParser func(data []byte, now time.Time) (TaskDefinition, error)
 
 // StandaloneCredentials is the file Main keeps in its state directory so a
 // worker config can point at it across restarts: the rootUrl and the
@@ -195,21 +195,10 @@ func (s *Server) loadTaskFile(ctx context.Context, path, taskQueueID string, par
 		return "", fmt.Errorf("loading task %s: %w", path, err)
 	}
 	if taskQueueID != "" {
-		raw, err := json.Marshal(def)
-		if err != nil {
-			return "", fmt.Errorf("loading task %s: %w", path, err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(dropNulls(raw), &m); err != nil {
-			return "", fmt.Errorf("loading task %s: %w", path, err)
-		}
-		delete(m, "provisionerId")
-		delete(m, "workerType")
-		m["taskQueueId"] = taskQueueID
-		def = m
+		def.TaskQueueID, def.ProvisionerID, def.WorkerType = taskQueueID, "", ""
 	}
 	id := NewTaskID()
-	if _, err := s.CreateTask(ctx, id, def); err != nil {
+	if _, err := s.CreateTask(ctx, id, &def); err != nil {
 		return "", fmt.Errorf("loading task %s: %w", path, err)
 	}
 	return id, nil

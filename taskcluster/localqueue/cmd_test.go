@@ -19,7 +19,7 @@ import (
 
 // testParser is a small stand-in for the worker's task file parser: YAML
 // or JSON with {{now}} and {{now+<N>h|d}} placeholders.
-func testParser(data []byte, now time.Time) (any, error) {
+func testParser(data []byte, now time.Time) (TaskDefinition, error) {
 	re := regexp.MustCompile(`\{\{\s*now\s*(?:\+\s*(\d+)([hd]))?\s*\}\}`)
 	data = re.ReplaceAllFunc(data, func(m []byte) []byte {
 		sub := re.FindSubmatch(m)
@@ -39,18 +39,23 @@ func testParser(data []byte, now time.Time) (any, error) {
 	})
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return nil, err
+		return TaskDefinition{}, err
 	}
 	var m map[string]any
 	if err := json.Unmarshal(js, &m); err != nil {
-		return nil, err
+		return TaskDefinition{}, err
 	}
 	for k := range m {
 		if strings.HasPrefix(k, "x-") {
 			delete(m, k)
 		}
 	}
-	return m, nil
+	js, err = json.Marshal(m)
+	if err != nil {
+		return TaskDefinition{}, err
+	}
+	var def TaskDefinition
+	return def, json.Unmarshal(js, &def)
 }
 
 func TestMainStandalone(t *testing.T) {

@@ -109,7 +109,7 @@
 //		ClientID: "worker", AccessToken: "secret", Scopes: []string{"queue:claim-work:*", "queue:worker-id:*"},
 //	}}})
 //	srv := httptest.NewServer(s.Handler()) // rootUrl = srv.URL
-//	s.CreateTask(ctx, localqueue.NewTaskID(), def)
+//	s.CreateTask(ctx, localqueue.NewTaskID(), &def) // def a TaskDefinition; CreateTaskJSON takes JSON
 //	... run a worker against srv.URL ...
 //	st, _ := s.Status(taskID)          // runs, states, reasons
 //	arts, _ := s.Artifacts(taskID, 0) // with content

@@ -2,6 +2,7 @@ package localqueue_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // A worker's conversation with an in-process Queue: create a task, claim
@@ -33,12 +35,12 @@ func ExampleNew() {
 	ctx := context.Background()
 	taskID := localqueue.NewTaskID()
 	now := time.Now()
-	if _, err := s.CreateTask(ctx, taskID, map[string]any{
-		"taskQueueId": "examples/local",
-		"created":     now,
-		"deadline":    now.Add(time.Hour),
-		"payload":     map[string]any{"command": [][]string{{"true"}}},
-		"metadata":    map[string]any{"name": "example", "description": "d", "owner": "me@example.com", "source": "https://example.com"},
+	if _, err := s.CreateTask(ctx, taskID, &localqueue.TaskDefinition{
+		TaskQueueID: "examples/local",
+		Created:     now,
+		Deadline:    now.Add(time.Hour),
+		Payload:     json.RawMessage(`{"command": [["true"]]}`),
+		Metadata:    tcwire.TaskMetadata{Name: "example", Description: "d", Owner: "me@example.com", Source: "https://example.com"},
 	}); err != nil {
 		panic(err)
 	}

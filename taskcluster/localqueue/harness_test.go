@@ -181,7 +181,7 @@ func (c *tcClient) do(method, service, path string, body any) response {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c != nil && c.creds.ClientID != "" {
-		auth, err := c.creds.SignHeader(hawk.RequestFromURL(method, req.URL), h.clock.Now(), "")
+		auth, err := hawk.SignHeader(c.creds, hawk.RequestFromURL(method, req.URL), h.clock.Now(), "")
 		if err != nil {
 			h.t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 var jsonMarshal = json.Marshal
@@ -157,9 +158,9 @@ func (s *Server) apiRoutes() []*route {
 			"queue:claim-work:<taskQueueId>", "queue:worker-id:<workerGroup>/<workerId>",
 		}, handle: handleClaimWork},
 		{service: "queue", name: "reclaimTask", method: "post", path: "/task/<taskId>/runs/<runId>/reclaim", scopes: runScope("reclaim-task"), handle: handleReclaim},
-		{service: "queue", name: "reportCompleted", method: "post", path: "/task/<taskId>/runs/<runId>/completed", scopes: runScope("resolve-task"), handle: handleResolve(StateCompleted)},
-		{service: "queue", name: "reportFailed", method: "post", path: "/task/<taskId>/runs/<runId>/failed", scopes: runScope("resolve-task"), handle: handleResolve(StateFailed)},
-		{service: "queue", name: "reportException", method: "post", path: "/task/<taskId>/runs/<runId>/exception", scopes: runScope("resolve-task"), handle: handleResolve(StateException)},
+		{service: "queue", name: "reportCompleted", method: "post", path: "/task/<taskId>/runs/<runId>/completed", scopes: runScope("resolve-task"), handle: handleResolve(tcwire.StateCompleted)},
+		{service: "queue", name: "reportFailed", method: "post", path: "/task/<taskId>/runs/<runId>/failed", scopes: runScope("resolve-task"), handle: handleResolve(tcwire.StateFailed)},
+		{service: "queue", name: "reportException", method: "post", path: "/task/<taskId>/runs/<runId>/exception", scopes: runScope("resolve-task"), handle: handleResolve(tcwire.StateException)},
 		{service: "queue", name: "createArtifact", method: "post", path: "/task/<taskId>/runs/<runId>/artifacts/<name>", scopes: runScope("create-artifact"), handle: handleCreateArtifact},
 		{service: "queue", name: "finishArtifact", method: "put", path: "/task/<taskId>/runs/<runId>/artifacts/<name>", scopes: runScope("create-artifact"), handle: handleFinishArtifact},
 		{service: "queue", name: "getArtifact", method: "get", path: "/task/<taskId>/runs/<runId>/artifacts/<name>", scopes: getArtifactScopes, handle: handleGetArtifact(false)},
@@ -459,7 +460,7 @@ func handleResolve(state string) func(c *call) error {
 			return err
 		}
 		reason := state
-		if state == StateException {
+		if state == tcwire.StateException {
 			var req struct {
 				Reason string `json:"reason"`
 			}
@@ -596,12 +597,12 @@ func handleArtifactContent(latest bool) func(c *call) error {
 			return c.reply(map[string]string{"storageType": "error", "reason": tgt.reason, "message": tgt.message})
 		case "object":
 			now := c.s.now()
-			cr, err := c.s.issuer.CreateTemporaryCredentials("", []string{"object:download:" + tgt.objectName}, now, now.Add(time.Hour))
+			cr, err := hawk.CreateTemporaryCredentials(c.s.issuer, "", []string{"object:download:" + tgt.objectName}, now, now.Add(time.Hour))
 			if err != nil {
 				return fmt.Errorf("issuing object download credentials: %w", err)
 			}
 			return c.reply(map[string]any{"storageType": "object", "name": tgt.objectName,
-				"credentials": Credentials{ClientID: cr.ClientID, AccessToken: cr.AccessToken, Certificate: cr.Certificate}})
+				"credentials": cr})
 		}
 		return c.reply(map[string]string{"storageType": tgt.storageType, "url": tgt.url})
 	}

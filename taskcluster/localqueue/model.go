@@ -4,50 +4,17 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/taskcluster"
-	"github.com/workergen/workergen/taskcluster/hawk"
-)
-
-// Task and run states (task-status.json `state`).
-const (
-	StateUnscheduled = "unscheduled"
-	StatePending     = "pending"
-	StateRunning     = "running"
-	StateCompleted   = "completed"
-	StateFailed      = "failed"
-	StateException   = "exception"
-)
-
-// Run reasonCreated values (task-status.json).
-const (
-	ReasonScheduled = "scheduled"
-	ReasonRetry     = "retry"
-	ReasonTaskRetry = "task-retry"
-	ReasonRerun     = "rerun"
-	ReasonException = "exception"
-)
-
-// Run reasonResolved values (task-status.json).
-const (
-	ReasonCompleted           = "completed"
-	ReasonFailed              = "failed"
-	ReasonDeadlineExceeded    = "deadline-exceeded"
-	ReasonCanceled            = "canceled"
-	ReasonClaimExpired        = "claim-expired"
-	ReasonWorkerShutdown      = "worker-shutdown"
-	ReasonMalformedPayload    = "malformed-payload"
-	ReasonResourceUnavailable = "resource-unavailable"
-	ReasonInternalError       = "internal-error"
-	ReasonIntermittentTask    = "intermittent-task"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // exceptionReasons are the reasons reportException accepts
 // (task-exception-request.json).
 var exceptionReasons = map[string]bool{
-	ReasonWorkerShutdown:      true,
-	ReasonMalformedPayload:    true,
-	ReasonResourceUnavailable: true,
-	ReasonInternalError:       true,
-	ReasonIntermittentTask:    true,
+	tcwire.ReasonWorkerShutdown:      true,
+	tcwire.ReasonMalformedPayload:    true,
+	tcwire.ReasonResourceUnavailable: true,
+	tcwire.ReasonInternalError:       true,
+	tcwire.ReasonIntermittentTask:    true,
 }
 
 // priorities ranks task priorities, highest first (task.json `priority`).
@@ -62,13 +29,11 @@ var priorities = map[string]int{
 }
 
 // TaskDefinition is a task definition as the Queue stores and returns it
-// (schema queue/v1/task.json), the client's type: the server fills in every
-// default (projectId "none", expires a year after created, empty lists and
-// objects), so what it answers has every member task.json requires.
-type TaskDefinition = taskcluster.Task
-
-// TaskMetadata is task-metadata.json.
-type TaskMetadata = taskcluster.TaskMetadata
+// (schema queue/v1/task.json), the shared wire type: the server fills in
+// every default (projectId "none", retries 5, expires a year after the
+// deadline, empty lists and objects), so what it answers has every member
+// task.json requires.
+type TaskDefinition = tcwire.TaskDefinition
 
 // Run is one run of a task (task-status.json `runs[]`), the client's type:
 // the server answers with exactly what workers parse. Times are UTC with
@@ -81,9 +46,9 @@ type TaskStatus = taskcluster.TaskStatus
 
 // Credentials are Taskcluster credentials as the Queue hands them out
 // (task-credentials.json, object-credentials.json): the same type the
-// hawk package and the taskcluster client use. The server never sets
-// AuthorizedScopes in what it returns.
-type Credentials = hawk.Credentials
+// hawk package and the taskcluster client use (tcwire.Credentials). The
+// server never sets AuthorizedScopes in what it returns.
+type Credentials = tcwire.Credentials
 
 // Artifact is one artifact of a run as the server stores it, with its bytes
 // for `s3` and `object` artifacts (returned by Server.Artifacts).
@@ -138,13 +103,13 @@ func (t *taskRecord) state() string {
 	if r := t.latest(); r != nil {
 		return r.State
 	}
-	return StateUnscheduled
+	return tcwire.StateUnscheduled
 }
 
 // resolved tells whether the task reached a final resolution.
 func (t *taskRecord) resolved() bool {
 	switch t.state() {
-	case StateCompleted, StateFailed, StateException:
+	case tcwire.StateCompleted, tcwire.StateFailed, tcwire.StateException:
 		return true
 	}
 	return false

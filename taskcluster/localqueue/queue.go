@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // IssuerClientID is the clientId of the server's own permanent credentials,
@@ -64,7 +66,7 @@ type Server struct {
 	log    *slog.Logger
 	st     *store
 	auth   *hawk.Authenticator
-	issuer hawk.Credentials
+	issuer Credentials
 	secret []byte
 	static map[string]Client
 	wm     wmState // the embedded worker-manager (workermanager.go)
@@ -123,7 +125,7 @@ func New(opts Options) (*Server, error) {
 		log:        o.Logger.With("component", "localqueue"),
 		st:         st,
 		secret:     ls.secret,
-		issuer:     hawk.Credentials{ClientID: IssuerClientID, AccessToken: ls.issuerKey},
+		issuer:     Credentials{ClientID: IssuerClientID, AccessToken: ls.issuerKey},
 		static:     map[string]Client{},
 		tasks:      ls.tasks,
 		artifacts:  ls.artifacts,
@@ -267,7 +269,7 @@ func (s *Server) sweepLocked() error {
 			continue
 		}
 		var expired bool
-		if r := t.latest(); r != nil && r.State == StateRunning && !r.TakenUntil.After(now) && r.TakenUntil.Before(t.Definition.Deadline) {
+		if r := t.latest(); r != nil && r.State == tcwire.StateRunning && !r.TakenUntil.After(now) && r.TakenUntil.Before(t.Definition.Deadline) {
 			expired = true
 		}
 		deadline := !t.Definition.Deadline.After(now)
@@ -277,19 +279,19 @@ func (s *Server) sweepLocked() error {
 		n := t.clone()
 		if expired {
 			r := n.latest()
-			r.State, r.ReasonResolved, r.Resolved = StateException, ReasonClaimExpired, now
+			r.State, r.ReasonResolved, r.Resolved = tcwire.StateException, tcwire.ReasonClaimExpired, now
 			if n.RetriesLeft > 0 && !deadline {
 				n.RetriesLeft--
-				n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: StatePending, ReasonCreated: ReasonRetry, Scheduled: now})
+				n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: tcwire.StatePending, ReasonCreated: tcwire.ReasonRetry, Scheduled: now})
 			}
 			s.log.Info("claim expired", "taskId", id, "runId", r.RunID)
 		}
 		if deadline && !n.resolved() {
 			if r := n.latest(); r == nil {
-				n.Runs = append(n.Runs, Run{RunID: 0, State: StateException, ReasonCreated: ReasonException,
-					ReasonResolved: ReasonDeadlineExceeded, Scheduled: now, Resolved: now})
+				n.Runs = append(n.Runs, Run{RunID: 0, State: tcwire.StateException, ReasonCreated: tcwire.ReasonException,
+					ReasonResolved: tcwire.ReasonDeadlineExceeded, Scheduled: now, Resolved: now})
 			} else {
-				r.State, r.ReasonResolved, r.Resolved = StateException, ReasonDeadlineExceeded, now
+				r.State, r.ReasonResolved, r.Resolved = tcwire.StateException, tcwire.ReasonDeadlineExceeded, now
 			}
 			s.log.Info("deadline exceeded", "taskId", id)
 		}
@@ -332,7 +334,7 @@ func (s *Server) index(t *taskRecord) {
 				s.dependents[dep] = append(s.dependents[dep], t.TaskID)
 			}
 		}
-	case r.State == StatePending:
+	case r.State == tcwire.StatePending:
 		q := t.Definition.TaskQueueID
 		ref := pendingRef{taskID: t.TaskID, runID: r.RunID, priority: priorities[t.Definition.Priority], scheduled: r.Scheduled}
 		if s.queued[ref.key()] {
@@ -359,7 +361,7 @@ func (s *Server) noteDue(t *taskRecord) {
 		return
 	}
 	due := t.Definition.Deadline
-	if r := t.latest(); r != nil && r.State == StateRunning && r.TakenUntil.Before(due) {
+	if r := t.latest(); r != nil && r.State == tcwire.StateRunning && r.TakenUntil.Before(due) {
 		due = r.TakenUntil
 	}
 	if s.nextDue.IsZero() || due.Before(s.nextDue) {
@@ -379,7 +381,7 @@ func (s *Server) scheduleDependentsLocked(taskID string) error {
 			continue
 		}
 		n := t.clone()
-		n.Runs = append(n.Runs, Run{RunID: 0, State: StatePending, ReasonCreated: ReasonScheduled, Scheduled: s.now()})
+		n.Runs = append(n.Runs, Run{RunID: 0, State: tcwire.StatePending, ReasonCreated: tcwire.ReasonScheduled, Scheduled: s.now()})
 		if err := s.saveLocked(n); err != nil {
 			errs = append(errs, err)
 		}
@@ -399,7 +401,7 @@ func (s *Server) dependenciesSatisfiedLocked(t *taskRecord) bool {
 		if d == nil || !d.resolved() {
 			return false
 		}
-		if t.Definition.Requires == "all-completed" && d.state() != StateCompleted {
+		if t.Definition.Requires == "all-completed" && d.state() != tcwire.StateCompleted {
 			return false
 		}
 	}
@@ -431,26 +433,11 @@ func (s *Server) runLocked(taskID string, runID int) (*taskRecord, *Run, error) 
 }
 
 // ClaimedTask is one claim of claimWork (claim-work-response.json
-// `tasks[]`).
-type ClaimedTask struct {
-	Status      TaskStatus     `json:"status"`
-	RunID       int            `json:"runId"`
-	WorkerGroup string         `json:"workerGroup"`
-	WorkerID    string         `json:"workerId"`
-	TakenUntil  time.Time      `json:"takenUntil"`
-	Task        TaskDefinition `json:"task"`
-	Credentials Credentials    `json:"credentials"`
-}
+// `tasks[]`), the client's type.
+type ClaimedTask = taskcluster.TaskClaim
 
-// ReclaimResult is task-reclaim-response.json.
-type ReclaimResult struct {
-	Status      TaskStatus  `json:"status"`
-	RunID       int         `json:"runId"`
-	WorkerGroup string      `json:"workerGroup"`
-	WorkerID    string      `json:"workerId"`
-	TakenUntil  time.Time   `json:"takenUntil"`
-	Credentials Credentials `json:"credentials"`
-}
+// ReclaimResult is task-reclaim-response.json, the client's type.
+type ReclaimResult = taskcluster.TaskReclaimResponse
 
 // ClaimWork claims up to n pending tasks of taskQueueId for the worker,
 // waiting up to the long-poll time (or until ctx ends) for one to be
@@ -507,7 +494,7 @@ func (s *Server) claimLocked(queue, workerGroup, workerID string, n int) ([]Clai
 		if t != nil {
 			r = t.latest()
 		}
-		if r == nil || r.RunID != ref.runID || r.State != StatePending {
+		if r == nil || r.RunID != ref.runID || r.State != tcwire.StatePending {
 			delete(s.queued, ref.key())
 			continue // stale entry
 		}
@@ -544,7 +531,7 @@ func (s *Server) claimRun(t *taskRecord, workerGroup, workerID string) (ClaimedT
 	now := s.now()
 	n := t.clone()
 	r := n.latest()
-	r.State, r.WorkerGroup, r.WorkerID = StateRunning, workerGroup, workerID
+	r.State, r.WorkerGroup, r.WorkerID = tcwire.StateRunning, workerGroup, workerID
 	r.Started = now
 	r.TakenUntil = now.Add(s.opts.ClaimTimeout)
 	creds, err := s.taskCredentials(n, r)
@@ -570,11 +557,11 @@ func (s *Server) taskCredentials(t *taskRecord, r *Run) (Credentials, error) {
 		"queue:resolve-task:" + run,
 		"queue:create-artifact:" + run,
 	}, t.Definition.Scopes...)
-	c, err := s.issuer.CreateTemporaryCredentials(name, scopes, s.now(), r.TakenUntil)
+	c, err := hawk.CreateTemporaryCredentials(s.issuer, name, scopes, s.now(), r.TakenUntil)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("issuing task credentials: %w", err)
 	}
-	return Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}, nil
+	return c, nil
 }
 
 // ReclaimTask extends the claim of a running run by the claim timeout and
@@ -592,7 +579,7 @@ func (s *Server) ReclaimTask(taskID string, runID int) (ReclaimResult, error) {
 	if !t.Definition.Deadline.After(now) {
 		return ReclaimResult{}, errConflict("task `%s` can't be reclaimed past its deadline of %s", taskID, fmtTime(t.Definition.Deadline))
 	}
-	if runID != len(t.Runs)-1 || r.State != StateRunning {
+	if runID != len(t.Runs)-1 || r.State != tcwire.StateRunning {
 		return ReclaimResult{}, errConflict("run %d on task `%s` is resolved or not running", runID, taskID)
 	}
 	n := t.clone()
@@ -621,9 +608,9 @@ func (s *Server) ReclaimTask(taskID string, runID int) (ReclaimResult, error) {
 // resolution of a run that is not running fails with ErrConflict.
 func (s *Server) Resolve(taskID string, runID int, state, reason string) (TaskStatus, error) {
 	switch state {
-	case StateCompleted, StateFailed:
+	case tcwire.StateCompleted, tcwire.StateFailed:
 		reason = state
-	case StateException:
+	case tcwire.StateException:
 		if !exceptionReasons[reason] {
 			return TaskStatus{}, errInput("reason %q is not one of worker-shutdown, malformed-payload, resource-unavailable, internal-error, intermittent-task", reason)
 		}
@@ -637,16 +624,16 @@ func (s *Server) Resolve(taskID string, runID int, state, reason string) (TaskSt
 		return TaskStatus{}, err
 	}
 	last := len(t.Runs) - 1
-	if runID != last || r.State != StateRunning {
+	if runID != last || r.State != tcwire.StateRunning {
 		// Idempotence: the same resolution again is fine.
-		retried := state == StateException && runID == last-1 &&
-			(t.Runs[last].ReasonCreated == ReasonRetry || t.Runs[last].ReasonCreated == ReasonTaskRetry)
+		retried := state == tcwire.StateException && runID == last-1 &&
+			(t.Runs[last].ReasonCreated == tcwire.ReasonRetry || t.Runs[last].ReasonCreated == tcwire.ReasonTaskRetry)
 		if (runID == last || retried) && r.State == state && r.ReasonResolved == reason {
 			return t.status(), nil
 		}
 		return TaskStatus{}, errConflict("run %d on task `%s` is resolved or not running", runID, taskID)
 	}
-	if state == StateCompleted {
+	if state == tcwire.StateCompleted {
 		for _, a := range s.runArtifactsLocked(taskID, runID) {
 			if a.StorageType == "object" && !a.Present {
 				return TaskStatus{}, errConflict("all object artifacts must be finished (finishArtifact) to resolve task as completed; %q is not", a.Name)
@@ -657,13 +644,13 @@ func (s *Server) Resolve(taskID string, runID int, state, reason string) (TaskSt
 	n := t.clone()
 	nr := &n.Runs[runID]
 	nr.State, nr.ReasonResolved, nr.Resolved = state, reason, now
-	if n.RetriesLeft > 0 && (reason == ReasonWorkerShutdown || reason == ReasonIntermittentTask) {
+	if n.RetriesLeft > 0 && (reason == tcwire.ReasonWorkerShutdown || reason == tcwire.ReasonIntermittentTask) {
 		n.RetriesLeft--
-		created := ReasonRetry
-		if reason == ReasonIntermittentTask {
-			created = ReasonTaskRetry
+		created := tcwire.ReasonRetry
+		if reason == tcwire.ReasonIntermittentTask {
+			created = tcwire.ReasonTaskRetry
 		}
-		n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: StatePending, ReasonCreated: created, Scheduled: now})
+		n.Runs = append(n.Runs, Run{RunID: len(n.Runs), State: tcwire.StatePending, ReasonCreated: created, Scheduled: now})
 	}
 	if err := s.saveLocked(n); err != nil {
 		return TaskStatus{}, err
@@ -691,10 +678,10 @@ func (s *Server) Cancel(taskID string) (TaskStatus, error) {
 	}
 	n := t.clone()
 	if r := n.latest(); r == nil {
-		n.Runs = append(n.Runs, Run{RunID: 0, State: StateException, ReasonCreated: ReasonException,
-			ReasonResolved: ReasonCanceled, Scheduled: now, Resolved: now})
+		n.Runs = append(n.Runs, Run{RunID: 0, State: tcwire.StateException, ReasonCreated: tcwire.ReasonException,
+			ReasonResolved: tcwire.ReasonCanceled, Scheduled: now, Resolved: now})
 	} else {
-		r.State, r.ReasonResolved, r.Resolved = StateException, ReasonCanceled, now
+		r.State, r.ReasonResolved, r.Resolved = tcwire.StateException, tcwire.ReasonCanceled, now
 	}
 	if err := s.saveLocked(n); err != nil {
 		return TaskStatus{}, err

@@ -6,12 +6,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func TestLifecycleHappyPath(t *testing.T) {
 	h := newHarness(t)
 	id := h.createTask(nil)
-	if st := h.status(id); st.State != StatePending || runStates(st) != "pending/scheduled/" || st.RetriesLeft != 2 {
+	if st := h.status(id); st.State != tcwire.StatePending || runStates(st) != "pending/scheduled/" || st.RetriesLeft != 2 {
 		t.Fatalf("after createTask: %s %s retriesLeft %d", st.State, runStates(st), st.RetriesLeft)
 	}
 	// Task definition and status over HTTP, validated against the schemas.
@@ -28,7 +30,7 @@ func TestLifecycleHappyPath(t *testing.T) {
 	if string(c.Task.Payload) != `{"command":[["true"]],"maxRunTime":60}` {
 		t.Fatalf("payload %s", c.Task.Payload)
 	}
-	if h.status(id).State != StateRunning {
+	if h.status(id).State != tcwire.StateRunning {
 		t.Fatalf("state %s after claim", h.status(id).State)
 	}
 	// Nothing else pending.
@@ -51,7 +53,7 @@ func TestLifecycleHappyPath(t *testing.T) {
 	if err := h.s.CheckExpiry(); err != nil {
 		t.Fatal(err)
 	}
-	if st := h.status(id); st.State != StateRunning {
+	if st := h.status(id); st.State != tcwire.StateRunning {
 		t.Fatalf("claim kept alive by reclaims, state %s", runStates(st))
 	}
 
@@ -81,7 +83,7 @@ func TestLifecycleHappyPath(t *testing.T) {
 
 	tc.call("POST", "queue", runPath(id, 0, "/completed"), nil, "", "queue/v1/task-status-response.json", 200)
 	st := h.status(id)
-	if st.State != StateCompleted || runStates(st) != "completed/scheduled/completed" || st.Runs[0].Resolved.IsZero() {
+	if st.State != tcwire.StateCompleted || runStates(st) != "completed/scheduled/completed" || st.Runs[0].Resolved.IsZero() {
 		t.Fatalf("after reportCompleted: %s", runStates(st))
 	}
 	// Resolving again the same way is idempotent; differently is 409.
@@ -157,7 +159,7 @@ func TestClaimExpiryRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := h.status(id)
-	if runStates(st) != "exception/scheduled/claim-expired pending/retry/" || st.RetriesLeft != 0 || st.State != StatePending {
+	if runStates(st) != "exception/scheduled/claim-expired pending/retry/" || st.RetriesLeft != 0 || st.State != tcwire.StatePending {
 		t.Fatalf("after claim expiry: %s retriesLeft %d", runStates(st), st.RetriesLeft)
 	}
 	// The old run's worker learns with a 409.
@@ -176,7 +178,7 @@ func TestClaimExpiryRetries(t *testing.T) {
 	r := h.admin.call("GET", "queue", "/task/"+id+"/status", nil, "", "queue/v1/task-status-response.json", 200)
 	var res struct{ Status TaskStatus }
 	r.decode(t, &res)
-	if runStates(res.Status) != "exception/scheduled/claim-expired exception/retry/claim-expired" || res.Status.State != StateException {
+	if runStates(res.Status) != "exception/scheduled/claim-expired exception/retry/claim-expired" || res.Status.State != tcwire.StateException {
 		t.Fatalf("after second expiry: %s", runStates(res.Status))
 	}
 }
@@ -190,16 +192,16 @@ func TestReportExceptionRetries(t *testing.T) {
 			"queue/v1/task-exception-request.json", "queue/v1/task-status-response.json", want)
 	}
 	c := h.claim()
-	exc(0, c.Credentials, ReasonWorkerShutdown, 200)
-	exc(0, c.Credentials, ReasonWorkerShutdown, 200) // idempotent
-	exc(0, c.Credentials, ReasonInternalError, 409)
+	exc(0, c.Credentials, tcwire.ReasonWorkerShutdown, 200)
+	exc(0, c.Credentials, tcwire.ReasonWorkerShutdown, 200) // idempotent
+	exc(0, c.Credentials, tcwire.ReasonInternalError, 409)
 	c = h.claim()
-	exc(1, c.Credentials, ReasonIntermittentTask, 200)
+	exc(1, c.Credentials, tcwire.ReasonIntermittentTask, 200)
 	c = h.claim()
-	exc(2, c.Credentials, ReasonIntermittentTask, 200) // no retries left
+	exc(2, c.Credentials, tcwire.ReasonIntermittentTask, 200) // no retries left
 	st := h.status(id)
 	want := "exception/scheduled/worker-shutdown exception/retry/intermittent-task exception/task-retry/intermittent-task"
-	if runStates(st) != want || st.State != StateException || st.RetriesLeft != 0 {
+	if runStates(st) != want || st.State != tcwire.StateException || st.RetriesLeft != 0 {
 		t.Fatalf("runs %s (state %s, retriesLeft %d), want %s", runStates(st), st.State, st.RetriesLeft, want)
 	}
 
@@ -214,7 +216,7 @@ func TestReportExceptionRetries(t *testing.T) {
 	c = h.claim()
 	h.clientFor(c.Credentials).call("POST", "queue", runPath(id3, 0, "/exception"), map[string]any{"reason": "bogus"}, "", "", 400)
 	h.clientFor(c.Credentials).call("POST", "queue", runPath(id3, 0, "/failed"), nil, "", "queue/v1/task-status-response.json", 200)
-	if st := h.status(id3); runStates(st) != "failed/scheduled/failed" || st.State != StateFailed {
+	if st := h.status(id3); runStates(st) != "failed/scheduled/failed" || st.State != tcwire.StateFailed {
 		t.Fatalf("failed: %s", runStates(st))
 	}
 	h.clientFor(c.Credentials).call("POST", "queue", runPath(id3, 5, "/failed"), nil, "", "", 404)
@@ -232,7 +234,7 @@ func TestDeadline(t *testing.T) {
 		deadline(d)
 		d["dependencies"] = []string{pending}
 	})
-	if st := h.status(dep); st.State != StateUnscheduled || len(st.Runs) != 0 {
+	if st := h.status(dep); st.State != tcwire.StateUnscheduled || len(st.Runs) != 0 {
 		t.Fatalf("dependent task: %s", st.State)
 	}
 	h.clock.Advance(15 * time.Minute)
@@ -247,7 +249,7 @@ func TestDeadline(t *testing.T) {
 		pending: "exception/scheduled/deadline-exceeded",
 		dep:     "exception/exception/deadline-exceeded",
 	} {
-		if st := h.status(id); runStates(st) != want || st.State != StateException {
+		if st := h.status(id); runStates(st) != want || st.State != tcwire.StateException {
 			t.Errorf("task %s: %s, want %s", id, runStates(st), want)
 		}
 	}
@@ -368,14 +370,14 @@ func TestDependencies(t *testing.T) {
 		t.Fatalf("listDependentTasks page 2: %s", r.body)
 	}
 	resolve("/completed") // a (created first)
-	if h.status(allCompleted).State != StateUnscheduled {
+	if h.status(allCompleted).State != tcwire.StateUnscheduled {
 		t.Fatal("scheduled before every dependency resolved")
 	}
 	resolve("/failed") // b
-	if st := h.status(allResolved); st.State != StatePending {
+	if st := h.status(allResolved); st.State != tcwire.StatePending {
 		t.Fatalf("all-resolved: %s", st.State)
 	}
-	if st := h.status(allCompleted); st.State != StateUnscheduled {
+	if st := h.status(allCompleted); st.State != tcwire.StateUnscheduled {
 		t.Fatalf("all-completed with a failed dependency: %s", st.State)
 	}
 }
@@ -419,13 +421,13 @@ func TestCreateTaskRules(t *testing.T) {
 		t.Fatalf("taskQueueId %q", res.Status.TaskQueueID)
 	}
 	// The helper takes the same definitions.
-	if _, err := h.s.CreateTask(context.Background(), NewTaskID(), h.taskDef(nil)); err != nil {
+	if _, err := h.s.CreateTaskJSON(context.Background(), NewTaskID(), h.taskDef(nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.s.CreateTask(context.Background(), id, h.taskDef(nil)); err != nil {
+	if _, err := h.s.CreateTaskJSON(context.Background(), id, h.taskDef(nil)); err != nil {
 		t.Fatalf("CreateTask with the same definition: %v", err)
 	}
-	if _, err := h.s.CreateTask(context.Background(), id, h.taskDef(func(d map[string]any) { d["retries"] = 3 })); !errors.Is(err, ErrConflict) {
+	if _, err := h.s.CreateTaskJSON(context.Background(), id, h.taskDef(func(d map[string]any) { d["retries"] = 3 })); !errors.Is(err, ErrConflict) {
 		t.Fatal("CreateTask with a different definition for an existing taskId succeeded")
 	}
 }

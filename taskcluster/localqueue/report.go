@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // LogArtifactName is the task log's backing artifact as Taskcluster workers
@@ -176,7 +178,7 @@ func (s *Server) WaitResolved(ctx context.Context, interval time.Duration, taskI
 				return nil, err
 			}
 			switch st.State {
-			case StateCompleted, StateFailed, StateException:
+			case tcwire.StateCompleted, tcwire.StateFailed, tcwire.StateException:
 			default:
 				waiting = append(waiting, id)
 			}

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func TestResolutionsTable(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	// CreateTask takes the task package's Definition (zero expires and
-	// absent optional fields get the Queue's defaults).
+	// CreateTask takes the task package's Definition, tcwire's (zero
+	// expires and absent optional fields get the Queue's defaults).
 	now := h.clock.Now()
 	def := task.Definition{
 		TaskQueueID: testQueue,
@@ -24,7 +25,7 @@ func TestResolutionsTable(t *testing.T) {
 		Metadata:    task.Metadata{Name: "hello", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
 	}
 	id := NewTaskID()
-	st, err := h.s.CreateTask(ctx, id, def)
+	st, err := h.s.CreateTask(ctx, id, &def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestResolutionsTable(t *testing.T) {
 	}
 	pending := NewTaskID()
 	def.Metadata.Name = "waits"
-	if _, err := h.s.CreateTask(ctx, pending, def); err != nil {
+	if _, err := h.s.CreateTask(ctx, pending, &def); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,7 +52,7 @@ func TestResolutionsTable(t *testing.T) {
 	tc.call("POST", "queue", runPath(id, 0, "/failed"), nil, "", "", 200)
 
 	sts, err := h.s.WaitResolved(ctx, time.Millisecond, id)
-	if err != nil || sts[0].State != StateFailed {
+	if err != nil || sts[0].State != tcwire.StateFailed {
 		t.Fatalf("WaitResolved: %v %v", sts, err)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -73,7 +74,7 @@ func TestResolutionsTable(t *testing.T) {
 			r = x
 		}
 	}
-	if r.State != StateFailed || r.Reason != ReasonFailed || !strings.HasPrefix(r.Log, h.dir) ||
+	if r.State != tcwire.StateFailed || r.Reason != tcwire.ReasonFailed || !strings.HasPrefix(r.Log, h.dir) ||
 		len(r.Artifacts) != 2 || r.Artifacts["public/missing"] != "error: file-missing-on-worker" {
 		t.Fatalf("resolution: %+v", r)
 	}

@@ -4,13 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/workergen/workergen/taskcluster/hawk"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
-
-// scopeSatisfied reports whether the scope set grants required (exact
-// match, or a `*`-suffixed scope whose prefix starts required); roles are
-// not expanded.
-func scopeSatisfied(have []string, required string) bool { return hawk.ScopeSatisfied(have, required) }
 
 // A scope expression in the form of the API references' `scopes` field
 // (references/queue/v1/api.json): a string template such as
@@ -58,7 +53,7 @@ func evalScopes(expr any, params scopeParams, have []string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		return scopeSatisfied(have, s), nil
+		return tcwire.ScopeSatisfied(have, s), nil
 	case each:
 		return evalScopes(allOf{e}, params, have)
 	case allOf:

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Identifier patterns of the Queue's schemas (task.json,
@@ -31,6 +33,9 @@ const (
 	allowedDrift  = 15 * time.Minute
 	defaultExpiry = 365 * 24 * time.Hour
 )
+
+// defaultRetries is the retries of a task whose definition gives none.
+const defaultRetries = 5
 
 // NewTaskID returns a fresh taskId: a random v4 UUID in URL-safe base64
 // without padding (a "slugid"), first bit clear like Taskcluster's nice
@@ -76,7 +81,8 @@ type requestMetadata struct {
 }
 
 // parseTaskDefinition decodes and validates a createTask body against the
-// rules of create-task-request.json and the Queue, filling defaults.
+// rules of create-task-request.json and the Queue, filling defaults. Every
+// problem found is reported, one per line.
 func parseTaskDefinition(taskID string, body []byte, now time.Time) (TaskDefinition, error) {
 	if !slugIDPattern.MatchString(taskID) {
 		return TaskDefinition{}, errInput("taskId %q is not a slugid", taskID)
@@ -87,162 +93,218 @@ func parseTaskDefinition(taskID string, body []byte, now time.Time) (TaskDefinit
 	if err := dec.Decode(&req); err != nil {
 		return TaskDefinition{}, errInput("task definition: %v", err)
 	}
-	var problems []string
-	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	d := withDefaults(taskID, &req)
+	var p problems
+	p.checkQueueIdentity(&d, &req)
+	p.checkIdentifiers(&d)
+	p.checkLists(&d)
+	p.checkRetriesAndPriority(&d, req.Retries)
+	p.checkScopes(&d)
+	p.checkPayloadAndExtra(&d)
+	p.checkTags(&d, req.Tags)
+	p.checkMetadata(&d, req.Metadata)
+	p.checkTimes(&d, &req, now)
+	if len(p) > 0 {
+		return TaskDefinition{}, errInput("invalid task definition:\n%s", strings.Join(p, "\n"))
+	}
+	// Canonical JSON for payload and extra, so idempotence compares values.
+	d.Payload = canonicalJSON(d.Payload)
+	d.Extra = canonicalJSON(d.Extra)
+	return d, nil
+}
+
+// orEmpty is l, or an empty list for nil (the Queue serves [] for lists a
+// definition leaves out).
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// problems collects what is wrong with a task definition.
+type problems []string
+
+func (p *problems) add(format string, a ...any) { *p = append(*p, fmt.Sprintf(format, a...)) }
+
+// withDefaults is the definition req gives, with the Queue's defaults for
+// the members it leaves out (queue identity, metadata and times are filled
+// by the checks).
+func withDefaults(taskID string, req *createTaskRequest) TaskDefinition {
 	str := func(p *string, def string) string {
 		if p == nil {
 			return def
 		}
 		return *p
 	}
-	d := TaskDefinition{
+	return TaskDefinition{
 		SchedulerID:  str(req.SchedulerID, "-"),
 		ProjectID:    str(req.ProjectID, "none"),
 		TaskGroupID:  str(req.TaskGroupID, taskID),
-		Dependencies: req.Dependencies,
+		Dependencies: orEmpty(req.Dependencies),
 		Requires:     str(req.Requires, "all-completed"),
-		Routes:       req.Routes,
+		Routes:       orEmpty(req.Routes),
 		Priority:     str(req.Priority, "lowest"),
-		Retries:      5,
-		Scopes:       req.Scopes,
+		Retries:      new(defaultRetries),
+		Scopes:       orEmpty(req.Scopes),
 		Payload:      req.Payload,
 		Extra:        req.Extra,
 		Tags:         map[string]string{},
 	}
-	// Queue identity: taskQueueId, or provisionerId + workerType, or both
-	// agreeing.
+}
+
+// checkQueueIdentity sets taskQueueId, provisionerId and workerType from
+// taskQueueId, or provisionerId + workerType, or both agreeing.
+func (p *problems) checkQueueIdentity(d *TaskDefinition, req *createTaskRequest) {
 	switch {
 	case req.TaskQueueID != nil:
 		d.TaskQueueID = *req.TaskQueueID
 		if !taskQueueIDPattern.MatchString(d.TaskQueueID) {
-			bad("taskQueueId %q does not match %s", d.TaskQueueID, taskQueueIDPattern)
+			p.add("taskQueueId %q does not match %s", d.TaskQueueID, taskQueueIDPattern)
 		}
 		d.ProvisionerID, d.WorkerType, _ = strings.Cut(d.TaskQueueID, "/")
 		if (req.ProvisionerID != nil && *req.ProvisionerID != d.ProvisionerID) || (req.WorkerType != nil && *req.WorkerType != d.WorkerType) {
-			bad("provisionerId/workerType must match taskQueueId %q", d.TaskQueueID)
+			p.add("provisionerId/workerType must match taskQueueId %q", d.TaskQueueID)
 		}
 	case req.ProvisionerID != nil && req.WorkerType != nil:
 		d.ProvisionerID, d.WorkerType = *req.ProvisionerID, *req.WorkerType
 		d.TaskQueueID = d.ProvisionerID + "/" + d.WorkerType
 		if !provisionerPattern.MatchString(d.ProvisionerID) || !workerTypePattern.MatchString(d.WorkerType) {
-			bad("provisionerId %q / workerType %q do not match their patterns", d.ProvisionerID, d.WorkerType)
+			p.add("provisionerId %q / workerType %q do not match their patterns", d.ProvisionerID, d.WorkerType)
 		}
 	default:
-		bad("taskQueueId (or provisionerId and workerType) is required")
+		p.add("taskQueueId (or provisionerId and workerType) is required")
 	}
+}
+
+// checkIdentifiers checks schedulerId, projectId and taskGroupId.
+func (p *problems) checkIdentifiers(d *TaskDefinition) {
 	if !identifierPattern.MatchString(d.SchedulerID) {
-		bad("schedulerId %q does not match %s", d.SchedulerID, identifierPattern)
+		p.add("schedulerId %q does not match %s", d.SchedulerID, identifierPattern)
 	}
 	if !projectIDPattern.MatchString(d.ProjectID) {
-		bad("projectId %q does not match %s", d.ProjectID, projectIDPattern)
+		p.add("projectId %q does not match %s", d.ProjectID, projectIDPattern)
 	}
 	if !slugIDPattern.MatchString(d.TaskGroupID) {
-		bad("taskGroupId %q is not a slugid", d.TaskGroupID)
+		p.add("taskGroupId %q is not a slugid", d.TaskGroupID)
 	}
-	if d.Dependencies == nil {
-		d.Dependencies = []string{}
-	}
+}
+
+// checkLists checks dependencies, requires and routes.
+func (p *problems) checkLists(d *TaskDefinition) {
 	seen := map[string]bool{}
 	for _, dep := range d.Dependencies {
 		if !slugIDPattern.MatchString(dep) {
-			bad("dependency %q is not a slugid", dep)
+			p.add("dependency %q is not a slugid", dep)
 		}
 		if seen[dep] {
-			bad("dependency %q is listed twice", dep)
+			p.add("dependency %q is listed twice", dep)
 		}
 		seen[dep] = true
 	}
 	if len(d.Dependencies) > 10000 {
-		bad("more than 10000 dependencies")
+		p.add("more than 10000 dependencies")
 	}
 	if d.Requires != "all-completed" && d.Requires != "all-resolved" {
-		bad("requires %q is not all-completed or all-resolved", d.Requires)
-	}
-	if d.Routes == nil {
-		d.Routes = []string{}
+		p.add("requires %q is not all-completed or all-resolved", d.Requires)
 	}
 	if len(d.Routes) > 64 {
-		bad("more than 64 routes")
+		p.add("more than 64 routes")
 	}
 	for _, r := range d.Routes {
 		if len(r) < 1 || len(r) > 249 {
-			bad("route %q must be 1 to 249 characters", r)
+			p.add("route %q must be 1 to 249 characters", r)
 		}
 	}
-	if _, ok := priorities[d.Priority]; !ok {
-		bad("priority %q is not one of highest, very-high, high, medium, low, very-low, lowest", d.Priority)
-	}
-	if req.Retries != nil {
-		d.Retries = *req.Retries
-		if d.Retries < 0 || d.Retries > 49 {
-			bad("retries %d is not within 0..49", d.Retries)
-		}
-	}
-	if d.Scopes == nil {
-		d.Scopes = []string{}
-	}
+}
+
+// checkScopes checks the task's scopes are printable ASCII ending in at
+// most one "*".
+func (p *problems) checkScopes(d *TaskDefinition) {
 	for _, sc := range d.Scopes {
 		if !scopePattern.MatchString(sc) || strings.HasSuffix(sc, "**") {
-			bad("scope %q is not printable ASCII or ends in more than one *", sc)
+			p.add("scope %q is not printable ASCII or ends in more than one *", sc)
 		}
 	}
+}
+
+// checkRetriesAndPriority checks priority and takes retries when given.
+func (p *problems) checkRetriesAndPriority(d *TaskDefinition, retries *int) {
+	if _, ok := priorities[d.Priority]; !ok {
+		p.add("priority %q is not one of highest, very-high, high, medium, low, very-low, lowest", d.Priority)
+	}
+	if retries != nil {
+		d.Retries = retries
+		if *d.Retries < 0 || *d.Retries > 49 {
+			p.add("retries %d is not within 0..49", *d.Retries)
+		}
+	}
+}
+
+// checkPayloadAndExtra requires an object payload and defaults extra to {}.
+func (p *problems) checkPayloadAndExtra(d *TaskDefinition) {
 	if len(bytes.TrimSpace(d.Payload)) == 0 || bytes.TrimSpace(d.Payload)[0] != '{' {
-		bad("payload must be an object")
+		p.add("payload must be an object")
 	}
 	if len(bytes.TrimSpace(d.Extra)) == 0 || string(bytes.TrimSpace(d.Extra)) == "null" {
 		d.Extra = json.RawMessage(`{}`)
 	} else if bytes.TrimSpace(d.Extra)[0] != '{' {
-		bad("extra must be an object")
+		p.add("extra must be an object")
 	}
-	for k, v := range req.Tags {
+}
+
+// checkTags takes the tags, each a string of at most 4096 characters.
+func (p *problems) checkTags(d *TaskDefinition, tags map[string]*string) {
+	for k, v := range tags {
 		if v == nil || len(*v) > 4096 {
-			bad("tag %q must be a string of at most 4096 characters", k)
+			p.add("tag %q must be a string of at most 4096 characters", k)
 			continue
 		}
 		d.Tags[k] = *v
 	}
-	if req.Metadata == nil {
-		bad("metadata is required")
-	} else {
-		m := req.Metadata
-		if m.Name == nil || m.Description == nil || m.Owner == nil || m.Source == nil {
-			bad("metadata needs name, description, owner and source")
-		} else {
-			d.Metadata = TaskMetadata{Name: *m.Name, Description: *m.Description, Owner: *m.Owner, Source: *m.Source}
-			if len(d.Metadata.Name) > 255 || len(d.Metadata.Owner) > 255 || len(d.Metadata.Description) > 32768 || len(d.Metadata.Source) > 4096 {
-				bad("metadata field too long")
-			}
-			if !sourcePattern.MatchString(d.Metadata.Source) {
-				bad("metadata.source %q must start with http://, https://, ssh:// or git@", d.Metadata.Source)
-			}
-		}
+}
+
+// checkMetadata takes the metadata, all four members required.
+func (p *problems) checkMetadata(d *TaskDefinition, m *requestMetadata) {
+	if m == nil {
+		p.add("metadata is required")
+		return
 	}
+	if m.Name == nil || m.Description == nil || m.Owner == nil || m.Source == nil {
+		p.add("metadata needs name, description, owner and source")
+		return
+	}
+	d.Metadata = tcwire.TaskMetadata{Name: *m.Name, Description: *m.Description, Owner: *m.Owner, Source: *m.Source}
+	if len(d.Metadata.Name) > 255 || len(d.Metadata.Owner) > 255 || len(d.Metadata.Description) > 32768 || len(d.Metadata.Source) > 4096 {
+		p.add("metadata field too long")
+	}
+	if !sourcePattern.MatchString(d.Metadata.Source) {
+		p.add("metadata.source %q must start with http://, https://, ssh:// or git@", d.Metadata.Source)
+	}
+}
+
+// checkTimes takes created, deadline and expires (default: a year after
+// the deadline) and checks them against now and each other.
+func (p *problems) checkTimes(d *TaskDefinition, req *createTaskRequest, now time.Time) {
 	if req.Created == nil || req.Deadline == nil {
-		bad("created and deadline are required")
-	} else {
-		d.Created = req.Created.UTC()
-		d.Deadline = req.Deadline.UTC()
-		d.Expires = d.Deadline.Add(defaultExpiry)
-		if req.Expires != nil && !req.Expires.IsZero() {
-			d.Expires = req.Expires.UTC()
-		}
-		if d.Deadline.After(now.Add(maxDeadline + allowedDrift)) {
-			bad("deadline %s is more than 5 days in the future", fmtTime(d.Deadline))
-		}
-		if d.Created.After(now.Add(allowedDrift)) {
-			bad("created %s is more than 15 minutes in the future", fmtTime(d.Created))
-		}
-		if d.Deadline.After(d.Expires) {
-			bad("deadline %s is after expires %s", fmtTime(d.Deadline), fmtTime(d.Expires))
-		}
+		p.add("created and deadline are required")
+		return
 	}
-	if len(problems) > 0 {
-		return TaskDefinition{}, errInput("invalid task definition:\n%s", strings.Join(problems, "\n"))
+	d.Created = req.Created.UTC()
+	d.Deadline = req.Deadline.UTC()
+	d.Expires = d.Deadline.Add(defaultExpiry)
+	if req.Expires != nil && !req.Expires.IsZero() {
+		d.Expires = req.Expires.UTC()
 	}
-	// Canonical JSON for payload and extra, so idempotence compares values.
-	d.Payload = canonicalJSON(d.Payload)
-	d.Extra = canonicalJSON(d.Extra)
-	return d, nil
+	if d.Deadline.After(now.Add(maxDeadline + allowedDrift)) {
+		p.add("deadline %s is more than 5 days in the future", fmtTime(d.Deadline))
+	}
+	if d.Created.After(now.Add(allowedDrift)) {
+		p.add("created %s is more than 15 minutes in the future", fmtTime(d.Created))
+	}
+	if d.Deadline.After(d.Expires) {
+		p.add("deadline %s is after expires %s", fmtTime(d.Deadline), fmtTime(d.Expires))
+	}
 }
 
 func canonicalJSON(raw json.RawMessage) json.RawMessage {
@@ -281,11 +343,18 @@ func createTaskParams(taskID string, d TaskDefinition) scopeParams {
 }
 
 // CreateTask defines a task as the createTask endpoint does, without
-// authentication. def is anything that marshals to a task definition
-// (create-task-request.json): a TaskDefinition, a task.Definition, a map or
-// raw JSON bytes. Creating the same definition again returns the current
-// status; a different one fails with ErrConflict.
-func (s *Server) CreateTask(ctx context.Context, taskID string, def any) (TaskStatus, error) {
+// authentication; members def leaves empty get the Queue's defaults (see
+// tcwire.TaskDefinition). Creating the same definition again returns the
+// current status; a different one fails with ErrConflict.
+func (s *Server) CreateTask(ctx context.Context, taskID string, def *TaskDefinition) (TaskStatus, error) {
+	return s.CreateTaskJSON(ctx, taskID, def)
+}
+
+// CreateTaskJSON is CreateTask for a definition given as JSON
+// (create-task-request.json): raw bytes ([]byte or json.RawMessage) or any
+// value that marshals to it, such as a map. It is checked as the HTTP
+// endpoint checks a body, unknown members included.
+func (s *Server) CreateTaskJSON(ctx context.Context, taskID string, def any) (TaskStatus, error) {
 	var body []byte
 	switch v := def.(type) {
 	case []byte:
@@ -297,7 +366,7 @@ func (s *Server) CreateTask(ctx context.Context, taskID string, def any) (TaskSt
 		if err != nil {
 			return TaskStatus{}, fmt.Errorf("encoding task definition: %w", err)
 		}
-		body = dropNulls(b)
+		body = b
 	}
 	if err := ctx.Err(); err != nil {
 		return TaskStatus{}, err
@@ -309,26 +378,6 @@ func (s *Server) CreateTask(ctx context.Context, taskID string, def any) (TaskSt
 		return TaskStatus{}, err
 	}
 	return s.createTaskLocked(taskID, d)
-}
-
-// dropNulls removes top-level null members and zero times that Go structs
-// (task.Definition) marshal for absent fields.
-func dropNulls(b []byte) []byte {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return b
-	}
-	for k, v := range m {
-		s := string(v)
-		if s == "null" || s == `"0001-01-01T00:00:00Z"` {
-			delete(m, k)
-		}
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return b
-	}
-	return out
 }
 
 func (s *Server) createTaskLocked(taskID string, d TaskDefinition) (TaskStatus, error) {
@@ -358,9 +407,9 @@ func (s *Server) createTaskLocked(taskID string, d TaskDefinition) (TaskStatus, 
 	if len(missing) > 0 {
 		return TaskStatus{}, errInput("task dependencies not found: %s", strings.Join(missing, ", "))
 	}
-	t := &taskRecord{TaskID: taskID, Definition: d, RetriesLeft: d.Retries, Runs: []Run{}}
+	t := &taskRecord{TaskID: taskID, Definition: d, RetriesLeft: *d.Retries, Runs: []Run{}}
 	if s.dependenciesSatisfiedLocked(t) {
-		t.Runs = append(t.Runs, Run{RunID: 0, State: StatePending, ReasonCreated: ReasonScheduled, Scheduled: s.now()})
+		t.Runs = append(t.Runs, Run{RunID: 0, State: tcwire.StatePending, ReasonCreated: tcwire.ReasonScheduled, Scheduled: s.now()})
 	}
 	if err := s.saveLocked(t); err != nil {
 		return TaskStatus{}, err

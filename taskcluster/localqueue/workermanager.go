@@ -284,7 +284,7 @@ func (s *Server) issue(w *wmWorker) (Credentials, time.Time, error) {
 	name := "worker/static/" + workerKey(w.WorkerPoolID, w.WorkerGroup, w.WorkerID)
 	scopes := WorkerScopes(w.WorkerPoolID, w.WorkerGroup, w.WorkerID)
 	issuer := hawk.Credentials{ClientID: IssuerClientID + "/worker-manager/" + NewTaskID(), AccessToken: hawk.NewSeed()}
-	c, err := issuer.CreateTemporaryCredentials(name, scopes, now, expires)
+	c, err := hawk.CreateTemporaryCredentials(issuer, name, scopes, now, expires)
 	if err != nil {
 		return Credentials{}, time.Time{}, fmt.Errorf("issuing worker credentials: %w", err)
 	}

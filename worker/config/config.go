@@ -8,6 +8,8 @@ package config
 
 import (
 	"encoding/json"
+
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Config is the operator's worker config: a JSON (or YAML) file given with
@@ -62,9 +64,5 @@ type Config struct {
 }
 
 // Credentials are Taskcluster credentials (permanent, or temporary with a
-// certificate).
-type Credentials struct {
-	ClientID    string `json:"clientId,omitempty"`
-	AccessToken string `json:"accessToken,omitempty"`
-	Certificate string `json:"certificate,omitempty"`
-}
+// certificate): tcwire.Credentials.
+type Credentials = tcwire.Credentials
