@@ -39,8 +39,8 @@
 // Engines share the Wait/Kill/Abort state machine of a Sandbox
 // (engines/sandboxstate) and, for tasks that run on the host, the reading of
 // the task directory (engines/internal/hostdir). An engine that reads other
-// tasks' artifacts does so through the ArtifactFetcher the worker passes in
-// Options.Artifacts, never with a Taskcluster client of its own.
+// tasks' artifacts does so through the run's task.Context Queue, never with
+// a Taskcluster client of its own.
 package engines
 
 import (
@@ -65,11 +65,6 @@ type Options struct {
 	Config json.RawMessage
 	// Logger is the worker's structured log.
 	Logger *slog.Logger
-	// Artifacts reads other tasks' artifacts with a run's credentials (see
-	// ArtifactFetcher). The worker always sets it; it is nil when a test or
-	// tool builds an engine without one, and payloads that need it are
-	// then refused.
-	Artifacts ArtifactFetcher
 	// Worker identifies the worker.
 	Worker task.WorkerInfo
 	// Dialect is the payload format of the worker's profile (its

@@ -60,7 +60,7 @@ func NewRunner(b Build, cfg *Config, logger *slog.Logger) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded payload schema (generator bug): %w", err)
 	}
-	eng, err := b.Engine.New(engines.Options{Config: section(cfg.Engine), Logger: logger.With("engine", b.Engine.Name), Worker: info, Dialect: b.Dialect, Artifacts: &QueueArtifacts{}})
+	eng, err := b.Engine.New(engines.Options{Config: section(cfg.Engine), Logger: logger.With("engine", b.Engine.Name), Worker: info, Dialect: b.Dialect})
 	if err != nil {
 		return nil, fmt.Errorf("%w: engine %s (config key engine): %w", ErrConfig, b.Engine.Name, err)
 	}

@@ -13,8 +13,8 @@
 //     an image the registry does not have or refuses (not found,
 //     unauthorized, denied) is malformed-payload, trouble reaching it is
 //     resource-unavailable. Indexed and task images are downloaded through
-//     the engines.ArtifactFetcher of engines.Options.Artifacts (the worker's
-//     Index and Queue) with the task's credentials, decompressed (.tar,
+//     the run's task.Context Queue (the deployment's Index and Queue,
+//     signed with the task's credentials), decompressed (.tar,
 //     .tar.gz, .tar.zst, .tar.lz4 by content), loaded with the image-load
 //     API, tagged locally so a later task reuses them, and referred to by
 //     image ID.

@@ -53,16 +53,15 @@ var (
 // Option changes how NewEngine builds the engine.
 type Option func(*Engine)
 
-// WithImageFetcher sets how indexed-image and task-image payloads are
-// downloaded, in place of opts.Artifacts. Without one they end in
-// resource-unavailable.
-func WithImageFetcher(f engines.ArtifactFetcher) Option {
-	return func(e *Engine) { e.images.fetcher = f }
+// WithImageQueue sets the Queue access indexed-image and task-image
+// payloads are downloaded with, in place of each run's tc.Queue.
+func WithImageQueue(q task.Queue) Option {
+	return func(e *Engine) { e.images.queue = q }
 }
 
 // New is the engines.Constructor of the container engine. See NewEngine;
-// indexed and task images are downloaded with opts.Artifacts, which the
-// worker backs with its deployment's Index and Queue.
+// indexed and task images are downloaded through each run's tc.Queue (the
+// deployment's Index and Queue, signed with the run's credentials).
 func New(opts engines.Options) (engines.Engine, error) {
 	e, err := NewEngine(opts)
 	if err != nil {
@@ -93,7 +92,7 @@ func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{cfg: cfg, cli: cli, log: log.With("engine", "container"), worker: opts.Worker, bgSem: make(chan struct{}, 4)}
-	e.images = newImages(cli, cfg, opts.Artifacts)
+	e.images = newImages(cli, cfg)
 	e.caches = newCaches(cli, e.baseLabels())
 	for _, o := range options {
 		o(e)

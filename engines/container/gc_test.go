@@ -8,7 +8,7 @@ import (
 func TestImageGCRemovesUnusedReferences(t *testing.T) {
 	f := &fakeFetcher{artifacts: map[string][]byte{}, index: map[string]string{}}
 	// Any free space is too little: every unused reference is collected.
-	e := newTestEngine(t, map[string]any{"imageGC": map[string]any{"minFreeBytes": int64(1) << 60, "storageDir": "/"}}, WithImageFetcher(f))
+	e := newTestEngine(t, map[string]any{"imageGC": map[string]any{"minFreeBytes": int64(1) << 60, "storageDir": "/"}}, WithImageQueue(f))
 	producer := uniqueID("GCImageTask")
 	f.artifacts[producer+"/public/image.tar"] = savedImage(t, e)
 	p := payload(t, "true")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -24,14 +25,14 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/pierrec/lz4/v4"
 
-	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/internal/diskfree"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
-// errNoFetcher is what indexed-image and task-image payloads meet on an
-// engine built without an engines.ArtifactFetcher (Options.Artifacts).
-var errNoFetcher = errors.New("this worker has no Queue access to download task images (no ArtifactFetcher)")
+// errNoQueue is what indexed-image and task-image payloads meet in a run
+// without Queue access (run mode without rootUrl: tc.Queue is nil).
+var errNoQueue = errors.New("this run has no Queue access to download task images (no rootUrl)")
 
 // taskImageRepo is the local repository task images are tagged into, so a
 // later run finds them without downloading again.
@@ -40,9 +41,9 @@ const taskImageRepo = "workergen-task-image"
 // images resolves payload images to local image IDs and garbage-collects
 // the images it used when disk space runs low.
 type images struct {
-	cli     *client.Client
-	cfg     Config
-	fetcher engines.ArtifactFetcher // downloads indexed and task images; nil refuses them
+	cli   *client.Client
+	cfg   Config
+	queue task.Queue // replaces tc.Queue when set (tests)
 
 	mu       sync.Mutex
 	keyLocks map[string]*sync.Mutex // one resolution at a time per image key
@@ -50,8 +51,8 @@ type images struct {
 	inUse    map[string]int         // image reference -> running sandboxes
 }
 
-func newImages(cli *client.Client, cfg Config, f engines.ArtifactFetcher) *images {
-	return &images{cli: cli, cfg: cfg, fetcher: f, keyLocks: map[string]*sync.Mutex{}, lastUsed: map[string]time.Time{}, inUse: map[string]int{}}
+func newImages(cli *client.Client, cfg Config) *images {
+	return &images{cli: cli, cfg: cfg, keyLocks: map[string]*sync.Mutex{}, lastUsed: map[string]time.Time{}, inUse: map[string]int{}}
 }
 
 func (s *images) lock(key string) func() {
@@ -99,14 +100,15 @@ func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (id, 
 		id, err := s.resolveArtifact(ctx, tc, img, img.TaskID)
 		return id, taskImageTag(img.TaskID, img.Path), err
 	case ImageIndexed:
-		if s.fetcher == nil {
-			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoFetcher))
+		q := s.queueOf(tc)
+		if q == nil {
+			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoQueue))
 		}
 		fctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
-		taskID, err := s.fetcher.FindTask(fctx, tc, img.Namespace)
+		taskID, err := q.FindTask(fctx, img.Namespace)
 		cancel()
 		if err != nil {
-			if errors.Is(err, engines.ErrNotFound) {
+			if taskAtFault(err) {
 				return "", "", task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
 			}
 			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
@@ -238,6 +240,25 @@ func (s *images) inspect(ctx context.Context, ref string) (string, error) {
 	return res.ID, nil
 }
 
+// queueOf returns the Queue access images are downloaded with: the
+// engine's override, else the run's (nil in run mode without rootUrl).
+func (s *images) queueOf(tc *task.Context) task.Queue {
+	if s.queue != nil {
+		return s.queue
+	}
+	return tc.Queue
+}
+
+// taskAtFault reports whether a failed index or artifact look-up is the
+// task's doing (malformed-payload) rather than the deployment's (transient,
+// resource-unavailable): a namespace, task or artifact that does not exist
+// (404), an error artifact (424), or a refusal for lack of the task's scopes
+// (403).
+func taskAtFault(err error) bool {
+	return errors.Is(err, tcwire.ErrNotFound) || errors.Is(err, tcwire.ErrForbidden) ||
+		tcwire.StatusCode(err) == http.StatusFailedDependency
+}
+
 // taskImageTag is the local tag of a task image: the same artifact of the
 // same task is always the same image (artifacts are immutable).
 func taskImageTag(taskID, path string) string {
@@ -246,8 +267,9 @@ func taskImageTag(taskID, path string) string {
 }
 
 func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Image, taskID string) (string, error) {
-	if s.fetcher == nil {
-		return "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoFetcher))
+	q := s.queueOf(tc)
+	if q == nil {
+		return "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoQueue))
 	}
 	tag := taskImageTag(taskID, img.Path)
 	defer s.lock("tag:" + tag)()
@@ -260,9 +282,9 @@ func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Imag
 	start := time.Now()
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
 	defer cancel()
-	body, err := s.fetcher.OpenArtifact(lctx, tc, taskID, img.Path)
+	body, err := q.OpenLatestArtifact(lctx, taskID, img.Path)
 	if err != nil {
-		if errors.Is(err, engines.ErrNotFound) {
+		if taskAtFault(err) {
 			return "", task.MalformedPayloadf("payload.image: artifact %q of task %s: %v", img.Path, taskID, err)
 		}
 		return "", task.ResourceUnavailable(fmt.Errorf("downloading image artifact %s of task %s: %w", img.Path, taskID, err))

@@ -15,8 +15,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/pierrec/lz4/v4"
 
-	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 func wantException(t *testing.T, err error, reason task.Reason, contains ...string) {
@@ -87,22 +87,22 @@ type fakeFetcher struct {
 	fetches   int
 }
 
-func (f *fakeFetcher) FindTask(_ context.Context, _ *task.Context, ns string) (string, error) {
+func (f *fakeFetcher) FindTask(_ context.Context, ns string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id, ok := f.index[ns]
 	if !ok {
-		return "", fmt.Errorf("namespace %s: %w", ns, engines.ErrNotFound)
+		return "", fmt.Errorf("namespace %s: %w", ns, tcwire.ErrNotFound)
 	}
 	return id, nil
 }
 
-func (f *fakeFetcher) OpenArtifact(_ context.Context, _ *task.Context, taskID, name string) (io.ReadCloser, error) {
+func (f *fakeFetcher) OpenLatestArtifact(_ context.Context, taskID, name string) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, ok := f.artifacts[taskID+"/"+name]
 	if !ok {
-		return nil, fmt.Errorf("artifact %s of %s: %w", name, taskID, engines.ErrNotFound)
+		return nil, fmt.Errorf("artifact %s of %s: %w", name, taskID, tcwire.ErrNotFound)
 	}
 	f.fetches++
 	return io.NopCloser(bytes.NewReader(b)), nil
@@ -129,7 +129,7 @@ func savedImage(t *testing.T, e *Engine) []byte {
 
 func TestTaskImage(t *testing.T) {
 	f := &fakeFetcher{artifacts: map[string][]byte{}, index: map[string]string{}}
-	e := newTestEngine(t, nil, WithImageFetcher(f))
+	e := newTestEngine(t, nil, WithImageQueue(f))
 	plain := savedImage(t, e)
 	var gz, zs, l4 bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -191,10 +191,28 @@ func TestTaskImage(t *testing.T) {
 	}
 }
 
-func TestTaskImageWithoutFetcher(t *testing.T) {
+func TestTaskImageWithoutQueue(t *testing.T) {
 	e := newTestEngine(t, nil)
 	p := payload(t, "true")
 	p["image"] = map[string]string{"type": "task-image", "taskId": "abc", "path": "public/image.tar"}
 	_, err := e.NewSandboxBuilder(testCtx(t), newRun(t, e, p).tc)
-	wantException(t, err, task.ReasonResourceUnavailable, "ArtifactFetcher")
+	wantException(t, err, task.ReasonResourceUnavailable, "no Queue access")
+}
+
+// A look-up the task caused (missing namespace, task or artifact; an error
+// artifact; a refusal for the task's scopes) is malformed-payload; anything
+// else is the deployment's trouble.
+func TestTaskAtFault(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		want   bool
+	}{{404, true}, {424, true}, {403, true}, {401, false}, {500, false}, {503, false}} {
+		err := fmt.Errorf("looking up: %w", &tcwire.APIError{StatusCode: tt.status})
+		if got := taskAtFault(err); got != tt.want {
+			t.Errorf("taskAtFault(%d) = %v, want %v", tt.status, got, tt.want)
+		}
+	}
+	if taskAtFault(errors.New("connection refused")) {
+		t.Error("a network error is not the task's fault")
+	}
 }
