@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -231,7 +232,7 @@ type Artifact struct {
 
 	// For ArtifactFile:
 	ContentType     string // MIME type sent with the upload
-	ContentEncoding string // "gzip" or "identity" (empty means identity)
+	ContentEncoding string // EncodingGzip or EncodingIdentity (empty means identity)
 	Size            int64  // bytes before encoding; -1 when unknown
 	// Open returns the artifact's content, unencoded; the sink applies
 	// ContentEncoding. It may be called more than once (upload retries).
@@ -350,4 +351,37 @@ func InternalError(err error) *ExceptionError {
 // IntermittentTask returns exception/intermittent-task with the given cause.
 func IntermittentTask(reason string) *ExceptionError {
 	return &ExceptionError{Reason: ReasonIntermittentTask, Reasons: []string{reason}}
+}
+
+// Content encodings of an artifact upload (Artifact.ContentEncoding), as the
+// Queue's createArtifact and the object service name them.
+const (
+	EncodingGzip     = "gzip"
+	EncodingIdentity = "identity"
+)
+
+// ValidateArtifactName checks an artifact name against what the Queue
+// accepts and what workergen's artifact sinks require: not empty, printable
+// ASCII only (0x20-0x7e: the Queue's `name` route parameter pattern), no
+// ".." segment, and no leading "/" (the run-mode sink writes each artifact
+// below its output directory). It returns an error describing the first
+// problem.
+func ValidateArtifactName(name string) error {
+	if name == "" {
+		return fmt.Errorf("artifact name must not be empty")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("artifact name %q holds byte %#02x at offset %d; the Queue accepts printable ASCII only", name, c, i)
+		}
+	}
+	if strings.HasPrefix(name, "/") {
+		return fmt.Errorf("artifact name %q must not start with \"/\"", name)
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == ".." {
+			return fmt.Errorf("artifact name %q must not have \"..\" segments", name)
+		}
+	}
+	return nil
 }

@@ -224,7 +224,7 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 				files++
 				seq := p.log.reserve()
 				name := path.Join(base, rel)
-				if err := ValidateName(name); err != nil {
+				if err := task.ValidateArtifactName(name); err != nil {
 					p.failed.Store(true)
 					p.log.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
 					p.log.done(seq)

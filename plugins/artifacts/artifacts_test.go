@@ -299,10 +299,10 @@ func TestNameRules(t *testing.T) {
 
 func TestValidateName(t *testing.T) {
 	for _, ok := range []string{"public/logs/live.log", "a", "a b/c~d", `dist\regedit.exe`, "x/./y", "..a/b..", "private/x/"} {
-		assert.NoError(t, artifacts.ValidateName(ok), ok)
+		assert.NoError(t, task.ValidateArtifactName(ok), ok)
 	}
 	for _, bad := range []string{"", "/abs", "a/../b", "../a", "a/..", "tab\tx", "del\x7f", "ü"} {
-		assert.Error(t, artifacts.ValidateName(bad), bad)
+		assert.Error(t, task.ValidateArtifactName(bad), bad)
 	}
 }
 

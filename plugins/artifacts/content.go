@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/workergen/workergen/task"
 )
 
 // sniffLen is how many leading bytes content sniffing reads
@@ -70,14 +72,14 @@ var compressedTypes = map[string]bool{
 func chooseEncoding(name, contentType string) string {
 	ext := strings.ToLower(path.Ext(strings.ReplaceAll(name, `\`, "/")))
 	if compressedExtensions[ext] {
-		return EncodingIdentity
+		return task.EncodingIdentity
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		mt = strings.ToLower(strings.TrimSpace(contentType))
 	}
 	if compressedTypes[mt] || strings.HasPrefix(mt, "video/") || strings.HasPrefix(mt, "audio/") {
-		return EncodingIdentity
+		return task.EncodingIdentity
 	}
-	return EncodingGzip
+	return task.EncodingGzip
 }

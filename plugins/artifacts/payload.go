@@ -7,7 +7,6 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/workergen/workergen/plugins"
@@ -42,12 +41,6 @@ type Artifact struct {
 const (
 	TypeFile      = "file"
 	TypeDirectory = "directory"
-)
-
-// Content encodings.
-const (
-	EncodingGzip     = "gzip"
-	EncodingIdentity = "identity"
 )
 
 // DockerWorkerArtifact is one value of docker-worker's `artifacts` map
@@ -127,11 +120,11 @@ func decodeArtifacts(def task.Definition) ([]spec, error) {
 			nameField = fmt.Sprintf("%s.name (defaulting to the path %q)", field, a.Path)
 		}
 		if a.Path != "" {
-			if err := ValidateName(s.name); err != nil {
+			if err := task.ValidateArtifactName(s.name); err != nil {
 				reasons = append(reasons, fmt.Sprintf("%s: %v", nameField, err))
 			}
 		}
-		if a.ContentEncoding != "" && a.ContentEncoding != EncodingGzip && a.ContentEncoding != EncodingIdentity {
+		if a.ContentEncoding != "" && a.ContentEncoding != task.EncodingGzip && a.ContentEncoding != task.EncodingIdentity {
 			reasons = append(reasons, fmt.Sprintf("%s.contentEncoding: %q is not one of \"identity\", \"gzip\"", field, a.ContentEncoding))
 		}
 		if len(a.ContentType) > 255 {
@@ -216,7 +209,7 @@ func decodeDockerWorkerArtifacts(def task.Definition) ([]spec, bool, error) {
 		if a.Path == "" {
 			reasons = append(reasons, fmt.Sprintf("%s.path: must not be empty", field))
 		}
-		if err := ValidateName(name); err != nil {
+		if err := task.ValidateArtifactName(name); err != nil {
 			reasons = append(reasons, fmt.Sprintf("%s: %v", field, err))
 		}
 		if a.Expires != "" {
@@ -234,29 +227,4 @@ func decodeDockerWorkerArtifacts(def task.Definition) ([]spec, bool, error) {
 		return nil, false, task.MalformedPayload(reasons...)
 	}
 	return specs, enabled, nil
-}
-
-// ValidateName checks an artifact name against what the Queue accepts and
-// what workergen's artifact sinks require: not empty, printable ASCII only
-// (0x20-0x7e: the Queue's `name` route parameter pattern), no ".." segment,
-// and no leading "/" (the run-mode sink writes each artifact below its output
-// directory). It returns an error describing the first problem.
-func ValidateName(name string) error {
-	if name == "" {
-		return fmt.Errorf("artifact name must not be empty")
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c < 0x20 || c > 0x7e {
-			return fmt.Errorf("artifact name %q holds byte %#02x at offset %d; the Queue accepts printable ASCII only", name, c, i)
-		}
-	}
-	if strings.HasPrefix(name, "/") {
-		return fmt.Errorf("artifact name %q must not start with \"/\"", name)
-	}
-	for seg := range strings.SplitSeq(name, "/") {
-		if seg == ".." {
-			return fmt.Errorf("artifact name %q must not have \"..\" segments", name)
-		}
-	}
-	return nil
 }

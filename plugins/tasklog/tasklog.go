@@ -66,7 +66,6 @@ import (
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
-	"github.com/workergen/workergen/plugins/artifacts"
 	"github.com/workergen/workergen/task"
 )
 
@@ -244,9 +243,9 @@ func decodeDockerWorkerSettings(payload json.RawMessage) (settings, error) {
 	}
 	s.bulkOn = f.BulkLog != nil && *f.BulkLog
 	if s.liveOn {
-		if err := artifacts.ValidateName(s.live); err != nil {
+		if err := task.ValidateArtifactName(s.live); err != nil {
 			reasons = append(reasons, fmt.Sprintf("payload.log: %v", err))
-		} else if err := artifacts.ValidateName(s.backing); err != nil {
+		} else if err := task.ValidateArtifactName(s.backing); err != nil {
 			reasons = append(reasons, fmt.Sprintf("payload.log: the backing log name derived from it: %v", err))
 		} else if s.live == BulkLogName || s.backing == BulkLogName {
 			reasons = append(reasons, fmt.Sprintf("payload.log: %q is the name of the bulk log", s.live))
@@ -296,11 +295,11 @@ func decodeSettings(payload json.RawMessage) (settings, error) {
 		}
 	}
 	if s.backingOn {
-		if err := artifacts.ValidateName(s.backing); err != nil {
+		if err := task.ValidateArtifactName(s.backing); err != nil {
 			reasons = append(reasons, fmt.Sprintf("payload.logs.backing: %v", err))
 		}
 		if s.liveOn {
-			if err := artifacts.ValidateName(s.live); err != nil {
+			if err := task.ValidateArtifactName(s.live); err != nil {
 				reasons = append(reasons, fmt.Sprintf("payload.logs.live: %v", err))
 			} else if s.live == s.backing {
 				reasons = append(reasons, fmt.Sprintf("payload.logs.live: %q is also the backing log's name", s.live))
@@ -395,7 +394,7 @@ func publish(ctx context.Context, tc *task.Context, s settings) error {
 			Kind:            task.ArtifactFile,
 			Expires:         tc.Definition.Expires,
 			ContentType:     ContentType,
-			ContentEncoding: artifacts.EncodingGzip,
+			ContentEncoding: task.EncodingGzip,
 			Size:            fi.Size(),
 			Path:            logPath,
 			Open:            func() (io.ReadCloser, error) { return os.Open(logPath) },
@@ -412,7 +411,7 @@ func publish(ctx context.Context, tc *task.Context, s settings) error {
 		Kind:            task.ArtifactFile,
 		Expires:         tc.Definition.Expires,
 		ContentType:     ContentType,
-		ContentEncoding: artifacts.EncodingGzip,
+		ContentEncoding: task.EncodingGzip,
 		Size:            fi.Size(),
 		Path:            logPath,
 		Open:            func() (io.ReadCloser, error) { return os.Open(logPath) },
