@@ -47,10 +47,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/workergen/workergen/task"
@@ -307,3 +309,23 @@ var (
 	ErrAborted         = errors.New("sandbox aborted")
 	ErrNoHostNetwork   = errors.New("the sandbox has no network to reach the worker host")
 )
+
+// CheckEnv applies the contract's minimum rules for SandboxBuilder.SetEnv:
+// a name is non-empty and holds no '=' or NUL (generic-worker passes any
+// other payload `env` key to the task unchanged, so shells may ignore names
+// they cannot express but other programs read them), and a value holds no
+// NUL. It returns an error wrapping ErrInvalidEnvName or ErrInvalidEnvValue
+// that names the variable; engines add their own limits after it.
+func CheckEnv(name, value string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty name: %w", ErrInvalidEnvName)
+	case strings.ContainsRune(name, '='):
+		return fmt.Errorf("%q contains '=': %w", name, ErrInvalidEnvName)
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("%q contains NUL: %w", name, ErrInvalidEnvName)
+	case strings.ContainsRune(value, 0):
+		return fmt.Errorf("%s: value contains NUL: %w", name, ErrInvalidEnvValue)
+	}
+	return nil
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -55,8 +54,8 @@ type fakeBuilder struct {
 }
 
 func (b *fakeBuilder) SetEnv(name, value string) error {
-	if name == "" || strings.ContainsAny(name, "=\x00") {
-		return fmt.Errorf("%w: %q", engines.ErrInvalidEnvName, name)
+	if err := engines.CheckEnv(name, value); err != nil {
+		return err
 	}
 	if _, ok := b.env[name]; ok {
 		return fmt.Errorf("%w: %s", engines.ErrEnvConflict, name)

@@ -55,11 +55,8 @@ const MaxEnvEntry = 128 << 10
 // that are not valid UTF-8: the API passes the environment as JSON strings,
 // which would silently replace such bytes.
 func (b *builder) SetEnv(name, value string) error {
-	if name == "" || strings.ContainsAny(name, "=\x00") {
-		return fmt.Errorf("%w: %q", engines.ErrInvalidEnvName, name)
-	}
-	if strings.ContainsRune(value, 0) {
-		return fmt.Errorf("%w: value of %s holds NUL", engines.ErrInvalidEnvValue, name)
+	if err := engines.CheckEnv(name, value); err != nil {
+		return err
 	}
 	if !utf8.ValidString(value) {
 		return fmt.Errorf("%w: value of %s is not valid UTF-8, which the Docker Engine API (JSON) cannot carry unchanged", engines.ErrInvalidEnvValue, name)

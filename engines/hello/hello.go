@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -82,11 +81,8 @@ type builder struct {
 // SetEnv records the variable (the hello engine runs no process, so it is
 // not used) after checking it like any engine would.
 func (b *builder) SetEnv(name, value string) error {
-	if name == "" || strings.ContainsAny(name, "=\x00") {
-		return fmt.Errorf("setting %q: %w", name, engines.ErrInvalidEnvName)
-	}
-	if strings.ContainsRune(value, 0) {
-		return fmt.Errorf("setting %q: %w", name, engines.ErrInvalidEnvValue)
+	if err := engines.CheckEnv(name, value); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

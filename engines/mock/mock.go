@@ -228,11 +228,8 @@ func (b *SandboxBuilder) SetEnv(name, value string) error {
 	if err := b.script.fail(StageSetEnv); err != nil {
 		return err
 	}
-	if name == "" || strings.ContainsAny(name, "=\x00") {
-		return fmt.Errorf("%q: %w", name, engines.ErrInvalidEnvName)
-	}
-	if strings.ContainsRune(value, 0) {
-		return fmt.Errorf("%s: %w: contains NUL", name, engines.ErrInvalidEnvValue)
+	if err := engines.CheckEnv(name, value); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -38,21 +38,9 @@ type envRules struct {
 	limitSource string
 }
 
-// validName reports whether name may be set: generic-worker passes any
-// payload `env` key to the task unchanged (its schema only requires string
-// values), so any non-empty name without '=' or NUL is accepted; shells
-// ignore names they cannot express but other programs read them.
-func validName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty name: %w", engines.ErrInvalidEnvName)
-	case strings.ContainsRune(name, '='):
-		return fmt.Errorf("%q contains '=': %w", name, engines.ErrInvalidEnvName)
-	case strings.ContainsRune(name, 0):
-		return fmt.Errorf("%q contains NUL: %w", name, engines.ErrInvalidEnvName)
-	}
-	return nil
-}
+// validName checks a variable name with the contract's rules
+// (engines.CheckEnv).
+func validName(name string) error { return engines.CheckEnv(name, "") }
 
 // validValue checks value against NUL and the platform's entry size limit.
 func (r envRules) validValue(name, value string) error {
