@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,6 +83,12 @@ func loadWorkerConfig(b Build, path string, getenv func(string) string) (*worker
 		return nil, fmt.Errorf("%w: %w", ErrConfigLoad, err)
 	}
 	js, err := config.YAMLToJSON(data)
+	if err != nil && bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		// Meant as JSON: gwconfig says where it breaks and after which key.
+		if _, jerr := gwconfig.Parse(data, gwconfig.Options{}); jerr != nil {
+			err = jerr
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not valid JSON or YAML: %w", ErrConfigLoad, path, err)
 	}
