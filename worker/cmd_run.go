@@ -28,22 +28,7 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 	withRunner := fs.Bool("with-worker-runner", false, "without TASK_FILE: started by worker-runner; speak its protocol on stdin/stdout")
 	pipe := fs.String("worker-runner-protocol-pipe", "", "without TASK_FILE: speak worker-runner's protocol over this Windows named `PIPE` (worker.protocolPipe; implies --with-worker-runner)")
 	verbose := fs.Bool("v", false, "verbose worker log on stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage:
-  %[1]s run [flags] TASK_FILE
-      Runs one task definition (or bare payload), JSON or YAML, with this worker's engine and
-      plugins, without a Queue. Exit status: 0 completed, 1 failed, 2 exception, 64 bad input.
-  %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
-      generic-worker's command line: claims and runs tasks from the Queue as 'work' does. FILE is
-      generic-worker's config (as worker-runner writes it) or workergen's. Exit status as
-      generic-worker: 0 numberOfTasksToRun reached, 64 config unreadable, 68 idle, 69 internal
-      error, 70 worker-manager asked to terminate, 71 signal, 72 graceful termination,
-      73 invalid config, 78 protocol pipe cannot be opened.
-
-Flags:
-`, b.Binary)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { runUsage(b, fs, stderr) }
 	pos, code, ok := parseCommand(fs, args)
 	if !ok {
 		return code
@@ -118,6 +103,24 @@ Flags:
 		return ExitFailed
 	}
 	return ExitException
+}
+
+// runUsage prints run's two forms and its flags.
+func runUsage(b Build, fs *flag.FlagSet, stderr io.Writer) {
+	fmt.Fprintf(stderr, `Usage:
+  %[1]s run [flags] TASK_FILE
+      Runs one task definition (or bare payload), JSON or YAML, with this worker's engine and
+      plugins, without a Queue. Exit status: 0 completed, 1 failed, 2 exception, 64 bad input.
+  %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
+      generic-worker's command line: claims and runs tasks from the Queue as 'work' does. FILE is
+      generic-worker's config (as worker-runner writes it) or workergen's. Exit status as
+      generic-worker: 0 numberOfTasksToRun reached, 64 config unreadable, 68 idle, 69 internal
+      error, 70 worker-manager asked to terminate, 71 signal, 72 graceful termination,
+      73 invalid config, 78 protocol pipe cannot be opened.
+
+Flags:
+`, b.Binary)
+	fs.PrintDefaults()
 }
 
 // setFlag returns the first of names set on the command line, or "".

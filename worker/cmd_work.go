@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -71,6 +72,13 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		sess.reportError(code, err)
 		return code
 	}
+	defer func() {
+		// A panic of the claim loop is an internal error: reported, and
+		// `shutdown` still sent (by the earlier deferred close).
+		if r := recover(); r != nil {
+			code = fail(ExitInternal, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
 	wc, err := loadWorkerConfig(b, o.configPath, os.Getenv)
 	if err == nil {
 		err = checkWorkConfig(wc.Config)
