@@ -191,11 +191,15 @@ func TestRunnerNewCredentialsMidTask(t *testing.T) {
 	checkProtocol(t, e, wr)
 	assert.True(t, hasLog(wr, "renewed the worker's credentials"), "logs: %q", logTexts(wr))
 	assert.True(t, hasLog(wr, `"ed25519SigningKeyLocation" is ignored`), "the ignored key is warned about once, over the protocol")
+	claimed := 0
 	for _, m := range wr.Messages("log") {
 		if body := m["body"].(map[string]any); body["textPayload"] == "claimed task" {
+			claimed++
 			assert.Contains(t, []any{first, second}, body["taskId"], "slog fields are body fields")
+			assert.Equal(t, "INFO", body["level"])
 		}
 	}
+	assert.Equal(t, 2, claimed, "the worker's log went to worker-runner as log messages")
 }
 
 // TestRunnerGracefulTerminationMidTask: graceful-termination with
