@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 // pool's workerConfig poolConfig, and starts the worker binary as
 // worker-runner would, the runner config's workerConfig being runnerConfig
 // plus directories under the test's temporary directory.
-func (e *env) startRunner(poolConfig, runnerConfig map[string]any) (*runnertest.WorkerRunner, *syncBuffer) {
+func (e *env) startRunner(poolConfig, runnerConfig map[string]any, capabilities ...string) (*runnertest.WorkerRunner, *syncBuffer) {
 	e.t.Helper()
 	require.NoError(e.t, e.queue.CreateWorkerPool(localqueue.WorkerPool{WorkerPoolID: pool, WorkerConfig: poolConfig}))
 	secret := hawk.NewSeed()
@@ -81,7 +81,7 @@ func (e *env) startRunner(poolConfig, runnerConfig map[string]any) (*runnertest.
 		WorkerPoolID: pool, WorkerGroup: runnerGroup, WorkerID: runnerID, StaticSecret: secret,
 		WorkerConfig: wc, Path: workerBin, ConfigPath: filepath.Join(dir, "generic-worker.config"),
 		Env:    []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")},
-		Stderr: stderr,
+		Stderr: stderr, Options: runnertest.Options{Capabilities: capabilities},
 	})
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() {
@@ -270,6 +270,25 @@ func TestRunnerConfigError(t *testing.T) {
 	assert.Contains(t, errs[0].Description, `key "idleTimeoutSec": not a generic-worker config key (did you mean "idleTimeoutSecs"?)`)
 	assert.EqualValues(t, worker.ExitInvalidConfig, errs[0].Extra["exitCode"])
 	checkProtocol(t, e, wr)
+}
+
+// TestRunnerWithoutLogCapability: a runner that does not take `log` gets
+// only the capabilities it offered; the worker's log goes to stderr and
+// stdout still carries nothing but messages.
+func TestRunnerWithoutLogCapability(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	wr, stderr := e.startRunner(map[string]any{"idleTimeoutSec": 5}, nil, "error-report", "shutdown")
+	assert.Equal(t, worker.ExitInvalidConfig, exitCode(t, wr, stderr), "stderr:\n%s", stderr)
+	caps, err := wr.Hello(context.Background())
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"error-report", "shutdown"}, caps)
+	assert.Empty(t, wr.Messages("log"))
+	assert.Contains(t, stderr.String(), "worker exiting")
+	assert.Contains(t, stderr.String(), "idleTimeoutSec")
+	assert.Empty(t, wr.Output())
+	assert.Empty(t, wr.Violations())
+	require.Len(t, e.queue.WorkerPoolErrors(pool), 1)
+	assert.Len(t, wr.Messages("shutdown"), 1)
 }
 
 // TestRunnerProtocolPipeUnavailable: a protocol pipe that cannot be opened

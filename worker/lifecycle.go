@@ -156,14 +156,15 @@ func (w *Worker) beginLife(ctx context.Context) context.Context {
 	claimCtx, cancel := context.WithCancel(ctx)
 	lc.lmu.Lock()
 	lc.initLocked()
+	lc.done = make(chan struct{}) // one per Work call
 	lc.parent, lc.cancel = ctx, cancel
-	requested := lc.requested
+	requested, done := lc.requested, lc.done
 	lc.lmu.Unlock()
 	if requested {
 		cancel()
 	}
 	if lc.WorkerManager {
-		go w.watchWorkerManager(claimCtx, lc.done)
+		go w.watchWorkerManager(claimCtx, done)
 	}
 	return claimCtx
 }
