@@ -361,7 +361,10 @@ func TestSIGTERMMidTask(t *testing.T) {
 	cmd, out := e.start(nil)
 	eventually(t, "the task to start", func() bool { return len(readPIDs(t, pidFile)) == 1 })
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	e.wait(cmd, out)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "worker output:\n%s", out)
+	assert.Equal(t, worker.ExitSignal, exit.ExitCode(), "stopped by a signal: 71, as generic-worker")
 	assert.Equal(t, "exception/worker-shutdown", e.runState(id, 0))
 	assert.Equal(t, "pending", e.runState(id, 1), "worker-shutdown makes a new run")
 	for _, pid := range readPIDs(t, pidFile) {

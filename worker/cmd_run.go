@@ -21,21 +21,31 @@ import (
 func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(b.Binary+" run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "worker config `FILE` (JSON or YAML) merged over the profile's defaults")
-	outDir := fs.String("output", "", "output `DIR` for the task log, artifacts and manifest.json (default workergen-output/<taskId>)")
-	taskID := fs.String("task-id", "", "taskId to use (default: a new slugid)")
-	keep := fs.Bool("keep-task-dir", false, "keep the task directory (<output>/task) after the run")
+	configPath := fs.String("config", "", "worker config `FILE`: with TASK_FILE merged over the profile's defaults for this run; without, the config of a claiming worker (generic-worker's format or workergen's)")
+	outDir := fs.String("output", "", "TASK_FILE: output `DIR` for the task log, artifacts and manifest.json (default workergen-output/<taskId>)")
+	taskID := fs.String("task-id", "", "TASK_FILE: taskId to use (default: a new slugid)")
+	keep := fs.Bool("keep-task-dir", false, "TASK_FILE: keep the task directory (<output>/task) after the run")
+	withRunner := fs.Bool("with-worker-runner", false, "without TASK_FILE: started by worker-runner; speak its protocol on stdin/stdout")
+	pipe := fs.String("worker-runner-protocol-pipe", "", "without TASK_FILE: speak worker-runner's protocol over this Windows named `PIPE` (worker.protocolPipe; implies --with-worker-runner)")
 	verbose := fs.Bool("v", false, "verbose worker log on stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s run [flags] TASK_FILE\n\nRuns one task definition (or bare payload), JSON or YAML, with this worker's engine and plugins, without a Queue.\nExit status: 0 completed, 1 failed, 2 exception, 64 bad input.\n\nFlags:\n", b.Binary)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { runUsage(b, fs, stderr) }
 	pos, code, ok := parseCommand(fs, args)
 	if !ok {
 		return code
 	}
+	if len(pos) == 0 && *configPath != "" {
+		if name := setFlag(fs, "output", "task-id", "keep-task-dir"); name != "" {
+			fmt.Fprintf(stderr, "%s run: --%s goes with a TASK_FILE; without one, run --config FILE is a claiming worker\n", b.Binary, name)
+			return ExitUsage
+		}
+		return serve(b, serveOptions{configPath: *configPath, withRunner: *withRunner, pipe: *pipe, verbose: *verbose}, os.Stdin, stdout, stderr)
+	}
 	if len(pos) != 1 {
 		fs.Usage()
+		return ExitUsage
+	}
+	if name := setFlag(fs, "with-worker-runner", "worker-runner-protocol-pipe"); name != "" {
+		fmt.Fprintf(stderr, "%s run: --%s goes with run --config FILE and no TASK_FILE (a claiming worker started by worker-runner)\n", b.Binary, name)
 		return ExitUsage
 	}
 	logger := newLogger(stderr, slog.LevelWarn, *verbose)
@@ -93,6 +103,36 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		return ExitFailed
 	}
 	return ExitException
+}
+
+// runUsage prints run's two forms and its flags.
+func runUsage(b Build, fs *flag.FlagSet, stderr io.Writer) {
+	fmt.Fprintf(stderr, `Usage:
+  %[1]s run [flags] TASK_FILE
+      Runs one task definition (or bare payload), JSON or YAML, with this worker's engine and
+      plugins, without a Queue. Exit status: 0 completed, 1 failed, 2 exception, 64 bad input.
+  %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
+      generic-worker's command line: claims and runs tasks from the Queue as 'work' does. FILE is
+      generic-worker's config (as worker-runner writes it) or workergen's. Exit status as
+      generic-worker: 0 numberOfTasksToRun reached, 64 config unreadable, 68 idle, 69 internal
+      error, 70 worker-manager asked to terminate, 71 signal, 72 graceful termination,
+      73 invalid config, 78 protocol pipe cannot be opened.
+
+Flags:
+`, b.Binary)
+	fs.PrintDefaults()
+}
+
+// setFlag returns the first of names set on the command line, or "".
+func setFlag(fs *flag.FlagSet, names ...string) string {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, n := range names {
+		if set[n] {
+			return n
+		}
+	}
+	return ""
 }
 
 // slugPattern is the taskId pattern of queue/v1 task.json (slugid v4).

@@ -7,9 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -19,10 +19,11 @@ import (
 func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(b.Binary+" work", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "worker config `FILE` (JSON or YAML), merged over the profile's defaults")
-	verbose := fs.Bool("v", false, "debug-level worker log")
+	var o serveOptions
+	fs.StringVar(&o.configPath, "config", "", "worker config `FILE` (workergen's format, JSON or YAML, merged over the profile's defaults; or generic-worker's)")
+	fs.BoolVar(&o.verbose, "v", false, "debug-level worker log")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s work --config FILE\n\nClaims tasks for workerPoolId from the Queue at rootUrl and runs them until SIGTERM/SIGINT,\nnumberOfTasksToRun or idleTimeout. Credentials come from the config or TASKCLUSTER_CLIENT_ID,\nTASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE; TASKCLUSTER_ROOT_URL overrides rootUrl.\n\nFlags:\n", b.Binary)
+		fmt.Fprintf(stderr, "Usage: %s work --config FILE\n\nClaims tasks for workerPoolId from the Queue at rootUrl and runs them until SIGTERM/SIGINT,\nnumberOfTasksToRun or idleTimeout. Credentials come from the config or TASKCLUSTER_CLIENT_ID,\nTASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE; TASKCLUSTER_ROOT_URL overrides rootUrl.\nThe same as `run --config FILE`.\n\nFlags:\n", b.Binary)
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseCommand(fs, args)
@@ -33,45 +34,95 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s work: unexpected argument %q (the config is given with --config FILE)\n", b.Binary, pos[0])
 		return ExitUsage
 	}
-	if *configPath == "" {
+	if o.configPath == "" {
 		fmt.Fprintf(stderr, "%s work: --config FILE is required (a worker config with rootUrl, credentials, workerPoolId, workerGroup and workerId; see README)\n", b.Binary)
 		return ExitUsage
 	}
-	logger := newLogger(stderr, slog.LevelInfo, *verbose)
-	cfg, err := LoadConfig(b, *configPath, os.Getenv)
-	if err == nil {
-		err = checkWorkConfig(cfg)
+	return serve(b, o, os.Stdin, stdout, stderr)
+}
+
+// serveOptions are the flags of a claiming worker (`work`, `run --config`).
+type serveOptions struct {
+	configPath string
+	withRunner bool   // --with-worker-runner
+	pipe       string // --worker-runner-protocol-pipe
+	verbose    bool
+}
+
+// serve runs a claiming worker until it stops and returns its exit code
+// (see the Exit* constants). Under worker-runner the protocol is set up
+// first, so that every later failure is sent as an error-report, and
+// `shutdown` is sent on every exit path.
+func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	var sess *runnerSession
+	if o.withRunner || o.pipe != "" {
+		var err error
+		if sess, code, err = openRunnerSession(b, o.pipe, stdin, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
+			return code
+		}
+		defer sess.close()
 	}
-	if err != nil {
+	logger := sess.logger(stderr, o.verbose)
+	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		return ExitUsage
-	}
-	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "%s: tasksDir: %v\n", b.Binary, err)
-		return ExitUsage
-	}
-	runner, code := startRunner(b, cfg, logger, stderr)
-	if runner == nil {
+		if sess != nil {
+			logger.Error("worker exiting", "error", err, "exitCode", code)
+		}
+		sess.reportError(code, err)
 		return code
 	}
-	defer runner.Close()
-	client := &taskcluster.Client{
-		RootURL:     cfg.RootURL,
-		Credentials: taskcluster.StaticCredentials(cfg.Credentials),
-		Logger:      logger,
-		UserAgent:   b.Binary + "/" + version,
+	defer func() {
+		// A panic of the claim loop is an internal error: reported, and
+		// `shutdown` still sent (by the earlier deferred close).
+		if r := recover(); r != nil {
+			code = fail(ExitInternal, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	wc, err := loadWorkerConfig(b, o.configPath, os.Getenv)
+	if err == nil {
+		err = checkWorkConfig(wc.Config)
 	}
+	switch {
+	case errors.Is(err, ErrConfigLoad):
+		return fail(ExitUsage, err)
+	case err != nil:
+		return fail(ExitInvalidConfig, err)
+	}
+	cfg := wc.Config
+	if wc.GW != nil {
+		wc.GW.LogWarnings(logger)
+		logger.Debug("worker location", "location", wc.GW.Location)
+	}
+	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
+		return fail(ExitInternal, fmt.Errorf("tasksDir: %w", err))
+	}
+	runner, err := NewRunner(b, cfg, logger)
+	if errors.Is(err, ErrConfig) {
+		return fail(ExitInvalidConfig, err)
+	} else if err != nil {
+		return fail(ExitInternal, err)
+	}
+	defer runner.Close()
+	creds := taskcluster.NewCredentialsHolder(cfg.Credentials)
+	client := &taskcluster.Client{RootURL: cfg.RootURL, Credentials: creds.Get, Logger: logger, UserAgent: b.Binary + "/" + version}
+	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
+	w.WorkerManager = sess != nil
+	sess.onNewCredentials(creds, logger)
+	sess.onGracefulTermination(w, logger)
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
-	if err := w.Work(ctx); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		if errors.Is(err, ErrConfig) {
-			return ExitUsage
-		}
-		return ExitInternal
+	err = w.Work(ctx)
+	switch {
+	case errors.Is(err, ErrConfig):
+		return fail(ExitInvalidConfig, err)
+	case err != nil:
+		return fail(ExitInternal, err)
 	}
-	return 0
+	r := w.StopReason()
+	logger.Info("worker exiting", "reason", r.String(), "exitCode", r.ExitCode())
+	return r.ExitCode()
 }
 
 // checkWorkConfig checks what `work` needs beyond the schema.

@@ -8,8 +8,18 @@
 //   - The CLI (main.go, cmd_run.go, cmd_work.go, taskfile.go): `--version`,
 //     `schema payload|config`, `run TASK_FILE` (one task without a Queue,
 //     through RunLocal: task directory, log, artifacts and manifest.json
-//     under an output directory) and `work --config FILE` (the claim loop).
-//     Exit codes are the Exit* constants.
+//     under an output directory) and `work --config FILE` (the claim loop),
+//     also spelt as generic-worker's `run --config FILE
+//     [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]`
+//     (cmd_work.go serve). The config file is workergen's or
+//     generic-worker's (serveconfig.go, package gwconfig). Exit codes are
+//     the Exit* constants, generic-worker's where the event is the same.
+//   - worker-runner (runnerproto.go, lifecycle.go): the protocol session
+//     (package workerproto: handshake, `log`, `new-credentials` swapping
+//     the worker's credentials, `error-report`, `shutdown` on every exit)
+//     and the Worker's Lifecycle: graceful termination, worker-manager's
+//     shouldWorkerTerminate before an idle exit and every few minutes, and
+//     the StopReason that gives the exit code.
 //   - Construction (runtime.go, build.go): LoadConfig reads the operator's
 //     config with package config; NewRunner constructs the engine, then
 //     every plugin in declared order, from their config sections into a

@@ -10,22 +10,49 @@ import (
 	"strings"
 )
 
-// Exit codes of a generated worker binary.
+// Exit codes of a generated worker binary. Where generic-worker has the
+// same event, the code is generic-worker's
+// (references/generic-worker/usage.mdx, "Exit Codes"); the README has the
+// full table.
 const (
-	ExitCompleted = 0  // run: the task completed; work: clean stop
-	ExitFailed    = 1  // run: the task failed
-	ExitException = 2  // run: the task resolved as an exception
-	ExitUsage     = 64 // bad command line, config or task file
-	ExitInternal  = 70 // the worker itself failed
+	ExitCompleted = 0 // run TASK_FILE: the task completed; run --config/work: numberOfTasksToRun reached
+	ExitFailed    = 1 // run TASK_FILE: the task failed
+	ExitException = 2 // run TASK_FILE: the task resolved as an exception
+	// ExitUsage: a bad command line, task file, or a config file that
+	// cannot be read or is not JSON/YAML (generic-worker: "not able to
+	// load generic-worker config").
+	ExitUsage = 64
+	// ExitIdle: idleTimeout reached (confirmed by worker-manager under
+	// worker-runner).
+	ExitIdle = 68
+	// ExitInternal: the worker itself failed, or the host cannot run tasks
+	// (tasksDir not writable, an engine that cannot start).
+	ExitInternal = 69
+	// ExitWorkerManager: worker-manager said the worker is no longer
+	// needed.
+	ExitWorkerManager = 70
+	// ExitSignal: stopped by SIGTERM or SIGINT.
+	ExitSignal = 71
+	// ExitGracefulTermination: worker-runner's graceful-termination
+	// (generic-worker's exit on a spot termination notice).
+	ExitGracefulTermination = 72
+	// ExitInvalidConfig: the worker config is invalid (a key unknown, of
+	// the wrong type, missing), or the Queue refused the worker's
+	// credentials.
+	ExitInvalidConfig = 73
+	// ExitProtocolPipe: --worker-runner-protocol-pipe cannot be opened.
+	ExitProtocolPipe = 78
 )
 
 // Main is the entry point of every generated worker binary; it returns the
 // process exit code. Subcommands:
 //
-//	--version                     version, commit, profile, engine, plugins
-//	schema payload|config         print an embedded JSON Schema
-//	run [flags] TASK_FILE         run one task locally, no Queue
-//	work --config FILE            claim and run tasks from a Queue
+//	--version                       version, commit, profile, engine, plugins
+//	schema payload|config           print an embedded JSON Schema
+//	run [flags] TASK_FILE           run one task locally, no Queue
+//	run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
+//	                                generic-worker's `run`: claim and run tasks
+//	work --config FILE              claim and run tasks from a Queue
 func Main(b Build) int {
 	return MainArgs(b, os.Args[1:], os.Stdout, os.Stderr)
 }
@@ -62,9 +89,18 @@ Usage:
   %[1]s --version                  show version, commit, profile, engine and plugins
   %[1]s schema payload|config      print the embedded payload or config JSON Schema
   %[1]s run [flags] TASK_FILE      run one task definition (or bare payload; JSON or YAML) locally
+  %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
+                                   generic-worker's command line: claim and run tasks from a
+                                   Taskcluster Queue (FILE in generic-worker's or workergen's format);
+                                   --with-worker-runner when started by worker-runner
   %[1]s work --config FILE         claim and run tasks from a Taskcluster Queue
 
+run with a TASK_FILE runs that one task; run without one (and with --config) is a worker.
 Run '%[1]s run -h' or '%[1]s work -h' for their flags.
+
+Exit codes (claiming): 0 numberOfTasksToRun reached, 64 config cannot be read, 68 idle,
+69 internal error, 70 worker-manager asked to terminate, 71 SIGTERM/SIGINT,
+72 graceful termination, 73 invalid config, 78 protocol pipe cannot be opened.
 `, b.Binary, b.Profile, b.Engine.Name)
 }
 

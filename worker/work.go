@@ -36,6 +36,10 @@ type Worker struct {
 	// long-polls, so this only matters for Queues that answer at once.)
 	ClaimPollInterval time.Duration
 
+	// Lifecycle: worker-runner's graceful termination, worker-manager's
+	// shouldWorkerTerminate, and why Work returned (lifecycle.go).
+	Lifecycle
+
 	claimed  atomic.Int64
 	resolved atomic.Int64
 
@@ -78,15 +82,18 @@ func (w *Worker) logger() *slog.Logger {
 // claiming, give running tasks cfg.ShutdownGracePeriod seconds, then kill
 // them and resolve them exception/worker-shutdown), until
 // cfg.NumberOfTasksToRun runs were claimed and finished, or until the worker
-// was idle for cfg.IdleTimeout seconds. It returns only after every claimed
-// run is resolved (or lost to the Queue). The error, wrapping ErrConfig, is
-// a claimWork the Queue refused (credentials, scopes, workerPoolId).
+// was idle for cfg.IdleTimeout seconds, or until a stop through Lifecycle
+// (graceful termination, worker-manager). It returns only after every
+// claimed run is resolved (or lost to the Queue); StopReason then says why.
+// The error, wrapping ErrConfig, is a claimWork the Queue refused
+// (credentials, scopes, workerPoolId).
 func (w *Worker) Work(ctx context.Context) error {
-	l := w.newClaimLoop(ctx)
+	l := w.newClaimLoop(w.beginLife(ctx))
 	cfg := w.Config
 	w.logger().Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", l.capacity)
 	fatal := l.claimUntilDone()
 	l.drain()
+	w.endLife(fatal)
 	w.logger().Info("worker stopped", "claimed", w.claimed.Load(), "resolved", w.resolved.Load())
 	return fatal
 }
@@ -197,6 +204,10 @@ func (l *claimLoop) idleTimedOut() bool {
 	idle := l.w.Config.IdleTimeout
 	if idle > 0 && time.Duration(idle)*time.Second-time.Since(l.lastBusy) <= 0 {
 		l.w.logger().Info("idle timeout reached", "idleTimeout", idle)
+		if !l.w.confirmIdleExit(l.ctx) {
+			l.lastBusy = time.Now()
+			return false
+		}
 		return true
 	}
 	return false
@@ -285,7 +296,7 @@ func (l *claimLoop) drain() {
 		l.w.logger().Info("shutting down: waiting for running tasks", "running", l.running(), "gracePeriod", grace)
 		select {
 		case <-done:
-		case <-time.After(grace):
+		case <-l.w.graceOver(grace):
 			l.mu.Lock()
 			runs := make([]*activeRun, 0, len(l.active))
 			for ar := range l.active {

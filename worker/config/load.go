@@ -25,14 +25,35 @@ var ErrConfig = errors.New("invalid worker config")
 // when empty); errors wrap ErrConfig and list every offending field as
 // `config.<path>: <problem>` with the file name.
 func Load(defaults, schemaDoc []byte, path string, getenv func(string) string) (*Config, error) {
+	var op map[string]any
+	if path != "" {
+		var err error
+		if op, err = readFile(path); err != nil {
+			return nil, err
+		}
+	}
+	return LoadDocument(defaults, schemaDoc, op, path, getenv)
+}
+
+// LoadDocument is Load with the operator's settings already read: doc (nil
+// for none), e.g. the workergen config a generic-worker config file means
+// (package gwconfig), merged over defaults, then the environment, then
+// validated as Load does. source names doc in errors (a file name, or ""
+// for the defaults alone). doc is not modified.
+func LoadDocument(defaults, schemaDoc []byte, doc map[string]any, source string, getenv func(string) string) (*Config, error) {
 	var merged map[string]any
 	if err := json.Unmarshal(defaults, &merged); err != nil || merged == nil {
 		return nil, fmt.Errorf("embedded default config is not a JSON object (generator bug): %v", err)
 	}
-	if path != "" {
-		op, err := readFile(path)
+	if doc != nil {
+		// A deep copy through JSON, so merging never changes doc.
+		data, err := json.Marshal(doc)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, source, err)
+		}
+		var op map[string]any
+		if err := json.Unmarshal(data, &op); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, source, err)
 		}
 		merged = mergeObjects(merged, op)
 	}
@@ -40,14 +61,14 @@ func Load(defaults, schemaDoc []byte, path string, getenv func(string) string) (
 		getenv = os.Getenv
 	}
 	applyEnv(merged, getenv)
-	doc, err := json.Marshal(merged)
+	out, err := json.Marshal(merged)
 	if err != nil {
 		return nil, err
 	}
-	if err := validate(schemaDoc, doc, path); err != nil {
+	if err := validate(schemaDoc, out, source); err != nil {
 		return nil, err
 	}
-	return decode(doc)
+	return decode(out)
 }
 
 // readFile reads the operator's config file: an object of settings, or
