@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -40,7 +41,7 @@ func TestDecodePayload(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tc.Definition = task.Definition{Payload: json.RawMessage(c.payload), Scopes: c.scopes}
-			_, err := decodePayload(tc.Definition.Payload, cfg, tc)
+			_, err := decodePayload(context.Background(), tc.Definition.Payload, cfg, tc)
 			if c.want == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
