@@ -97,6 +97,10 @@ func (r *roleState) implied(s string) []string {
 			out = append(out, substitute(rl, id[len(q):])...) // role expansion
 			continue
 		}
+		if rl.RoleID == id {
+			out = append(out, rl.Scopes...)
+			continue
+		}
 		if p, star := strings.CutSuffix(id, "*"); star && strings.HasPrefix(rl.RoleID, p) {
 			param := ""
 			if strings.HasSuffix(rl.RoleID, "*") {
