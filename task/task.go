@@ -303,6 +303,28 @@ type ArtifactSink interface {
 	Publish(ctx context.Context, a Artifact) error
 }
 
+// EncodingReporter is implemented by an ArtifactSink that may store a file
+// artifact with another Content-Encoding than the artifact asks for (the
+// Object service stores content as it is, unencoded).
+type EncodingReporter interface {
+	// StoredEncoding returns the Content-Encoding the sink sends for file
+	// artifact a: "gzip" or "identity".
+	StoredEncoding(a Artifact) string
+}
+
+// StoredEncoding returns the Content-Encoding sink stores file artifact a
+// with: the sink's answer when it is an EncodingReporter, else
+// a.ContentEncoding ("identity" when empty).
+func StoredEncoding(sink ArtifactSink, a Artifact) string {
+	if r, ok := sink.(EncodingReporter); ok {
+		return r.StoredEncoding(a)
+	}
+	if a.ContentEncoding == "" {
+		return "identity"
+	}
+	return a.ContentEncoding
+}
+
 // ---------------------------------------------------------------------------
 // Resolutions.
 
