@@ -217,6 +217,10 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 		switch s.typ {
 		case TypeFile:
 			seq := p.log.reserve()
+			if p.claimed(seq, s, s.name, s.path) {
+				p.log.done(seq)
+				continue
+			}
 			f, err := r.ExtractFile(gctx, s.path)
 			if err != nil {
 				if err := p.extractFailed(gctx, g, seq, s, err); err != nil {
@@ -239,6 +243,10 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 				if err := ValidateName(name); err != nil {
 					p.failed.Store(true)
 					p.log.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
+					p.log.done(seq)
+					return nil
+				}
+				if p.claimed(seq, s, name, path.Join(s.path, rel)) {
 					p.log.done(seq)
 					return nil
 				}
@@ -306,7 +314,7 @@ func (p *taskPlugin) claim(s spec, name, src string) (skip bool, clash string) {
 		if path.Clean(f.path) == src {
 			return true, "" // the file artifact entry publishes it
 		}
-		c := fmt.Sprintf("artifact %q is published twice: from %s %q and from %s %q", name, f.field, path.Clean(f.path), s.field, src)
+		c := fmt.Sprintf("artifact %q is published twice: from %s %q and from %s %q", name, s.field, src, f.field, path.Clean(f.path))
 		p.clashes = append(p.clashes, c)
 		return true, c
 	}
@@ -320,6 +328,20 @@ func (p *taskPlugin) claim(s spec, name, src string) (skip bool, clash string) {
 	}
 	p.names[name] = source{owner: s.field, path: src}
 	return false, ""
+}
+
+// claimed claims name for s (see claim) in payload and walk order, before
+// anything is read, and reports whether the artifact is not to be
+// published (a clash or the same file again), with a task log line.
+func (p *taskPlugin) claimed(seq int, s spec, name, src string) bool {
+	skip, clash := p.claim(s, name, src)
+	switch {
+	case clash != "":
+		p.log.note(seq, "%s", clash)
+	case skip:
+		p.log.note(seq, "artifact %q (%s %q): the same file is published by another entry", name, s.field, src)
+	}
+	return skip
 }
 
 // owner is the reservation owner of s's names (the one NewTaskPlugin used
@@ -357,6 +379,10 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 	default:
 		return fmt.Errorf("reading %s artifact %q from %q: %w", kind, s.name, s.path, err)
 	}
+	if s.typ != TypeFile && p.claimed(seq, s, s.name, s.path) {
+		p.log.done(seq)
+		return nil
+	}
 	msg := fmt.Sprintf("%s artifact %q (%s): %q: %v", kind, s.name, s.field, s.path, err)
 	note := ""
 	switch {
@@ -377,12 +403,6 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 // publishError publishes an error artifact for sandbox path src; note ends
 // the task log line.
 func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, src, reason, msg, note string) error {
-	if skip, clash := p.claim(s, name, src); skip {
-		if clash != "" {
-			p.log.note(seq, "%s", clash)
-		}
-		return nil
-	}
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 	}
@@ -420,15 +440,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 		}
 		return p.publishError(ctx, seq, s, name, src, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", src, name, s.field, err), note)
 	}
-	if skip, clash := p.claim(s, name, src); skip {
-		_ = rc.Close()
-		if clash != "" {
-			p.log.note(seq, "%s", clash)
-		} else {
-			p.log.note(seq, "artifact %q (%s %q): already published from the same file", name, s.field, src)
-		}
-		return nil
-	}
+
 	first := &openOnce{rc: rc}
 	defer first.release()
 
@@ -439,7 +451,6 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 	if contentType == "" {
 		if contentType, err = first.sniff(); err != nil {
 			p.failed.Store(true)
-			p.forget(name)
 			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
 		}
 	}
@@ -471,13 +482,6 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 	return nil
 }
 
-// forget releases a name claimed for a file that then became an error
-// artifact, so that publishError can claim it again.
-func (p *taskPlugin) forget(name string) {
-	p.namesMu.Lock()
-	delete(p.names, name)
-	p.namesMu.Unlock()
-}
 
 // publishErr turns a Publish error into the Stopped error: exceptions pass
 // unchanged so they end the run with their reason.

@@ -196,9 +196,10 @@ type taskPlugin struct {
 	mounts []Mount
 	caches []*heldCache
 
-	// started, stopped and killed record how the task's command ended, for
-	// purging caches after a kill (see Dispose).
-	started, stopped, killed bool
+	// started and stopped record how far the task got; aborted that it
+	// was killed or ended while running, so its caches are purged (see
+	// Dispose).
+	started, stopped, aborted bool
 }
 
 // Started notes that the task runs.
@@ -209,8 +210,29 @@ func (t *taskPlugin) Started(context.Context, engines.Sandbox) error {
 
 // Stopped notes whether the worker killed the task (maxRunTime).
 func (t *taskPlugin) Stopped(_ context.Context, r engines.ResultSet) (bool, error) {
-	t.stopped, t.killed = true, r.Killed()
+	t.stopped = true
+	if r.Killed() {
+		t.abort()
+	}
 	return true, nil
+}
+
+// Exception notes a run that ended while its task was running (cancel,
+// worker shutdown, an engine failure): the task was aborted.
+func (t *taskPlugin) Exception(context.Context, task.Resolution) error {
+	if t.started && !t.stopped {
+		t.abort()
+	}
+	return nil
+}
+
+// abort marks the run's caches for purging and says so in the task log
+// (while it is still to be uploaded).
+func (t *taskPlugin) abort() {
+	if !t.aborted && len(t.caches) > 0 {
+		t.tc.Logf("[mounts] purging caches since the task was aborted and may have left them in an inconsistent state")
+	}
+	t.aborted = true
 }
 
 // heldCache is a writable directory cache mounted in this run.
@@ -397,17 +419,14 @@ func (p *plugin) release(name string) {
 
 // Dispose moves the run's caches back to cachesDir, or deletes them when
 // the run set task.PurgeCachesKey or the task was aborted: killed by the
-// worker (maxRunTime) or ended while it ran (cancel, worker shutdown, an
-// exception). Like generic-worker (v106, mounts_feature.go
+// worker (maxRunTime; seen in Stopped) or ended while it ran (cancel,
+// worker shutdown, an engine failure; seen in Exception). Like generic-worker (v106, mounts_feature.go
 // shouldPurgeCaches: "the task was aborted and may have left them in an
 // inconsistent state"), a half-written cache is worse than none. A cache
 // the task removed or replaced by a file is dropped.
 func (t *taskPlugin) Dispose(context.Context) error {
 	purge, _ := t.tc.Value(task.PurgeCachesKey{}).(bool)
-	if aborted := t.killed || (t.started && !t.stopped); aborted && len(t.caches) > 0 && !purge {
-		t.tc.Logf("[mounts] purging caches since the task was aborted and may have left them in an inconsistent state")
-		purge = true
-	}
+	purge = purge || t.aborted
 	var errs []error
 	for i := len(t.caches) - 1; i >= 0; i-- {
 		if err := t.unmount(t.caches[i], purge); err != nil {
