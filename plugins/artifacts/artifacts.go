@@ -482,7 +482,6 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 	return nil
 }
 
-
 // publishErr turns a Publish error into the Stopped error: exceptions pass
 // unchanged so they end the run with their reason.
 func publishErr(name string, err error) error {
