@@ -30,14 +30,24 @@
 //     compressed already (upstream's extension list, plus audio/video and
 //     compressed MIME types), else gzip. The sink applies the encoding.
 //   - A missing file or directory is an `error` artifact with reason
-//     file-missing-on-worker and fails the run, unless `optional` (then
-//     nothing is published). The wrong kind (a directory for a file artifact
+//     file-missing-on-worker and fails the run; when `optional`, the error
+//     artifact is still published and the run does not fail (as
+//     generic-worker v106), also for files that vanish while collected. The wrong kind (a directory for a file artifact
 //     or the reverse) or a path refused by the engine is an error artifact
 //     with reason invalid-resource-on-worker, and an unreadable file one with
 //     file-not-readable-on-worker; both fail the run.
 //   - A file that vanishes while a directory is walked becomes an error
-//     artifact (file-missing-on-worker) and fails the run while the other
-//     files upload.
+//     artifact (file-missing-on-worker) and fails the run (unless
+//     optional) while the other files upload.
+//   - Every name is claimed once, in payload and walk order: the same
+//     sandbox file reached through two entries (a file inside a listed
+//     directory) is published once; a name published from two different
+//     files, or taken by another plugin (the task log), ends the run
+//     malformed-payload naming both sources, as generic-worker treats the
+//     Queue's 409 for an artifact uploaded twice, while the other
+//     artifacts are published.
+//   - The task log line names the encoding the sink stored
+//     (task.StoredEncoding: object artifacts are unencoded).
 //   - A Publish error that is a *task.ExceptionError (resource-unavailable)
 //     stops the other uploads and ends the run with it; any other Publish
 //     error is internal-error.
