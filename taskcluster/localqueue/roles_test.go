@@ -76,7 +76,9 @@ func TestCallerRolesExpanded(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Clients = append(o.Clients, Client{ClientID: "roled", AccessToken: "roled-token", Scopes: []string{"assume:worker-pool:" + testQueue}})
 	})
-	h.s.CreateRole("worker-pool:*", "workers of a pool", []string{"queue:claim-work:<..>", "queue:worker-id:*", "auth:expand-scopes"})
+	if err := h.s.CreateRole("worker-pool:*", "workers of a pool", []string{"queue:claim-work:<..>", "queue:worker-id:*", "auth:expand-scopes"}); err != nil {
+		t.Fatal(err)
+	}
 	c := h.client("roled", "roled-token", "")
 	h.createTask(nil)
 	r := c.call("POST", "queue", "/claim-work/"+testQueue, map[string]any{"tasks": 1, "workerGroup": testWorkerGroup, "workerId": testWorkerID}, "", "", http.StatusOK)
