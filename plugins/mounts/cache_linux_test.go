@@ -196,3 +196,35 @@ func TestAbsoluteMountPaths(t *testing.T) {
 	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
 	assert.Contains(t, res.Log, "(existing cache)")
 }
+
+// TestCachePurgedAfterAbort: a run that ends while its task runs (cancel,
+// worker shutdown: Exception without Stopped) purges its caches, as
+// generic-worker v106 does for an aborted task; one that ends as an
+// exception before the task started keeps them.
+func TestCachePurgedAfterAbort(t *testing.T) {
+	p := newPlugin(t)
+	ctx := context.Background()
+	run := func(start bool) {
+		tc := &task.Context{
+			TaskID: "aaaaaaaaaaaaaaaaaaaaaa", TaskDir: t.TempDir(), Log: task.NewLog(io.Discard),
+			Definition: task.Definition{Scopes: []string{"generic-worker:cache:aborted"},
+				Payload: []byte(`{"mounts": [{"cacheName": "aborted", "directory": "c"}]}`)},
+		}
+		tp, err := p.NewTaskPlugin(ctx, tc)
+		require.NoError(t, err)
+		require.NoError(t, tp.Prepare(ctx))
+		require.NoError(t, os.WriteFile(filepath.Join(tc.TaskDir, "c", "half-written"), nil, 0o644))
+		if start {
+			require.NoError(t, tp.Started(ctx, nil))
+		}
+		require.NoError(t, tp.Exception(ctx, task.Resolution{State: task.Exception, Reason: task.ReasonWorkerShutdown}))
+		require.NoError(t, tp.Dispose(ctx))
+	}
+	data := mounts.CacheDataDir(p, "aborted")
+	run(false)
+	_, err := os.Stat(filepath.Join(data, "half-written"))
+	assert.NoError(t, err, "the task never started: the cache is kept")
+	run(true)
+	_, err = os.Stat(data)
+	assert.True(t, os.IsNotExist(err), "aborted while running: purged")
+}
