@@ -95,7 +95,7 @@ func newEnv(t testing.TB, claimTimeout time.Duration) *env {
 		Dir: t.TempDir(), ClaimTimeout: claimTimeout, LongPoll: time.Second, NoSync: true,
 		Logger: slog.New(slog.DiscardHandler),
 		Clients: []localqueue.Client{{ClientID: clientID, AccessToken: token,
-			Scopes: []string{"queue:claim-work:" + pool, "queue:worker-id:it/*"}}},
+			Scopes: []string{"queue:claim-work:" + pool, "queue:worker-id:it/*", "auth:expand-scopes"}}},
 	})
 	require.NoError(t, err)
 	e := &env{t: t, queue: q, shared: t.TempDir()}

@@ -2,7 +2,7 @@
 // run: the task definition (the Queue's task.json, tcwire.TaskDefinition),
 // the per-run context handed to the engine and plugins (with the run's
 // credentials, a Queue signed with them, and HasScopes for scope checks on
-// the task's scopes), the task log, the
+// the task's scopes, expanding its roles), the task log, the
 // artifact sink, and the resolution vocabulary of the Taskcluster Queue
 // (reportCompleted / reportFailed / reportException reasons).
 //
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,11 @@ type Context struct {
 	// their own client.
 	Queue Queue
 
+	// ScopeExpander expands the task's `assume:` scopes for HasScopes
+	// (the Auth service's expandScopes, called with the worker's own
+	// credentials), or is nil when the worker has no rootUrl.
+	ScopeExpander ScopeExpander
+
 	// Logger is the worker's structured log (not the task log), with taskId
 	// and runId attached.
 	Logger *slog.Logger
@@ -98,6 +104,7 @@ type Context struct {
 	// exitstatus plugin marks caches for purging that a cache plugin purges).
 	// Keys are plugin-defined; access goes through Value and SetValue.
 	data         map[any]any
+	expanded     []string // the task's scopes expanded by ScopeExpander, once it succeeded
 	explanations []string
 	reserved     map[string]string // artifact name -> owning payload field
 	mu           sync.Mutex
@@ -136,12 +143,49 @@ type Queue interface {
 	OpenLatestArtifact(ctx context.Context, taskID, name string) (io.ReadCloser, error)
 }
 
+// ScopeExpander expands a scope set with the deployment's roles: the Auth
+// service's expandScopes (POST <rootUrl>/api/auth/v1/scopes/expand, which
+// needs scope auth:expand-scopes). The result holds the input and every
+// scope its `assume:` scopes imply. Errors are transient or refusals
+// (*tcwire.APIError); implementations are safe for concurrent use.
+type ScopeExpander interface {
+	ExpandScopes(ctx context.Context, scopes []string) ([]string, error)
+}
+
 // HasScopes reports whether the task's scopes (Definition.Scopes) satisfy
 // every scope in scopes, under Taskcluster's rule (tcwire.ScopeSatisfied:
 // exact, or a scope ending in "*" that prefixes it). No scopes is always
-// satisfied.
-func (c *Context) HasScopes(scopes ...string) bool {
-	return tcwire.HasScopes(c.Definition.Scopes, scopes...)
+// satisfied. As generic-worker (v106, scopes.Given.Satisfies) does, when
+// the task's scopes as written do not satisfy them and hold an `assume:`
+// scope, they are expanded through ScopeExpander (once per run; the result
+// is kept) and checked again, so scopes a task gets through a role count.
+//
+// The error, when the expansion could not be done (no ScopeExpander, the
+// Auth service unreachable or refusing), is a *ExceptionError with
+// ReasonResourceUnavailable, as generic-worker reports it.
+func (c *Context) HasScopes(ctx context.Context, scopes ...string) (bool, error) {
+	if tcwire.HasScopes(c.Definition.Scopes, scopes...) {
+		return true, nil
+	}
+	if !slices.ContainsFunc(c.Definition.Scopes, func(s string) bool { return strings.HasPrefix(s, "assume:") }) {
+		return false, nil
+	}
+	c.mu.Lock()
+	expanded := c.expanded
+	c.mu.Unlock()
+	if expanded == nil {
+		if c.ScopeExpander == nil {
+			return false, ResourceUnavailable(fmt.Errorf("expanding the task's assume: scopes: this worker has no rootUrl (no Auth service to expand them with)"))
+		}
+		var err error
+		if expanded, err = c.ScopeExpander.ExpandScopes(ctx, c.Definition.Scopes); err != nil {
+			return false, ResourceUnavailable(fmt.Errorf("expanding the task's assume: scopes (auth.expandScopes with the worker's credentials, which need auth:expand-scopes): %w", err))
+		}
+		c.mu.Lock()
+		c.expanded = expanded
+		c.mu.Unlock()
+	}
+	return tcwire.HasScopes(expanded, scopes...), nil
 }
 
 // Value returns the value stored under key by SetValue, or nil.
@@ -257,6 +301,28 @@ type Artifact struct {
 // upload could not be done.
 type ArtifactSink interface {
 	Publish(ctx context.Context, a Artifact) error
+}
+
+// EncodingReporter is implemented by an ArtifactSink that may store a file
+// artifact with another Content-Encoding than the artifact asks for (the
+// Object service stores content as it is, unencoded).
+type EncodingReporter interface {
+	// StoredEncoding returns the Content-Encoding the sink sends for file
+	// artifact a: "gzip" or "identity".
+	StoredEncoding(a Artifact) string
+}
+
+// StoredEncoding returns the Content-Encoding sink stores file artifact a
+// with: the sink's answer when it is an EncodingReporter, else
+// a.ContentEncoding ("identity" when empty).
+func StoredEncoding(sink ArtifactSink, a Artifact) string {
+	if r, ok := sink.(EncodingReporter); ok {
+		return r.StoredEncoding(a)
+	}
+	if a.ContentEncoding == "" {
+		return "identity"
+	}
+	return a.ContentEncoding
 }
 
 // ---------------------------------------------------------------------------

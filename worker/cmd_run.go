@@ -199,6 +199,7 @@ func RunLocal(ctx context.Context, r *Runner, lr LocalRun) (LocalResult, error) 
 		// Run mode has no task credentials: the deployment's public
 		// artifacts and index are reachable unsigned.
 		tc.Queue = taskcluster.RunQueue{Client: &taskcluster.Client{RootURL: r.Info.RootURL, Logger: tc.Logger}}
+		tc.ScopeExpander = (&taskcluster.Client{RootURL: r.Info.RootURL, Logger: tc.Logger}).Auth()
 	}
 	ctl := taskrun.NewControl()
 	done := make(chan struct{})

@@ -65,6 +65,15 @@ func (s *queueSink) publish(ctx context.Context, a task.Artifact) error {
 	return err
 }
 
+// StoredEncoding is what upload sends: object artifacts unencoded, s3
+// ones with a.ContentEncoding.
+func (s *queueSink) StoredEncoding(a task.Artifact) string {
+	if s.storageType == taskcluster.StorageObject || a.ContentEncoding == "" {
+		return "identity"
+	}
+	return a.ContentEncoding
+}
+
 // upload sends a file artifact. For s3 with contentEncoding gzip the content
 // is compressed into a temporary file first, because the PUT must declare
 // its exact Content-Length; memory use does not depend on the file's size.
@@ -76,8 +85,8 @@ func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
 	}
 	open := taskcluster.Opener(a.Open)
 	size := a.Size
-	encoding := a.ContentEncoding
-	if s.storageType == taskcluster.StorageObject || encoding == "identity" {
+	encoding := s.StoredEncoding(a)
+	if encoding == "identity" {
 		encoding = ""
 	}
 	if encoding == "gzip" {

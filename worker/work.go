@@ -415,8 +415,11 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 			storageType: w.Config.ArtifactUpload, tmpDir: runDir},
 		Credentials: ar.creds.Get,
 		Queue:       taskcluster.RunQueue{Client: queue.Client()},
-		Logger:      log,
-		Started:     time.Now(),
+		// Roles are expanded with the worker's own credentials, as
+		// generic-worker and docker-worker do.
+		ScopeExpander: w.client().Auth(),
+		Logger:        log,
+		Started:       time.Now(),
 	}
 	return w.Runner.Run(ctx, tc, ar.ctl), nil
 }

@@ -35,8 +35,10 @@ type Config struct {
 	// docker-worker:capability:device:<device> scope have a host device.
 	AllowDevices Devices `json:"allowDevices"`
 	// AllowPtrace lets tasks with scope docker-worker:feature:allowPtrace use
-	// ptrace (adds CAP_SYS_PTRACE).
-	AllowPtrace bool `json:"allowPtrace,omitempty"`
+	// ptrace (adds CAP_SYS_PTRACE). Default true, as docker-worker's
+	// (config.yml features.allowPtrace.enabled: the scope is the gate);
+	// set false to refuse the feature on this worker.
+	AllowPtrace bool `json:"allowPtrace"`
 	// AllowDisableSeccomp lets tasks with scope
 	// docker-worker:capability:disableSeccomp run without a seccomp profile.
 	AllowDisableSeccomp bool `json:"allowDisableSeccomp,omitempty"`
@@ -113,7 +115,7 @@ const (
 // ParseConfig decodes raw (the `engine` config section; empty means all
 // defaults), rejects unknown keys and applies defaults.
 func ParseConfig(raw json.RawMessage) (Config, error) {
-	var c Config
+	c := Config{AllowPtrace: true}
 	if len(bytes.TrimSpace(raw)) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()

@@ -32,8 +32,10 @@
 //     docker-worker:capability:device:<device>,
 //     docker-worker:capability:disableSeccomp,
 //     docker-worker:feature:allowPtrace; each also accepted with
-//     ":<workerPoolId>" appended); otherwise malformed-payload naming the
-//     field and the scope.
+//     ":<workerPoolId>" appended, and through the task's roles: see
+//     task.Context.HasScopes); otherwise malformed-payload naming the
+//     field and the scope. allowPtrace is allowed by default, as in
+//     docker-worker; the others are off by default.
 //
 // Other docker-worker fields (env, maxRunTime, artifacts, onExitStatus, log,
 // the other features) belong to plugins, which reach the engine through the

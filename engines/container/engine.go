@@ -229,7 +229,7 @@ func (e *Engine) removeLeftovers(ctx context.Context) error {
 // present (pulling or loading it). Errors are *task.ExceptionError for
 // payload and transient problems.
 func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engines.SandboxBuilder, error) {
-	p, err := decodePayload(tc.Definition.Payload, e.cfg, tc)
+	p, err := decodePayload(ctx, tc.Definition.Payload, e.cfg, tc)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -87,7 +88,7 @@ func (im Image) String() string {
 // decodePayload decodes and checks the engine's payload fields against the
 // engine config and the task's scopes. Problems the task is at fault for
 // are returned together as one malformed-payload error.
-func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, error) {
+func decodePayload(ctx context.Context, raw json.RawMessage, cfg Config, tc *task.Context) (Payload, error) {
 	var p Payload
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return Payload{}, task.MalformedPayloadf("payload: %v", err)
@@ -131,10 +132,19 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 		if !path.IsAbs(mnt) {
 			bad("payload.cache[%q]: mount path %q must be absolute", name, mnt)
 		}
-		if s := "docker-worker:cache:" + name; !tc.HasScopes(s) {
+		s := "docker-worker:cache:" + name
+		ok, err := tc.HasScopes(ctx, s)
+		if err == nil && !ok {
+			ok, err = tc.HasScopes(ctx, s+":"+pool) // docker-worker v99 buildVolumeBindings
+		}
+		if err != nil {
+			return Payload{}, err
+		}
+		if !ok {
 			bad("payload.cache[%q]: task lacks scope %s", name, s)
 		}
 	}
+	var scopeErr error
 	gate := func(field string, requested, allowed bool, scope string) {
 		if !requested {
 			return
@@ -143,7 +153,14 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 			bad("payload.%s: not allowed on this worker (engine config)", field)
 			return
 		}
-		if !tc.HasScopes(scope) && !tc.HasScopes(scope+":"+pool) {
+		ok, err := tc.HasScopes(ctx, scope)
+		if err == nil && !ok {
+			ok, err = tc.HasScopes(ctx, scope+":"+pool)
+		}
+		if err != nil && scopeErr == nil {
+			scopeErr = err
+		}
+		if err == nil && !ok {
 			bad("payload.%s: task lacks scope %s", field, scope)
 		}
 	}
@@ -156,6 +173,9 @@ func decodePayload(raw json.RawMessage, cfg Config, tc *task.Context) (Payload, 
 	gate("capabilities.devices.loopbackVideo", c.Devices.LoopbackVideo, cfg.AllowDevices.LoopbackVideo, "docker-worker:capability:device:loopbackVideo")
 	gate("features.allowPtrace", p.Features.AllowPtrace, cfg.AllowPtrace, "docker-worker:feature:allowPtrace")
 
+	if scopeErr != nil {
+		return Payload{}, scopeErr
+	}
 	if len(reasons) > 0 {
 		return Payload{}, task.MalformedPayload(reasons...)
 	}

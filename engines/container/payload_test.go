@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -35,12 +36,14 @@ func TestDecodePayload(t *testing.T) {
 		{"privileged other pool", `{"image": "a", "capabilities": {"privileged": true}}`, []string{"docker-worker:capability:privileged:proj/other"}, "task lacks scope docker-worker:capability:privileged"},
 		{"kvm", `{"image": "a", "capabilities": {"devices": {"kvm": true}}}`, []string{"docker-worker:capability:device:kvm"}, ""},
 		{"shm not allowed", `{"image": "a", "capabilities": {"devices": {"hostSharedMemory": true}}}`, []string{"docker-worker:capability:device:hostSharedMemory"}, "payload.capabilities.devices.hostSharedMemory: not allowed"},
-		{"ptrace not allowed", `{"image": "a", "features": {"allowPtrace": true}}`, []string{"*"}, "payload.features.allowPtrace: not allowed"},
+		// docker-worker v99 config.yml: features.allowPtrace enabled by default; the scope is the gate.
+		{"ptrace by default", `{"image": "a", "features": {"allowPtrace": true}}`, []string{"docker-worker:feature:allowPtrace"}, ""},
+		{"ptrace without scope", `{"image": "a", "features": {"allowPtrace": true}}`, nil, "payload.features.allowPtrace: task lacks scope docker-worker:feature:allowPtrace"},
 		{"seccomp not allowed", `{"image": "a", "capabilities": {"disableSeccomp": true}}`, []string{"*"}, "payload.capabilities.disableSeccomp: not allowed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tc.Definition = task.Definition{Payload: json.RawMessage(c.payload), Scopes: c.scopes}
-			_, err := decodePayload(tc.Definition.Payload, cfg, tc)
+			_, err := decodePayload(context.Background(), tc.Definition.Payload, cfg, tc)
 			if c.want == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)

@@ -96,7 +96,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	s, err := localqueue.New(localqueue.Options{
 		Dir: t.TempDir(), ClaimTimeout: time.Minute, LongPoll: 300 * time.Millisecond, NoSync: true,
 		Clients: []localqueue.Client{{ClientID: "worker", AccessToken: "worker-token",
-			Scopes: []string{"queue:claim-work:" + itPool, "queue:worker-id:*"}}},
+			Scopes: []string{"queue:claim-work:" + itPool, "queue:worker-id:*", "auth:expand-scopes"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +270,30 @@ func TestWorkerLinuxPodman(t *testing.T) {
 	noScope := e.createTask(write)
 	e.work(1)
 	e.expect(noScope, "exception/malformed-payload", "docker-worker:cache:it-cache")
+}
+
+// TestWorkerCacheThroughRole: a task whose only scope is an assume: scope
+// (as hook and decision tasks get theirs) is given a docker-worker cache
+// through a role created in the embedded Queue, as docker-worker v99.2.1
+// (task.js: auth.expandScopes with the worker's credentials before
+// buildVolumeBindings) and generic-worker v106 (scopes.Given.Satisfies)
+// do; a task assuming a role without the scope is still refused.
+func TestWorkerCacheThroughRole(t *testing.T) {
+	e := newItEnv(t)
+	if err := e.server.CreateRole("repo:hg.mozilla.org/projects/*", "projects' branches", []string{"docker-worker:cache:it-role-<..>"}); err != nil {
+		t.Fatal(err)
+	}
+	write := e.payload("echo via-role > /c/f")
+	write["cache"] = map[string]string{"it-role-nss:branch:default": "/c"}
+	tWrite := e.createTask(write, "assume:repo:hg.mozilla.org/projects/nss:branch:default")
+	read := e.payload("cat /c/f")
+	read["cache"] = map[string]string{"it-role-nss:branch:default": "/c"}
+	tRead := e.createTask(read, "assume:repo:hg.mozilla.org/projects/nss:branch:default")
+	tOther := e.createTask(write, "assume:repo:hg.mozilla.org/projects/other")
+	e.work(3)
+	e.expect(tWrite, "completed")
+	e.expect(tRead, "completed", "via-role")
+	e.expect(tOther, "exception/malformed-payload", "docker-worker:cache:it-role-nss:branch:default")
 }
 
 // TestWorkerTaskImageFromQueue loads a task image published as an artifact

@@ -9,7 +9,7 @@
 // a malformed-payload error, so nothing runs for a payload whose artifacts
 // cannot be published: `type` file|directory, non-empty `path`, a `name`
 // (default: the path, backslashes turned into slashes on Windows as upstream's
-// canonicalPath does) the Queue accepts (see ValidateName), `expires` (default
+// canonicalPath does) the Queue accepts (see task.ValidateArtifactName), `expires` (default
 // task.expires) within [task.deadline, task.expires], `contentEncoding`
 // identity|gzip, and no two file artifacts with the same name.
 //
@@ -30,14 +30,24 @@
 //     compressed already (upstream's extension list, plus audio/video and
 //     compressed MIME types), else gzip. The sink applies the encoding.
 //   - A missing file or directory is an `error` artifact with reason
-//     file-missing-on-worker and fails the run, unless `optional` (then
-//     nothing is published). The wrong kind (a directory for a file artifact
+//     file-missing-on-worker and fails the run; when `optional`, the error
+//     artifact is still published and the run does not fail (as
+//     generic-worker v106), also for files that vanish while collected. The wrong kind (a directory for a file artifact
 //     or the reverse) or a path refused by the engine is an error artifact
 //     with reason invalid-resource-on-worker, and an unreadable file one with
 //     file-not-readable-on-worker; both fail the run.
 //   - A file that vanishes while a directory is walked becomes an error
-//     artifact (file-missing-on-worker) and fails the run while the other
-//     files upload.
+//     artifact (file-missing-on-worker) and fails the run (unless
+//     optional) while the other files upload.
+//   - Every name is claimed once, in payload and walk order: the same
+//     sandbox file reached through two entries (a file inside a listed
+//     directory) is published once; a name published from two different
+//     files, or taken by another plugin (the task log), ends the run
+//     malformed-payload naming both sources, as generic-worker treats the
+//     Queue's 409 for an artifact uploaded twice, while the other
+//     artifacts are published.
+//   - The task log line names the encoding the sink stored
+//     (task.StoredEncoding: object artifacts are unencoded).
 //   - A Publish error that is a *task.ExceptionError (resource-unavailable)
 //     stops the other uploads and ends the run with it; any other Publish
 //     error is internal-error.
@@ -172,7 +182,12 @@ func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.Tas
 	if len(clashes) > 0 {
 		return nil, task.MalformedPayload(clashes...)
 	}
-	tp := &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency}
+	tp := &taskPlugin{tc: tc, specs: specs, concurrency: p.concurrency, files: map[string]spec{}}
+	for _, s := range specs {
+		if s.typ == TypeFile {
+			tp.files[s.name] = s
+		}
+	}
 	tp.log.write = func(line string) { tc.Logf("%s", line) }
 	return tp, nil
 }
@@ -184,6 +199,13 @@ type taskPlugin struct {
 	concurrency int
 
 	failed atomic.Bool // a required artifact could not be published
+
+	// names maps each artifact name published in Stopped to where it came
+	// from; clashes collects the names two sources claimed.
+	namesMu sync.Mutex
+	names   map[string]source
+	clashes []string
+	files   map[string]spec // the file artifact entries by name
 
 	// log holds the task log lines of the Stopped stage, written in the
 	// order the artifacts are listed and walked.
@@ -205,6 +227,10 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 		switch s.typ {
 		case TypeFile:
 			seq := p.log.reserve()
+			if p.claimed(seq, s, s.name, s.path) {
+				p.log.done(seq)
+				continue
+			}
 			f, err := r.ExtractFile(gctx, s.path)
 			if err != nil {
 				if err := p.extractFailed(gctx, g, seq, s, err); err != nil {
@@ -215,7 +241,7 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 			}
 			g.Go(func() error {
 				defer p.log.done(seq)
-				return p.publishFile(gctx, seq, s, s.name, f)
+				return p.publishFile(gctx, seq, s, s.name, s.path, f)
 			})
 		case TypeDirectory:
 			base := strings.TrimRight(s.name, "/")
@@ -230,9 +256,13 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 					p.log.done(seq)
 					return nil
 				}
+				if p.claimed(seq, s, name, path.Join(s.path, rel)) {
+					p.log.done(seq)
+					return nil
+				}
 				g.Go(func() error {
 					defer p.log.done(seq)
-					return p.publishFile(gctx, seq, s, name, f)
+					return p.publishFile(gctx, seq, s, name, path.Join(s.path, rel), f)
 				})
 				return gctx.Err()
 			})
@@ -259,7 +289,78 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("publishing artifacts: %w", err)
 	}
+	if len(p.clashes) > 0 {
+		return false, task.MalformedPayload(p.clashes...)
+	}
 	return !p.failed.Load(), nil
+}
+
+// source is where a published artifact came from: the payload entry and
+// the path in the sandbox.
+type source struct{ owner, path string }
+
+// claim reserves artifact name for the entry s publishing sandbox path
+// src. A name already published from the same path (a file listed on its
+// own and inside a listed directory) is published once: skip is true. A
+// name another path (or another plugin) already took is recorded as a
+// clash naming both sources, and skip is true: as generic-worker v106
+// (artifacts.go classifyCreateArtifactError: the Queue's 409 for an
+// artifact "already uploaded to this task with different content" is
+// malformed-payload) the run then ends malformed-payload, in run and work
+// mode alike, and neither source is silently lost.
+func (p *taskPlugin) claim(s spec, name, src string) (skip bool, clash string) {
+	src = path.Clean(src)
+	p.namesMu.Lock()
+	defer p.namesMu.Unlock()
+	if prev, ok := p.names[name]; ok {
+		if prev.path == src {
+			return true, ""
+		}
+		c := fmt.Sprintf("artifact %q is published twice: from %s %q and from %s %q", name, prev.owner, prev.path, s.field, src)
+		p.clashes = append(p.clashes, c)
+		return true, c
+	}
+	if f, ok := p.files[name]; ok && f.field != s.field {
+		if path.Clean(f.path) == src {
+			return true, "" // the file artifact entry publishes it
+		}
+		c := fmt.Sprintf("artifact %q is published twice: from %s %q and from %s %q", name, s.field, src, f.field, path.Clean(f.path))
+		p.clashes = append(p.clashes, c)
+		return true, c
+	}
+	if err := p.tc.ReserveArtifactName(name, p.owner(s)); err != nil {
+		c := fmt.Sprintf("artifact %q (from %s %q): %v", name, s.field, src, err)
+		p.clashes = append(p.clashes, c)
+		return true, c
+	}
+	if p.names == nil {
+		p.names = map[string]source{}
+	}
+	p.names[name] = source{owner: s.field, path: src}
+	return false, ""
+}
+
+// claimed claims name for s (see claim) in payload and walk order, before
+// anything is read, and reports whether the artifact is not to be
+// published (a clash or the same file again), with a task log line.
+func (p *taskPlugin) claimed(seq int, s spec, name, src string) bool {
+	skip, clash := p.claim(s, name, src)
+	switch {
+	case clash != "":
+		p.log.note(seq, "%s", clash)
+	case skip:
+		p.log.note(seq, "artifact %q (%s %q): the same file is published by another entry", name, s.field, src)
+	}
+	return skip
+}
+
+// owner is the reservation owner of s's names (the one NewTaskPlugin used
+// for file artifacts).
+func (p *taskPlugin) owner(s spec) string {
+	if s.typ == TypeFile {
+		return s.field + ".name"
+	}
+	return s.field
 }
 
 // extractFailed handles an ExtractFile/ExtractFolder error for s: an error
@@ -272,13 +373,12 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 	lenient := false // the error artifact does not fail the run
 	switch {
 	case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
-		if s.optional {
-			p.log.note(seq, "optional %s artifact %q: %q not found; nothing published", kind, s.name, s.path)
-			p.log.done(seq)
-			return nil
-		}
+		// An optional artifact still gets its error artifact, without
+		// failing the run, as generic-worker v106 does
+		// (artifact_feature.go: error artifacts of optional artifacts are
+		// uploaded, "we don't care about optional artifacts failing").
 		reason = task.ErrorFileMissingOnWorker
-		lenient = s.lenient
+		lenient = s.lenient || s.optional
 	case errors.Is(err, engines.ErrNotAFile), errors.Is(err, engines.ErrNotAFolder), errors.Is(err, engines.ErrOutsideTaskDir):
 		reason = task.ErrorInvalidResourceOnWorker
 		lenient = s.lenient
@@ -289,22 +389,30 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 	default:
 		return fmt.Errorf("reading %s artifact %q from %q: %w", kind, s.name, s.path, err)
 	}
+	if s.typ != TypeFile && p.claimed(seq, s, s.name, s.path) {
+		p.log.done(seq)
+		return nil
+	}
 	msg := fmt.Sprintf("%s artifact %q (%s): %q: %v", kind, s.name, s.field, s.path, err)
 	note := ""
-	if lenient {
+	switch {
+	case s.optional:
+		note = " (optional: this does not fail the task)"
+	case lenient:
 		note = " (as in docker-worker, this does not fail the task)"
-	} else {
+	default:
 		p.failed.Store(true)
 	}
 	g.Go(func() error {
 		defer p.log.done(seq)
-		return p.publishError(ctx, seq, s, s.name, reason, msg, note)
+		return p.publishError(ctx, seq, s, s.name, s.path, reason, msg, note)
 	})
 	return nil
 }
 
-// publishError publishes an error artifact; note ends the task log line.
-func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, reason, msg, note string) error {
+// publishError publishes an error artifact for sandbox path src; note ends
+// the task log line.
+func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, src, reason, msg, note string) error {
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 	}
@@ -319,26 +427,30 @@ func (p *taskPlugin) publishError(ctx context.Context, seq int, s spec, name, re
 	return publishErr(name, err)
 }
 
-// publishFile publishes the file f as artifact name.
-func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name string, f engines.File) error {
+// publishFile publishes the file f, sandbox path src, as artifact name.
+func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src string, f engines.File) error {
 	rc, err := f.Open()
 	if err != nil {
-		var reason string
+		var reason, note string
 		switch {
 		case errors.Is(err, engines.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+			// Vanished since it was listed: for an optional artifact,
+			// like a missing one (generic-worker v106).
 			reason = task.ErrorFileMissingOnWorker
-			if s.optional && s.typ == TypeFile {
-				p.log.note(seq, "optional file artifact %q: %q vanished; nothing published", name, s.path)
-				return nil
+			if s.optional {
+				note = " (optional: this does not fail the task)"
 			}
 		case errors.Is(err, fs.ErrPermission):
 			reason = ErrorFileNotReadableOnWorker
 		default:
 			reason = task.ErrorInvalidResourceOnWorker
 		}
-		p.failed.Store(true)
-		return p.publishError(ctx, seq, s, name, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", s.path, name, s.field, err), "")
+		if note == "" {
+			p.failed.Store(true)
+		}
+		return p.publishError(ctx, seq, s, name, src, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", src, name, s.field, err), note)
 	}
+
 	first := &openOnce{rc: rc}
 	defer first.release()
 
@@ -349,7 +461,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 	if contentType == "" {
 		if contentType, err = first.sniff(); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, seq, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err), "")
+			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
 		}
 	}
 	encoding := s.contentEncoding
@@ -357,7 +469,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 		encoding = chooseEncoding(name, contentType)
 	}
 	size := f.Size()
-	err = p.tc.Artifacts.Publish(ctx, task.Artifact{
+	a := task.Artifact{
 		Name:            name,
 		Kind:            task.ArtifactFile,
 		Expires:         s.expires,
@@ -371,11 +483,12 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 			}
 			return f.Open()
 		},
-	})
-	if err != nil {
+	}
+	if err = p.tc.Artifacts.Publish(ctx, a); err != nil {
 		return publishErr(name, err)
 	}
-	p.log.note(seq, "artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, encoding, s.field, s.path)
+	// The encoding the sink sent (object artifacts are stored unencoded).
+	p.log.note(seq, "artifact %q: %d bytes, %s, %s encoding (%s %q)", name, size, contentType, task.StoredEncoding(p.tc.Artifacts, a), s.field, src)
 	return nil
 }
 

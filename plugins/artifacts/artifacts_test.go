@@ -191,7 +191,13 @@ func TestMissing(t *testing.T) {
 	}
 }
 
-func TestOptionalMissing(t *testing.T) {
+// TestOptionalMissingIsErrorArtifact follows generic-worker v106
+// (artifact_feature.go: the error artifact of an optional artifact is
+// uploaded, and only its failure is ignored; seen against a real Queue): a
+// missing optional file or directory becomes an `error` artifact
+// (file-missing-on-worker), so readers get 424 with the reason instead of
+// 404, and the run completes.
+func TestOptionalMissingIsErrorArtifact(t *testing.T) {
 	res := run(t, map[string]string{"here.txt": "x"}, nil,
 		M{"type": "file", "path": "nope.txt", "optional": true},
 		M{"type": "directory", "path": "nodir", "optional": true},
@@ -199,8 +205,78 @@ func TestOptionalMissing(t *testing.T) {
 	)
 	require.Empty(t, res.Errors)
 	assert.Equal(t, task.Completed, res.Resolution.State)
-	assert.Equal(t, []string{"here.txt"}, res.ArtifactNames())
-	assert.Contains(t, res.Log, `optional file artifact "nope.txt"`)
+	assert.Equal(t, []string{"here.txt", "nodir", "nope.txt"}, res.ArtifactNames())
+	for _, name := range []string{"nope.txt", "nodir"} {
+		a, _ := res.Artifact(name)
+		assert.Equal(t, task.ArtifactError, a.Kind, name)
+		assert.Equal(t, task.ErrorFileMissingOnWorker, a.Reason, name)
+	}
+	assert.Contains(t, res.Log, `artifact "nope.txt": error artifact (file-missing-on-worker)`)
+	assert.Contains(t, res.Log, "(optional: this does not fail the task)")
+}
+
+// TestOptionalVanishedDuringWalk: a file of an optional directory artifact
+// that vanished while it was collected is treated as a missing optional
+// artifact (generic-worker v106, as TestOptionalMissingIsErrorArtifact):
+// an error artifact, and the run completes.
+func TestOptionalVanishedDuringWalk(t *testing.T) {
+	c := plugintest.Case{WrapResult: func(r engines.ResultSet) engines.ResultSet { return vanishing{r, "b.txt"} }}
+	res := runCase(t, c, map[string]string{"d/a.txt": "a", "d/b.txt": "b"}, nil,
+		M{"type": "directory", "path": "d", "name": "public/d", "optional": true})
+	require.Empty(t, res.Errors)
+	assert.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	b, _ := res.Artifact("public/d/b.txt")
+	assert.Equal(t, task.ArtifactError, b.Kind)
+	assert.Equal(t, task.ErrorFileMissingOnWorker, b.Reason)
+	a, _ := res.Artifact("public/d/a.txt")
+	assert.Equal(t, "a", string(a.Content))
+}
+
+// TestDuplicateNameFromTwoSources follows generic-worker v106
+// (artifacts.go classifyCreateArtifactError: the Queue's 409 for an
+// artifact "already uploaded to this task with different content" is
+// malformed-payload): a directory artifact and a file artifact publishing
+// the same name from different files end the run malformed-payload
+// naming both sources, instead of one upload silently replacing the other.
+// The same file listed twice is published once.
+func TestDuplicateNameFromTwoSources(t *testing.T) {
+	files := map[string]string{"out/ok.txt": "in out", "other/ok.txt": "elsewhere"}
+	res := run(t, files, nil,
+		M{"type": "directory", "path": "out", "name": "public/out"},
+		M{"type": "file", "path": "other/ok.txt", "name": "public/out/ok.txt"},
+	)
+	var ee *task.ExceptionError
+	require.ErrorAs(t, res.Err(plugintest.StageStopped), &ee)
+	assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution)
+	require.Len(t, ee.Reasons, 1)
+	assert.Contains(t, ee.Reasons[0], `"public/out/ok.txt" is published twice`)
+	assert.Contains(t, ee.Reasons[0], `payload.artifacts[0] "out/ok.txt"`)
+	assert.Contains(t, ee.Reasons[0], `payload.artifacts[1] "other/ok.txt"`)
+
+	res = run(t, files, nil,
+		M{"type": "directory", "path": "out", "name": "public/out"},
+		M{"type": "file", "path": "out/ok.txt", "name": "public/out/ok.txt"},
+	)
+	require.Empty(t, res.Errors)
+	assert.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	a, _ := res.Artifact("public/out/ok.txt")
+	assert.Equal(t, "in out", string(a.Content))
+	assert.Equal(t, 1, strings.Count(res.Log, `artifact "public/out/ok.txt": 6 bytes`))
+}
+
+// identitySink stores everything unencoded, as the Object service does.
+type identitySink struct{ *plugintest.Sink }
+
+func (identitySink) StoredEncoding(task.Artifact) string { return "identity" }
+
+// TestLogSaysStoredEncoding: the task log names the encoding the sink
+// sent (object artifacts are stored unencoded), not the one chosen.
+func TestLogSaysStoredEncoding(t *testing.T) {
+	res := runCase(t, plugintest.Case{ArtifactSink: identitySink{&plugintest.Sink{}}}, map[string]string{"r.txt": "hello"}, nil,
+		M{"type": "file", "path": "r.txt", "name": "public/r.txt"})
+	require.Empty(t, res.Errors)
+	assert.Contains(t, res.Log, `artifact "public/r.txt": 5 bytes, text/plain; charset=utf-8, identity encoding`)
+	assert.NotContains(t, res.Log, "gzip encoding")
 }
 
 func TestWrongKind(t *testing.T) {
@@ -474,9 +550,6 @@ func TestLogLinesInPayloadAndWalkOrder(t *testing.T) {
 		if i := strings.Index(line, `] artifact "`); i >= 0 {
 			got = append(got, strings.SplitN(line[i+len(`] artifact "`):], `"`, 2)[0])
 		}
-		if strings.Contains(line, "optional file artifact") {
-			got = append(got, "optional")
-		}
 	}
-	assert.Equal(t, []string{"z.txt", "optional", "d/a.txt", "d/b.txt", "d/c.txt", "d/d.txt", "d/e.txt"}, got)
+	assert.Equal(t, []string{"z.txt", "missing.txt", "d/a.txt", "d/b.txt", "d/c.txt", "d/d.txt", "d/e.txt"}, got)
 }

@@ -145,3 +145,21 @@ func TestIndexedContent(t *testing.T) {
 	require.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonMalformedPayload}, res.Resolution, res.Log)
 	assert.Contains(t, res.Exception.Error(), "payload.mounts[0].content.namespace")
 }
+
+// TestNoRootURLIsResourceUnavailable: in run mode without a rootUrl an
+// artifact or index mount cannot be fetched because the worker lacks a
+// Queue, not because the task is wrong: resource-unavailable, as the
+// container engine reports an indexed or task image there and as
+// generic-worker v106 reports a Queue it cannot use (malformed-payload is
+// kept for the Queue's 4xx refusals).
+func TestNoRootURLIsResourceUnavailable(t *testing.T) {
+	for _, content := range []map[string]any{
+		{"taskId": "KTBKfEgxR5GdfIIREQIvFQ", "artifact": "public/a.txt"},
+		{"namespace": "project.app.latest", "artifact": "public/a.txt"},
+	} {
+		res := run(t, newPlugin(t), map[string]any{"mounts": []any{map[string]any{"file": "a.txt", "content": content}}},
+			task.Definition{Dependencies: []string{"KTBKfEgxR5GdfIIREQIvFQ"}})
+		assert.Equal(t, task.Resolution{State: task.Exception, Reason: task.ReasonResourceUnavailable}, res.Resolution, "%v", content)
+		assert.ErrorContains(t, res.Err(plugintest.StagePrepare), "no rootUrl")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -14,6 +15,7 @@ import (
 	"github.com/workergen/workergen/engines/native"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/plugins/exitstatus"
+	"github.com/workergen/workergen/plugins/maxruntime"
 	"github.com/workergen/workergen/plugins/mounts"
 	"github.com/workergen/workergen/plugins/plugintest"
 	"github.com/workergen/workergen/task"
@@ -118,4 +120,111 @@ func TestCacheHeldByAnotherRun(t *testing.T) {
 	_, err = os.Stat(filepath.Join(tc3.TaskDir, "c", "from1"))
 	assert.NoError(t, err)
 	require.NoError(t, tp3.Dispose(ctx))
+}
+
+// TestCachePurgedAfterKill follows generic-worker v106 (mounts_feature.go
+// shouldPurgeCaches): a task the worker killed (here maxRunTime) may have
+// left its writable caches half-written, so they are purged and the next
+// task on the cache starts empty instead of finding index.lock.
+func TestCachePurgedAfterKill(t *testing.T) {
+	p := newPlugin(t)
+	mrt, err := maxruntime.New(plugins.Options{Worker: plugins.WorkerConfig{MaxTaskRunTime: 3600}})
+	require.NoError(t, err)
+	e := nativeEngine(t)
+	def := task.Definition{Scopes: []string{"generic-worker:cache:repo-cache"}}
+	runTask := func(script string, maxRunTime int) *plugintest.Result {
+		return plugintest.Run(t, plugintest.Case{
+			Plugins:    []plugins.Plugin{p, mrt},
+			Engine:     e,
+			Definition: def,
+			Payload: map[string]any{
+				"command":    [][]string{{"sh", "-c", script}},
+				"maxRunTime": maxRunTime,
+				"mounts":     []any{map[string]any{"cacheName": "repo-cache", "directory": "cache"}},
+			},
+		})
+	}
+	res := runTask("touch cache/index.lock; echo locked; sleep 600", 1)
+	require.Equal(t, task.Failed, res.Resolution.State, res.Log)
+	require.True(t, res.TaskResult.Killed(), res.Log)
+	assert.Contains(t, res.Log, "purging caches since the task was aborted")
+	_, err = os.Stat(mounts.CacheDataDir(p, "repo-cache"))
+	assert.True(t, os.IsNotExist(err), "the killed task's cache is purged")
+
+	res = runTask("test ! -e cache/index.lock", 60)
+	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	assert.Contains(t, res.Log, "(new, empty)")
+	_, err = os.Stat(mounts.CacheDataDir(p, "repo-cache"))
+	assert.NoError(t, err, "a task that ended by itself keeps its cache")
+}
+
+// TestAbsoluteMountPaths follows generic-worker v98.0.0 (CHANGELOG, issue
+// 6689: "Generic Worker now evaluates absolute paths inside mounts
+// correctly"): a file mount and a writable cache at absolute paths are
+// there, not re-rooted below the task directory, and the task reads them
+// at those paths.
+func TestAbsoluteMountPaths(t *testing.T) {
+	p := newPlugin(t)
+	e := nativeEngine(t)
+	abs := t.TempDir()
+	file := filepath.Join(abs, "gw-mounted.txt")
+	cache := filepath.Join(abs, "caches", "abs-cache")
+	runTask := func(script string) *plugintest.Result {
+		return plugintest.Run(t, plugintest.Case{
+			Plugins:    []plugins.Plugin{p},
+			Engine:     e,
+			Definition: task.Definition{Scopes: []string{"generic-worker:cache:abs-cache"}},
+			Payload: map[string]any{
+				"command": [][]string{{"sh", "-c", script}},
+				"mounts": []any{
+					map[string]any{"file": file, "content": map[string]any{"raw": "mounted"}},
+					map[string]any{"cacheName": "abs-cache", "directory": cache},
+				},
+			},
+		})
+	}
+	res := runTask("cat " + file + " > seen && echo kept > " + cache + "/x")
+	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	assert.Equal(t, "mounted", readFile(t, res, "seen"))
+	assert.Contains(t, res.Log, "file mount "+file)
+	_, err := os.Stat(filepath.Join(res.Context.TaskDir, strings.TrimPrefix(file, "/")))
+	assert.True(t, os.IsNotExist(err), "not re-rooted below the task directory")
+	_, err = os.Stat(cache)
+	assert.True(t, os.IsNotExist(err), "the cache went back to cachesDir")
+
+	res = runTask("test \"$(cat " + cache + "/x)\" = kept")
+	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	assert.Contains(t, res.Log, "(existing cache)")
+}
+
+// TestCachePurgedAfterAbort: a run that ends while its task runs (cancel,
+// worker shutdown: Exception without Stopped) purges its caches, as
+// generic-worker v106 does for an aborted task; one that ends as an
+// exception before the task started keeps them.
+func TestCachePurgedAfterAbort(t *testing.T) {
+	p := newPlugin(t)
+	ctx := context.Background()
+	run := func(start bool) {
+		tc := &task.Context{
+			TaskID: "aaaaaaaaaaaaaaaaaaaaaa", TaskDir: t.TempDir(), Log: task.NewLog(io.Discard),
+			Definition: task.Definition{Scopes: []string{"generic-worker:cache:aborted"},
+				Payload: []byte(`{"mounts": [{"cacheName": "aborted", "directory": "c"}]}`)},
+		}
+		tp, err := p.NewTaskPlugin(ctx, tc)
+		require.NoError(t, err)
+		require.NoError(t, tp.Prepare(ctx))
+		require.NoError(t, os.WriteFile(filepath.Join(tc.TaskDir, "c", "half-written"), nil, 0o644))
+		if start {
+			require.NoError(t, tp.Started(ctx, nil))
+		}
+		require.NoError(t, tp.Exception(ctx, task.Resolution{State: task.Exception, Reason: task.ReasonWorkerShutdown}))
+		require.NoError(t, tp.Dispose(ctx))
+	}
+	data := mounts.CacheDataDir(p, "aborted")
+	run(false)
+	_, err := os.Stat(filepath.Join(data, "half-written"))
+	assert.NoError(t, err, "the task never started: the cache is kept")
+	run(true)
+	_, err = os.Stat(data)
+	assert.True(t, os.IsNotExist(err), "aborted while running: purged")
 }

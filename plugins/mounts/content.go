@@ -26,6 +26,13 @@ import (
 // than resource-unavailable.
 var errPermanent = errors.New("content cannot be fetched")
 
+// errNoQueue is an artifact or index mount on a worker without a rootUrl
+// (run mode): the worker lacks the resource, the task is fine, so the run
+// is resource-unavailable, as the container engine reports an indexed or
+// task image there and as generic-worker v106 reports a Queue it cannot
+// use (only the Queue's 4xx refusals are malformed-payload).
+var errNoQueue = errors.New("this worker has no rootUrl (run mode without one): it cannot reach a Queue or Index")
+
 // fetched is mount content ready to read.
 type fetched struct {
 	src    source
@@ -157,7 +164,7 @@ func (p *plugin) download(ctx context.Context, get func(context.Context) (io.Rea
 			// A name that does not resolve (NXDOMAIN) will not resolve on
 			// the next attempt either: fail now, still as unavailable.
 			var dnsErr *net.DNSError
-			if errors.Is(err, errPermanent) || (errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+			if errors.Is(err, errPermanent) || errors.Is(err, errNoQueue) || (errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 				return 0, backoff.Permanent(err)
 			}
 			return 0, err
@@ -210,7 +217,7 @@ func (p *plugin) httpGet(ctx context.Context, u string) (io.ReadCloser, error) {
 // errPermanent.
 func (p *plugin) getArtifact(ctx context.Context, tc *task.Context, taskID, name string) (io.ReadCloser, error) {
 	if tc.Queue == nil {
-		return nil, fmt.Errorf("%w: this worker has no rootUrl to fetch artifacts from", errPermanent)
+		return nil, fmt.Errorf("fetching artifacts: %w", errNoQueue)
 	}
 	body, err := tc.Queue.OpenLatestArtifact(ctx, taskID, name)
 	if err != nil {
@@ -223,7 +230,7 @@ func (p *plugin) getArtifact(ctx context.Context, tc *task.Context, taskID, name
 // through the run's Queue.
 func (p *plugin) findTask(ctx context.Context, tc *task.Context, namespace string) (string, error) {
 	if tc.Queue == nil {
-		return "", fmt.Errorf("%w: this worker has no rootUrl to query the index", errPermanent)
+		return "", fmt.Errorf("querying the index: %w", errNoQueue)
 	}
 	id, err := tc.Queue.FindTask(ctx, namespace)
 	if err != nil {

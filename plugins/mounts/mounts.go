@@ -17,13 +17,15 @@
 //     directory kept by the worker across tasks in cachesDir. It is moved
 //     (renamed) to directory before the task and back after it (Dispose
 //     stage, whatever the outcome), unless the run set
-//     task.PurgeCachesKey (onExitStatus.purgeCaches), in which case it is
-//     deleted. A new cache starts empty, or extracted from content. The
+//     task.PurgeCachesKey (onExitStatus.purgeCaches) or the task was
+//     aborted (killed by the worker, or cancelled or shut down while it
+//     ran), in which case it is deleted. A new cache starts empty, or extracted from content. The
 //     task needs scope `generic-worker:cache:<cacheName>`.
 //
-// Paths are relative to the task directory; an absolute path is taken
-// below it (as generic-worker joins it to the task directory) and a path
-// leaving it is malformed-payload.
+// Relative paths are below the task directory (one leaving it is
+// malformed-payload); an absolute path is used as it is, as generic-worker
+// does since v98. What an absolute file or read-only directory mount puts
+// on the host stays after the run, as upstream.
 //
 // Content is `{url, sha256?}` (HTTP GET), `{taskId, artifact, sha256?}`
 // (the latest run's artifact, fetched from the Queue with the run's task
@@ -179,8 +181,8 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 func (*plugin) Close() error { return nil }
 
 // NewTaskPlugin decodes and checks `payload.mounts`.
-func (p *plugin) NewTaskPlugin(_ context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
-	mounts, err := decodeMounts(&tc.Definition)
+func (p *plugin) NewTaskPlugin(ctx context.Context, tc *task.Context) (plugins.TaskPlugin, error) {
+	mounts, err := decodeMounts(ctx, tc)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +195,44 @@ type taskPlugin struct {
 	tc     *task.Context
 	mounts []Mount
 	caches []*heldCache
+
+	// started and stopped record how far the task got; aborted that it
+	// was killed or ended while running, so its caches are purged (see
+	// Dispose).
+	started, stopped, aborted bool
+}
+
+// Started notes that the task runs.
+func (t *taskPlugin) Started(context.Context, engines.Sandbox) error {
+	t.started = true
+	return nil
+}
+
+// Stopped notes whether the worker killed the task (maxRunTime).
+func (t *taskPlugin) Stopped(_ context.Context, r engines.ResultSet) (bool, error) {
+	t.stopped = true
+	if r.Killed() {
+		t.abort()
+	}
+	return true, nil
+}
+
+// Exception notes a run that ended while its task was running (cancel,
+// worker shutdown, an engine failure): the task was aborted.
+func (t *taskPlugin) Exception(context.Context, task.Resolution) error {
+	if t.started && !t.stopped {
+		t.abort()
+	}
+	return nil
+}
+
+// abort marks the run's caches for purging and says so in the task log
+// (while it is still to be uploaded).
+func (t *taskPlugin) abort() {
+	if !t.aborted && len(t.caches) > 0 {
+		t.tc.Logf("[mounts] purging caches since the task was aborted and may have left them in an inconsistent state")
+	}
+	t.aborted = true
 }
 
 // heldCache is a writable directory cache mounted in this run.
@@ -224,15 +264,26 @@ func (t *taskPlugin) Prepare(ctx context.Context) error {
 func (t *taskPlugin) mount(ctx context.Context, root *os.Root, i int) error {
 	m := &t.mounts[i]
 	field := fmt.Sprintf("payload.mounts[%d]", i)
-	rel, err := taskRelative(m.target())
+	base, rel, err := mountPath(t.tc.TaskDir, m.target())
 	if err != nil { // checked in NewTaskPlugin
 		return task.MalformedPayloadf("%s: %v", field, err)
 	}
-	target := filepath.Join(t.tc.TaskDir, rel)
+	target := filepath.Join(base, rel)
 	start := time.Now()
+	if base != t.tc.TaskDir { // an absolute path (generic-worker v98+)
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return task.InternalError(fmt.Errorf("%s: creating %s: %w", field, base, err))
+		}
+		abs, err := os.OpenRoot(base)
+		if err != nil {
+			return task.InternalError(fmt.Errorf("%s: opening %s: %w", field, base, err))
+		}
+		defer abs.Close()
+		root = abs
+	}
 
 	if m.kind() == kindCache {
-		return t.mountCache(ctx, root, field, m, rel, target, start)
+		return t.mountCache(ctx, root, base, field, m, rel, target, start)
 	}
 	f, err := t.p.fetch(ctx, t.tc, m.Content, field)
 	if err != nil {
@@ -243,7 +294,7 @@ func (t *taskPlugin) mount(ctx context.Context, root *os.Root, i int) error {
 	if m.kind() == kindFile {
 		n, err = decompress(f.src, m.Format, root, rel)
 	} else {
-		if err = checkInside(t.tc.TaskDir, rel); err == nil {
+		if err = checkInside(base, rel); err == nil {
 			n, err = extract(ctx, f.src, m.Format, target)
 		}
 	}
@@ -275,11 +326,11 @@ func (t *taskPlugin) placeError(field string, m *Mount, err error) error {
 	return task.InternalError(fmt.Errorf("%s: mounting %s: %w", field, m.target(), err))
 }
 
-// checkInside makes the parent directories of rel inside the task
-// directory (through root semantics) and checks that none of them is a
-// symlink leading out of it.
-func checkInside(taskDir, rel string) error {
-	root, err := os.OpenRoot(taskDir)
+// checkInside makes the parent directories of rel inside base (the task
+// directory, or an absolute mount's parent) through root semantics and
+// checks that none of them is a symlink leading out of it.
+func checkInside(base, rel string) error {
+	root, err := os.OpenRoot(base)
 	if err != nil {
 		return err
 	}
@@ -304,8 +355,8 @@ func (p *plugin) cacheDir(name string) string {
 	return filepath.Join(p.cachesDir, hex.EncodeToString(sum[:16]))
 }
 
-func (t *taskPlugin) mountCache(ctx context.Context, root *os.Root, field string, m *Mount, rel, target string, start time.Time) error {
-	if err := checkInside(t.tc.TaskDir, rel); err != nil {
+func (t *taskPlugin) mountCache(ctx context.Context, root *os.Root, base, field string, m *Mount, rel, target string, start time.Time) error {
+	if err := checkInside(base, rel); err != nil {
 		return t.placeError(field, m, err)
 	}
 	if fi, err := root.Lstat(rel); err == nil {
@@ -367,10 +418,15 @@ func (p *plugin) release(name string) {
 }
 
 // Dispose moves the run's caches back to cachesDir, or deletes them when
-// the run set task.PurgeCachesKey. A cache the task removed or replaced by
-// a file is dropped.
+// the run set task.PurgeCachesKey or the task was aborted: killed by the
+// worker (maxRunTime; seen in Stopped) or ended while it ran (cancel,
+// worker shutdown, an engine failure; seen in Exception). Like generic-worker (v106, mounts_feature.go
+// shouldPurgeCaches: "the task was aborted and may have left them in an
+// inconsistent state"), a half-written cache is worse than none. A cache
+// the task removed or replaced by a file is dropped.
 func (t *taskPlugin) Dispose(context.Context) error {
 	purge, _ := t.tc.Value(task.PurgeCachesKey{}).(bool)
+	purge = purge || t.aborted
 	var errs []error
 	for i := len(t.caches) - 1; i >= 0; i-- {
 		if err := t.unmount(t.caches[i], purge); err != nil {

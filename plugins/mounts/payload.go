@@ -1,6 +1,7 @@
 package mounts
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
-	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // Mount kinds, as generic-worker names them.
@@ -100,10 +100,13 @@ func (m *Mount) target() string {
 }
 
 // decodeMounts decodes and checks `payload.mounts` against what the schema
-// cannot express: paths inside the task directory, the cache scope, and
-// mounted artifacts' tasks among the task's dependencies (as
-// generic-worker requires). Reasons name `payload.mounts[i]...`.
-func decodeMounts(def *task.Definition) ([]Mount, error) {
+// cannot express: relative paths inside the task directory, the cache scope
+// (tc.HasScopes, so scopes the task has through a role count), and mounted
+// artifacts' tasks among the task's dependencies (as generic-worker
+// requires). Reasons name `payload.mounts[i]...`; an error of the scope
+// expansion is returned as it is (resource-unavailable).
+func decodeMounts(ctx context.Context, tc *task.Context) ([]Mount, error) {
+	def := &tc.Definition
 	var mounts []Mount
 	if err := plugins.DecodePayloadField(def.Payload, "mounts", &mounts); err != nil {
 		return nil, err
@@ -120,7 +123,7 @@ func decodeMounts(def *task.Definition) ([]Mount, error) {
 			reasons = append(reasons, field+": one of file or directory is required")
 			continue
 		}
-		rel, err := taskRelative(m.target())
+		base, rel, err := mountPath(tc.TaskDir, m.target())
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("%s: %q %v", pathField, m.target(), err))
 			continue
@@ -129,14 +132,19 @@ func decodeMounts(def *task.Definition) ([]Mount, error) {
 			reasons = append(reasons, fmt.Sprintf("%s: a writable directory cache cannot be the task directory itself", pathField))
 		}
 		if m.kind() != kindReadOnly {
-			if j, dup := targets[rel]; dup {
+			key := filepath.Join(base, rel)
+			if j, dup := targets[key]; dup {
 				reasons = append(reasons, fmt.Sprintf("%s: %q is already mounted by payload.mounts[%d]", pathField, m.target(), j))
 			}
-			targets[rel] = i
+			targets[key] = i
 		}
 		if m.kind() == kindCache {
 			scope := "generic-worker:cache:" + m.CacheName
-			if !tcwire.HasScopes(def.Scopes, scope) {
+			ok, err := tc.HasScopes(ctx, scope)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
 				reasons = append(reasons, fmt.Sprintf("%s.cacheName: the task needs scope %q to use cache %q", field, scope, m.CacheName))
 			}
 		}
@@ -164,9 +172,28 @@ func decodeMounts(def *task.Definition) ([]Mount, error) {
 	return mounts, nil
 }
 
-// taskRelative turns a mount path into a clean path relative to the task
-// directory. Like generic-worker, an absolute path is taken below the task
-// directory; a path that leaves it ("..") or names a volume is refused.
+// mountPath resolves a mount path as generic-worker does since v98
+// (CHANGELOG v98.0.0, issue 6689: absolute mount paths are honoured): an
+// absolute path is used as it is, returned as its parent directory (base)
+// and its last element (rel); any other path is below the task directory
+// (base taskDir, rel from taskRelative). The file system root itself is
+// refused.
+func mountPath(taskDir, p string) (base, rel string, err error) {
+	if fp := filepath.FromSlash(p); filepath.IsAbs(fp) {
+		clean := filepath.Clean(fp)
+		if filepath.Dir(clean) == clean {
+			return "", "", fmt.Errorf("is the file system root")
+		}
+		return filepath.Dir(clean), filepath.Base(clean), nil
+	}
+	rel, err = taskRelative(p)
+	return taskDir, rel, err
+}
+
+// taskRelative turns a relative mount path into a clean path relative to
+// the task directory; a path that leaves it ("..") or names a volume is
+// refused. Leading separators (a Windows path without a volume such as
+// `\dir`) are dropped.
 func taskRelative(p string) (string, error) {
 	if filepath.VolumeName(p) != "" {
 		return "", fmt.Errorf("names a volume: mounts must be inside the task directory")

@@ -211,7 +211,7 @@ func TestRoutesMatchReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &Server{}
-	for _, service := range []string{"queue", "object", "worker-manager"} {
+	for _, service := range []string{"queue", "object", "worker-manager", "auth"} {
 		data, err := os.ReadFile(filepath.Join(shared, "taskcluster", "references", service, "v1", "api.json"))
 		if err != nil {
 			t.Fatal(err)

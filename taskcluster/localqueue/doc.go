@@ -86,7 +86,8 @@
 // run with an unfinished object artifact cannot be reported completed, and
 // signed PUT URLs require Content-Length. More lenient: repeating
 // createArtifact for an unfinished object artifact returns the same upload
-// (Taskcluster answers 409). Not implemented: roles, nonce replay detection,
+// (Taskcluster answers 409). Roles (roles.go) live in memory only. Not
+// implemented: updateRole and role listing, nonce replay detection,
 // task groups (beyond the schedulerId rule), rerunTask, scheduleTask,
 // priorities changes, worker and queue metadata endpoints.
 //

@@ -177,7 +177,7 @@ func (s *Server) apiRoutes() []*route {
 		{service: "object", name: "startDownload", method: "put", path: "/start-download/<name>", scopes: "object:download:<name>", handle: handleStartDownload},
 		{service: "object", name: "object", method: "get", path: "/metadata/<name>", scopes: "object:download:<name>", handle: handleObjectMetadata},
 		{service: "object", name: "download", method: "get", path: "/download/<name>", scopes: "object:download:<name>", handle: handleDownload},
-	}, s.workerManagerRoutes()...)
+	}, append(s.workerManagerRoutes(), s.authRoutes()...)...)
 }
 
 func (s *Server) routes() http.Handler {
@@ -266,6 +266,10 @@ func (s *Server) authenticate(c *call) error {
 	// client implicitly has the `anonymous` role.
 	c.scopes = append(append([]string{}, id.Scopes...), s.opts.AnonymousScopes...)
 	c.client = id.ClientID
+	// As the Auth service does, the caller's roles (assume:) are expanded.
+	if c.scopes, err = s.roles.expand(c.scopes); err != nil {
+		return &apiError{http.StatusInternalServerError, "InternalServerError", err.Error(), err}
+	}
 	return nil
 }
 

@@ -25,8 +25,8 @@ const (
 
 // Client is a static (permanent) Taskcluster client the server accepts:
 // requests Hawk-signed with AccessToken as ClientID get Scopes. Scopes use
-// Taskcluster's scope syntax: a trailing `*` matches any suffix; roles
-// (`assume:`) are not expanded.
+// Taskcluster's scope syntax: a trailing `*` matches any suffix; `assume:`
+// scopes are expanded with the server's roles (roles.go).
 type Client struct {
 	ClientID    string   `json:"clientId"`
 	AccessToken string   `json:"accessToken"`

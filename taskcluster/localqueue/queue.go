@@ -69,7 +69,8 @@ type Server struct {
 	issuer Credentials
 	secret []byte
 	static map[string]Client
-	wm     wmState // the embedded worker-manager (workermanager.go)
+	wm     wmState   // the embedded worker-manager (workermanager.go)
+	roles  roleState // the Auth service's roles (roles.go)
 
 	mu         sync.Mutex
 	tasks      map[string]*taskRecord

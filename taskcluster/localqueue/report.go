@@ -25,13 +25,14 @@ const (
 
 // WorkerClient returns a static client for a worker claiming from
 // taskQueueID: a random accessToken and the scopes claimWork needs
-// (queue:claim-work:<taskQueueId>, queue:worker-id:*). Put it in
+// (queue:claim-work:<taskQueueId>, queue:worker-id:*), plus
+// auth:expand-scopes, with which workers expand tasks' roles. Put it in
 // Options.Clients and give the same credentials to the worker.
 func WorkerClient(clientID, taskQueueID string) Client {
 	return Client{
 		ClientID:    clientID,
 		AccessToken: RandomAccessToken(),
-		Scopes:      []string{"queue:claim-work:" + taskQueueID, "queue:worker-id:*"},
+		Scopes:      []string{"queue:claim-work:" + taskQueueID, "queue:worker-id:*", "auth:expand-scopes"},
 	}
 }
 

@@ -16,6 +16,9 @@ type (
 	allOf []any
 	anyOf []any
 	each  struct{ For, In, Each string }
+	// literal is a scope already filled in (an `each` element): it is not
+	// a template, so `<..>` in a role's scopes stays as it is.
+	literal string
 )
 
 // MarshalJSON renders expressions in the references' syntax.
@@ -54,6 +57,8 @@ func evalScopes(expr any, params scopeParams, have []string) (bool, error) {
 			return false, err
 		}
 		return tcwire.ScopeSatisfied(have, s), nil
+	case literal:
+		return tcwire.ScopeSatisfied(have, string(e)), nil
 	case each:
 		return evalScopes(allOf{e}, params, have)
 	case allOf:
@@ -110,7 +115,7 @@ func spliceEach(items []any, params scopeParams) ([]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, s)
+			out = append(out, literal(s))
 		}
 	}
 	return out, nil
@@ -130,6 +135,8 @@ func requiredScopes(expr any, params scopeParams) string {
 		return kind + " [" + strings.Join(parts, ", ") + "]"
 	}
 	switch e := expr.(type) {
+	case literal:
+		return string(e)
 	case string:
 		s, err := fillTemplate(e, params)
 		if err != nil {

@@ -254,14 +254,15 @@ func (s *Server) lookupIssuer(clientID string) (hawk.Client, bool) {
 }
 
 // WorkerScopes are the scopes of credentials registerWorker issues (roles
-// expanded, as this server does not expand them): worker-manager's
-// assume:worker-pool and assume:worker-id, the Queue scopes they stand for,
-// and the worker-manager scopes of the worker's own calls.
+// written out): worker-manager's assume:worker-pool and assume:worker-id,
+// the Queue scopes they stand for, the worker-manager scopes of the
+// worker's own calls, and auth:expand-scopes (tasks' roles).
 func WorkerScopes(workerPoolID, workerGroup, workerID string) []string {
 	w := workerPoolID + "/" + workerGroup + "/" + workerID
 	return []string{
 		"assume:worker-pool:" + workerPoolID,
 		"assume:worker-id:" + workerGroup + "/" + workerID,
+		"auth:expand-scopes",
 		"queue:claim-work:" + workerPoolID,
 		"queue:worker-id:" + workerGroup + "/" + workerID,
 		"secrets:get:worker-pool:" + workerPoolID,

@@ -5,8 +5,9 @@ import "strings"
 // ScopeSatisfied reports whether the scope set have satisfies need under
 // Taskcluster's rule: a scope in have equal to need, or one ending in "*"
 // whose prefix (without the "*") starts need. "*" alone satisfies every
-// scope. Roles ("assume:...") are not expanded: have must already be the
-// expanded set, as task scopes and certificate scopes are.
+// scope. Roles ("assume:...") are not expanded here: callers that need
+// them expand have first (task.Context.HasScopes through the Auth
+// service's expandScopes; the embedded Queue with its roles).
 func ScopeSatisfied(have []string, need string) bool {
 	for _, h := range have {
 		if h == need {
