@@ -23,6 +23,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/workergen/workergen/engines/container"
+	"github.com/workergen/workergen/engines/container/daemontest"
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/plugins/artifacts"
@@ -56,18 +57,7 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
-func podmanEnv(t testing.TB, name string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	data, _ := os.ReadFile("/run/workergen-podman.env")
-	for _, l := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
+func podmanEnv(t testing.TB, name string) string { return daemontest.Env(name) }
 
 type itEnv struct {
 	t      testing.TB
@@ -83,15 +73,25 @@ func newItEnv(t testing.TB) *itEnv {
 	return newItEnvWith(t, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20})
 }
 
-// newItEnvWith is newItEnv with engine config ec (the socket is added).
+// newItEnvWith is newItEnv with engine config ec (the socket is added), on
+// Podman.
 func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
-	sock := podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")
-	if sock == "" {
-		t.Skip("no container daemon: set WORKERGEN_PODMAN_SOCKET (run .ci/podman-setup.sh as root)")
-	}
-	image := podmanEnv(t, "WORKERGEN_TEST_IMAGE")
+	return newItEnvOn(t, daemontest.ByName("podman"), ec)
+}
+
+// newItEnvOn is newItEnvWith on daemon d, with d's profile. Unless ec names
+// a network, the worker's containers run on a network of the test's own
+// (daemontest.Network), so the taskcluster proxy listens on its gateway,
+// never on the default bridge's that another worker may hold.
+func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
+	daemontest.Require(t, d)
+	sock := d.Socket
+	image := daemontest.Env("WORKERGEN_TEST_IMAGE")
 	if image == "" {
 		image = "localhost:5000/workergen/busybox:latest"
+	}
+	if _, ok := ec["network"]; !ok {
+		ec["network"] = daemontest.Network(t, d)
 	}
 	s, err := localqueue.New(localqueue.Options{
 		Dir: t.TempDir(), ClaimTimeout: time.Minute, LongPoll: 300 * time.Millisecond, NoSync: true,
@@ -108,7 +108,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 		s.Close()
 	})
 
-	p, err := gen.Resolve(repoRoot(t), "linux-podman")
+	p, err := gen.Resolve(repoRoot(t), d.Profile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +225,15 @@ func (e *itEnv) payload(script string) map[string]any {
 	return map[string]any{"image": e.image, "maxRunTime": 120, "command": []string{"sh", "-c", script}}
 }
 
+// TestWorkerLinuxPodman runs docker-worker tasks through the worker on
+// each daemon (the name is historical).
 func TestWorkerLinuxPodman(t *testing.T) {
-	e := newItEnv(t)
+	daemontest.ForEach(t, func(t *testing.T, d daemontest.Daemon) {
+		workerTasks(t, newItEnvOn(t, d, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20}))
+	})
+}
+
+func workerTasks(t *testing.T, e *itEnv) {
 	cacheScope := "docker-worker:cache:it-*"
 
 	// Batch 1: pull, env, malformed, OOM, maxRunTime kill, privileged.
