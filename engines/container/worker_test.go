@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ import (
 )
 
 const itPool = "workergen-test/linux-podman"
+
+// itSeq tells apart the workers of one test process (each its own worker
+// id, so one's start-up never removes another's containers).
+var itSeq atomic.Int64
 
 func repoRoot(t testing.TB) string {
 	dir, err := os.Getwd()
@@ -134,7 +139,7 @@ func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
 	if err := json.Unmarshal(p.DefaultConfig, &defaults); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d", os.Getpid()),
+	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d-%d", os.Getpid(), itSeq.Add(1)),
 		Capacity: 1, TasksDir: t.TempDir(), MaxTaskRunTime: 3600, ReclaimMargin: 30, ArtifactUpload: "s3", UploadConcurrency: 2,
 		Engine: engineCfg, Plugins: defaults.Plugins}
 	r, err := worker.NewRunner(b, cfg, nil)
