@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -127,6 +129,32 @@ func (e *Engine) containerGateway(ctx context.Context, nw network.Inspect) netip
 		}
 	}
 	return netip.Addr{}
+}
+
+// ensureNetwork creates the configured network when it is a name (not
+// "bridge", "host", "none", "default" or "container:<id>") the daemon does
+// not know: a bridge network with the daemon's next free subnet, labelled
+// as the engine's (LabelManaged and the worker's labels), kept after the
+// worker stops. Workers of one host given networks of their own each have
+// their own gateway, where each serves the taskcluster proxy on port 80.
+func (e *Engine) ensureNetwork(ctx context.Context) error {
+	name := e.cfg.Network
+	switch {
+	case name == "", name == "bridge", name == "host", name == "none", name == "default", strings.Contains(name, ":"):
+		return nil
+	}
+	_, err := e.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("engine config: network %q: inspecting it: %w", name, err)
+	}
+	if _, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: e.baseLabels()}); err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("engine config: network %q: the daemon does not have it and creating it failed: %w", name, err)
+	}
+	e.log.Info("created container network", "network", name)
+	return nil
 }
 
 // Address implements engines.AddressedSandbox: the container's address on

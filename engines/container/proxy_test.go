@@ -31,7 +31,8 @@ const statusScript = `echo "proxy at $TASKCLUSTER_PROXY_URL"; wget -qO- "http://
 // on each daemon while another process holds port 80 on Podman's default
 // bridge gateway; on Podman two workers of one host serve proxy tasks at
 // the same time. Each worker's containers are on a network of its own
-// (engine.network), whose gateway's port 80 is the worker's.
+// (engine.network; the second worker's engine creates its network itself),
+// whose gateway's port 80 is the worker's.
 func TestProxyBesideBusyGateway(t *testing.T) {
 	pod := daemontest.ByName("podman")
 	daemontest.Require(t, pod)
@@ -44,7 +45,14 @@ func TestProxyBesideBusyGateway(t *testing.T) {
 		envs := make([]*itEnv, workers)
 		ids := make([]string, workers)
 		for i := range envs {
-			envs[i] = newItEnvOn(t, d, map[string]any{})
+			ec := map[string]any{}
+			if i == 1 {
+				// A network the engine creates itself, at start.
+				name := fmt.Sprintf("workergen-test-%d-own", os.Getpid())
+				ec["network"] = name
+				removeNetworkAtEnd(t, d, name)
+			}
+			envs[i] = newItEnvOn(t, d, ec)
 			p := envs[i].payload(statusScript)
 			p["features"] = map[string]any{"taskclusterProxy": true}
 			ids[i] = envs[i].createTask(p)
@@ -56,6 +64,17 @@ func TestProxyBesideBusyGateway(t *testing.T) {
 		wg.Wait()
 		for i, e := range envs {
 			e.expect(ids[i], "completed", "proxy at http://taskcluster\n", `"taskId":"`+ids[i]+`"`, `"state":"running"`)
+		}
+	})
+}
+
+// removeNetworkAtEnd removes network name from d at the end of t (after
+// the workers' clean-ups, registered later).
+func removeNetworkAtEnd(t *testing.T, d daemontest.Daemon, name string) {
+	cli := daemontest.Client(t, d)
+	t.Cleanup(func() {
+		if _, err := cli.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}); err != nil {
+			t.Errorf("removing network %s: %v", name, err)
 		}
 	})
 }
