@@ -71,10 +71,15 @@ func uniqueID(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), testSeq.n)
 }
 
-// newTestEngine returns an engine on Podman with its own worker identity,
-// so tests never see each other's leftovers.
+// newTestEngine returns an engine on Podman (or the daemon named by
+// WORKERGEN_TEST_DAEMON: "docker" runs the single-daemon tests against
+// Docker) with its own worker identity, so tests never see each other's
+// leftovers.
 func newTestEngine(t testing.TB, cfg map[string]any, opts ...Option) *Engine {
 	t.Helper()
+	if d := os.Getenv("WORKERGEN_TEST_DAEMON"); d != "" && d != "podman" {
+		return newTestEngineOn(t, daemontest.ByName(d), cfg, opts...)
+	}
 	podmanSocket(t)
 	return newTestEngineOn(t, daemontest.ByName("podman"), cfg, opts...)
 }
