@@ -286,10 +286,16 @@ func workerTasks(t *testing.T, e *itEnv) {
 
 // TestWorkerTaskImageFromQueue loads a task image published as an artifact
 // of another task in the embedded Queue.
+// On each daemon: an image saved by that daemon, loaded and tagged by the
+// engine.
 func TestWorkerTaskImageFromQueue(t *testing.T) {
-	e := newItEnv(t)
+	daemontest.ForEach(t, taskImageFromQueue)
+}
+
+func taskImageFromQueue(t *testing.T, d daemontest.Daemon) {
+	e := newItEnvOn(t, d, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20})
 	ctx := context.Background()
-	cli, err := client.New(client.WithHost(podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(d.Socket), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
