@@ -98,6 +98,8 @@ func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
 	if _, ok := ec["network"]; !ok {
 		ec["network"] = daemontest.Network(t, d)
 	}
+	workerID := fmt.Sprintf("it-%d-%d", os.Getpid(), itSeq.Add(1))
+	removeCachesAtEnd(t, d, workerID)
 	s, err := localqueue.New(localqueue.Options{
 		Dir: t.TempDir(), ClaimTimeout: time.Minute, LongPoll: 300 * time.Millisecond, NoSync: true,
 		Clients: []localqueue.Client{{ClientID: "worker", AccessToken: "worker-token",
@@ -139,7 +141,7 @@ func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
 	if err := json.Unmarshal(p.DefaultConfig, &defaults); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d-%d", os.Getpid(), itSeq.Add(1)),
+	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: workerID,
 		Capacity: 1, TasksDir: t.TempDir(), MaxTaskRunTime: 3600, ReclaimMargin: 30, ArtifactUpload: "s3", UploadConcurrency: 2,
 		Engine: engineCfg, Plugins: defaults.Plugins}
 	r, err := worker.NewRunner(b, cfg, nil)
@@ -150,6 +152,28 @@ func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
 	return &itEnv{t: t, server: s, url: srv.URL, runner: r, cfg: cfg, image: image,
 		client: &taskcluster.Client{RootURL: srv.URL, Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: "worker", AccessToken: "worker-token"}),
 			InitialInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond}}
+}
+
+// removeCachesAtEnd removes the cache volumes of worker workerID from d at
+// the end of t, after the worker's own clean-up (registered later).
+func removeCachesAtEnd(t testing.TB, d daemontest.Daemon, workerID string) {
+	cli := daemontest.Client(t, d)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		f := client.Filters{}
+		f.Add("label", container.LabelWorkerID+"="+workerID)
+		f.Add("label", container.LabelCache)
+		list, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		if err != nil {
+			t.Errorf("listing cache volumes: %v", err)
+			return
+		}
+		for _, v := range list.Items {
+			if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
+				t.Errorf("removing cache volume %s: %v", v.Name, err)
+			}
+		}
+	})
 }
 
 func (e *itEnv) createTask(payload map[string]any, scopes ...string) string {
