@@ -40,8 +40,14 @@ mkdir -p "$STATE" "$LOGDIR"
 log() { echo "docker-setup: $*" >&2; }
 
 # --- packages ---------------------------------------------------------------
-if ! dpkg -s docker.io >/dev/null 2>&1; then
-	log "installing docker.io"
+# iproute2: the test that starts a Docker daemon of its own on a fresh
+# bridge creates that bridge with ip(8).
+need=()
+for p in docker.io iproute2; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+	log "installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	# The package would start dockerd on the standard socket where a service
 	# manager runs; we start our own below. policy-rc.d 101 = "do not start".
@@ -52,7 +58,7 @@ if ! dpkg -s docker.io >/dev/null 2>&1; then
 		own_policy=1
 	fi
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 	[ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
