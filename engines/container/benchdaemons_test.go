@@ -88,7 +88,6 @@ func BenchmarkTrueOnDaemons(b *testing.B) {
 	}
 }
 
-
 // trueViaWorker returns a function running `true` through e's runner in
 // run mode; the container's removal (in the background) is waited for, so
 // the next measurement starts from the same state as after `run --rm`.
