@@ -84,7 +84,10 @@ docker() { command docker -H "$SOCK" "$@"; }
 # --- test image -------------------------------------------------------------
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
 	log "pulling $IMAGE from the loopback registry"
-	docker pull -q "$IMAGE" >/dev/null
+	docker pull -q "$IMAGE" >/dev/null || {
+		log "could not pull $IMAGE: run .ci/podman-setup.sh first (it starts the registry on 127.0.0.1:5000 and pushes the image)"
+		exit 1
+	}
 fi
 
 # Smoke tests: a Docker container on the default bridge runs, and Podman's
