@@ -41,9 +41,9 @@ log() { echo "docker-setup: $*" >&2; }
 
 # --- packages ---------------------------------------------------------------
 # iproute2: the test that starts a Docker daemon of its own on a fresh
-# bridge creates that bridge with ip(8).
+# bridge creates that bridge with ip(8); curl asks the daemon if it is up.
 need=()
-for p in docker.io iproute2; do
+for p in docker.io iproute2 curl; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -59,7 +59,7 @@ if ((${#need[@]})); then
 	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-	[ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # --- dockerd ----------------------------------------------------------------
