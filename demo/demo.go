@@ -42,6 +42,10 @@ type Options struct {
 	Dir string
 	// Capacity is the worker's capacity (default 2).
 	Capacity int
+	// Engine, when set, is the worker config's `engine` section (e.g.
+	// {"socket": "unix:///run/workergen-docker.sock"} for a container
+	// profile).
+	Engine map[string]any
 	// Stdout receives the table; Stderr the worker's and the Queue's own
 	// logs (nil: the file <Dir>/worker.log).
 	Stdout, Stderr io.Writer
@@ -169,6 +173,9 @@ func runWorker(ctx context.Context, o Options, dir, rootURL string, tasks int) e
 		"capacity":           o.Capacity,
 		"tasksDir":           filepath.Join(dir, "tasks"),
 		"numberOfTasksToRun": tasks,
+	}
+	if o.Engine != nil {
+		cfg["engine"] = o.Engine
 	}
 	cfgPath := filepath.Join(dir, "worker-config.json")
 	data, _ := json.MarshalIndent(cfg, "", "  ")
@@ -353,4 +360,40 @@ func printTable(w io.Writer, results []Result, dir string) {
 		}
 	}
 	fmt.Fprintf(w, "\nEverything is under %s: Queue state (queue/), worker config and log, downloaded logs and artifacts (results/).\n", rel(dir))
+}
+
+// ContainerDaemon finds a container daemon for the docker-worker examples:
+// Docker (profile linux-docker) on WORKERGEN_DOCKER_SOCKET, the socket
+// .ci/docker-setup.sh writes to /run/workergen-docker.env, or Docker's
+// standard unix:///var/run/docker.sock; else Podman (linux-podman) on
+// WORKERGEN_PODMAN_SOCKET or /run/workergen-podman.env's. Only unix sockets
+// that exist count; "" when there is none.
+func ContainerDaemon() (profile, socket string) {
+	for _, c := range []struct{ profile, env, file, std string }{
+		{"linux-docker", "WORKERGEN_DOCKER_SOCKET", "/run/workergen-docker.env", "unix:///var/run/docker.sock"},
+		{"linux-podman", "WORKERGEN_PODMAN_SOCKET", "/run/workergen-podman.env", "unix:///run/podman/podman.sock"},
+	} {
+		for _, s := range []string{os.Getenv(c.env), envFileValue(c.file, c.env), c.std} {
+			if p, ok := strings.CutPrefix(s, "unix://"); ok {
+				if _, err := os.Stat(p); err == nil {
+					return c.profile, s
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
+// envFileValue reads key from a file of KEY=VALUE lines ("" if absent).
+func envFileValue(path, key string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

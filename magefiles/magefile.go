@@ -64,12 +64,17 @@ func Generate() error {
 	return nil
 }
 
-// Test runs the README's test steps: Podman set-up (as root on Debian), gofmt, go vet ./..., go test ./...
+// Test runs the README's test steps: Podman and Docker set-up (as root on Debian), gofmt, go vet ./..., go test ./...
 func Test(ctx context.Context) error {
-	env, err := podmanSetup(ctx)
+	env, err := podmanSetup(ctx, ".ci/podman-setup.sh")
 	if err != nil {
 		return err
 	}
+	denv, err := podmanSetup(ctx, ".ci/docker-setup.sh")
+	if err != nil {
+		return err
+	}
+	env = append(env, denv...)
 	out, err := exec.CommandContext(ctx, "gofmt", "-l", ".").Output()
 	if err != nil {
 		return fmt.Errorf("gofmt: %w", err)
@@ -89,21 +94,20 @@ func Test(ctx context.Context) error {
 	return nil
 }
 
-// podmanSetup runs .ci/podman-setup.sh when it can (Linux, root, dpkg
-// present) and returns the KEY=VALUE lines it prints, which the container
-// engine's tests read. Elsewhere it says why it is skipped and those tests
-// skip themselves.
-func podmanSetup(ctx context.Context) ([]string, error) {
-	const script = ".ci/podman-setup.sh"
+// podmanSetup runs a daemon set-up script (.ci/podman-setup.sh,
+// .ci/docker-setup.sh) when it can (Linux, root, dpkg present) and returns
+// the KEY=VALUE lines it prints, which the container engine's tests read.
+// Elsewhere it says why it is skipped and those tests skip themselves.
+func podmanSetup(ctx context.Context, script string) ([]string, error) {
 	if _, err := os.Stat(script); err != nil {
 		return nil, nil
 	}
 	_, dpkgErr := exec.LookPath("dpkg")
 	if runtime.GOOS != "linux" || os.Geteuid() != 0 || dpkgErr != nil {
-		fmt.Println("== podman set-up skipped (needs root on Debian); container tests that need it skip themselves")
+		fmt.Println("== set-up skipped (needs root on Debian); container tests that need it skip themselves:", script)
 		return nil, nil
 	}
-	fmt.Println("== podman set-up:", script)
+	fmt.Println("== set-up:", script)
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

@@ -55,7 +55,10 @@ type Config struct {
 	// (output is passed through byte for byte).
 	TTY bool `json:"tty,omitempty"`
 	// Network is the container network mode ("bridge", "host", "none", or
-	// a network name). Empty means the daemon's default.
+	// a network name). Empty means the daemon's default. A network name the
+	// daemon does not know is created (a bridge) when the engine starts:
+	// workers of one host with networks of their own each serve the
+	// taskcluster proxy on their own gateway's port 80.
 	Network string `json:"network,omitempty"`
 	// MemoryLimit caps each container's memory, in bytes; 0 means no limit.
 	// A task over it is killed by the kernel and reported as OOM.

@@ -56,4 +56,15 @@
 // containers and per-run volumes) LabelTaskID and LabelRunID. At start-up New
 // removes the containers a previous process of the same worker left behind
 // and purges the caches they had mounted.
+//
+// # Docker and Podman
+//
+// The engine tells the daemons apart by their version answer (Daemon) and
+// handles where they differ: the worker host's address on a network whose
+// IPAM config states no gateway (Docker 20.10's fresh default bridge; see
+// HostAddress); a configured network the daemon lacks is created; stdout
+// and stderr, which Docker copies apart, may interleave out of order (use
+// config tty for one stream); allowPrivileged on a local Docker daemon that
+// cannot start privileged containers (its capability bounding set lacks
+// one the kernel has) is refused at start naming the daemon.
 package container

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/workergen/workergen/engines/container/daemontest"
 	"github.com/workergen/workergen/taskcluster/localqueue"
 )
 
@@ -69,8 +70,15 @@ func names(arts map[string]localqueue.Artifact) []string {
 	return out
 }
 
+// TestWorkerDockerWorkerPlugins runs the docker-worker dialect's plugins
+// through the worker on each daemon.
 func TestWorkerDockerWorkerPlugins(t *testing.T) {
-	e := newItEnv(t)
+	daemontest.ForEach(t, func(t *testing.T, d daemontest.Daemon) {
+		dockerWorkerPlugins(t, newItEnvOn(t, d, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20}))
+	})
+}
+
+func dockerWorkerPlugins(t *testing.T, e *itEnv) {
 
 	// Files and directories copied out of the container; a missing path
 	// and the wrong kind are error artifacts that do not fail the task,

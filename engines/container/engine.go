@@ -35,6 +35,7 @@ type Engine struct {
 	cli    *client.Client
 	log    *slog.Logger
 	worker task.WorkerInfo
+	daemon string // DaemonDocker or DaemonPodman
 	images *images
 	caches *caches
 
@@ -102,15 +103,34 @@ func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
 	v, err := cli.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("engine config: socket %q: daemon not reachable: %w", cfg.Socket, err)
+		return nil, unreachable(cfg.Socket, err)
 	}
-	e.log.Info("connected to container daemon", "socket", cfg.Socket, "daemon", v.Version, "api", cli.ClientVersion())
+	e.log.Info("connected to container daemon", "socket", cfg.Socket, "daemon", daemonKind(v)+" "+v.Version, "api", cli.ClientVersion())
+	e.daemon = daemonKind(v)
+	if err := checkDaemon(cfg, e.daemon, v.Version); err != nil {
+		cli.Close()
+		return nil, err
+	}
+	if err := e.ensureNetwork(ctx); err != nil {
+		cli.Close()
+		return nil, err
+	}
 	if err := e.removeLeftovers(ctx); err != nil {
 		cli.Close()
 		return nil, err
 	}
 	return e, nil
 }
+
+// unreachable is the error for a daemon that does not answer on socket:
+// it names the socket tried and the config key that sets another.
+func unreachable(socket string, err error) error {
+	return fmt.Errorf("engine config: socket %q: no container daemon answers there (%w); start the daemon, or set engine.socket in the worker config (--config FILE) to its API socket, e.g. unix:///var/run/docker.sock for Docker, unix:///run/podman/podman.sock for Podman", socket, err)
+}
+
+// Daemon returns the kind of daemon the engine talks to: DaemonDocker or
+// DaemonPodman.
+func (e *Engine) Daemon() string { return e.daemon }
 
 // Client returns the engine's Docker Engine API client (for tests and
 // tools).

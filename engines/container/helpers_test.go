@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/container/daemontest"
 	"github.com/workergen/workergen/task"
 )
 
@@ -70,11 +71,24 @@ func uniqueID(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), testSeq.n)
 }
 
-// newTestEngine returns an engine with its own worker identity, so tests
-// never see each other's leftovers.
+// newTestEngine returns an engine on Podman (or the daemon named by
+// WORKERGEN_TEST_DAEMON: "docker" runs the single-daemon tests against
+// Docker) with its own worker identity, so tests never see each other's
+// leftovers.
 func newTestEngine(t testing.TB, cfg map[string]any, opts ...Option) *Engine {
 	t.Helper()
-	sock := podmanSocket(t)
+	if d := os.Getenv("WORKERGEN_TEST_DAEMON"); d != "" && d != "podman" {
+		return newTestEngineOn(t, daemontest.ByName(d), cfg, opts...)
+	}
+	podmanSocket(t)
+	return newTestEngineOn(t, daemontest.ByName("podman"), cfg, opts...)
+}
+
+// newTestEngineOn is newTestEngine on daemon d.
+func newTestEngineOn(t testing.TB, d daemontest.Daemon, cfg map[string]any, opts ...Option) *Engine {
+	t.Helper()
+	daemontest.Require(t, d)
+	sock := d.Socket
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
@@ -87,7 +101,7 @@ func newTestEngine(t testing.TB, cfg map[string]any, opts ...Option) *Engine {
 	e, err := NewEngine(engines.Options{
 		Config: raw,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Worker: task.WorkerInfo{WorkerPoolID: "workergen-test/container", WorkerGroup: "test", WorkerID: uniqueID("worker"), Profile: "linux-podman", Engine: "container"},
+		Worker: task.WorkerInfo{WorkerPoolID: "workergen-test/container", WorkerGroup: "test", WorkerID: uniqueID("worker"), Profile: d.Profile, Engine: "container"},
 	}, opts...)
 	if err != nil {
 		t.Fatalf("NewEngine: %v", err)

@@ -15,13 +15,20 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/engines/container/daemontest"
 )
 
 // TestHostNameReachesTheWorkerHost: a name added with AddHostName resolves
 // in the container to an address of the host a service can listen on, and
-// the connections that service gets come from the sandbox's Address.
+// the connections that service gets come from the sandbox's Address; on
+// each daemon's default network (Docker's default bridge may state no
+// gateway: see TestProxyOnDockerBridgeWithoutGateway).
 func TestHostNameReachesTheWorkerHost(t *testing.T) {
-	e := newTestEngine(t, nil)
+	daemontest.ForEach(t, hostNameReachesTheWorkerHost)
+}
+
+func hostNameReachesTheWorkerHost(t *testing.T, d daemontest.Daemon) {
+	e := newTestEngineOn(t, d, nil)
 	r := newRun(t, e, payload(t, "sh", "-c", `grep -w taskcluster /etc/hosts; wget -qO- "http://taskcluster:$PORT/hello"`))
 	ctx := testCtx(t)
 	b, err := e.NewSandboxBuilder(ctx, r.tc)
@@ -80,7 +87,7 @@ func TestHostNameReachesTheWorkerHost(t *testing.T) {
 		t.Errorf("log:\n%s\nwant the hosts entry for %s and the host's answer", log, ip)
 	}
 
-	none := newTestEngine(t, map[string]any{"network": "none"})
+	none := newTestEngineOn(t, d, map[string]any{"network": "none"})
 	nb, err := none.NewSandboxBuilder(ctx, newRun(t, none, payload(t, "true")).tc)
 	if err != nil {
 		t.Fatal(err)

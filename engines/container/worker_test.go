@@ -17,12 +17,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/workergen/workergen/engines/container"
+	"github.com/workergen/workergen/engines/container/daemontest"
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/plugins/artifacts"
@@ -38,6 +40,10 @@ import (
 )
 
 const itPool = "workergen-test/linux-podman"
+
+// itSeq tells apart the workers of one test process (each its own worker
+// id, so one's start-up never removes another's containers).
+var itSeq atomic.Int64
 
 func repoRoot(t testing.TB) string {
 	dir, err := os.Getwd()
@@ -56,18 +62,7 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
-func podmanEnv(t testing.TB, name string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	data, _ := os.ReadFile("/run/workergen-podman.env")
-	for _, l := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok && k == name {
-			return v
-		}
-	}
-	return ""
-}
+func podmanEnv(t testing.TB, name string) string { return daemontest.Env(name) }
 
 type itEnv struct {
 	t      testing.TB
@@ -83,16 +78,28 @@ func newItEnv(t testing.TB) *itEnv {
 	return newItEnvWith(t, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20})
 }
 
-// newItEnvWith is newItEnv with engine config ec (the socket is added).
+// newItEnvWith is newItEnv with engine config ec (the socket is added), on
+// Podman.
 func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
-	sock := podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")
-	if sock == "" {
-		t.Skip("no container daemon: set WORKERGEN_PODMAN_SOCKET (run .ci/podman-setup.sh as root)")
-	}
-	image := podmanEnv(t, "WORKERGEN_TEST_IMAGE")
+	return newItEnvOn(t, daemontest.ByName("podman"), ec)
+}
+
+// newItEnvOn is newItEnvWith on daemon d, with d's profile. Unless ec names
+// a network, the worker's containers run on a network of the test's own
+// (daemontest.Network), so the taskcluster proxy listens on its gateway,
+// never on the default bridge's that another worker may hold.
+func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
+	daemontest.Require(t, d)
+	sock := d.Socket
+	image := daemontest.Env("WORKERGEN_TEST_IMAGE")
 	if image == "" {
 		image = "localhost:5000/workergen/busybox:latest"
 	}
+	if _, ok := ec["network"]; !ok {
+		ec["network"] = daemontest.Network(t, d)
+	}
+	workerID := fmt.Sprintf("it-%d-%d", os.Getpid(), itSeq.Add(1))
+	removeCachesAtEnd(t, d, workerID)
 	s, err := localqueue.New(localqueue.Options{
 		Dir: t.TempDir(), ClaimTimeout: time.Minute, LongPoll: 300 * time.Millisecond, NoSync: true,
 		Clients: []localqueue.Client{{ClientID: "worker", AccessToken: "worker-token",
@@ -108,7 +115,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 		s.Close()
 	})
 
-	p, err := gen.Resolve(repoRoot(t), "linux-podman")
+	p, err := gen.Resolve(repoRoot(t), d.Profile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +141,7 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	if err := json.Unmarshal(p.DefaultConfig, &defaults); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: fmt.Sprintf("it-%d", os.Getpid()),
+	cfg := &worker.Config{RootURL: srv.URL, WorkerPoolID: itPool, WorkerGroup: "it", WorkerID: workerID,
 		Capacity: 1, TasksDir: t.TempDir(), MaxTaskRunTime: 3600, ReclaimMargin: 30, ArtifactUpload: "s3", UploadConcurrency: 2,
 		Engine: engineCfg, Plugins: defaults.Plugins}
 	r, err := worker.NewRunner(b, cfg, nil)
@@ -145,6 +152,28 @@ func newItEnvWith(t testing.TB, ec map[string]any) *itEnv {
 	return &itEnv{t: t, server: s, url: srv.URL, runner: r, cfg: cfg, image: image,
 		client: &taskcluster.Client{RootURL: srv.URL, Credentials: taskcluster.StaticCredentials(taskcluster.Credentials{ClientID: "worker", AccessToken: "worker-token"}),
 			InitialInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond}}
+}
+
+// removeCachesAtEnd removes the cache volumes of worker workerID from d at
+// the end of t, after the worker's own clean-up (registered later).
+func removeCachesAtEnd(t testing.TB, d daemontest.Daemon, workerID string) {
+	cli := daemontest.Client(t, d)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		f := client.Filters{}
+		f.Add("label", container.LabelWorkerID+"="+workerID)
+		f.Add("label", container.LabelCache)
+		list, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		if err != nil {
+			t.Errorf("listing cache volumes: %v", err)
+			return
+		}
+		for _, v := range list.Items {
+			if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
+				t.Errorf("removing cache volume %s: %v", v.Name, err)
+			}
+		}
+	})
 }
 
 func (e *itEnv) createTask(payload map[string]any, scopes ...string) string {
@@ -225,8 +254,15 @@ func (e *itEnv) payload(script string) map[string]any {
 	return map[string]any{"image": e.image, "maxRunTime": 120, "command": []string{"sh", "-c", script}}
 }
 
+// TestWorkerLinuxPodman runs docker-worker tasks through the worker on
+// each daemon (the name is historical).
 func TestWorkerLinuxPodman(t *testing.T) {
-	e := newItEnv(t)
+	daemontest.ForEach(t, func(t *testing.T, d daemontest.Daemon) {
+		workerTasks(t, newItEnvOn(t, d, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20}))
+	})
+}
+
+func workerTasks(t *testing.T, e *itEnv) {
 	cacheScope := "docker-worker:cache:it-*"
 
 	// Batch 1: pull, env, malformed, OOM, maxRunTime kill, privileged.
@@ -298,10 +334,16 @@ func TestWorkerCacheThroughRole(t *testing.T) {
 
 // TestWorkerTaskImageFromQueue loads a task image published as an artifact
 // of another task in the embedded Queue.
+// On each daemon: an image saved by that daemon, loaded and tagged by the
+// engine.
 func TestWorkerTaskImageFromQueue(t *testing.T) {
-	e := newItEnv(t)
+	daemontest.ForEach(t, taskImageFromQueue)
+}
+
+func taskImageFromQueue(t *testing.T, d daemontest.Daemon) {
+	e := newItEnvOn(t, d, map[string]any{"pullPolicy": "always", "memoryLimit": 64 << 20})
 	ctx := context.Background()
-	cli, err := client.New(client.WithHost(podmanEnv(t, "WORKERGEN_PODMAN_SOCKET")), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(d.Socket), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
