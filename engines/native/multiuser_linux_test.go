@@ -3,6 +3,7 @@ package native_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -212,4 +213,59 @@ func TestResourceMonitorAborts(t *testing.T) {
 	rs = r.run(t)
 	assert.True(t, rs.Success(), string(r.log.Bytes()))
 	assert.NotContains(t, string(r.log.Bytes()), "resource monitor")
+}
+
+// BenchmarkRunPerUser is one run of `true` from NewSandboxBuilder to
+// Dispose: insecure (the worker's user) against multiuser (a user created
+// with useradd before and deleted with userdel after). The difference is
+// the per-run cost of the task user. The resource monitor is off in both.
+func BenchmarkRunPerUser(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("multiuser mode needs root")
+	}
+	base := b.TempDir()
+	for d := base; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o711)
+	}
+	payload, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/true"}}})
+	for _, mode := range []string{"insecure", "multiuser"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := `{"enableResourceMonitor": false, "cgroups": false, "multiuser": ` + strconv.FormatBool(mode == "multiuser") + `}`
+			e, err := native.New(engines.Options{Config: json.RawMessage(cfg)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				dir, err := os.MkdirTemp(base, mode)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rs := runOnceB(b, e, dir, payload)
+				if !rs.Success() {
+					b.Fatal("run failed")
+				}
+			}
+		})
+	}
+}
+
+func runOnceB(b *testing.B, e engines.Engine, dir string, payload json.RawMessage) engines.ResultSet {
+	tc := &task.Context{TaskID: "B", TaskDir: dir, Log: task.NewLog(io.Discard), Definition: task.Definition{Payload: payload}}
+	ctx := context.Background()
+	sb, err := e.NewSandboxBuilder(ctx, tc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := sb.Start(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs, err := s.Wait(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rs.Dispose(); err != nil {
+		b.Fatal(err)
+	}
+	return rs
 }
