@@ -27,39 +27,9 @@ import (
 // Linux (useradd/userdel, users_linux.go), macOS (dscl, users_darwin.go),
 // Windows (NetUserAdd, LogonUser, LoadUserProfile, users_windows.go).
 
-// TaskUser is the OS user a multiuser run's commands run as, stored in the
-// run's task.Context under TaskUserKey so that plugins can hand it what
-// they prepare (cache ownership, the proxy's peer check).
-type TaskUser struct {
-	// Name is the account name, "task_" and 12 lower-case letters or
-	// digits.
-	Name string
-	// UID and GID are the POSIX user and primary group IDs (-1 on
-	// Windows).
-	UID, GID int
-	// Groups are the supplementary group IDs (POSIX) from osGroups.
-	Groups []int
-	// Home is the user's home directory: the run's task directory.
-	Home string
-	// CurrentUser is true when the task runs as the worker's user
-	// (features.runTaskAsCurrentUser); the task user still exists.
-	CurrentUser bool
-
-	// handle holds OS-specific state (Windows: the logon token and
-	// loaded profile).
-	handle any
-}
-
-// TaskUserKey is the task.Context value key under which a multiuser run's
-// *TaskUser is stored (set by NewSandboxBuilder, before Prepare).
-type TaskUserKey struct{}
-
-// RunUser returns the run's task user, or nil when the engine does not
-// run tasks as their own users.
-func RunUser(tc *task.Context) *TaskUser {
-	u, _ := tc.Value(TaskUserKey{}).(*TaskUser)
-	return u
-}
+// TaskUser is the run's task user (task.User, stored in the run's
+// task.Context under task.UserKey).
+type TaskUser = task.User
 
 // userAccounts creates and deletes task users. Implementations must be safe
 // for concurrent use.
@@ -159,7 +129,7 @@ func (e *Engine) newRunUser(ctx context.Context, tc *task.Context, p multiuserPa
 		return nil, fmt.Errorf("creating task user: %w", err)
 	}
 	u.CurrentUser = p.Features.RunTaskAsCurrentUser
-	tc.SetValue(TaskUserKey{}, u)
+	tc.SetValue(task.UserKey{}, u)
 	if u.CurrentUser {
 		tc.Logf("task user %s created; the commands run as the worker's user (features.runTaskAsCurrentUser)", u.Name)
 	} else {

@@ -65,7 +65,7 @@ func TestMultiuserFreshUserPerRun(t *testing.T) {
 	for range 2 {
 		r, err := multiuserRun(t, e, sh(`id -u; id -un; echo "home=$HOME"; cat `+secret+`; echo "cat=$?"; kill -0 `+strconv.Itoa(os.Getpid())+`; echo "kill=$?"; touch mine; setsid sleep 1000 & echo done`))
 		require.NoError(t, err)
-		u := native.RunUser(r.tc)
+		u := r.tc.RunUser()
 		require.NotNil(t, u)
 		rs := r.run(t)
 		log := string(r.log.Bytes())
@@ -178,7 +178,7 @@ func TestMultiuserRunTaskAsCurrentUser(t *testing.T) {
 
 	r, err := multiuserRun(t, e, p, scope)
 	require.NoError(t, err)
-	u := native.RunUser(r.tc)
+	u := r.tc.RunUser()
 	require.True(t, u.CurrentUser)
 	rs := r.run(t)
 	require.True(t, rs.Success(), string(r.log.Bytes()))
@@ -268,4 +268,49 @@ func runOnceB(b *testing.B, e engines.Engine, dir string, payload json.RawMessag
 		b.Fatal(err)
 	}
 	return rs
+}
+
+// A cache directory written by one task user is read and written by the
+// next: the engine hands the whole task directory, mounted caches
+// included, to the run's user when it starts (as the mounts plugin moves
+// a cache in before that).
+func TestMultiuserCacheAcrossUsers(t *testing.T) {
+	requireRoot(t)
+	e := newEngine(t, `{"multiuser": true, "enableResourceMonitor": false}`)
+	r1, err := multiuserRun(t, e, sh(`mkdir cache && echo one > cache/f && chmod 600 cache/f`))
+	require.NoError(t, err)
+	require.True(t, r1.run(t).Success(), string(r1.log.Bytes()))
+
+	r2, err := multiuserRun(t, e, sh(`cat cache/f && echo two >> cache/f && touch cache/g`))
+	require.NoError(t, err)
+	require.NoError(t, os.Rename(filepath.Join(r1.tc.TaskDir, "cache"), filepath.Join(r2.tc.TaskDir, "cache")))
+	rs := r2.run(t)
+	require.True(t, rs.Success(), string(r2.log.Bytes()))
+	b, err := os.ReadFile(filepath.Join(r2.tc.TaskDir, "cache", "f"))
+	require.NoError(t, err)
+	assert.Equal(t, "one\ntwo\n", string(b))
+}
+
+// Two runs at once (capacity 2): neither can read the other's task
+// directory.
+func TestMultiuserConcurrentRunsIsolated(t *testing.T) {
+	requireRoot(t)
+	e := newEngine(t, `{"multiuser": true, "enableResourceMonitor": false}`)
+	r1, err := multiuserRun(t, e, sh(`echo private > secret.txt && sleep 2`))
+	require.NoError(t, err)
+	ctx := context.Background()
+	s1, err := r1.b.Start(ctx)
+	require.NoError(t, err)
+	other := filepath.Join(r1.tc.TaskDir, "secret.txt")
+	r2, err := multiuserRun(t, e, sh(`for i in $(seq 100); do [ -e `+other+` ] && break; sleep 0.05; done; ls `+r1.tc.TaskDir+`; echo "ls=$?"; cat `+other+`; echo "cat=$?"`))
+	require.NoError(t, err)
+	rs2 := r2.run(t)
+	rs1, err := s1.Wait(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rs1.Dispose() })
+	log := string(r2.log.Bytes())
+	require.True(t, rs2.Success(), log)
+	assert.Contains(t, log, "ls=2")
+	assert.Contains(t, log, "cat=1")
+	assert.NotContains(t, log, "private")
 }

@@ -80,7 +80,7 @@ func (a *dsclAccounts) create(ctx context.Context, name, home string, groups []s
 			return nil, err
 		}
 	}
-	return &TaskUser{Name: name, UID: uid, GID: staffGID, Groups: gids, Home: home, handle: groups}, nil
+	return &TaskUser{Name: name, UID: uid, GID: staffGID, Groups: gids, Home: home, OS: groups}, nil
 }
 
 // freeUID returns one more than the highest UniqueID in use, at least
@@ -125,7 +125,7 @@ var errNoMatch = errors.New("no process matched")
 // remove takes the user out of its groups and deletes its record.
 func (a *dsclAccounts) remove(ctx context.Context, u *TaskUser) error {
 	var errs []error
-	groups, _ := u.handle.([]string)
+	groups, _ := u.OS.([]string)
 	for _, g := range groups {
 		if _, err := a.run(ctx, "/usr/sbin/dseditgroup", "-o", "edit", "-d", u.Name, "-t", "user", g); err != nil {
 			errs = append(errs, err)

@@ -77,7 +77,7 @@ func (a *windowsAccounts) create(_ context.Context, name, home string, groups []
 		return fail(fmt.Errorf("LoadUserProfile %s: %w", name, err))
 	}
 	return &TaskUser{Name: name, UID: -1, GID: -1, Home: home,
-		handle: &winSession{token: token, profile: profile, sid: sid}}, nil
+		OS: &winSession{token: token, profile: profile, sid: sid}}, nil
 }
 
 func (a *windowsAccounts) killAll(u *TaskUser) error { return a.api.killUserProcesses(u.Name) }
@@ -86,7 +86,7 @@ func (a *windowsAccounts) killAll(u *TaskUser) error { return a.api.killUserProc
 // account; it tries every step and reports all failures.
 func (a *windowsAccounts) remove(_ context.Context, u *TaskUser) error {
 	var errs []error
-	if s, ok := u.handle.(*winSession); ok {
+	if s, ok := u.OS.(*winSession); ok {
 		if err := a.api.unloadUserProfile(s.token, s.profile); err != nil {
 			errs = append(errs, fmt.Errorf("UnloadUserProfile: %w", err))
 		}
@@ -106,7 +106,7 @@ func (a *windowsAccounts) remove(_ context.Context, u *TaskUser) error {
 // sessionToken returns the logon token of a Windows task user (0 when u
 // has none).
 func sessionToken(u *TaskUser) uintptr {
-	if s, ok := u.handle.(*winSession); ok {
+	if s, ok := u.OS.(*winSession); ok {
 		return s.token
 	}
 	return 0
