@@ -1,6 +1,9 @@
-// Package native is the native engine: generic-worker's "insecure" engine
-// semantics, where a task's commands run directly on the host as the
-// worker's own user, in the run's task directory.
+// Package native is the native engine: a task's commands run directly on
+// the host, in the run's task directory, with generic-worker's semantics:
+// as the worker's own user ("insecure" engine, the default), or, with
+// config `multiuser`, as a fresh OS user created for the run and deleted
+// after it (generic-worker's multiuser engine; see multiuser.go). Both
+// modes run the resource monitor (resourcemonitor.go).
 //
 // # Payload
 //
@@ -58,7 +61,11 @@
 //
 // # Config
 //
-//	{"inheritEnv": ["PATH", "HOME", "LC_*"], "cgroups": true}
+//	{"inheritEnv": ["PATH", "HOME", "LC_*"], "cgroups": true, "multiuser": true,
+//	 "osGroups": ["docker"], "enableRunTaskAsCurrentUser": false,
+//	 "enableResourceMonitor": true, "minAvailableMemoryBytes": 524288000,
+//	 "maxMemoryUsagePercent": 90, "allowedHighMemoryDurationSecs": 5,
+//	 "disableOOMProtection": false}
 //
 // `inheritEnv` entries are names or a prefix ending in '*'; the default is
 // DefaultInheritEnvPOSIX or DefaultInheritEnvWindows. `cgroups` only
@@ -308,6 +315,16 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 			return nil, fmt.Errorf("creating directory for command scripts: %w", err)
 		}
 		s.batDir = dir
+		if u != nil && !u.CurrentUser {
+			// The task user runs the scripts and writes the saved
+			// environment and directory there.
+			if err := handOver(dir, u); err != nil {
+				_ = r.Close()
+				_ = w.Close()
+				_ = os.RemoveAll(dir)
+				return nil, fmt.Errorf("native engine: handing the command script directory to %s: %w", u.Name, err)
+			}
+		}
 	}
 	s.cont = newContainment(b.e, b.tc)
 	s.mon = startMonitor(b.monitor, b.tc, s)
