@@ -314,3 +314,19 @@ func TestMultiuserConcurrentRunsIsolated(t *testing.T) {
 	assert.Contains(t, log, "cat=1")
 	assert.NotContains(t, log, "private")
 }
+
+// A task directory task users cannot reach is an error naming the
+// directory to open up, not a task failing with "Permission denied".
+func TestMultiuserUnreachableTaskDir(t *testing.T) {
+	requireRoot(t)
+	e := newEngine(t, `{"multiuser": true, "enableResourceMonitor": false}`)
+	r, err := multiuserRun(t, e, sh("true"))
+	require.NoError(t, err)
+	parent := filepath.Dir(r.tc.TaskDir)
+	require.NoError(t, os.Chmod(parent, 0o700))
+	_, err = r.b.Start(context.Background())
+	require.ErrorContains(t, err, parent+" (mode 0700) cannot be crossed by task users")
+	require.NoError(t, r.b.Discard())
+	_, err = user.Lookup(r.tc.RunUser().Name)
+	assert.Error(t, err, "user removed on Discard")
+}

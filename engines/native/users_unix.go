@@ -3,6 +3,7 @@
 package native
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -26,7 +27,28 @@ func runAsUser(c *exec.Cmd, u *TaskUser) {
 // makes dir itself private to u (0700). Symbolic links are changed, never
 // followed.
 func handOver(dir string, u *TaskUser) error {
+	if err := checkCrossable(dir); err != nil {
+		return err
+	}
 	return chownTree(dir, u.UID, u.GID, 0o700)
+}
+
+// checkCrossable checks that other users may cross every parent of dir
+// (search permission for others), else a task user could not reach its
+// task directory.
+func checkCrossable(dir string) error {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s (mode %04o) cannot be crossed by task users, so they cannot reach their task directories: make it 0711 or 0755 (tasksDir and its parents)", d, fi.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // chownTree sets the owner of root and everything below it (lchown), and
