@@ -157,16 +157,19 @@ func (r *runUser) end() error {
 	return r.err
 }
 
-// userEnv replaces HOME, USER, LOGNAME (and USERNAME, USERPROFILE on
-// Windows) in environ with the task user's, so that inherited values name
-// the user the commands run as.
+// userEnv replaces HOME, USER, LOGNAME (USERNAME and USERPROFILE, the
+// loaded profile, on Windows) in environ with the task user's, so that
+// inherited values name the user the commands run as.
 func userEnv(environ []string, u *TaskUser, goos string) []string {
 	if u == nil || u.CurrentUser {
 		return environ
 	}
 	set := map[string]string{"HOME": u.Home, "USER": u.Name, "LOGNAME": u.Name}
 	if goos == "windows" {
-		set = map[string]string{"USERNAME": u.Name, "USERPROFILE": u.Home, "HOMEPATH": u.Home}
+		set = map[string]string{"USERNAME": u.Name}
+		if p := profileDir(u); p != "" {
+			set["USERPROFILE"] = p
+		}
 	}
 	out := make([]string, 0, len(environ)+len(set))
 	for _, kv := range environ {

@@ -113,6 +113,9 @@ func TestWindowsAccounts(t *testing.T) {
 	u, err := a.create(context.Background(), "task_abc", `C:\tasks\t`, []string{"Users"})
 	require.NoError(t, err)
 	assert.Equal(t, uintptr(7), sessionToken(u))
+	assert.Equal(t, `C:\Users\task_abc`, profileDir(u))
+	env := userEnv([]string{"USERNAME=SYSTEM", "USERPROFILE=C:\\Windows\\system32\\config\\systemprofile", "PATH=x"}, u, "windows")
+	assert.Equal(t, []string{"PATH=x", "USERNAME=task_abc", `USERPROFILE=C:\Users\task_abc`}, env)
 	require.NoError(t, a.killAll(u))
 	require.NoError(t, a.remove(context.Background(), u))
 	assert.Equal(t, []string{

@@ -37,10 +37,11 @@ type winAPI interface {
 	killUserProcesses(name string) error
 }
 
-// winSession is a Windows task user's OS state, kept in TaskUser.handle.
+// winSession is a Windows task user's OS state, kept in TaskUser.OS.
 type winSession struct {
 	token, profile uintptr
 	sid            string
+	profileDir     string // the loaded profile's directory (USERPROFILE)
 }
 
 // windowsAccounts manages Windows task users: a local account with a
@@ -71,13 +72,13 @@ func (a *windowsAccounts) create(_ context.Context, name, home string, groups []
 	if err != nil {
 		return fail(fmt.Errorf("LogonUser %s: %w", name, err))
 	}
-	profile, _, err := a.api.loadUserProfile(token, name)
+	profile, profileDir, err := a.api.loadUserProfile(token, name)
 	if err != nil {
 		_ = a.api.closeHandle(token)
 		return fail(fmt.Errorf("LoadUserProfile %s: %w", name, err))
 	}
 	return &TaskUser{Name: name, UID: -1, GID: -1, Home: home,
-		OS: &winSession{token: token, profile: profile, sid: sid}}, nil
+		OS: &winSession{token: token, profile: profile, sid: sid, profileDir: profileDir}}, nil
 }
 
 func (a *windowsAccounts) killAll(u *TaskUser) error { return a.api.killUserProcesses(u.Name) }
@@ -110,4 +111,13 @@ func sessionToken(u *TaskUser) uintptr {
 		return s.token
 	}
 	return 0
+}
+
+// profileDir returns the loaded profile directory of a Windows task user
+// ("" when unknown).
+func profileDir(u *TaskUser) string {
+	if s, ok := u.OS.(*winSession); ok {
+		return s.profileDir
+	}
+	return ""
 }
