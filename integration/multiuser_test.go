@@ -66,8 +66,9 @@ func (e *env) multiuserTask(scopes []string, payload map[string]any) string {
 // twinScript is what each of two concurrent tasks (me, other) runs: it
 // leaves its uid, pid, task directory and proxy URL in the shared
 // directory, waits for the other's, then tries to read the worker's
-// config, signal the worker and the other run, list the other's task
-// directory and use the other's proxy, and leaves a background process.
+// config and environment, signal the worker and the other run, move
+// itself into the root cgroup, list the other's task directory and use
+// the other's proxy, and leaves a background process.
 const twinScript = `s=$SHARED; me=$1; other=$2
 id -u > $s/$me.uid; echo $$ > $s/$me.pid; pwd > $s/$me.dir; echo $TASKCLUSTER_PROXY_URL > $s/$me.proxy
 touch $s/$me.ready
@@ -75,6 +76,8 @@ i=0; while [ ! -e $s/$other.ready ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)
 echo "uid=$(id -u)"
 cat "$CONFIG" >/dev/null; echo "config=$?"
 kill -0 $PPID; echo "signal-worker=$?"
+cat /proc/$PPID/environ >/dev/null; echo "worker-environ=$?"
+echo $$ > /sys/fs/cgroup/cgroup.procs; echo "root-cgroup=$?"
 kill -0 "$(cat $s/$other.pid)"; echo "signal-other=$?"
 ls "$(cat $s/$other.dir)" >/dev/null; echo "list-other=$?"
 hostport=$(sed 's|http://||' $s/$other.proxy)
@@ -125,6 +128,8 @@ func TestMultiuserWorker(t *testing.T) {
 		assert.Contains(t, log, "config=1", "worker config readable:\n%s", log)
 		assert.Contains(t, log, "Permission denied", log)
 		assert.Contains(t, log, "signal-worker=1", log)
+		assert.Contains(t, log, "worker-environ=1", log)
+		assert.Contains(t, log, "root-cgroup=1", log)
 		assert.Contains(t, log, "signal-other=1", log)
 		assert.Contains(t, log, "list-other=2", log)
 		assert.Regexp(t, `HTTP/1\.[01] 403 Forbidden`, log)
