@@ -122,7 +122,7 @@ func toValidatable(t testing.TB, v any) any {
 // TestCorpus checks the composed payload schemas against upstream on the
 // real-task corpus: a payload that uses no field the profile lacks must be
 // accepted by our schema exactly when upstream accepts it; a payload using
-// an unsupported field (mounts, osGroups, ...) must be rejected, and with
+// an unsupported field (features.chainOfTrust, ...) must be rejected, and with
 // those fields removed must again be judged like upstream judges it.
 func TestCorpus(t *testing.T) {
 	root := repoRoot(t)
@@ -133,6 +133,9 @@ func TestCorpus(t *testing.T) {
 		{"generic-worker-posix", "linux-native", "insecure_posix.json", func(d map[string]any) any { return d["oneOf"].([]any)[0] }},
 		{"generic-worker-posix", "darwin-native", "insecure_posix.json", func(d map[string]any) any { return d["oneOf"].([]any)[0] }},
 		{"generic-worker-windows", "windows-native", "multiuser_windows.json", func(d map[string]any) any { return d }},
+		{"generic-worker-posix", "linux-multiuser", "multiuser_posix.json", func(d map[string]any) any { return d["oneOf"].([]any)[0] }},
+		{"generic-worker-posix", "darwin-multiuser", "multiuser_posix.json", func(d map[string]any) any { return d["oneOf"].([]any)[0] }},
+		{"generic-worker-windows", "windows-multiuser", "multiuser_windows.json", func(d map[string]any) any { return d }},
 	}
 	for _, c := range cases {
 		t.Run(c.profile, func(t *testing.T) {
@@ -164,7 +167,7 @@ func TestCorpus(t *testing.T) {
 			}
 			t.Logf("%s: %d %s tasks: %d judged like upstream as they are, %d use fields the profile lacks (rejected; judged like upstream without them), %d invalid upstream",
 				c.profile, len(tasks), c.worker, same, unsupported, upstreamInvalid)
-			require.True(t, slices.ContainsFunc(p.Unsupported, func(u gen.Unsupported) bool { return u.Path == "osGroups" }))
+			require.True(t, slices.ContainsFunc(p.Unsupported, func(u gen.Unsupported) bool { return u.Path == "features.chainOfTrust" }))
 		})
 	}
 }

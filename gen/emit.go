@@ -23,10 +23,11 @@ const (
 // the generated main states its dialect in Go terms (a renamed constant is
 // a compile error, not a silently unknown string).
 var dialectConsts = map[task.Dialect]string{
-	task.DialectGenericWorkerPosix:   "DialectGenericWorkerPosix",
-	task.DialectGenericWorkerWindows: "DialectGenericWorkerWindows",
-	task.DialectDockerWorker:         "DialectDockerWorker",
-	task.DialectHello:                "DialectHello",
+	task.DialectGenericWorkerPosix:          "DialectGenericWorkerPosix",
+	task.DialectGenericWorkerMultiuserPosix: "DialectGenericWorkerMultiuserPosix",
+	task.DialectGenericWorkerWindows:        "DialectGenericWorkerWindows",
+	task.DialectDockerWorker:                "DialectDockerWorker",
+	task.DialectHello:                       "DialectHello",
 }
 
 // Output file names in dist/<profile>/.

@@ -109,7 +109,7 @@ func TestMainGoWiring(t *testing.T) {
 	}
 	require.True(t, slices.IsSorted(idx), "plugins out of stage order:\n%s", src)
 	require.Contains(t, src, "New:  native.New")
-	require.Contains(t, src, `Path:    "osGroups"`)
+	require.Contains(t, src, `Path:    "features.chainOfTrust"`)
 	require.Contains(t, src, "//go:embed payload.schema.json")
 }
 
@@ -185,6 +185,7 @@ func TestExportedSchemas(t *testing.T) {
 		  "features": {"liveLog": false, "backingLog": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}, "taskclusterProxyInterface": "localhost"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": false, "interactive": false}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "osGroups": [], "features": {"resourceMonitor": true}}`,
 	}
 	bad := []string{
 		`{"maxRunTime": 1}`, `{"command": [["true"]]}`, `{"command": [], "maxRunTime": 1}`,
@@ -201,9 +202,10 @@ func TestExportedSchemas(t *testing.T) {
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "taskclusterProxyInterface": "eth0"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "logs": {"other": "x"}}`,
-		`{"command": [["true"]], "maxRunTime": 1, "osGroups": []}`,
 		`{"command": [["true"]], "maxRunTime": 1, "mounts": [{"cacheName": "c"}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "rdpInfo": "x"}`,
+		`{"command": [["true"]], "maxRunTime": 1, "osGroups": ["a", "a"]}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"runTaskAsCurrentUser": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "unknown": true}`,
 	}
 	for _, doc := range ok {
@@ -234,7 +236,7 @@ func TestExportedSchemas(t *testing.T) {
 func TestUnknownProfile(t *testing.T) {
 	_, err := gen.Resolve(repoRoot(t), "nope")
 	require.ErrorIs(t, err, gen.ErrUnknownProfile)
-	require.ErrorContains(t, err, "hello, linux-docker, linux-native")
+	require.ErrorContains(t, err, "hello, linux-docker, linux-multiuser, linux-native")
 }
 
 func BenchmarkResolve(b *testing.B) {

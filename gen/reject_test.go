@@ -228,7 +228,7 @@ profile: {
 	targets: [{os: "linux", arch: "amd64"}]
 }
 `,
-			want: []string{"profiles/bad.cue:8:", "plugin taskclusterproxy does not run with dialect hello (it runs with docker-worker, generic-worker-posix, generic-worker-windows)"},
+			want: []string{"profiles/bad.cue:8:", "plugin taskclusterproxy does not run with dialect hello (it runs with docker-worker, generic-worker-multiuser-posix, generic-worker-posix, generic-worker-windows)"},
 		},
 		{
 			name: "missing engine ability",

@@ -204,7 +204,7 @@ func TestResolutions(t *testing.T) {
 	failed := e.task(map[string]any{"command": sh("exit 7"), "maxRunTime": 30}, 0)
 	malformed := e.task(map[string]any{"command": sh("true"), "maxRunTime": "thirty"}, 0)
 	intermittent := e.task(map[string]any{"command": sh("exit 75"), "maxRunTime": 30, "onExitStatus": map[string]any{"retry": []int{75}}}, 1)
-	unsupported := e.task(map[string]any{"command": sh("true"), "maxRunTime": 30, "osGroups": []any{}}, 0)
+	unsupported := e.task(map[string]any{"command": sh("true"), "maxRunTime": 30, "osGroups": []any{"docker"}}, 0) // insecure: osGroups must be empty
 	cmd, out := e.start(map[string]any{"numberOfTasksToRun": 5})
 	e.wait(cmd, out)
 

@@ -14,6 +14,11 @@ const (
 	// DialectGenericWorkerPosix is generic-worker's payload on Linux, macOS
 	// and FreeBSD (upstream generic-worker/insecure_posix.json).
 	DialectGenericWorkerPosix Dialect = "generic-worker-posix"
+	// DialectGenericWorkerMultiuserPosix is generic-worker's payload for
+	// its multiuser engine on Linux, macOS and FreeBSD (upstream
+	// generic-worker/multiuser_posix.json): every task runs as a fresh OS
+	// user.
+	DialectGenericWorkerMultiuserPosix Dialect = "generic-worker-multiuser-posix"
 	// DialectGenericWorkerWindows is generic-worker's payload on Windows
 	// (upstream generic-worker/multiuser_windows.json).
 	DialectGenericWorkerWindows Dialect = "generic-worker-windows"
@@ -26,7 +31,7 @@ const (
 
 // Dialects returns every dialect constant above, sorted.
 func Dialects() []Dialect {
-	return []Dialect{DialectDockerWorker, DialectGenericWorkerPosix, DialectGenericWorkerWindows, DialectHello}
+	return []Dialect{DialectDockerWorker, DialectGenericWorkerMultiuserPosix, DialectGenericWorkerPosix, DialectGenericWorkerWindows, DialectHello}
 }
 
 // Known reports whether d is one of Dialects.

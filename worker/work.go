@@ -396,8 +396,14 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	if err := os.MkdirAll(taskDir, 0o755); err != nil {
 		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
 	}
+	// The run directory can be crossed but not listed (a multiuser task
+	// user reaches its task directory through it), and the worker's files
+	// in it (log, artifact uploads) are private.
+	if err := os.Chmod(runDir, 0o711); err != nil {
+		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
+	}
 	logPath := filepath.Join(runDir, "live_backing.log")
-	lf, err := os.Create(logPath)
+	lf, err := os.OpenFile(logPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return taskrun.Outcome{}, fmt.Errorf("creating task log: %w", err)
 	}

@@ -1,6 +1,9 @@
-// Package native is the native engine: generic-worker's "insecure" engine
-// semantics, where a task's commands run directly on the host as the
-// worker's own user, in the run's task directory.
+// Package native is the native engine: a task's commands run directly on
+// the host, in the run's task directory, with generic-worker's semantics:
+// as the worker's own user ("insecure" engine, the default), or, with
+// config `multiuser`, as a fresh OS user created for the run and deleted
+// after it (generic-worker's multiuser engine; see multiuser.go). Both
+// modes run the resource monitor (resourcemonitor.go).
 //
 // # Payload
 //
@@ -58,7 +61,11 @@
 //
 // # Config
 //
-//	{"inheritEnv": ["PATH", "HOME", "LC_*"], "cgroups": true}
+//	{"inheritEnv": ["PATH", "HOME", "LC_*"], "cgroups": true, "multiuser": true,
+//	 "osGroups": ["docker"], "enableRunTaskAsCurrentUser": false,
+//	 "enableResourceMonitor": true, "minAvailableMemoryBytes": 524288000,
+//	 "maxMemoryUsagePercent": 90, "allowedHighMemoryDurationSecs": 5,
+//	 "disableOOMProtection": false}
 //
 // `inheritEnv` entries are names or a prefix ending in '*'; the default is
 // DefaultInheritEnvPOSIX or DefaultInheritEnvWindows. `cgroups` only
@@ -101,6 +108,21 @@ type Config struct {
 	// groups. When cgroups are unavailable the engine logs why and uses
 	// process groups alone.
 	Cgroups *bool `json:"cgroups"`
+	// Multiuser runs every task as a fresh OS user (see multiuser.go).
+	Multiuser bool `json:"multiuser"`
+	// OSGroups are the groups tasks may join through payload osGroups
+	// (multiuser mode).
+	OSGroups []string `json:"osGroups"`
+	// EnableRunTaskAsCurrentUser allows features.runTaskAsCurrentUser
+	// (multiuser mode; the task also needs the scope).
+	EnableRunTaskAsCurrentUser bool `json:"enableRunTaskAsCurrentUser"`
+	// The resource monitor's settings, upstream's worker config keys (see
+	// resourcemonitor.go): nil means upstream's default.
+	EnableResourceMonitor         *bool   `json:"enableResourceMonitor"`
+	MinAvailableMemoryBytes       *uint64 `json:"minAvailableMemoryBytes"`
+	MaxMemoryUsagePercent         *int    `json:"maxMemoryUsagePercent"`
+	AllowedHighMemoryDurationSecs *int    `json:"allowedHighMemoryDurationSecs"`
+	DisableOOMProtection          bool    `json:"disableOOMProtection"`
 }
 
 // Engine is the native engine.
@@ -113,6 +135,14 @@ type Engine struct {
 	rules        envRules
 	goos         string
 	environ      func() []string
+
+	// Multiuser mode (multiuser.go).
+	multiuser        bool
+	accounts         userAccounts
+	osGroups         []string
+	allowCurrentUser bool
+	// monitor is the resource monitor's config (resourcemonitor.go).
+	monitor monitorConfig
 }
 
 var _ engines.Engine = (*Engine)(nil)
@@ -144,7 +174,14 @@ func New(opts engines.Options) (engines.Engine, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{logger: logger, inherit: m, rules: rules, goos: runtime.GOOS, environ: os.Environ}
+	e := &Engine{logger: logger, inherit: m, rules: rules, goos: runtime.GOOS, environ: os.Environ,
+		multiuser: cfg.Multiuser, osGroups: cfg.OSGroups, allowCurrentUser: cfg.EnableRunTaskAsCurrentUser,
+		monitor: newMonitorConfig(cfg)}
+	if e.multiuser {
+		if e.accounts, err = newUserAccounts(logger); err != nil {
+			return nil, fmt.Errorf("engine config multiuser: %w", err)
+		}
+	}
 	platformInit(e, cfg)
 	return e, nil
 }
@@ -165,7 +202,20 @@ func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engin
 	if tc.TaskDir == "" {
 		return nil, errors.New("native engine: task directory not set")
 	}
-	return &builder{e: e, tc: tc, cmds: cmds, names: map[string]bool{}}, nil
+	mp, err := parseMultiuserPayload(tc.Definition.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkUserFeatures(tc, mp); err != nil {
+		return nil, err
+	}
+	b := &builder{e: e, tc: tc, cmds: cmds, names: map[string]bool{}, monitor: e.monitor.forTask(mp)}
+	if e.multiuser {
+		if b.user, err = e.newRunUser(ctx, tc, mp); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // builder collects env vars.
@@ -178,6 +228,9 @@ type builder struct {
 	set     [][2]string
 	names   map[string]bool
 	started bool
+
+	user    *runUser // multiuser mode, else nil
+	monitor *monitorConfig
 }
 
 var _ engines.SandboxBuilder = (*builder)(nil)
@@ -205,8 +258,9 @@ func (b *builder) SetEnv(name, value string) error {
 	return nil
 }
 
-// Discard does nothing: nothing was started.
-func (b *builder) Discard() error { return nil }
+// Discard deletes the run's task user (multiuser mode); nothing else was
+// started.
+func (b *builder) Discard() error { return b.user.end() }
 
 // Start starts running the commands, in order, and returns the running
 // sandbox. Problems starting a command later (E2BIG, fork failures) come
@@ -223,8 +277,17 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		return nil, errors.New("native engine: sandbox already started")
 	}
 	b.started = true
-	env := mergeEnv(b.e.environ(), b.e.inherit, b.set, b.e.rules)
+	var u *TaskUser
+	if b.user != nil {
+		u = b.user.user
+	}
+	env := mergeEnv(userEnv(b.e.environ(), u, b.e.goos), b.e.inherit, b.set, b.e.rules)
 	b.mu.Unlock()
+	if u != nil && !u.CurrentUser {
+		if err := handOver(b.tc.TaskDir, u); err != nil {
+			return nil, fmt.Errorf("native engine: handing the task directory to %s: %w", u.Name, err)
+		}
+	}
 
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -242,6 +305,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		readEnd: make(chan struct{}),
 		outSync: newOutputSync(),
 		start:   time.Now(),
+		user:    b.user,
 	}
 	if b.e.goos == "windows" {
 		dir, err := os.MkdirTemp("", "workergen-native-")
@@ -251,8 +315,19 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 			return nil, fmt.Errorf("creating directory for command scripts: %w", err)
 		}
 		s.batDir = dir
+		if u != nil && !u.CurrentUser {
+			// The task user runs the scripts and writes the saved
+			// environment and directory there.
+			if err := handOver(dir, u); err != nil {
+				_ = r.Close()
+				_ = w.Close()
+				_ = os.RemoveAll(dir)
+				return nil, fmt.Errorf("native engine: handing the command script directory to %s: %w", u.Name, err)
+			}
+		}
 	}
 	s.cont = newContainment(b.e, b.tc)
+	s.mon = startMonitor(b.monitor, b.tc, s)
 	go s.read()
 	go s.run()
 	return s, nil
@@ -267,6 +342,8 @@ type sandbox struct {
 	batDir string      // Windows: generated .bat files and saved env/cwd
 	cont   containment // Linux cgroup, or nil
 	start  time.Time
+	user   *runUser // multiuser mode, else nil
+	mon    *monitor // resource monitor, or nil
 
 	r, w    *os.File      // output pipe
 	outSync *outputSync   // orders worker lines after the task's output
@@ -404,6 +481,14 @@ func (s *sandbox) startCommand(c *exec.Cmd) (p *proc, stopped bool, err error) {
 }
 
 // posixCommand builds command i for POSIX.
+// runAs makes c run as the run's task user (multiuser mode, unless the
+// task runs as the current user).
+func (s *sandbox) runAs(c *exec.Cmd) {
+	if s.user != nil && !s.user.user.CurrentUser {
+		runAsUser(c, s.user.user)
+	}
+}
+
 func (s *sandbox) posixCommand(i int, env []string) (*exec.Cmd, int, error) {
 	argv := s.cmds.argv[i]
 	pathEnv, _ := lookupEnv(env, "PATH", s.e.rules)
@@ -412,6 +497,7 @@ func (s *sandbox) posixCommand(i int, env []string) (*exec.Cmd, int, error) {
 		return nil, code, err
 	}
 	c := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: s.tc.TaskDir, Stdout: s.w, Stderr: s.w}
+	s.runAs(c)
 	return c, 0, nil
 }
 
@@ -434,6 +520,7 @@ func (s *sandbox) windowsCommand(i int, env []string, dir string) (*exec.Cmd, er
 	}
 	c := &exec.Cmd{Path: comspec, Args: []string{comspec}, Env: env, Dir: dir, Stdout: s.w, Stderr: s.w}
 	setCmdLine(c, cmdLine(comspec, f.Wrapper))
+	s.runAs(c)
 	return c, nil
 }
 
@@ -464,6 +551,7 @@ func (s *sandbox) carryOver(i int, env []string, dir string) ([]string, string) 
 // run.
 func (s *sandbox) finish() sandboxstate.Stop {
 	stop := s.state.End()
+	s.mon.stop()
 	procs := s.procs
 	for _, p := range procs {
 		if err := p.kill(); err != nil {
@@ -508,6 +596,10 @@ func (s *sandbox) finish() sandboxstate.Stop {
 			s.e.logger.Warn("removing command scripts", "dir", s.batDir, "error", err)
 		}
 	}
+	if err := s.user.end(); err != nil {
+		s.tc.Logf("could not remove task user %s: %v", s.user.user.Name, err)
+	}
+	s.mon.summary()
 	return stop
 }
 

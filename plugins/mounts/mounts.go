@@ -468,6 +468,13 @@ func (t *taskPlugin) unmount(c *heldCache, purge bool) error {
 	_ = os.WriteFile(filepath.Join(dir, "cache.json"), meta, 0o600)
 	data := filepath.Join(dir, "data")
 	_ = os.RemoveAll(data)
+	if u := t.tc.RunUser(); u != nil && !u.CurrentUser {
+		if err := handBack(c.target); err != nil {
+			t.tc.Logf("[mounts] could not take writable directory cache %q back from task user %s, dropping it: %v", c.name, u.Name, err)
+			_ = os.RemoveAll(dir)
+			return nil
+		}
+	}
 	if err := os.Rename(c.target, data); err != nil {
 		// As generic-worker: most likely the task holds files open or
 		// changed permissions; the cache is dropped, not the worker.

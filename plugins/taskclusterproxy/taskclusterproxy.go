@@ -269,6 +269,9 @@ func (t *taskPlugin) serveLoopback() (int, error) {
 		return 0, task.InternalError(fmt.Errorf("taskcluster proxy: listening on loopback: %w", err))
 	}
 	t.srv = &http.Server{Handler: t.p.handler(t.tc), ReadHeaderTimeout: time.Minute}
+	if u := t.tc.RunUser(); u != nil && !u.CurrentUser && peerCheck {
+		onlyUser(t.srv, u)
+	}
 	go func() { _ = t.srv.Serve(l) }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
@@ -413,4 +416,31 @@ func (p *plugin) client(tc *task.Context) *taskcluster.Client {
 		Logger:          p.logger,
 		Skew:            p.skew,
 	}
+}
+
+// peerKey is the context key of a connection's peer check (peerResult).
+type peerKey struct{}
+
+type peerResult struct {
+	uid int
+	err error
+}
+
+// onlyUser makes srv answer only connections from the run's task user u
+// (multiuser mode): another run's task, or any other local user, gets 403.
+// The peer's uid is looked up once per connection (peerUID).
+func onlyUser(srv *http.Server, u *task.User) {
+	next := srv.Handler
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		uid, err := peerUID(c)
+		return context.WithValue(ctx, peerKey{}, peerResult{uid, err})
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := r.Context().Value(peerKey{}).(peerResult)
+		if p.err != nil || p.uid != u.UID {
+			http.Error(w, fmt.Sprintf("taskcluster proxy: this proxy serves only the processes of task user %s", u.Name), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -100,6 +100,13 @@ type run struct {
 
 func startRun(t testing.TB, rootURL string, payload string) *run {
 	t.Helper()
+	return startRunAs(t, rootURL, payload, nil)
+}
+
+// startRunAs is startRun for a run whose engine made task user u (nil:
+// none).
+func startRunAs(t testing.TB, rootURL string, payload string, u *task.User) *run {
+	t.Helper()
 	p, err := New(plugins.Options{Config: json.RawMessage(`{"maxRequestBody": 1000}`)})
 	require.NoError(t, err)
 	p.(*plugin).retryInitial, p.(*plugin).retryMaxElapsed = time.Millisecond, 2*time.Second
@@ -108,6 +115,9 @@ func startRun(t testing.TB, rootURL string, payload string) *run {
 	tc := &task.Context{TaskID: "fUAZlAb5QHCqJr2hH0Ly7w", Worker: task.WorkerInfo{RootURL: rootURL}, Log: task.NewLog(&r.log),
 		Definition:  task.Definition{Payload: json.RawMessage(payload)},
 		Credentials: func() *task.Credentials { return r.creds.Load() }}
+	if u != nil {
+		tc.SetValue(task.UserKey{}, u)
+	}
 	ctx := context.Background()
 	r.tp, err = p.NewTaskPlugin(ctx, tc)
 	require.NoError(t, err)

@@ -25,6 +25,14 @@ func (p *parser) apply(name string, k Key, val any) {
 			return
 		}
 		p.set(name, k.Target, convert(k.Name, val))
+	case strings.HasPrefix(k.Target, "engine."):
+		// The resource monitor and multiuser keys are the native
+		// engine's config.
+		if p.opts.Engine != "native" {
+			p.ignore(name, "only the native engine has this setting")
+			return
+		}
+		p.set(name, k.Target, convert(k.Name, val))
 	default:
 		p.set(name, k.Target, convert(k.Name, val))
 	}

@@ -212,3 +212,23 @@ func TestMarkdownTable(t *testing.T) {
 	assert.Contains(t, table, "| `idleTimeoutSecs` | an integer | `idleTimeout` |\n")
 	assert.Contains(t, table, "| `wstAudience` | a string | none: workergen has no websocktunnel client |\n")
 }
+
+// The resource monitor and runTaskAsCurrentUser keys set the native
+// engine's config; another engine warns about them.
+func TestResourceMonitorKeysSetTheNativeEngine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"rootURL": "https://tc.example.com", "clientId": "c", "accessToken": "a",
+		"provisionerId": "p", "workerType": "w", "workerGroup": "g", "workerId": "i",
+		"enableResourceMonitor": true, "minAvailableMemoryBytes": 1048576, "maxMemoryUsagePercent": 80,
+		"allowedHighMemoryDurationSecs": 9, "disableOOMProtection": true, "enableRunTaskAsCurrentUser": false}`), 0o600))
+	c, err := Load(path, Options{Engine: "native"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"enableResourceMonitor": true, "minAvailableMemoryBytes": 1048576, "maxMemoryUsagePercent": 80,
+		"allowedHighMemoryDurationSecs": 9, "disableOOMProtection": true, "enableRunTaskAsCurrentUser": false}, c.Document["engine"])
+	assert.Empty(t, c.Ignored)
+
+	c, err = Load(path, Options{Engine: "container"})
+	require.NoError(t, err)
+	assert.NotContains(t, c.Document, "engine")
+	assert.Contains(t, c.Ignored, "enableResourceMonitor")
+}

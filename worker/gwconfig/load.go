@@ -59,6 +59,10 @@ type Options struct {
 	// worker-runner's workerConfig can carry workergen settings too; a
 	// generic-worker key setting the same field is then an error.
 	Native []string
+	// Engine is the profile's engine kind ("native", "container"). Keys
+	// whose target is engine.… (the resource monitor's, for example) are
+	// set for the native engine and warned about for any other.
+	Engine string
 }
 
 // Config is a loaded generic-worker config file.
