@@ -68,7 +68,7 @@ func parseMultiuserPayload(payload json.RawMessage) (multiuserPayload, error) {
 // checkUserFeatures validates osGroups and features.runTaskAsCurrentUser
 // against the mode, the operator's config and the task's scopes. Problems
 // are malformed-payload errors naming the field, group or scope.
-func (e *Engine) checkUserFeatures(tc *task.Context, p multiuserPayload) error {
+func (e *Engine) checkUserFeatures(ctx context.Context, tc *task.Context, p multiuserPayload) error {
 	var errs []error
 	if !e.multiuser {
 		if len(p.OSGroups) > 0 {
@@ -81,16 +81,24 @@ func (e *Engine) checkUserFeatures(tc *task.Context, p multiuserPayload) error {
 			errs = append(errs, task.MalformedPayloadf("payload.osGroups[%d]: group %q is not one this worker allows (engine config osGroups: %q)", i, g, e.osGroups))
 			continue
 		}
-		if scope := "generic-worker:os-group:" + tc.Worker.WorkerPoolID + "/" + g; !tc.HasScopes(scope) {
+		scope := "generic-worker:os-group:" + tc.Worker.WorkerPoolID + "/" + g
+		ok, err := tc.HasScopes(ctx, scope)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			errs = append(errs, task.MalformedPayloadf("payload.osGroups[%d]: group %q needs scope %s, which the task does not have", i, g, scope))
 		}
 	}
 	if p.Features.RunTaskAsCurrentUser {
 		scope := "generic-worker:run-task-as-current-user:" + tc.Worker.WorkerPoolID
+		ok, err := tc.HasScopes(ctx, scope)
 		switch {
 		case !e.allowCurrentUser:
 			errs = append(errs, task.MalformedPayloadf("payload.features.runTaskAsCurrentUser: this worker does not allow it (engine config enableRunTaskAsCurrentUser is false)"))
-		case !tc.HasScopes(scope):
+		case err != nil:
+			return err
+		case !ok:
 			errs = append(errs, task.MalformedPayloadf("payload.features.runTaskAsCurrentUser: needs scope %s, which the task does not have", scope))
 		}
 	}

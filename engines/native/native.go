@@ -206,7 +206,7 @@ func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engin
 	if err != nil {
 		return nil, err
 	}
-	if err := e.checkUserFeatures(tc, mp); err != nil {
+	if err := e.checkUserFeatures(ctx, tc, mp); err != nil {
 		return nil, err
 	}
 	b := &builder{e: e, tc: tc, cmds: cmds, names: map[string]bool{}, monitor: e.monitor.forTask(mp)}
