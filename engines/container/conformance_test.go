@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 		Background:  true,
 		MaxEnvEntry: MaxEnvEntry,
 		Abilities: []engines.Ability{engines.AbilityHostAddress, engines.AbilityHostName,
-			engines.AbilitySandboxAddress, engines.AbilityVolumes},
+			engines.AbilityImageInfo, engines.AbilityInteractiveShell, engines.AbilitySandboxAddress, engines.AbilityVolumes},
 		Kind: "container",
 	})
 }
