@@ -185,6 +185,7 @@ func TestExportedSchemas(t *testing.T) {
 		  "features": {"liveLog": false, "backingLog": true}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}, "taskclusterProxyInterface": "localhost"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": false, "interactive": false}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true, "interactive": true}}`,
 	}
 	bad := []string{
 		`{"maxRunTime": 1}`, `{"command": [["true"]]}`, `{"command": [], "maxRunTime": 1}`,
@@ -198,7 +199,8 @@ func TestExportedSchemas(t *testing.T) {
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"path": "a"}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"type": "file", "path": "a", "x": 1}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"type": "file", "path": "a"}, {"type": "file", "path": "a"}]}`,
-		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": 1}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"interactive": 1}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "taskclusterProxyInterface": "eth0"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "logs": {"other": "x"}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "osGroups": []}`,
