@@ -268,4 +268,3 @@ func repoRoot(t testing.TB) string {
 		dir = parent
 	}
 }
-
