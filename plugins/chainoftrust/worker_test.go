@@ -61,6 +61,10 @@ const cotV1Schema = `{
 // newKey runs `new-ed25519-keypair --file` through the worker's CLI and
 // returns the key file and the public key it printed.
 func newKey(t *testing.T) (string, ed25519.PublicKey) {
+	return newKeyTB(t)
+}
+
+func newKeyTB(t testing.TB) (string, ed25519.PublicKey) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ed25519_private_key")
 	var out, errOut bytes.Buffer
