@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/workergen/workergen/plugins/internal/workerit"
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/worker"
 )
 
@@ -213,4 +215,46 @@ func TestChainOfTrustContainer(t *testing.T) {
 	require.Equal(t, im.ID, env["imageHash"])
 	require.True(t, strings.HasPrefix(im.ID, "sha256:"), im.ID)
 	require.NotContains(t, env, "imageArtifactHash", "a registry image")
+
+	// A task image: imageArtifactHash is the sha256 of the artifact it was
+	// loaded from, imageHash the loaded image's ID (save/load keeps it).
+	rc, err := cli.ImageSave(ctx, []string{e.Image})
+	require.NoError(t, err)
+	image, err := io.ReadAll(rc)
+	rc.Close()
+	require.NoError(t, err)
+	producer := e.CreateTask(map[string]any{"image": e.Image, "maxRunTime": 60})
+	claimed, err := e.Server.ClaimWork(ctx, e.Pool, "producer", "p1", 1)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	pq := (&taskcluster.Client{RootURL: e.URL, Credentials: taskcluster.StaticCredentials(claimed[0].Credentials)}).Queue()
+	require.NoError(t, pq.UploadArtifact(ctx, producer, 0, "public/image.tar", &taskcluster.ArtifactUpload{
+		StorageType: taskcluster.StorageS3, ContentType: "application/x-tar", ContentLength: int64(len(image)),
+		Expires: time.Now().Add(24 * time.Hour),
+		Open:    func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(image)), nil },
+	}))
+	_, err = pq.ReportCompleted(ctx, producer, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		st, _ := cli.ImageList(context.Background(), client.ImageListOptions{})
+		for _, im := range st.Items {
+			for _, tag := range im.RepoTags {
+				if strings.Contains(tag, "workergen-task-image") {
+					cli.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{})
+				}
+			}
+		}
+	})
+	consumer := e.CreateTask(map[string]any{
+		"image":   map[string]string{"type": "task-image", "taskId": producer, "path": "public/image.tar"},
+		"command": []string{"sh", "-c", "echo in the task image"}, "maxRunTime": 60,
+		"features": map[string]any{"chainOfTrust": true},
+	})
+	require.NoError(t, e.Work(ctx, 1))
+	require.Equal(t, "completed", e.Resolution(consumer), e.Log(consumer))
+	m = verified(t, e, consumer, pub)
+	env = m["environment"].(map[string]any)
+	sum := sha256.Sum256(image)
+	require.Equal(t, "sha256:"+hex.EncodeToString(sum[:]), env["imageArtifactHash"])
+	require.Equal(t, im.ID, env["imageHash"])
 }
