@@ -150,3 +150,31 @@ func TestInteractiveDisabled(t *testing.T) {
 	require.Equal(t, "exception/malformed-payload", e.Resolution(id))
 	require.Contains(t, e.Log(id), "payload.features.interactive: this worker does not offer interactive shells")
 }
+
+// maxRunTime still applies: the task is killed with an open session,
+// which ends with it.
+func TestInteractiveMaxRunTime(t *testing.T) {
+	e := workerit.New(t, workerit.Options{Profile: "linux-native", Plugins: cfg()})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id := e.CreateTask(map[string]any{
+		"command":    [][]string{{"/bin/sh", "-c", "sleep 600"}},
+		"maxRunTime": 10, // seconds: time to open the session on a loaded machine
+		"features":   map[string]any{"interactive": true},
+	})
+	worked := make(chan error, 1)
+	go func() { worked <- e.Work(ctx, 1) }()
+	c, _, err := websocket.Dial(ctx, socketURL(t, ctx, e, id, interactive.GenericWorkerArtifact), nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	require.NoError(t, c.Write(ctx, websocket.MessageBinary, stdin("echo ready-$((40+2))\n")))
+	readUntil(t, ctx, c, "ready-42")
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			require.NoError(t, ctx.Err(), "the socket did not close when maxRunTime killed the task")
+			break
+		}
+	}
+	require.NoError(t, <-worked)
+	require.Equal(t, "failed", e.Resolution(id), e.Log(id))
+}
