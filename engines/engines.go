@@ -27,7 +27,7 @@
 // never outlives its run.
 //
 // Optional abilities (Ability: HostNameBuilder, HostAddresser,
-// AddressedSandbox, VolumeBuilder) are small interfaces next to the main
+// AddressedSandbox, VolumeBuilder, ShellSandbox, ImageSandbox) are small interfaces next to the main
 // ones; components detect them with a type assertion. An engine's CUE
 // metadata lists the abilities it implements and a plugin's those it needs,
 // so that the generator refuses a profile whose engine lacks one. Every
@@ -207,6 +207,10 @@ const (
 	AbilitySandboxAddress Ability = "sandbox-address"
 	// AbilityVolumes: the SandboxBuilder implements VolumeBuilder.
 	AbilityVolumes Ability = "volumes"
+	// AbilityInteractiveShell: the Sandbox implements ShellSandbox.
+	AbilityInteractiveShell Ability = "interactive-shell"
+	// AbilityImageInfo: the Sandbox implements ImageSandbox.
+	AbilityImageInfo Ability = "image-info"
 )
 
 // abilities describes each Ability: its interface's name and how to tell
@@ -218,6 +222,8 @@ var abilities = []struct {
 }{
 	{AbilityHostAddress, "engines.HostAddresser", func(e Engine, _ SandboxBuilder, _ Sandbox) bool { _, ok := e.(HostAddresser); return ok }},
 	{AbilityHostName, "engines.HostNameBuilder", func(_ Engine, b SandboxBuilder, _ Sandbox) bool { _, ok := b.(HostNameBuilder); return ok }},
+	{AbilityImageInfo, "engines.ImageSandbox", func(_ Engine, _ SandboxBuilder, s Sandbox) bool { _, ok := s.(ImageSandbox); return ok }},
+	{AbilityInteractiveShell, "engines.ShellSandbox", func(_ Engine, _ SandboxBuilder, s Sandbox) bool { _, ok := s.(ShellSandbox); return ok }},
 	{AbilitySandboxAddress, "engines.AddressedSandbox", func(_ Engine, _ SandboxBuilder, s Sandbox) bool { _, ok := s.(AddressedSandbox); return ok }},
 	{AbilityVolumes, "engines.VolumeBuilder", func(_ Engine, b SandboxBuilder, _ Sandbox) bool { _, ok := b.(VolumeBuilder); return ok }},
 }
@@ -297,6 +303,51 @@ type VolumeBuilder interface {
 	AttachCache(name, mountPath string) error
 }
 
+// ShellSandbox is an optional Sandbox ability: an interactive shell inside
+// the running task's environment (same working directory, environment
+// variables and, where the engine has them, user, cgroup and container), on
+// a pseudo-terminal. Shell starts one; it returns an error wrapping
+// ErrNotRunning once the task has ended or was stopped. The shell is
+// stopped when the task ends, is killed or aborted, or when ctx ends.
+// Several shells may run at once.
+type ShellSandbox interface {
+	Shell(ctx context.Context, size TermSize) (Shell, error)
+}
+
+// TermSize is a terminal's size in character cells.
+type TermSize struct {
+	Rows, Cols uint16
+}
+
+// Shell is a running interactive shell. Read returns what the terminal
+// shows (the shell's output, with terminal line endings); Write types
+// input. Read returns io.EOF (or an error) once the shell has exited.
+// Close ends the shell (killing it if still running) and is idempotent.
+type Shell interface {
+	io.ReadWriteCloser
+	// Resize changes the terminal size; the shell gets SIGWINCH.
+	Resize(size TermSize) error
+	// Done is closed when the shell process has exited.
+	Done() <-chan struct{}
+}
+
+// ImageSandbox is an optional Sandbox ability of engines that run tasks
+// from images (containers): Image describes the image the task runs in.
+type ImageSandbox interface {
+	Image(ctx context.Context) (ImageInfo, error)
+}
+
+// ImageInfo identifies a task's image for Chain of Trust.
+type ImageInfo struct {
+	// Hash is the image's content-addressable ID, "sha256:<64 hex>" (the
+	// digest of its config, as `docker inspect --format '{{.Id}}'` shows).
+	Hash string
+	// ArtifactHash is "sha256:<64 hex>" of the artifact the image was
+	// loaded from (docker-worker payload image types task-image and
+	// indexed-image), or "" for registry images.
+	ArtifactHash string
+}
+
 // Errors engines return; callers match them with errors.Is.
 var (
 	ErrInvalidEnvName  = errors.New("invalid environment variable name")
@@ -308,6 +359,7 @@ var (
 	ErrOutsideTaskDir  = errors.New("path resolves outside the task directory")
 	ErrAborted         = errors.New("sandbox aborted")
 	ErrNoHostNetwork   = errors.New("the sandbox has no network to reach the worker host")
+	ErrNotRunning      = errors.New("the task is not running")
 )
 
 // CheckEnv applies the contract's minimum rules for SandboxBuilder.SetEnv:

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -122,7 +121,7 @@ func toValidatable(t testing.TB, v any) any {
 // TestCorpus checks the composed payload schemas against upstream on the
 // real-task corpus: a payload that uses no field the profile lacks must be
 // accepted by our schema exactly when upstream accepts it; a payload using
-// an unsupported field (features.chainOfTrust, ...) must be rejected, and with
+// an unsupported field (features.loopbackAudio, ...) must be rejected, and with
 // those fields removed must again be judged like upstream judges it.
 func TestCorpus(t *testing.T) {
 	root := repoRoot(t)
@@ -167,7 +166,7 @@ func TestCorpus(t *testing.T) {
 			}
 			t.Logf("%s: %d %s tasks: %d judged like upstream as they are, %d use fields the profile lacks (rejected; judged like upstream without them), %d invalid upstream",
 				c.profile, len(tasks), c.worker, same, unsupported, upstreamInvalid)
-			require.True(t, slices.ContainsFunc(p.Unsupported, func(u gen.Unsupported) bool { return u.Path == "features.chainOfTrust" }))
+			require.NotEmpty(t, p.Unsupported, "every shipped dialect still lacks a feature, which the test above exercises")
 		})
 	}
 }

@@ -18,11 +18,7 @@ import (
 // using one is rejected (malformed-payload naming it) rather than run
 // without it.
 var d2gOutOfScope = map[string]string{
-	// Chain of Trust signs artifacts with a worker key (issue: plugin
-	// chainoftrust); without the key the certificate would be a lie.
-	"features.chainOfTrust": "needs the chainoftrust plugin (worker signing key), not built",
-	// Interactive sessions and loopback devices are separate plugins.
-	"features.interactive":   "needs the interactive plugin, not built in this profile",
+	// Loopback devices need kernel modules and a plugin of their own.
 	"features.loopbackAudio": "needs the loopback plugin (snd-aloop), not built",
 	"features.loopbackVideo": "needs the loopback plugin (v4l2loopback), not built",
 }
@@ -87,5 +83,5 @@ func TestD2GPayloads(t *testing.T) {
 	}
 	t.Logf("d2g generic-worker payloads: %d accepted by linux-multiuser, %d rejected for an out-of-scope feature", accepted, outOfScope)
 	require.Equal(t, 37, accepted+outOfScope)
-	require.True(t, slices.ContainsFunc(p.Unsupported, func(u gen.Unsupported) bool { return u.Path == "features.chainOfTrust" }))
+	require.True(t, slices.ContainsFunc(p.Unsupported, func(u gen.Unsupported) bool { return u.Path == "features.loopbackAudio" }))
 }

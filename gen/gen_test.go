@@ -109,7 +109,7 @@ func TestMainGoWiring(t *testing.T) {
 	}
 	require.True(t, slices.IsSorted(idx), "plugins out of stage order:\n%s", src)
 	require.Contains(t, src, "New:  native.New")
-	require.Contains(t, src, `Path:    "features.chainOfTrust"`)
+	require.Contains(t, src, `Path:    "features.loopbackAudio"`)
 	require.Contains(t, src, "//go:embed payload.schema.json")
 }
 
@@ -186,6 +186,7 @@ func TestExportedSchemas(t *testing.T) {
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"taskclusterProxy": true}, "taskclusterProxyInterface": "localhost"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": false, "interactive": false}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "osGroups": [], "features": {"resourceMonitor": true}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true, "interactive": true}}`,
 	}
 	bad := []string{
 		`{"maxRunTime": 1}`, `{"command": [["true"]]}`, `{"command": [], "maxRunTime": 1}`,
@@ -199,7 +200,8 @@ func TestExportedSchemas(t *testing.T) {
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"path": "a"}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"type": "file", "path": "a", "x": 1}]}`,
 		`{"command": [["true"]], "maxRunTime": 1, "artifacts": [{"type": "file", "path": "a"}, {"type": "file", "path": "a"}]}`,
-		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": true}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"chainOfTrust": 1}}`,
+		`{"command": [["true"]], "maxRunTime": 1, "features": {"interactive": 1}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "taskclusterProxyInterface": "eth0"}`,
 		`{"command": [["true"]], "maxRunTime": 1, "logs": {"other": "x"}}`,
 		`{"command": [["true"]], "maxRunTime": 1, "mounts": [{"cacheName": "c"}]}`,

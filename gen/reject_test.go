@@ -112,11 +112,11 @@ engines: future: {
 }
 `
 
-// chainOfTrustPlugin provides a field the dialect lists as unimplemented.
-const chainOfTrustPlugin = `package workergen
+// resourceMonitorPlugin provides a field the dialect lists as unimplemented.
+const loopbackPlugin = `package workergen
 
-plugins: chainoftrust: {
-	goImport:    "example.com/chainoftrust"
+plugins: loopback: {
+	goImport:    "example.com/loopback"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -124,7 +124,7 @@ plugins: chainoftrust: {
 	requires: {}
 	#Config: {}
 	#Defaults: {}
-	payload: "generic-worker-posix": "features.chainOfTrust": type: bool
+	payload: "generic-worker-posix": "features.loopbackAudio": type: bool
 }
 `
 
@@ -179,7 +179,7 @@ func TestGenerateRejects(t *testing.T) {
 		{
 			name:    "unknown plugin",
 			profile: mutate(t, "env: {}", "envv: {}"),
-			want:    []string{"profiles/bad.cue:9:", `unknown plugin "envv"`, "known plugins: artifacts, env, exitstatus"},
+			want:    []string{"profiles/bad.cue:9:", `unknown plugin "envv"`, "known plugins: artifacts, chainoftrust, env, exitstatus"},
 		},
 		{
 			name:    "unknown engine",
@@ -255,8 +255,8 @@ profile: {
 		{
 			name:    "unimplemented field provided",
 			profile: goodProfile,
-			extra:   map[string]string{"schemas/plugins/chainoftrust.cue": chainOfTrustPlugin},
-			want:    []string{"schemas/dialects.cue:", `dialects.generic-worker-posix.unimplemented lists "features.chainOfTrust", which plugin chainoftrust provides: remove the entry`},
+			extra:   map[string]string{"schemas/plugins/loopback.cue": loopbackPlugin},
+			want:    []string{"schemas/dialects.cue:", `dialects.generic-worker-posix.unimplemented lists "features.loopbackAudio", which plugin loopback provides: remove the entry`},
 		},
 		{
 			name:    "engine not available",

@@ -224,6 +224,16 @@ func (c *Context) ReserveArtifactName(name, owner string) error {
 	return nil
 }
 
+// WrapArtifacts replaces Artifacts with wrap(Artifacts), so that a plugin
+// sees every artifact the run publishes after it (the chainoftrust plugin
+// hashes them). Call it only from NewTaskPlugin, which the worker calls for
+// one plugin at a time; stages read Artifacts when they publish.
+func (c *Context) WrapArtifacts(wrap func(ArtifactSink) ArtifactSink) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Artifacts = wrap(c.Artifacts)
+}
+
 // Explain records why the run is failing or ending (e.g. "maxRunTime of
 // 600 seconds exceeded"), in addition to logging it; the worker shows the
 // explanations with the resolution (run's summary, manifest). Safe for

@@ -76,6 +76,8 @@ func MainArgs(b Build, args []string, stdout, stderr io.Writer) int {
 		return cmdRun(b, args[1:], stdout, stderr)
 	case "work":
 		return cmdWork(b, args[1:], stdout, stderr)
+	case "new-ed25519-keypair": // cmd_keypair.go
+		return cmdNewEd25519Keypair(b, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q\n", b.Binary, args[0])
 	usage(b, stderr)

@@ -37,7 +37,7 @@ func conformance(t *testing.T, d daemontest.Daemon) {
 		UnorderedStreams: d.Name == "docker",
 		MaxEnvEntry:      MaxEnvEntry,
 		Abilities: []engines.Ability{engines.AbilityHostAddress, engines.AbilityHostName,
-			engines.AbilitySandboxAddress, engines.AbilityVolumes},
+			engines.AbilityImageInfo, engines.AbilityInteractiveShell, engines.AbilitySandboxAddress, engines.AbilityVolumes},
 		Kind: "container",
 	})
 }

@@ -110,7 +110,8 @@ func dockerWorkerPlugins(t *testing.T, e *itEnv) {
 	logs["features"] = map[string]any{"bulkLog": true, "localLiveLog": true}
 	tLogs := e.createTask(logs)
 
-	// Features with no implementation are malformed-payload naming them.
+	// Chain of Trust on a worker without a signing key is malformed-payload
+	// naming the feature.
 	cot := e.payload("true")
 	cot["features"] = map[string]any{"chainOfTrust": true}
 	tCoT := e.createTask(cot)

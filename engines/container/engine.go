@@ -253,7 +253,7 @@ func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engin
 	if err != nil {
 		return nil, err
 	}
-	id, ref, err := e.images.resolve(ctx, tc, p.Image)
+	id, ref, art, err := e.images.resolve(ctx, tc, p.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +266,7 @@ func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engin
 			return nil, task.MalformedPayloadf("payload.command: empty, and image %s has no default command (CMD or ENTRYPOINT)", p.Image)
 		}
 	}
-	b := &builder{e: e, tc: tc, payload: p, imageID: id, env: map[string]string{}}
+	b := &builder{e: e, tc: tc, payload: p, imageID: id, imageArtifact: art, env: map[string]string{}}
 	b.releaseImage = e.images.acquire(ref)
 	for _, name := range sortedKeys(p.Cache) {
 		if err := b.AttachCache(name, p.Cache[name]); err != nil {

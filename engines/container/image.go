@@ -49,10 +49,18 @@ type images struct {
 	keyLocks map[string]*sync.Mutex // one resolution at a time per image key
 	lastUsed map[string]time.Time   // image reference -> last use
 	inUse    map[string]int         // image reference -> running sandboxes
+	// hashes holds "sha256:<hex>" of the artifact each task image was
+	// loaded from, by local tag (taskImageTag).
+	hashes map[string]string
+}
+
+// imageArtifact names the artifact a task image comes from.
+type imageArtifact struct {
+	taskID, path string
 }
 
 func newImages(cli *client.Client, cfg Config) *images {
-	return &images{cli: cli, cfg: cfg, keyLocks: map[string]*sync.Mutex{}, lastUsed: map[string]time.Time{}, inUse: map[string]int{}}
+	return &images{cli: cli, cfg: cfg, keyLocks: map[string]*sync.Mutex{}, lastUsed: map[string]time.Time{}, inUse: map[string]int{}, hashes: map[string]string{}}
 }
 
 func (s *images) lock(key string) func() {
@@ -87,37 +95,38 @@ func (s *images) acquire(id string) (release func()) {
 	}
 }
 
-// resolve makes img present locally and returns its image ID and the local
-// reference it goes by (the registry reference, or the task image's tag).
+// resolve makes img present locally and returns its image ID, the local
+// reference it goes by (the registry reference, or the task image's tag)
+// and, for task images, the artifact it was loaded from.
 // Errors are *task.ExceptionError: malformed-payload for images that do not
 // exist or cannot be loaded, resource-unavailable for transient trouble.
-func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (id, ref string, err error) {
+func (s *images) resolve(ctx context.Context, tc *task.Context, img Image) (id, ref string, art *imageArtifact, err error) {
 	switch img.Type {
 	case ImageRegistry:
 		id, err := s.resolveRef(ctx, tc, img.Name)
-		return id, img.Name, err
+		return id, img.Name, nil, err
 	case ImageTask:
 		id, err := s.resolveArtifact(ctx, tc, img, img.TaskID)
-		return id, taskImageTag(img.TaskID, img.Path), err
+		return id, taskImageTag(img.TaskID, img.Path), &imageArtifact{img.TaskID, img.Path}, err
 	case ImageIndexed:
 		q := s.queueOf(tc)
 		if q == nil {
-			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoQueue))
+			return "", "", nil, task.ResourceUnavailable(fmt.Errorf("payload.image (%s): %w", img, errNoQueue))
 		}
 		fctx, cancel := context.WithTimeout(ctx, s.cfg.pullTimeout())
 		taskID, err := q.FindTask(fctx, img.Namespace)
 		cancel()
 		if err != nil {
 			if taskAtFault(err) {
-				return "", "", task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
+				return "", "", nil, task.MalformedPayloadf("payload.image: index namespace %q: %v", img.Namespace, err)
 			}
-			return "", "", task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
+			return "", "", nil, task.ResourceUnavailable(fmt.Errorf("payload.image: looking up index namespace %q: %w", img.Namespace, err))
 		}
 		tc.Logf("image: index namespace %s points at task %s", img.Namespace, taskID)
 		id, err := s.resolveArtifact(ctx, tc, img, taskID)
-		return id, taskImageTag(taskID, img.Path), err
+		return id, taskImageTag(taskID, img.Path), &imageArtifact{taskID, img.Path}, err
 	}
-	return "", "", task.MalformedPayloadf("payload.image.type: unknown image type %q", img.Type)
+	return "", "", nil, task.MalformedPayloadf("payload.image.type: unknown image type %q", img.Type)
 }
 
 func (s *images) resolveRef(ctx context.Context, tc *task.Context, ref string) (string, error) {
@@ -290,7 +299,8 @@ func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Imag
 		return "", task.ResourceUnavailable(fmt.Errorf("downloading image artifact %s of task %s: %w", img.Path, taskID, err))
 	}
 	defer body.Close()
-	counted := &countingReader{r: body}
+	sum := sha256.New()
+	counted := &countingReader{r: io.TeeReader(body, sum)}
 	tarball, err := decompress(counted)
 	if err != nil {
 		return "", task.MalformedPayloadf("payload.image: artifact %q of task %s: %v", img.Path, taskID, err)
@@ -302,6 +312,14 @@ func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Imag
 		}
 		return "", task.MalformedPayloadf("payload.image: artifact %q of task %s is not a loadable image: %v", img.Path, taskID, err)
 	}
+	// The artifact's hash covers all of it, also what the image loader
+	// left unread (tar padding).
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return "", task.ResourceUnavailable(fmt.Errorf("downloading image artifact %s of task %s: %w", img.Path, taskID, err))
+	}
+	s.mu.Lock()
+	s.hashes[tag] = "sha256:" + hex.EncodeToString(sum.Sum(nil))
+	s.mu.Unlock()
 	if _, err := s.cli.ImageTag(ctx, client.ImageTagOptions{Source: loaded, Target: tag}); err != nil {
 		return "", task.InternalError(fmt.Errorf("tagging loaded image %s as %s: %w", loaded, tag, err))
 	}
@@ -311,6 +329,37 @@ func (s *images) resolveArtifact(ctx context.Context, tc *task.Context, img Imag
 	}
 	tc.Logf("image: loaded %d bytes in %s as %s (%s)", counted.n, time.Since(start).Round(time.Millisecond), tag, shortID(id))
 	return id, nil
+}
+
+// artifactHash returns "sha256:<hex>" of the artifact a task image was
+// loaded from. An image the worker loaded before it restarted has no
+// recorded hash: the artifact is downloaded again to compute it.
+func (s *images) artifactHash(ctx context.Context, tc *task.Context, a imageArtifact) (string, error) {
+	tag := taskImageTag(a.taskID, a.path)
+	s.mu.Lock()
+	h, ok := s.hashes[tag]
+	s.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	q := s.queueOf(tc)
+	if q == nil {
+		return "", fmt.Errorf("hashing image artifact %s of task %s: %w", a.path, a.taskID, errNoQueue)
+	}
+	body, err := q.OpenLatestArtifact(ctx, a.taskID, a.path)
+	if err != nil {
+		return "", fmt.Errorf("downloading image artifact %s of task %s to hash it: %w", a.path, a.taskID, err)
+	}
+	defer body.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, body); err != nil {
+		return "", fmt.Errorf("downloading image artifact %s of task %s to hash it: %w", a.path, a.taskID, err)
+	}
+	h = "sha256:" + hex.EncodeToString(sum.Sum(nil))
+	s.mu.Lock()
+	s.hashes[tag] = h
+	s.mu.Unlock()
+	return h, nil
 }
 
 // load sends a docker-save/OCI archive to the image-load API and returns a

@@ -29,11 +29,12 @@ import (
 
 // builder collects env and caches before the container is created.
 type builder struct {
-	e            *Engine
-	tc           *task.Context
-	payload      Payload
-	imageID      string
-	releaseImage func()
+	e             *Engine
+	tc            *task.Context
+	payload       Payload
+	imageID       string
+	imageArtifact *imageArtifact // the artifact a task image was loaded from, or nil
+	releaseImage  func()
 
 	mu      sync.Mutex
 	env     map[string]string
@@ -113,6 +114,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	}
 	s := &sandbox{
 		e: b.e, tc: b.tc, releaseImage: b.releaseImage, state: sandboxstate.New(),
+		imageID: b.imageID, imageArtifact: b.imageArtifact,
 		output: discardOutput, outputDone: make(chan struct{}),
 	}
 	if s.tc.Log != nil {
@@ -267,7 +269,10 @@ type sandbox struct {
 	caches       []*cacheUse
 	releaseImage func()
 	started      time.Time
-	oom          *oomWatcher // nil unless a memory limit is set and the cgroup is visible
+	// imageID and imageArtifact describe the task's image (Image).
+	imageID       string
+	imageArtifact *imageArtifact
+	oom           *oomWatcher // nil unless a memory limit is set and the cgroup is visible
 
 	outputDone chan struct{} // closed when the output stream ended
 	// state is the Wait/Kill/Abort state: ended when run saw the container
@@ -276,8 +281,9 @@ type sandbox struct {
 
 	cleanupOnce sync.Once
 	cleanupErr  error
-	mu          sync.Mutex // guards spoolDirs
+	mu          sync.Mutex // guards spoolDirs and shells
 	spoolDirs   []string
+	shells      []*execShell
 }
 
 // copyOutput copies the container's output into the task log until the
@@ -347,6 +353,7 @@ func (s *sandbox) run() {
 		return
 	}
 	killed := s.state.End() != sandboxstate.None
+	s.closeShells()
 	oom := st.OOMKilled || s.oom.check() && st.ExitCode != 0
 	s.oom.stop()
 	r := &result{s: s, exitCode: st.ExitCode, oom: oom && !killed, killed: killed}
@@ -445,6 +452,7 @@ func (s *sandbox) Kill() error { return s.state.Kill(s.kill) }
 // kill sends SIGKILL; running is false when the container had already
 // stopped or killing it failed.
 func (s *sandbox) kill() (running bool, err error) {
+	s.closeShells()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err = s.e.cli.ContainerKill(ctx, s.id, client.ContainerKillOptions{Signal: "KILL"})

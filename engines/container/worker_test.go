@@ -28,8 +28,10 @@ import (
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/plugins/artifacts"
+	"github.com/workergen/workergen/plugins/chainoftrust"
 	"github.com/workergen/workergen/plugins/env"
 	"github.com/workergen/workergen/plugins/exitstatus"
+	"github.com/workergen/workergen/plugins/interactive"
 	"github.com/workergen/workergen/plugins/maxruntime"
 	"github.com/workergen/workergen/plugins/taskclusterproxy"
 	"github.com/workergen/workergen/plugins/tasklog"
@@ -119,7 +121,8 @@ func newItEnvOn(t testing.TB, d daemontest.Daemon, ec map[string]any) *itEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New, "artifacts": artifacts.New, "taskclusterproxy": taskclusterproxy.New}
+	ctors := map[string]plugins.Constructor{"env": env.New, "maxruntime": maxruntime.New, "exitstatus": exitstatus.New, "tasklog": tasklog.New, "artifacts": artifacts.New, "taskclusterproxy": taskclusterproxy.New,
+		"chainoftrust": chainoftrust.New, "interactive": interactive.New}
 	b := worker.Build{Profile: p.Name, Binary: p.Binary, Dialect: task.Dialect(p.Dialect), Engine: worker.EngineEntry{Name: "container", New: container.New}, PayloadSchema: p.PayloadSchema, ConfigSchema: p.ConfigSchema, DefaultConfig: p.DefaultConfig, ProfileJSON: p.ProfileJSON}
 	for _, pl := range p.Plugins {
 		c, ok := ctors[pl.Name]

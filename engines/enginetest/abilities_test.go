@@ -48,7 +48,8 @@ func TestAbilitiesMatch(t *testing.T) {
 
 // The schemas' engines declare only known abilities.
 func TestSchemaAbilities(t *testing.T) {
-	require.Equal(t, []engines.Ability{engines.AbilityHostAddress, engines.AbilityHostName, engines.AbilitySandboxAddress, engines.AbilityVolumes},
+	require.Equal(t, []engines.Ability{engines.AbilityHostAddress, engines.AbilityHostName, engines.AbilityImageInfo,
+		engines.AbilityInteractiveShell, engines.AbilitySandboxAddress, engines.AbilityVolumes},
 		enginetest.SchemaAbilities(t, "container"))
-	require.Empty(t, enginetest.SchemaAbilities(t, "native"))
+	require.Equal(t, []engines.Ability{engines.AbilityInteractiveShell}, enginetest.SchemaAbilities(t, "native"))
 }

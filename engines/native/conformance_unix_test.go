@@ -67,6 +67,7 @@ func TestConformance(t *testing.T) {
 				Background:  true,
 				ProcessGone: processGone,
 				MaxEnvEntry: maxEntry,
+				Abilities:   []engines.Ability{engines.AbilityInteractiveShell},
 				Kind:        "native",
 			})
 		})

@@ -353,6 +353,9 @@ type sandbox struct {
 	// finish ends the state, after which only run's goroutine uses them.
 	state *sandboxstate.State
 	procs []*proc
+	// shells are the interactive shells started (unix), guarded like
+	// procs.
+	shells []*ptyShell
 }
 
 var _ engines.Sandbox = (*sandbox)(nil)
@@ -552,6 +555,7 @@ func (s *sandbox) carryOver(i int, env []string, dir string) ([]string, string) 
 func (s *sandbox) finish() sandboxstate.Stop {
 	stop := s.state.End()
 	s.mon.stop()
+	s.closeShells()
 	procs := s.procs
 	for _, p := range procs {
 		if err := p.kill(); err != nil {
@@ -618,6 +622,7 @@ func (s *sandbox) Abort() error { return s.state.Abort(s.kill) }
 // before the end. The stop is recorded even when killing fails, so that no
 // further command starts.
 func (s *sandbox) kill() (bool, error) {
+	s.closeShells()
 	var errs []error
 	for _, p := range s.procs {
 		if err := p.kill(); err != nil {

@@ -146,6 +146,19 @@ func (s *State) Locked(fn func(Stop)) {
 	fn(s.stop)
 }
 
+// IfRunning calls fn with the state locked when the task has neither ended
+// nor been stopped, and reports whether it did; engines use it to add a
+// process to a running task (an interactive shell) without racing its end.
+func (s *State) IfRunning(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.stop != None {
+		return false
+	}
+	fn()
+	return true
+}
+
 // End records that the task has ended and returns the stop recorded before
 // it, which no later Kill or Abort changes. It may be called more than once
 // and returns the same value.
