@@ -231,10 +231,14 @@ func TestExportedSchemas(t *testing.T) {
 	require.Equal(t, native.DefaultInheritEnvPOSIX, cfg.InheritEnv)
 }
 
+// TestUnknownProfile: the error lists every profile in profiles/ (read
+// from the folder, not from a list here).
 func TestUnknownProfile(t *testing.T) {
 	_, err := gen.Resolve(repoRoot(t), "nope")
 	require.ErrorIs(t, err, gen.ErrUnknownProfile)
-	require.ErrorContains(t, err, "hello, linux-docker, linux-native")
+	require.ErrorContains(t, err, "known profiles are "+strings.Join(shippedProfiles(t), ", "))
+	_, err = gen.Resolve(repoRoot(t), "profiles/nope.cue")
+	require.ErrorIs(t, err, gen.ErrUnknownProfile)
 }
 
 func BenchmarkResolve(b *testing.B) {

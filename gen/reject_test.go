@@ -13,27 +13,30 @@ import (
 )
 
 // scratchRoot returns a temporary repository root holding a copy of the
-// shipped schemas plus the extra schema files given (path -> content) and
-// one profile, profiles/bad.cue.
+// shipped schemas, go.mod and the CUE of every component folder, plus the
+// extra files given (path -> content) and one profile, profiles/bad.cue.
 func scratchRoot(t *testing.T, profile string, extra map[string]string) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), gen.SchemasDir)
+	root := repoRoot(t)
 	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(filepath.Dir(src), p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
+	for _, top := range []string{gen.SchemasDir, gen.EnginesDir, gen.PluginsDir} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".cue") {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755))
+			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+		})
+		require.NoError(t, err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "go.mod"), gomod, 0o644))
 	extra["profiles/bad.cue"] = profile
 	for name, content := range extra {
 		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755))
@@ -48,10 +51,10 @@ profile: {
 	name:        "bad"
 	description: "test"
 	dialect:     "generic-worker-posix"
-	engine: kind: "native"
+	engine: import: "github.com/workergen/workergen/engines/native"
 	plugins: {
-		env: {}
-		maxruntime: {}
+		env: import: "github.com/workergen/workergen/plugins/env"
+		maxruntime: import: "github.com/workergen/workergen/plugins/maxruntime"
 	}
 	targets: [{os: "linux", arch: "amd64"}]
 }
@@ -67,7 +70,6 @@ func mutate(t *testing.T, old, new string) string {
 const linuxOnlyPlugin = `package workergen
 
 plugins: linuxonly: {
-	goImport:    "example.com/linuxonly"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -82,7 +84,6 @@ plugins: linuxonly: {
 const clashingPlugin = `package workergen
 
 plugins: env2: {
-	goImport:    "example.com/env2"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -100,7 +101,6 @@ plugins: env2: {
 const unavailableEngine = `package workergen
 
 engines: future: {
-	goImport:    "example.com/future"
 	description: "test engine"
 	os: ["linux"]
 	abilities: []
@@ -116,7 +116,6 @@ engines: future: {
 const chainOfTrustPlugin = `package workergen
 
 plugins: chainoftrust: {
-	goImport:    "example.com/chainoftrust"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -133,7 +132,6 @@ plugins: chainoftrust: {
 const hostlessEngine = `package workergen
 
 engines: hostless: {
-	goImport:    "example.com/hostless"
 	description: "test engine"
 	os: ["linux"]
 	abilities: ["volumes"]
@@ -178,13 +176,13 @@ func TestGenerateRejects(t *testing.T) {
 		},
 		{
 			name:    "unknown plugin",
-			profile: mutate(t, "env: {}", "envv: {}"),
-			want:    []string{"profiles/bad.cue:9:", `unknown plugin "envv"`, "known plugins: artifacts, env, exitstatus"},
+			profile: mutate(t, "plugins/env\"", "plugins/envv\""),
+			want:    []string{"profiles/bad.cue:9:", `profile.plugins.env: unknown plugin "github.com/workergen/workergen/plugins/envv"`, `did you mean "github.com/workergen/workergen/plugins/env"?`},
 		},
 		{
 			name:    "unknown engine",
-			profile: mutate(t, `kind: "native"`, `kind: "nativ"`),
-			want:    []string{"profiles/bad.cue:7:", `unknown engine "nativ"`, "known engines: container, hello, native"},
+			profile: mutate(t, `engines/native"`, `engines/nativ"`),
+			want:    []string{"profiles/bad.cue:7:", `unknown engine "github.com/workergen/workergen/engines/nativ"`, `did you mean "github.com/workergen/workergen/engines/native"?`},
 		},
 		{
 			name:    "unknown dialect",
@@ -198,22 +196,22 @@ func TestGenerateRejects(t *testing.T) {
 		},
 		{
 			name: "plugin does not support target os",
-			profile: strings.Replace(mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
+			profile: strings.Replace(mutate(t, "plugins: {", "plugins: {\n\t\tlinuxonly: import: \"github.com/workergen/workergen/plugins/linuxonly\""),
 				`[{os: "linux", arch: "amd64"}]`, `[{os: "linux", arch: "amd64"}, {os: "darwin", arch: "arm64"}]`, 1),
-			extra: map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
-			want:  []string{"profiles/bad.cue:10:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
+			extra: map[string]string{"plugins/linuxonly/linuxonly.cue": linuxOnlyPlugin},
+			want:  []string{"profiles/bad.cue:9:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
 		},
 		{
 			name:    "conflicting plugins",
-			profile: mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
-			extra:   map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
-			want:    []string{"profiles/bad.cue:10:", "plugin linuxonly conflicts with plugin maxruntime"},
+			profile: mutate(t, "plugins: {", "plugins: {\n\t\tlinuxonly: import: \"github.com/workergen/workergen/plugins/linuxonly\""),
+			extra:   map[string]string{"plugins/linuxonly/linuxonly.cue": linuxOnlyPlugin},
+			want:    []string{"profiles/bad.cue:9:", "plugin linuxonly conflicts with plugin maxruntime"},
 		},
 		{
 			name:    "payload field clash",
-			profile: mutate(t, "env: {}", "env: {}\n\t\tenv2: {}\n\t\ttasklog: {}\n"),
-			extra:   map[string]string{"schemas/plugins/env2.cue": clashingPlugin},
-			want:    []string{"schemas/plugins/", `payload field "env" of dialect generic-worker-posix is defined by both`, `payload field "features.liveLog"`, "plugin tasklog"},
+			profile: mutate(t, "plugins: {", "plugins: {\n\t\tenv2: import: \"github.com/workergen/workergen/plugins/env2\"\n\t\ttasklog: import: \"github.com/workergen/workergen/plugins/tasklog\""),
+			extra:   map[string]string{"plugins/env2/env2.cue": clashingPlugin},
+			want:    []string{"plugins/env2/env2.cue:", `payload field "env" of dialect generic-worker-posix is defined by both`, `payload field "features.liveLog"`, "plugin tasklog"},
 		},
 		{
 			name: "plugin not for the dialect",
@@ -223,8 +221,8 @@ profile: {
 	name:        "bad"
 	description: "test"
 	dialect:     "hello"
-	engine: kind: "hello"
-	plugins: taskclusterproxy: {}
+	engine: import: "github.com/workergen/workergen/engines/hello"
+	plugins: taskclusterproxy: import: "github.com/workergen/workergen/plugins/taskclusterproxy"
 	targets: [{os: "linux", arch: "amd64"}]
 }
 `,
@@ -238,15 +236,15 @@ profile: {
 	name:        "bad"
 	description: "test"
 	dialect:     "docker-worker"
-	engine: kind: "hostless"
+	engine: import: "github.com/workergen/workergen/engines/hostless"
 	plugins: {
-		env: {}
-		taskclusterproxy: {}
+		env: import: "github.com/workergen/workergen/plugins/env"
+		taskclusterproxy: import: "github.com/workergen/workergen/plugins/taskclusterproxy"
 	}
 	targets: [{os: "linux", arch: "amd64"}]
 }
 `,
-			extra: map[string]string{"schemas/engines/hostless.cue": hostlessEngine},
+			extra: map[string]string{"engines/hostless/hostless.cue": hostlessEngine},
 			want: []string{"profiles/bad.cue:10:",
 				`plugin taskclusterproxy needs engine ability "host-address" (engines.HostAddresser) with dialect docker-worker, which engine hostless lacks`,
 				`plugin taskclusterproxy needs engine ability "hostname" (engines.HostNameBuilder)`,
@@ -255,23 +253,23 @@ profile: {
 		{
 			name:    "unimplemented field provided",
 			profile: goodProfile,
-			extra:   map[string]string{"schemas/plugins/chainoftrust.cue": chainOfTrustPlugin},
+			extra:   map[string]string{"plugins/chainoftrust/chainoftrust.cue": chainOfTrustPlugin},
 			want:    []string{"schemas/dialects.cue:", `dialects.generic-worker-posix.unimplemented lists "features.chainOfTrust", which plugin chainoftrust provides: remove the entry`},
 		},
 		{
 			name:    "engine not available",
-			profile: mutate(t, `kind: "native"`, `kind: "future"`),
-			extra:   map[string]string{"schemas/engines/future.cue": unavailableEngine},
+			profile: mutate(t, `engines/native"`, `engines/future"`),
+			extra:   map[string]string{"engines/future/future.cue": unavailableEngine},
 			want:    []string{"profiles/bad.cue:7:", "engine future is not available yet: it comes in a later issue"},
 		},
 		{
 			name:    "engine config typo",
-			profile: mutate(t, `engine: kind: "native"`, "engine: {\n\t\tkind: \"native\"\n\t\tconfig: inheritEnvv: []\n\t}"),
+			profile: mutate(t, `engine: import: "github.com/workergen/workergen/engines/native"`, "engine: {\n\t\timport: \"github.com/workergen/workergen/engines/native\"\n\t\tconfig: inheritEnvv: []\n\t}"),
 			want:    []string{"profiles/bad.cue:9:", "inheritEnvv", "not allowed", `did you mean "inheritEnv"?`},
 		},
 		{
 			name:    "plugin config typo",
-			profile: mutate(t, "env: {}", "env: config: x: 1"),
+			profile: mutate(t, `env: import: "github.com/workergen/workergen/plugins/env"`, `env: {import: "github.com/workergen/workergen/plugins/env", config: x: 1}`),
 			want:    []string{"profiles/bad.cue:9:", "not allowed"},
 		},
 		{
