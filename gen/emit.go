@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path"
@@ -138,7 +139,9 @@ func OutDir(root, name string) string {
 }
 
 // PackagePath is the Go package path of a profile's generated main,
-// relative to the module root, e.g. "./dist/hello".
+// relative to the module root, e.g. "./dist/hello". The package belongs
+// to the profile's own module (dist/<name>/go.mod), not to this one: build
+// it from OutDir, with GOWORK=off.
 func PackagePath(name string) string { return "./" + path.Join(DistDir, name) }
 
 // Write writes the profile's generated files into dir (created if needed).
@@ -166,15 +169,30 @@ func (p *Profile) Write(dir string) error {
 	return nil
 }
 
-// Generate resolves profiles/<name>.cue below root and writes
-// dist/<name>/. Errors are those of Resolve.
+// Generate resolves the profile (a name or a .cue path, see Resolve) below
+// root and writes dist/<profile>/: the generated files and the module
+// files (WriteModule, requiring this module at ModuleVersion). Errors are
+// those of Resolve, or of writing the files and `go mod tidy`.
 func Generate(root, name string) (*Profile, error) {
+	return GenerateContext(context.Background(), root, name, "")
+}
+
+// GenerateContext is Generate with a context and the version of this
+// module the dist module requires (empty: ModuleVersion(ctx, root)).
+func GenerateContext(ctx context.Context, root, name, version string) (*Profile, error) {
 	p, err := Resolve(root, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Write(OutDir(root, name)); err != nil {
+	dir := OutDir(root, p.Name)
+	if err := p.Write(dir); err != nil {
 		return nil, err
+	}
+	if version == "" {
+		version = ModuleVersion(ctx, root)
+	}
+	if err := p.WriteModule(ctx, root, dir, version, nil); err != nil {
+		return nil, fmt.Errorf("writing the module of profile %q: %w", p.Name, err)
 	}
 	return p, nil
 }

@@ -89,10 +89,11 @@ func (r *resolver) component(v cue.Value, section, field string, ref compRef, mo
 			field, ref.Module, ref.Version, prev.GoImport, prev.Version)
 		return nil, comp
 	}
-	modDir, display, ok := r.moduleDir(v, field, ref)
+	modDir, display, ok := r.moduleDir(v, field, ref, &comp)
 	if !ok {
 		return nil, comp
 	}
+	comp.dir = modDir
 	if ref.Replace != "" {
 		comp.Replace = display
 	}
@@ -184,7 +185,7 @@ func cmpOr(a, b string) string {
 // positions give it: the replace folder (relative to the profile file's
 // folder; its go.mod must declare the module), else the module cache's
 // copy from `go mod download`.
-func (r *resolver) moduleDir(v cue.Value, field string, ref compRef) (dir, display string, ok bool) {
+func (r *resolver) moduleDir(v cue.Value, field string, ref compRef, comp *Component) (dir, display string, ok bool) {
 	if ref.Replace != "" {
 		pos := declPos(v.LookupPath(cue.ParsePath("replace")))
 		dir = filepath.FromSlash(ref.Replace)
@@ -210,5 +211,6 @@ func (r *resolver) moduleDir(v cue.Value, field string, ref compRef) (dir, displ
 			field, ref.Module, ref.Version, err)
 		return "", "", false
 	}
+	comp.Sum, comp.GoModSum = info.Sum, info.GoModSum
 	return info.Dir, ref.Module + "@" + ref.Version, true
 }

@@ -57,6 +57,11 @@ type Component struct {
 	// the repository root), empty when the module comes from the module
 	// cache.
 	Replace string `json:"replace,omitempty"`
+	// Sum and GoModSum are go.sum's hashes of a downloaded third-party
+	// module (its files, its go.mod); dir is the module's folder.
+	Sum      string `json:"-"`
+	GoModSum string `json:"-"`
+	dir      string
 	// Order is a plugin's declared stage order (0 for the engine).
 	Order int `json:"order,omitempty"`
 	// Config is the profile's resolved default config for it.
