@@ -66,8 +66,9 @@ func (p *Profile) MainGo() ([]byte, error) {
 	pluginEntries := make([]jen.Code, len(p.Plugins))
 	for i, c := range p.Plugins {
 		pluginEntries[i] = jen.Values(jen.Dict{
-			jen.Id("Name"): jen.Lit(c.Name),
-			jen.Id("New"):  jen.Qual(c.GoImport, "New"),
+			jen.Id("Name"):   jen.Lit(c.Name),
+			jen.Id("New"):    jen.Qual(c.GoImport, "New"),
+			jen.Id("Import"): jen.Lit(c.GoImport),
 		})
 	}
 	unsupported := make([]jen.Code, len(p.Unsupported))
@@ -82,8 +83,9 @@ func (p *Profile) MainGo() ([]byte, error) {
 		d[jen.Id("Binary")] = jen.Lit(p.Binary)
 		d[jen.Id("Dialect")] = jen.Qual(taskPkg, dialectConsts[task.Dialect(p.Dialect)])
 		d[jen.Id("Engine")] = jen.Qual(workerPkg, "EngineEntry").Values(jen.Dict{
-			jen.Id("Name"): jen.Lit(p.Engine.Name),
-			jen.Id("New"):  jen.Qual(p.Engine.GoImport, "New"),
+			jen.Id("Name"):   jen.Lit(p.Engine.Name),
+			jen.Id("New"):    jen.Qual(p.Engine.GoImport, "New"),
+			jen.Id("Import"): jen.Lit(p.Engine.GoImport),
 		})
 		d[jen.Id("Plugins")] = jen.Index().Qual(workerPkg, "PluginEntry").ValuesFunc(func(g *jen.Group) {
 			for _, e := range pluginEntries {

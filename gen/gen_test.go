@@ -103,12 +103,12 @@ func TestMainGoWiring(t *testing.T) {
 	// Plugins in declared stage order, each with its constructor.
 	var idx []int
 	for _, n := range []string{"env", "maxruntime", "exitstatus", "artifacts", "tasklog"} {
-		i := strings.Index(src, fmt.Sprintf("New:  %s.New", n))
+		i := strings.Index(src, fmt.Sprintf("New:    %s.New", n))
 		require.GreaterOrEqual(t, i, 0, "no constructor call for %s", n)
 		idx = append(idx, i)
 	}
 	require.True(t, slices.IsSorted(idx), "plugins out of stage order:\n%s", src)
-	require.Contains(t, src, "New:  native.New")
+	require.Contains(t, src, "New:    native.New")
 	require.Contains(t, src, `Path:    "osGroups"`)
 	require.Contains(t, src, "//go:embed payload.schema.json")
 }
