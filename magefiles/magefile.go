@@ -18,7 +18,7 @@ import (
 	"github.com/workergen/workergen/gen/build"
 )
 
-// Build generates a profile and builds a binary for each of its targets: build profile=<name> (or build <name>).
+// Build generates a profile and builds a binary for each of its targets: build profile=<name> (or build <name>, or build profile=<path/to/profile.cue>).
 func Build(ctx context.Context, profile string) error {
 	name := build.ProfileArg(profile)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -49,11 +49,12 @@ func Generate() error {
 	}
 	var errs []error
 	for _, n := range names {
-		if _, err := gen.Generate(".", n); err != nil {
+		p, err := gen.Generate(".", n)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Println(gen.OutDir(".", n))
+		fmt.Println(gen.OutDir(".", p.Name))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

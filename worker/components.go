@@ -87,7 +87,8 @@ func componentInfo(kind, name, imp string, bi *debug.BuildInfo, self string) Com
 	if best != nil {
 		c.Module, c.Version = best.Path, best.Version
 		if r := best.Replace; r != nil {
-			c.Replace = strings.TrimSpace(r.Path + " " + r.Version)
+			// A folder replacement has no version ("(devel)").
+			c.Replace = strings.TrimSpace(r.Path + " " + strings.TrimPrefix(r.Version, "(devel)"))
 		}
 	}
 	c.ThirdParty = c.Module != self

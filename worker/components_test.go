@@ -25,7 +25,7 @@ func TestComponentsFromBuildInfo(t *testing.T) {
 	bi := &debug.BuildInfo{
 		Main: debug.Module{Path: self + "/dist/x", Version: "(devel)"},
 		Deps: []*debug.Module{
-			{Path: self, Version: "v0.0.0-20260101000000-0123456789ab", Replace: &debug.Module{Path: "../.."}},
+			{Path: self, Version: "v0.0.0-20260101000000-0123456789ab", Replace: &debug.Module{Path: "../..", Version: "(devel)"}},
 			{Path: "example.com/tcstamp", Version: "v1.2.0", Replace: &debug.Module{Path: "../../examples/thirdparty"}},
 			{Path: "example.com/tcstamp/sub", Version: "v0.3.0"},
 		},
