@@ -89,9 +89,7 @@ func TestSBOMContent(t *testing.T) {
 	}
 	require.Contains(t, byName, "std")
 	for _, d := range bi.Deps {
-		if d.Replace != nil {
-			d = d.Replace
-		}
+		d = release.ModuleUsed(d)
 		i, ok := byName[d.Path]
 		require.True(t, ok, "module %s listed", d.Path)
 		c := doc.Components[i]
