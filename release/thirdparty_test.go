@@ -60,7 +60,9 @@ func TestReleaseThirdParty(t *testing.T) {
 	// The SBOM lists the third-party module, marked, and every component.
 	var doc struct {
 		Metadata struct {
-			Component struct{ Properties []struct{ Name, Value string } }
+			Component struct {
+				Properties []struct{ Name, Value string }
+			}
 		}
 		Components []struct {
 			Name, Version string
