@@ -195,8 +195,8 @@ func (r *resolver) moduleDir(v cue.Value, field string, ref compRef, comp *Compo
 		display = displayPath(r.rootDir, dir)
 		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
 		if err != nil {
-			r.errorf(pos, "%s.replace: %s has no go.mod (%v): replace names the folder of module %s, relative to the profile file's folder",
-				field, display, err, ref.Module)
+			r.errorf(pos, "%s.replace: %s has no go.mod: replace names the folder of module %s (holding its go.mod), relative to the profile file's folder",
+				field, display, ref.Module)
 			return "", "", false
 		}
 		if got := modfile.ModulePath(data); got != ref.Module {

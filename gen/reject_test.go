@@ -324,3 +324,116 @@ func TestScratchGood(t *testing.T) {
 	require.Contains(t, p.Unsupported, gen.Unsupported{Path: "features.liveLog", Feature: "plugin tasklog"})
 	require.Contains(t, p.Unsupported, gen.Unsupported{Path: "onExitStatus", Feature: "plugin exitstatus"})
 }
+
+// tpPlugin is a third-party plugin's CUE; tpProfile a profile linking it
+// from module example.com/tp through the replace folder ../tp.
+const tpPlugin = `package workergen
+
+plugins: tp: {
+	description: "third-party test plugin"
+	os: ["linux"]
+	order: 1
+	conflicts: []
+	requires: {}
+	#Config: {}
+	#Defaults: {}
+	payload: "generic-worker-posix": tp: type: string
+}
+`
+
+const tpProfile = `package workergen
+
+profile: {
+	name:        "bad"
+	description: "test"
+	dialect:     "generic-worker-posix"
+	engine: import: "github.com/workergen/workergen/engines/native"
+	plugins: tp: {
+		import:  "example.com/tp/plug"
+		module:  "example.com/tp"
+		version: "v1.0.0"
+		replace: "../tp"
+	}
+	targets: [{os: "linux", arch: "amd64"}]
+}
+`
+
+// TestThirdPartyRejects: errors about third-party components are as
+// precise as about in-tree ones: file:line in the profile or in the
+// component's own CUE, and what to change.
+func TestThirdPartyRejects(t *testing.T) {
+	module := map[string]string{"tp/go.mod": "module example.com/tp\n\ngo 1.26.0\n", "tp/plug/plug.cue": tpPlugin}
+	with := func(over map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range module {
+			out[k] = v
+		}
+		for k, v := range over {
+			if v == "" {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	rep := func(s, old, new string) string {
+		require.Contains(t, s, old)
+		return strings.Replace(s, old, new, 1)
+	}
+	cases := []struct {
+		name, profile string
+		files         map[string]string
+		want          []string
+	}{
+		{"typo in the component's CUE", tpProfile, with(map[string]string{"tp/plug/plug.cue": rep(tpPlugin, "description:", "descripton:")}),
+			[]string{"tp/plug/plug.cue:4:", "plugins.tp.descripton: field not allowed", `did you mean "description"?`}},
+		{"wrong type in the component's CUE", tpProfile, with(map[string]string{"tp/plug/plug.cue": rep(tpPlugin, "order: 1", `order: "first"`)}),
+			[]string{"tp/plug/plug.cue:6:", "plugins.tp.order"}},
+		{"no module", rep(tpProfile, "\t\tmodule:  \"example.com/tp\"\n", ""), module,
+			[]string{"profiles/bad.cue:9:", "example.com/tp/plug is outside this module", "add module"}},
+		{"module not a prefix", rep(tpProfile, `module:  "example.com/tp"`, `module:  "example.com/other"`), module,
+			[]string{"profiles/bad.cue:9:", `import "example.com/tp/plug" is not inside module "example.com/other"`}},
+		{"bad version", rep(tpProfile, `version: "v1.0.0"`, `version: "v1.0"`), module,
+			[]string{"profiles/bad.cue:11:", "profile.plugins.tp.version"}},
+		{"replace is another module", tpProfile, with(map[string]string{"tp/go.mod": "module example.com/nottp\n"}),
+			[]string{"profiles/bad.cue:12:", `tp/go.mod declares module "example.com/nottp", not "example.com/tp"`}},
+		{"replace has no go.mod", tpProfile, with(map[string]string{"tp/go.mod": ""}),
+			[]string{"profiles/bad.cue:12:", "tp has no go.mod"}},
+		{"no such package", rep(tpProfile, `"example.com/tp/plug"`, `"example.com/tp/plgu"`), module,
+			[]string{"profiles/bad.cue:9:", "has no package example.com/tp/plgu", `no folder "plgu"`}},
+		{"package without CUE", tpProfile, with(map[string]string{"tp/plug/plug.cue": "", "tp/plug/plug.go": "package plug\n"}),
+			[]string{"profiles/bad.cue:9:", "package example.com/tp/plug has no CUE (no .cue file in tp/plug)"}},
+		{"key differs from the declared name", rep(tpProfile, "plugins: tp: {", "plugins: tq: {"), module,
+			[]string{"profiles/bad.cue:8:", `example.com/tp/plug declares plugin "tp" (tp/plug/plug.cue:3:10), not "tq"`}},
+		{"name of an in-tree plugin", rep(tpProfile, "plugins: tp: {", "plugins: env: {"), with(map[string]string{"tp/plug/plug.cue": rep(tpPlugin, "plugins: tp:", "plugins: env:")}),
+			[]string{"tp/plug/plug.cue:3:", "plugin env of example.com/tp/plug has the name of this module's plugin env (github.com/workergen/workergen/plugins/env)"}},
+		{"an engine where a plugin goes", rep(tpProfile, `"example.com/tp/plug"`, `"github.com/workergen/workergen/engines/hello"`), module,
+			[]string{"profiles/bad.cue:9:", "is in this module"}},
+		{"CUE beyond the component", tpProfile, with(map[string]string{"tp/plug/plug.cue": tpPlugin + "dialects: x: {}\n"}),
+			[]string{"tp/plug/plug.cue:13:", "a component's CUE defines only"}},
+		{"module cannot be resolved", rep(tpProfile, "\t\treplace: \"../tp\"\n", ""), module,
+			[]string{"profiles/bad.cue:10:", "cannot resolve module example.com/tp@v1.0.0", "set replace to a local copy"}},
+	}
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := scratchRoot(t, c.profile, c.files)
+			_, err := gen.Resolve(root, "bad")
+			require.Error(t, err)
+			require.ErrorIs(t, err, gen.ErrInvalidProfile)
+			for _, w := range c.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.NotContains(t, err.Error(), root, "positions must be relative to the repository root")
+		})
+	}
+	// The same files, corrected, generate; the plugin's field is in the
+	// composed payload schema and its module in profile.json.
+	p, err := gen.Resolve(scratchRoot(t, tpProfile, with(nil)), "bad")
+	require.NoError(t, err)
+	require.Contains(t, string(p.PayloadSchema), `"plugins.tp.payload.generic-worker-posix.tp.type"`)
+	require.Contains(t, string(p.ProfileJSON), `"module": "example.com/tp"`)
+	require.Contains(t, string(p.ProfileJSON), `"replace": "tp"`)
+}
