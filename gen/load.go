@@ -1,8 +1,12 @@
 // Package gen is workergen's generator: it turns a CUE profile
-// (profiles/<name>.cue) into the Go main package and data files of a
-// tailored worker (dist/<name>/).
+// (profiles/<name>.cue, or a profile file elsewhere) into the Go main
+// package, data files and Go module of a tailored worker (dist/<name>/).
 //
-// The generator loads every .cue file under schemas/ together with the
+// The generator loads every .cue file under schemas/, the CUE of every
+// component folder of this module (engines/*/, plugins/*/: a component is
+// one folder holding its Go package and the CUE declaring it), the CUE of
+// the profile's third-party components (found from their import paths in
+// their modules: a local replace folder or the module cache) and the
 // profile file as one CUE package, checks the profile against #Profile
 // (closed: a typo is an error with file:line and the field path), rejects
 // impossible combinations (unknown engine or plugin, a target OS an engine
@@ -13,8 +17,9 @@
 // fragments for the profile's dialect (the dialect's fields no linked
 // component provides, derived from every component's fragments and the
 // dialect's `unimplemented` list, are rejected and listed as Unsupported),
-// exports the worker config JSON Schema and default config, and emits
-// main.go with jennifer, which passes the dialect to every component.
+// exports the worker config JSON Schema and default config, emits
+// main.go with jennifer, which passes the dialect to every component, and
+// writes the profile's go.mod and go.sum (WriteModule).
 //
 // Output is deterministic: the same inputs give the same bytes on any
 // machine (no timestamps, no absolute paths).

@@ -65,7 +65,12 @@ func Generate() error {
 	return nil
 }
 
-// Test runs the README's test steps: Podman set-up (as root on Debian), gofmt, go vet ./..., go test ./...
+// ExamplesModules are the Go modules below the repository root that
+// `test` vets and tests besides the root module (each its own module, so
+// `./...` of the root does not reach them).
+var ExamplesModules = []string{"examples/thirdparty"}
+
+// Test runs the README's test steps: Podman set-up (as root on Debian), gofmt, go vet ./..., go test ./..., then go vet and go test of the modules under examples/.
 func Test(ctx context.Context) error {
 	env, err := podmanSetup(ctx)
 	if err != nil {
@@ -78,13 +83,19 @@ func Test(ctx context.Context) error {
 	if files := strings.TrimSpace(string(out)); files != "" {
 		return fmt.Errorf("files need gofmt -w:\n%s", files)
 	}
-	for _, args := range [][]string{{"vet", "./..."}, {"test", "./..."}} {
-		fmt.Printf("== go %s\n", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.Env = append(os.Environ(), env...)
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	for _, dir := range append([]string{"."}, ExamplesModules...) {
+		for _, args := range [][]string{{"vet", "./..."}, {"test", "./..."}} {
+			fmt.Printf("== (%s) go %s\n", dir, strings.Join(args, " "))
+			cmd := exec.CommandContext(ctx, "go", args...)
+			cmd.Dir = dir
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			cmd.Env = append(os.Environ(), env...)
+			if dir != "." {
+				cmd.Env = append(cmd.Env, "GOWORK=off")
+			}
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("(%s) go %s: %w", dir, strings.Join(args, " "), err)
+			}
 		}
 	}
 	return nil
