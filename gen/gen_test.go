@@ -247,10 +247,12 @@ func TestUnknownProfile(t *testing.T) {
 	require.ErrorIs(t, err, gen.ErrUnknownProfile)
 }
 
+// BenchmarkResolve measures Resolve (load, check, compose, export) of every
+// shipped profile and of the example with a third-party plugin.
 func BenchmarkResolve(b *testing.B) {
 	root := repoRoot(b)
-	for _, name := range shippedProfiles(b) {
-		b.Run(name, func(b *testing.B) {
+	for _, name := range append(shippedProfiles(b), exampleProfile) {
+		b.Run(strings.TrimSuffix(filepath.Base(name), ".cue"), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := gen.Resolve(root, name); err != nil {
 					b.Fatal(err)
@@ -337,4 +339,32 @@ func TestStaleProfileOutsideModule(t *testing.T) {
 	require.NoError(t, err, string(list))
 	require.NotContains(t, string(list), "/dist/")
 	require.Contains(t, string(list), "github.com/workergen/workergen/gen\n")
+}
+
+// BenchmarkGenerateThirdParty measures Generate of the example profile
+// with its third-party plugin: "cold" writes the module files afresh (go
+// mod tidy runs), "warm" finds them made from the same inputs.
+func BenchmarkGenerateThirdParty(b *testing.B) {
+	root := repoRoot(b)
+	if _, err := gen.Generate(root, exampleProfile); err != nil {
+		b.Fatal(err)
+	}
+	goMod := filepath.Join(gen.OutDir(root, "linux-stamp"), gen.GoModFile)
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			if err := os.Remove(goMod); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := gen.Generate(root, exampleProfile); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := gen.Generate(root, exampleProfile); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
