@@ -39,7 +39,7 @@ func repoRoot(t testing.TB) string {
 func shippedProfiles(t testing.TB) []string {
 	names, err := gen.KnownProfiles(repoRoot(t))
 	require.NoError(t, err)
-	require.Subset(t, names, []string{"hello", "linux-native", "darwin-native", "windows-native"})
+	require.NotEmpty(t, names)
 	return names
 }
 

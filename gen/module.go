@@ -215,7 +215,7 @@ func (p *Profile) moduleInputs(root string, goMod []byte) (sums []byte, digest s
 			lines = append(lines, c.Module+" "+c.Version+"/go.mod "+c.GoModSum)
 		}
 		for _, f := range []string{GoModFile, GoSumFile} {
-			if err := add(filepath.Join(c.dir, f), f == GoModFile); err != nil {
+			if err := add(filepath.Join(c.dir, f), f == GoModFile && c.Replace != ""); err != nil {
 				return nil, "", err
 			}
 		}
