@@ -141,29 +141,7 @@ func SBOM(in SBOMInput, bi *debug.BuildInfo) ([]byte, error) {
 	}
 	components := []cdx.Component{std}
 	for _, dep := range bi.Deps {
-		d := ModuleUsed(dep)
-		c := cdx.Component{
-			BOMRef:     purl(d.Path, d.Version),
-			Type:       cdx.ComponentTypeLibrary,
-			Name:       d.Path,
-			Version:    d.Version,
-			PackageURL: purl(d.Path, d.Version),
-			Scope:      cdx.ScopeRequired,
-		}
-		if h, ok := h1SHA256(d.Sum); ok {
-			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: h}}
-		}
-		var cprops []cdx.Property
-		if d == dep && dep.Replace != nil {
-			cprops = append(cprops, cdx.Property{Name: "workergen:replace", Value: dep.Replace.Path})
-		}
-		for _, tp := range thirdParty[d.Path] {
-			cprops = append(cprops, cdx.Property{Name: "workergen:third-party-component", Value: tp})
-		}
-		if cprops != nil {
-			c.Properties = &cprops
-		}
-		components = append(components, c)
+		components = append(components, moduleComponent(dep, thirdParty))
 	}
 	slices.SortFunc(components, func(a, b cdx.Component) int { return strings.Compare(a.BOMRef, b.BOMRef) })
 	components = slices.CompactFunc(components, func(a, b cdx.Component) bool { return a.BOMRef == b.BOMRef })
@@ -196,6 +174,36 @@ func SBOM(in SBOMInput, bi *debug.BuildInfo) ([]byte, error) {
 		return nil, fmt.Errorf("encoding sbom of %s: %w", in.Name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// moduleComponent is the SBOM component of one build info dependency
+// (see ModuleUsed), with a "workergen:replace" property for a folder
+// replacement and a "workergen:third-party-component" property per entry
+// of thirdParty (by module path).
+func moduleComponent(dep *debug.Module, thirdParty map[string][]string) cdx.Component {
+	d := ModuleUsed(dep)
+	c := cdx.Component{
+		BOMRef:     purl(d.Path, d.Version),
+		Type:       cdx.ComponentTypeLibrary,
+		Name:       d.Path,
+		Version:    d.Version,
+		PackageURL: purl(d.Path, d.Version),
+		Scope:      cdx.ScopeRequired,
+	}
+	if h, ok := h1SHA256(d.Sum); ok {
+		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: h}}
+	}
+	var props []cdx.Property
+	if d == dep && dep.Replace != nil {
+		props = append(props, cdx.Property{Name: "workergen:replace", Value: dep.Replace.Path})
+	}
+	for _, tp := range thirdParty[d.Path] {
+		props = append(props, cdx.Property{Name: "workergen:third-party-component", Value: tp})
+	}
+	if props != nil {
+		c.Properties = &props
+	}
+	return c
 }
 
 // purl is the package URL of a Go module version (purl-spec "golang" type;
