@@ -368,3 +368,41 @@ func BenchmarkGenerateThirdParty(b *testing.B) {
 		}
 	})
 }
+
+// TestConcurrentGenerate: generations of one profile running at once (as
+// release and build tests do from several processes) leave a complete,
+// consistent module: go.mod and go.sum are replaced atomically.
+func TestConcurrentGenerate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go mod tidy")
+	}
+	root := repoRoot(t)
+	hello, err := os.ReadFile(filepath.Join(root, gen.ProfilesDir, "hello.cue"))
+	require.NoError(t, err)
+	name := fmt.Sprintf("concurrent-test-%d", os.Getpid())
+	file := filepath.Join(t.TempDir(), name+".cue")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Replace(string(hello), `name:        "hello"`, `name: "`+name+`"`, 1)), 0o644))
+	out := gen.OutDir(root, name)
+	t.Cleanup(func() { os.RemoveAll(out) })
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := gen.Generate(root, file)
+			errs <- err
+		}()
+	}
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	entries, err := os.ReadDir(filepath.Dir(out))
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.False(t, strings.HasPrefix(e.Name(), "."+name), "temporary folder %s left behind", e.Name())
+	}
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Dir = out
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+	list, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(list))
+	require.Contains(t, string(list), "github.com/workergen/workergen/engines/hello\n")
+}

@@ -141,9 +141,10 @@ func (p *Profile) thirdParty() []Component {
 const inputsPrefix = "// workergen inputs: "
 
 // WriteModule writes go.mod and go.sum of the profile's dist module in
-// dir: GoMod(root, version), completed by `go mod tidy` (run in dir with
-// GOWORK=off and GOFLAGS=-mod=mod; GOPROXY and the like from env, else
-// the process's environment). go.sum is seeded with the sums of root's
+// dir: GoMod(root, version), completed by `go mod tidy` (run with
+// GOWORK=off and GOFLAGS=-mod=mod, GOPROXY and the like from env, else the
+// process's environment, on a copy next to dir whose results replace
+// dir's files atomically). go.sum is seeded with the sums of root's
 // go.sum, of each replacement folder's and downloaded module's go.sum and
 // of the downloaded modules themselves, so that tidy needs no network when
 // the module cache has what they name. When dir already holds module
@@ -165,17 +166,46 @@ func (p *Profile) WriteModule(ctx context.Context, root, dir, version string, en
 		}
 	}
 	goMod = append([]byte(marker+"\n"), goMod...)
-	if err := writeAtomic(filepath.Join(dir, GoModFile), goMod); err != nil {
+	// go mod tidy runs on a copy in a sibling folder (same depth, so the
+	// relative replacements hold; a leading dot keeps it out of `./...`),
+	// then go.sum and go.mod replace the profile's atomically: concurrent
+	// generations of one profile, or a build reading it, never see a
+	// half-written pair.
+	// dir must hold a go.mod first, else its main package would also
+	// belong to this module and be ambiguous for tidy.
+	if _, err := os.Stat(filepath.Join(dir, GoModFile)); os.IsNotExist(err) {
+		if err := writeAtomic(filepath.Join(dir, GoModFile), goMod); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".mod-")
+	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(dir, GoSumFile), sums); err != nil {
+	defer os.RemoveAll(tmp)
+	mainGo, err := os.ReadFile(filepath.Join(dir, MainFile))
+	if err != nil {
 		return err
+	}
+	for name, content := range map[string][]byte{GoModFile: goMod, GoSumFile: sums, MainFile: mainGo} {
+		if err := os.WriteFile(filepath.Join(tmp, name), content, 0o644); err != nil {
+			return err
+		}
 	}
 	cmd := exec.CommandContext(ctx, "go", "mod", "tidy")
-	cmd.Dir = dir
+	cmd.Dir = tmp
 	cmd.Env = append(append(os.Environ(), env...), "GOWORK=off", "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go mod tidy in %s: %v\n%s", displayPath(root, dir), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("go mod tidy for %s: %v\n%s", displayPath(root, dir), err, strings.TrimSpace(string(out)))
+	}
+	for _, name := range []string{GoSumFile, GoModFile} {
+		content, err := os.ReadFile(filepath.Join(tmp, name))
+		if err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(dir, name), content); err != nil {
+			return err
+		}
 	}
 	return nil
 }
