@@ -9,16 +9,12 @@ import (
 	"github.com/workergen/workergen/engines"
 )
 
-// EngineAbilities returns the abilities engines.<kind> declares in the
-// schemas below root (its `abilities` list, in the order written), for
-// engines/enginetest to check against the engine's Go types. Errors wrap
-// the schemas' CUE errors, or name an unknown engine.
+// EngineAbilities returns the abilities engines.<kind> declares in the CUE
+// of this module's engine folders below root (its `abilities` list, in the
+// order written), for engines/enginetest to check against the engine's Go
+// types. Errors wrap the CUE errors, or name an unknown engine.
 func EngineAbilities(root, kind string) ([]engines.Ability, error) {
-	files, err := schemaFiles(root)
-	if err != nil {
-		return nil, err
-	}
-	v, errs := loadInstance(newContext(), root, files)
+	v, errs := loadModuleCUE(root)
 	if errs != nil {
 		return nil, fmt.Errorf("loading schemas: %s", cueerrors.Details(errs, nil))
 	}
@@ -35,4 +31,25 @@ func EngineAbilities(root, kind string) ([]engines.Ability, error) {
 		out[i] = engines.Ability(n)
 	}
 	return out, nil
+}
+
+// loadModuleCUE loads schemas/ and the CUE of every component folder of
+// the module at root, without a profile.
+func loadModuleCUE(root string) (cue.Value, cueerrors.Error) {
+	files, err := schemaFiles(root)
+	if err != nil {
+		return cue.Value{}, cueerrors.Promote(err, "")
+	}
+	modPath, err := ModulePath(root)
+	if err != nil {
+		return cue.Value{}, cueerrors.Promote(err, "")
+	}
+	comps, errs := inTreeComponents(root, modPath)
+	if errs != nil {
+		return cue.Value{}, errs
+	}
+	for _, c := range comps {
+		files = append(files, c.Files...)
+	}
+	return loadInstance(newContext(), files)
 }

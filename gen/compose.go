@@ -50,7 +50,7 @@ func (r *resolver) compose(dialect cue.Value) {
 	// compiled separately with cue.Scope): jsonschema.Generate only follows
 	// references within one instance, and otherwise exports a referenced
 	// field's type as `true`.
-	v, errs := loadInstance(r.ctx, r.rootDir, r.files, file)
+	v, errs := loadInstance(r.ctx, r.files, file)
 	r.cur = v
 	if errs != nil {
 		r.addErr(errs)

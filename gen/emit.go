@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path"
@@ -66,8 +67,9 @@ func (p *Profile) MainGo() ([]byte, error) {
 	pluginEntries := make([]jen.Code, len(p.Plugins))
 	for i, c := range p.Plugins {
 		pluginEntries[i] = jen.Values(jen.Dict{
-			jen.Id("Name"): jen.Lit(c.Name),
-			jen.Id("New"):  jen.Qual(c.GoImport, "New"),
+			jen.Id("Name"):   jen.Lit(c.Name),
+			jen.Id("New"):    jen.Qual(c.GoImport, "New"),
+			jen.Id("Import"): jen.Lit(c.GoImport),
 		})
 	}
 	unsupported := make([]jen.Code, len(p.Unsupported))
@@ -82,8 +84,9 @@ func (p *Profile) MainGo() ([]byte, error) {
 		d[jen.Id("Binary")] = jen.Lit(p.Binary)
 		d[jen.Id("Dialect")] = jen.Qual(taskPkg, dialectConsts[task.Dialect(p.Dialect)])
 		d[jen.Id("Engine")] = jen.Qual(workerPkg, "EngineEntry").Values(jen.Dict{
-			jen.Id("Name"): jen.Lit(p.Engine.Name),
-			jen.Id("New"):  jen.Qual(p.Engine.GoImport, "New"),
+			jen.Id("Name"):   jen.Lit(p.Engine.Name),
+			jen.Id("New"):    jen.Qual(p.Engine.GoImport, "New"),
+			jen.Id("Import"): jen.Lit(p.Engine.GoImport),
 		})
 		d[jen.Id("Plugins")] = jen.Index().Qual(workerPkg, "PluginEntry").ValuesFunc(func(g *jen.Group) {
 			for _, e := range pluginEntries {
@@ -139,7 +142,9 @@ func OutDir(root, name string) string {
 }
 
 // PackagePath is the Go package path of a profile's generated main,
-// relative to the module root, e.g. "./dist/hello".
+// relative to the module root, e.g. "./dist/hello". The package belongs
+// to the profile's own module (dist/<name>/go.mod), not to this one: build
+// it from OutDir, with GOWORK=off.
 func PackagePath(name string) string { return "./" + path.Join(DistDir, name) }
 
 // Write writes the profile's generated files into dir (created if needed).
@@ -167,15 +172,30 @@ func (p *Profile) Write(dir string) error {
 	return nil
 }
 
-// Generate resolves profiles/<name>.cue below root and writes
-// dist/<name>/. Errors are those of Resolve.
+// Generate resolves the profile (a name or a .cue path, see Resolve) below
+// root and writes dist/<profile>/: the generated files and the module
+// files (WriteModule, requiring this module at ModuleVersion). Errors are
+// those of Resolve, or of writing the files and `go mod tidy`.
 func Generate(root, name string) (*Profile, error) {
+	return GenerateContext(context.Background(), root, name, "")
+}
+
+// GenerateContext is Generate with a context and the version of this
+// module the dist module requires (empty: ModuleVersion(ctx, root)).
+func GenerateContext(ctx context.Context, root, name, version string) (*Profile, error) {
 	p, err := Resolve(root, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Write(OutDir(root, name)); err != nil {
+	dir := OutDir(root, p.Name)
+	if err := p.Write(dir); err != nil {
 		return nil, err
+	}
+	if version == "" {
+		version = ModuleVersion(ctx, root)
+	}
+	if err := p.WriteModule(ctx, root, dir, version, nil); err != nil {
+		return nil, fmt.Errorf("writing the module of profile %q: %w", p.Name, err)
 	}
 	return p, nil
 }

@@ -138,10 +138,10 @@ func (r *resolver) withHint(e cueerrors.Error) cueerrors.Error {
 	if best := suggest.Closest(bad, allowed); best != "" {
 		hint = fmt.Sprintf("did you mean %q? %s", best, hint)
 	}
-	// Prefer the position in the profile file.
+	// Prefer the position in the profile file, or in the component's CUE.
 	pos := e.Position()
 	for _, p := range cueerrors.Positions(e) {
-		if p.IsValid() && p.Filename() == r.p.File {
+		if p.IsValid() && (p.Filename() == r.p.File || (path[0] != "profile" && !strings.HasPrefix(p.Filename(), SchemasDir+"/"))) {
 			pos = p
 			break
 		}
@@ -168,6 +168,12 @@ func (r *resolver) schemaFor(path []string) (cue.Value, string) {
 	}
 	joined := strings.Join(path, ".")
 	switch {
+	case (path[0] == "plugins" || path[0] == "engines") && len(path) >= 2:
+		def := "#PluginMeta"
+		if path[0] == "engines" {
+			def = "#EngineMeta"
+		}
+		return r.cur.LookupPath(cue.MakePath(append([]cue.Selector{cue.Def(def)}, sels(path[2:])...)...)), joined
 	case path[0] == "profile":
 		return r.cur.LookupPath(cue.MakePath(append([]cue.Selector{cue.Def("#Profile")}, sels(path[1:])...)...)), joined
 	case len(path) >= 3 && path[0] == "generated" && path[1] == "defaults" && path[2] == "engine":

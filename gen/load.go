@@ -1,8 +1,12 @@
 // Package gen is workergen's generator: it turns a CUE profile
-// (profiles/<name>.cue) into the Go main package and data files of a
-// tailored worker (dist/<name>/).
+// (profiles/<name>.cue, or a profile file elsewhere) into the Go main
+// package, data files and Go module of a tailored worker (dist/<name>/).
 //
-// The generator loads every .cue file under schemas/ together with the
+// The generator loads every .cue file under schemas/, the CUE of every
+// component folder of this module (engines/*/, plugins/*/: a component is
+// one folder holding its Go package and the CUE declaring it), the CUE of
+// the profile's third-party components (found from their import paths in
+// their modules: a local replace folder or the module cache) and the
 // profile file as one CUE package, checks the profile against #Profile
 // (closed: a typo is an error with file:line and the field path), rejects
 // impossible combinations (unknown engine or plugin, a target OS an engine
@@ -13,8 +17,9 @@
 // fragments for the profile's dialect (the dialect's fields no linked
 // component provides, derived from every component's fragments and the
 // dialect's `unimplemented` list, are rejected and listed as Unsupported),
-// exports the worker config JSON Schema and default config, and emits
-// main.go with jennifer, which passes the dialect to every component.
+// exports the worker config JSON Schema and default config, emits
+// main.go with jennifer, which passes the dialect to every component, and
+// writes the profile's go.mod and go.sum (WriteModule).
 //
 // Output is deterministic: the same inputs give the same bytes on any
 // machine (no timestamps, no absolute paths).
@@ -105,23 +110,60 @@ func KnownProfiles(root string) ([]string, error) {
 	return names, nil
 }
 
-// ProfileFile returns the profile's file path relative to root, or an
-// error wrapping ErrUnknownProfile that lists the known profiles.
+// ProfileFile returns the profile's file path relative to root: for a
+// name, profiles/<name>.cue, or an error wrapping ErrUnknownProfile that
+// lists the known profiles; for an argument ending in ".cue" (a profile
+// kept elsewhere, e.g. examples/thirdparty/linux-stamp.cue), that file,
+// relative to root unless absolute.
 func ProfileFile(root, name string) (string, error) {
+	if strings.HasSuffix(name, ".cue") {
+		abs := name
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(root, abs)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("%w %q: %w", ErrUnknownProfile, name, err)
+		}
+		return displayPath(root, abs), nil
+	}
 	known, err := KnownProfiles(root)
 	if err != nil {
 		return "", err
 	}
 	if !slices.Contains(known, name) {
-		return "", fmt.Errorf("%w %q: known profiles are %s", ErrUnknownProfile, name, strings.Join(known, ", "))
+		return "", fmt.Errorf("%w %q: known profiles are %s (or give the path of a profile file ending in .cue)", ErrUnknownProfile, name, strings.Join(known, ", "))
 	}
 	return path.Join(ProfilesDir, name+".cue"), nil
 }
 
-// schemaFiles returns the .cue files under root/schemas, slash-separated
-// and relative to root, sorted.
-func schemaFiles(root string) ([]string, error) {
-	var files []string
+// displayPath is how positions name the file at abs: slash-separated and
+// relative to root (with ../ when outside it), so that output and errors
+// hold no absolute path.
+func displayPath(root, abs string) string {
+	absRoot, err := filepath.Abs(root)
+	if err == nil {
+		if a, err := filepath.Abs(abs); err == nil {
+			if rel, err := filepath.Rel(absRoot, a); err == nil {
+				return filepath.ToSlash(rel)
+			}
+		}
+	}
+	return filepath.ToSlash(abs)
+}
+
+// source is a CUE file the generator loads: Name is what positions show
+// (see displayPath, or <module>@<version>/<path> for a file in the module
+// cache), Path where it is on disk.
+type source struct{ Name, Path string }
+
+// rootSource is the source of a file given relative to root.
+func rootSource(root, rel string) source {
+	return source{Name: rel, Path: filepath.Join(root, filepath.FromSlash(rel))}
+}
+
+// schemaFiles returns the .cue files under root/schemas, sorted.
+func schemaFiles(root string) ([]source, error) {
+	var files []source
 	err := filepath.WalkDir(filepath.Join(root, SchemasDir), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -131,38 +173,44 @@ func schemaFiles(root string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			files = append(files, filepath.ToSlash(rel))
+			files = append(files, source{Name: filepath.ToSlash(rel), Path: p})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing schemas: %w", err)
 	}
-	slices.Sort(files)
+	slices.SortFunc(files, func(a, b source) int { return strings.Compare(a.Name, b.Name) })
 	return files, nil
 }
 
-// loadInstance parses the given files (relative to root) and builds them as
-// one CUE package. Positions in errors carry the relative file names.
-func loadInstance(ctx *cue.Context, root string, files []string, extra ...*ast.File) (cue.Value, cueerrors.Error) {
+// parseSource parses one file of the package cuePackage. Comments are not
+// parsed: jsonschema.Generate would turn doc comments into "description"
+// keywords, and two comments on unified fields into a conflict.
+func parseSource(f source) (*ast.File, cueerrors.Error) {
+	src, err := os.ReadFile(f.Path)
+	if err != nil {
+		return nil, cueerrors.Promote(err, "reading "+f.Name)
+	}
+	file, err := parser.ParseFile(f.Name, src)
+	if err != nil {
+		return nil, cueerrors.Promote(err, "")
+	}
+	if file.PackageName() != cuePackage {
+		return nil, cueerrors.Newf(packagePos(file), "%s: package must be %q, found %q", f.Name, cuePackage, file.PackageName())
+	}
+	return file, nil
+}
+
+// loadInstance parses the given files and builds them as one CUE package.
+// Positions in errors carry the files' display names.
+func loadInstance(ctx *cue.Context, files []source, extra ...*ast.File) (cue.Value, cueerrors.Error) {
 	inst := build.NewContext().NewInstance(cuePackage, nil)
 	var errs cueerrors.Error
 	for _, f := range files {
-		src, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f)))
+		file, err := parseSource(f)
 		if err != nil {
-			errs = cueerrors.Append(errs, cueerrors.Promote(err, "reading "+f))
-			continue
-		}
-		// Comments are not parsed: jsonschema.Generate would turn doc comments
-		// into "description" keywords, and two comments on unified fields
-		// into a conflict.
-		file, err := parser.ParseFile(f, src)
-		if err != nil {
-			errs = cueerrors.Append(errs, cueerrors.Promote(err, ""))
-			continue
-		}
-		if file.PackageName() != cuePackage {
-			errs = cueerrors.Append(errs, cueerrors.Newf(packagePos(file), "%s: package must be %q, found %q", f, cuePackage, file.PackageName()))
+			errs = cueerrors.Append(errs, err)
 			continue
 		}
 		if err := inst.AddSyntax(file); err != nil {

@@ -13,27 +13,30 @@ import (
 )
 
 // scratchRoot returns a temporary repository root holding a copy of the
-// shipped schemas plus the extra schema files given (path -> content) and
-// one profile, profiles/bad.cue.
+// shipped schemas, go.mod and the CUE of every component folder, plus the
+// extra files given (path -> content) and one profile, profiles/bad.cue.
 func scratchRoot(t *testing.T, profile string, extra map[string]string) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), gen.SchemasDir)
+	root := repoRoot(t)
 	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(filepath.Dir(src), p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
+	for _, top := range []string{gen.SchemasDir, gen.EnginesDir, gen.PluginsDir} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".cue") {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755))
+			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+		})
+		require.NoError(t, err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "go.mod"), gomod, 0o644))
 	extra["profiles/bad.cue"] = profile
 	for name, content := range extra {
 		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dst, name)), 0o755))
@@ -48,10 +51,10 @@ profile: {
 	name:        "bad"
 	description: "test"
 	dialect:     "generic-worker-posix"
-	engine: kind: "native"
+	engine: import: "github.com/workergen/workergen/engines/native"
 	plugins: {
-		env: {}
-		maxruntime: {}
+		env: import: "github.com/workergen/workergen/plugins/env"
+		maxruntime: import: "github.com/workergen/workergen/plugins/maxruntime"
 	}
 	targets: [{os: "linux", arch: "amd64"}]
 }
@@ -67,7 +70,6 @@ func mutate(t *testing.T, old, new string) string {
 const linuxOnlyPlugin = `package workergen
 
 plugins: linuxonly: {
-	goImport:    "example.com/linuxonly"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -82,7 +84,6 @@ plugins: linuxonly: {
 const clashingPlugin = `package workergen
 
 plugins: env2: {
-	goImport:    "example.com/env2"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -100,7 +101,6 @@ plugins: env2: {
 const unavailableEngine = `package workergen
 
 engines: future: {
-	goImport:    "example.com/future"
 	description: "test engine"
 	os: ["linux"]
 	abilities: []
@@ -112,11 +112,10 @@ engines: future: {
 }
 `
 
-// resourceMonitorPlugin provides a field the dialect lists as unimplemented.
+// loopbackPlugin provides a field the dialect lists as unimplemented.
 const loopbackPlugin = `package workergen
 
 plugins: loopback: {
-	goImport:    "example.com/loopback"
 	description: "test plugin"
 	os: ["linux"]
 	order: 1
@@ -133,7 +132,6 @@ plugins: loopback: {
 const hostlessEngine = `package workergen
 
 engines: hostless: {
-	goImport:    "example.com/hostless"
 	description: "test engine"
 	os: ["linux"]
 	abilities: ["volumes"]
@@ -178,13 +176,13 @@ func TestGenerateRejects(t *testing.T) {
 		},
 		{
 			name:    "unknown plugin",
-			profile: mutate(t, "env: {}", "envv: {}"),
-			want:    []string{"profiles/bad.cue:9:", `unknown plugin "envv"`, "known plugins: artifacts, chainoftrust, env, exitstatus"},
+			profile: mutate(t, "plugins/env\"", "plugins/envv\""),
+			want:    []string{"profiles/bad.cue:9:", `profile.plugins.env: unknown plugin "github.com/workergen/workergen/plugins/envv"`, `did you mean "github.com/workergen/workergen/plugins/env"?`},
 		},
 		{
 			name:    "unknown engine",
-			profile: mutate(t, `kind: "native"`, `kind: "nativ"`),
-			want:    []string{"profiles/bad.cue:7:", `unknown engine "nativ"`, "known engines: container, hello, native"},
+			profile: mutate(t, `engines/native"`, `engines/nativ"`),
+			want:    []string{"profiles/bad.cue:7:", `unknown engine "github.com/workergen/workergen/engines/nativ"`, `did you mean "github.com/workergen/workergen/engines/native"?`},
 		},
 		{
 			name:    "unknown dialect",
@@ -198,22 +196,22 @@ func TestGenerateRejects(t *testing.T) {
 		},
 		{
 			name: "plugin does not support target os",
-			profile: strings.Replace(mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
+			profile: strings.Replace(mutate(t, "plugins: {", "plugins: {\n\t\tlinuxonly: import: \"github.com/workergen/workergen/plugins/linuxonly\""),
 				`[{os: "linux", arch: "amd64"}]`, `[{os: "linux", arch: "amd64"}, {os: "darwin", arch: "arm64"}]`, 1),
-			extra: map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
-			want:  []string{"profiles/bad.cue:10:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
+			extra: map[string]string{"plugins/linuxonly/linuxonly.cue": linuxOnlyPlugin},
+			want:  []string{"profiles/bad.cue:9:", "plugin linuxonly does not support target OS darwin", "remove the plugin or the darwin targets"},
 		},
 		{
 			name:    "conflicting plugins",
-			profile: mutate(t, "env: {}", "env: {}\n\t\tlinuxonly: {}\n"),
-			extra:   map[string]string{"schemas/plugins/linuxonly.cue": linuxOnlyPlugin},
-			want:    []string{"profiles/bad.cue:10:", "plugin linuxonly conflicts with plugin maxruntime"},
+			profile: mutate(t, "plugins: {", "plugins: {\n\t\tlinuxonly: import: \"github.com/workergen/workergen/plugins/linuxonly\""),
+			extra:   map[string]string{"plugins/linuxonly/linuxonly.cue": linuxOnlyPlugin},
+			want:    []string{"profiles/bad.cue:9:", "plugin linuxonly conflicts with plugin maxruntime"},
 		},
 		{
 			name:    "payload field clash",
-			profile: mutate(t, "env: {}", "env: {}\n\t\tenv2: {}\n\t\ttasklog: {}\n"),
-			extra:   map[string]string{"schemas/plugins/env2.cue": clashingPlugin},
-			want:    []string{"schemas/plugins/", `payload field "env" of dialect generic-worker-posix is defined by both`, `payload field "features.liveLog"`, "plugin tasklog"},
+			profile: mutate(t, "plugins: {", "plugins: {\n\t\tenv2: import: \"github.com/workergen/workergen/plugins/env2\"\n\t\ttasklog: import: \"github.com/workergen/workergen/plugins/tasklog\""),
+			extra:   map[string]string{"plugins/env2/env2.cue": clashingPlugin},
+			want:    []string{"plugins/env2/env2.cue:", `payload field "env" of dialect generic-worker-posix is defined by both`, `payload field "features.liveLog"`, "plugin tasklog"},
 		},
 		{
 			name: "plugin not for the dialect",
@@ -223,8 +221,8 @@ profile: {
 	name:        "bad"
 	description: "test"
 	dialect:     "hello"
-	engine: kind: "hello"
-	plugins: taskclusterproxy: {}
+	engine: import: "github.com/workergen/workergen/engines/hello"
+	plugins: taskclusterproxy: import: "github.com/workergen/workergen/plugins/taskclusterproxy"
 	targets: [{os: "linux", arch: "amd64"}]
 }
 `,
@@ -238,15 +236,15 @@ profile: {
 	name:        "bad"
 	description: "test"
 	dialect:     "docker-worker"
-	engine: kind: "hostless"
+	engine: import: "github.com/workergen/workergen/engines/hostless"
 	plugins: {
-		env: {}
-		taskclusterproxy: {}
+		env: import: "github.com/workergen/workergen/plugins/env"
+		taskclusterproxy: import: "github.com/workergen/workergen/plugins/taskclusterproxy"
 	}
 	targets: [{os: "linux", arch: "amd64"}]
 }
 `,
-			extra: map[string]string{"schemas/engines/hostless.cue": hostlessEngine},
+			extra: map[string]string{"engines/hostless/hostless.cue": hostlessEngine},
 			want: []string{"profiles/bad.cue:10:",
 				`plugin taskclusterproxy needs engine ability "host-address" (engines.HostAddresser) with dialect docker-worker, which engine hostless lacks`,
 				`plugin taskclusterproxy needs engine ability "hostname" (engines.HostNameBuilder)`,
@@ -255,23 +253,23 @@ profile: {
 		{
 			name:    "unimplemented field provided",
 			profile: goodProfile,
-			extra:   map[string]string{"schemas/plugins/loopback.cue": loopbackPlugin},
+			extra:   map[string]string{"plugins/loopback/loopback.cue": loopbackPlugin},
 			want:    []string{"schemas/dialects.cue:", `dialects.generic-worker-posix.unimplemented lists "features.loopbackAudio", which plugin loopback provides: remove the entry`},
 		},
 		{
 			name:    "engine not available",
-			profile: mutate(t, `kind: "native"`, `kind: "future"`),
-			extra:   map[string]string{"schemas/engines/future.cue": unavailableEngine},
+			profile: mutate(t, `engines/native"`, `engines/future"`),
+			extra:   map[string]string{"engines/future/future.cue": unavailableEngine},
 			want:    []string{"profiles/bad.cue:7:", "engine future is not available yet: it comes in a later issue"},
 		},
 		{
 			name:    "engine config typo",
-			profile: mutate(t, `engine: kind: "native"`, "engine: {\n\t\tkind: \"native\"\n\t\tconfig: inheritEnvv: []\n\t}"),
+			profile: mutate(t, `engine: import: "github.com/workergen/workergen/engines/native"`, "engine: {\n\t\timport: \"github.com/workergen/workergen/engines/native\"\n\t\tconfig: inheritEnvv: []\n\t}"),
 			want:    []string{"profiles/bad.cue:9:", "inheritEnvv", "not allowed", `did you mean "inheritEnv"?`},
 		},
 		{
 			name:    "plugin config typo",
-			profile: mutate(t, "env: {}", "env: config: x: 1"),
+			profile: mutate(t, `env: import: "github.com/workergen/workergen/plugins/env"`, `env: {import: "github.com/workergen/workergen/plugins/env", config: x: 1}`),
 			want:    []string{"profiles/bad.cue:9:", "not allowed"},
 		},
 		{
@@ -325,4 +323,117 @@ func TestScratchGood(t *testing.T) {
 	require.Error(t, validate(t, ps, `{"command": [["true"]], "maxRunTime": 1, "onExitStatus": {}}`))
 	require.Contains(t, p.Unsupported, gen.Unsupported{Path: "features.liveLog", Feature: "plugin tasklog"})
 	require.Contains(t, p.Unsupported, gen.Unsupported{Path: "onExitStatus", Feature: "plugin exitstatus"})
+}
+
+// tpPlugin is a third-party plugin's CUE; tpProfile a profile linking it
+// from module example.com/tp through the replace folder ../tp.
+const tpPlugin = `package workergen
+
+plugins: tp: {
+	description: "third-party test plugin"
+	os: ["linux"]
+	order: 1
+	conflicts: []
+	requires: {}
+	#Config: {}
+	#Defaults: {}
+	payload: "generic-worker-posix": tp: type: string
+}
+`
+
+const tpProfile = `package workergen
+
+profile: {
+	name:        "bad"
+	description: "test"
+	dialect:     "generic-worker-posix"
+	engine: import: "github.com/workergen/workergen/engines/native"
+	plugins: tp: {
+		import:  "example.com/tp/plug"
+		module:  "example.com/tp"
+		version: "v1.0.0"
+		replace: "../tp"
+	}
+	targets: [{os: "linux", arch: "amd64"}]
+}
+`
+
+// TestThirdPartyRejects: errors about third-party components are as
+// precise as about in-tree ones: file:line in the profile or in the
+// component's own CUE, and what to change.
+func TestThirdPartyRejects(t *testing.T) {
+	module := map[string]string{"tp/go.mod": "module example.com/tp\n\ngo 1.26.0\n", "tp/plug/plug.cue": tpPlugin}
+	with := func(over map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range module {
+			out[k] = v
+		}
+		for k, v := range over {
+			if v == "" {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	rep := func(s, old, new string) string {
+		require.Contains(t, s, old)
+		return strings.Replace(s, old, new, 1)
+	}
+	cases := []struct {
+		name, profile string
+		files         map[string]string
+		want          []string
+	}{
+		{"typo in the component's CUE", tpProfile, with(map[string]string{"tp/plug/plug.cue": rep(tpPlugin, "description:", "descripton:")}),
+			[]string{"tp/plug/plug.cue:4:", "plugins.tp.descripton: field not allowed", `did you mean "description"?`}},
+		{"wrong type in the component's CUE", tpProfile, with(map[string]string{"tp/plug/plug.cue": rep(tpPlugin, "order: 1", `order: "first"`)}),
+			[]string{"tp/plug/plug.cue:6:", "plugins.tp.order"}},
+		{"no module", rep(tpProfile, "\t\tmodule:  \"example.com/tp\"\n", ""), module,
+			[]string{"profiles/bad.cue:9:", "example.com/tp/plug is outside this module", "add module"}},
+		{"module not a prefix", rep(tpProfile, `module:  "example.com/tp"`, `module:  "example.com/other"`), module,
+			[]string{"profiles/bad.cue:9:", `import "example.com/tp/plug" is not inside module "example.com/other"`}},
+		{"bad version", rep(tpProfile, `version: "v1.0.0"`, `version: "v1.0"`), module,
+			[]string{"profiles/bad.cue:11:", "profile.plugins.tp.version"}},
+		{"replace is another module", tpProfile, with(map[string]string{"tp/go.mod": "module example.com/nottp\n"}),
+			[]string{"profiles/bad.cue:12:", `tp/go.mod declares module "example.com/nottp", not "example.com/tp"`}},
+		{"replace has no go.mod", tpProfile, with(map[string]string{"tp/go.mod": ""}),
+			[]string{"profiles/bad.cue:12:", "tp has no go.mod"}},
+		{"no such package", rep(tpProfile, `"example.com/tp/plug"`, `"example.com/tp/plgu"`), module,
+			[]string{"profiles/bad.cue:9:", "has no package example.com/tp/plgu", `no folder "plgu"`}},
+		{"package without CUE", tpProfile, with(map[string]string{"tp/plug/plug.cue": "", "tp/plug/plug.go": "package plug\n"}),
+			[]string{"profiles/bad.cue:9:", "package example.com/tp/plug has no CUE (no .cue file in tp/plug)"}},
+		{"key differs from the declared name", rep(tpProfile, "plugins: tp: {", "plugins: tq: {"), module,
+			[]string{"profiles/bad.cue:8:", `example.com/tp/plug declares plugin "tp" (tp/plug/plug.cue:3:10), not "tq"`}},
+		{"name of an in-tree plugin", rep(tpProfile, "plugins: tp: {", "plugins: env: {"), with(map[string]string{"tp/plug/plug.cue": rep(tpPlugin, "plugins: tp:", "plugins: env:")}),
+			[]string{"tp/plug/plug.cue:3:", "plugin env of example.com/tp/plug has the name of this module's plugin env (github.com/workergen/workergen/plugins/env)"}},
+		{"an engine where a plugin goes", rep(tpProfile, `"example.com/tp/plug"`, `"github.com/workergen/workergen/engines/hello"`), module,
+			[]string{"profiles/bad.cue:9:", "is in this module"}},
+		{"CUE beyond the component", tpProfile, with(map[string]string{"tp/plug/plug.cue": tpPlugin + "dialects: x: {}\n"}),
+			[]string{"tp/plug/plug.cue:13:", "a component's CUE defines only"}},
+		{"module cannot be resolved", rep(tpProfile, "\t\treplace: \"../tp\"\n", ""), module,
+			[]string{"profiles/bad.cue:10:", "cannot resolve module example.com/tp@v1.0.0", "set replace to a local copy"}},
+	}
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := scratchRoot(t, c.profile, c.files)
+			_, err := gen.Resolve(root, "bad")
+			require.Error(t, err)
+			require.ErrorIs(t, err, gen.ErrInvalidProfile)
+			for _, w := range c.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.NotContains(t, err.Error(), root, "positions must be relative to the repository root")
+		})
+	}
+	// The same files, corrected, generate; the plugin's field is in the
+	// composed payload schema and its module in profile.json.
+	p, err := gen.Resolve(scratchRoot(t, tpProfile, with(nil)), "bad")
+	require.NoError(t, err)
+	require.Contains(t, string(p.PayloadSchema), `"plugins.tp.payload.generic-worker-posix.tp.type"`)
+	require.Contains(t, string(p.ProfileJSON), `"module": "example.com/tp"`)
+	require.Contains(t, string(p.ProfileJSON), `"replace": "tp"`)
 }

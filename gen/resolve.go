@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -44,8 +45,23 @@ type Profile struct {
 
 // Component is a linked engine or plugin.
 type Component struct {
-	Name     string `json:"name"`
+	// Name is the name its CUE declares (engines.<name>, plugins.<name>).
+	Name string `json:"name"`
+	// GoImport is the import path of its Go package.
 	GoImport string `json:"goImport"`
+	// Module and Version are the Go module holding a third-party
+	// component and its pinned version; empty for one of this module.
+	Module  string `json:"module,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Replace is the local folder replacing Module (slash path relative to
+	// the repository root), empty when the module comes from the module
+	// cache.
+	Replace string `json:"replace,omitempty"`
+	// Sum and GoModSum are go.sum's hashes of a downloaded third-party
+	// module (its files, its go.mod); dir is the module's folder.
+	Sum      string `json:"-"`
+	GoModSum string `json:"-"`
+	dir      string
 	// Order is a plugin's declared stage order (0 for the engine).
 	Order int `json:"order,omitempty"`
 	// Config is the profile's resolved default config for it.
@@ -85,8 +101,17 @@ var topLevel = []string{"profile", "engines", "plugins", "dialects", "workerConf
 // it and computes everything the generator writes. Errors wrap
 // ErrUnknownProfile or ErrInvalidProfile (as *ProfileError, with file:line
 // of every problem).
+//
+// name is a profile name (profiles/<name>.cue) or the path of a profile
+// file ending in ".cue" (see ProfileFile). The profile's components are
+// found from their import paths (see EnginesDir); a third-party module
+// without a replace is fetched with `go mod download`.
 func Resolve(root, name string) (*Profile, error) {
 	file, err := ProfileFile(root, name)
+	if err != nil {
+		return nil, err
+	}
+	modPath, err := ModulePath(root)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +119,20 @@ func Resolve(root, name string) (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &resolver{ctx: newContext(), p: &Profile{File: file}, rootDir: root, files: append(files, file)}
+	r := &resolver{ctx: newContext(), p: &Profile{File: file}, rootDir: root, modPath: modPath}
+	name = strings.TrimSuffix(path.Base(file), ".cue")
 	var errs cueerrors.Error
-	r.root, errs = loadInstance(r.ctx, root, r.files)
-	r.cur = r.root
+	r.inTree, errs = inTreeComponents(root, modPath)
 	r.addErr(errs)
+	for _, c := range r.inTree {
+		files = append(files, c.Files...)
+	}
+	r.files = append(files, rootSource(root, file))
+	if r.errs == nil {
+		r.root, errs = loadInstance(r.ctx, r.files)
+		r.cur = r.root
+		r.addErr(errs)
+	}
 	if r.errs == nil {
 		r.resolve(name)
 	}
@@ -115,11 +149,16 @@ type resolver struct {
 	// cur is the value errors are reported against (for hints).
 	cur     cue.Value
 	rootDir string
-	files   []string
-	ctx     *cue.Context
-	root    cue.Value
-	p       *Profile
-	errs    cueerrors.Error
+	// modPath is this module's path; inTree its component folders.
+	modPath string
+	inTree  []*componentDir
+	// linked maps a profile's plugin key to its component.
+	linked map[string]Component
+	files  []source
+	ctx    *cue.Context
+	root   cue.Value
+	p      *Profile
+	errs   cueerrors.Error
 }
 
 func (r *resolver) errorf(pos token.Pos, format string, args ...any) {
@@ -128,18 +167,26 @@ func (r *resolver) errorf(pos token.Pos, format string, args ...any) {
 
 // profileDecl is the part of #Profile the generator reads into Go.
 type profileDecl struct {
-	Name        string                `json:"name"`
-	Description string                `json:"description"`
-	Binary      string                `json:"binary"`
-	Dialect     string                `json:"dialect"`
-	Engine      struct{ Kind string } `json:"engine"`
-	Targets     []Target              `json:"targets"`
+	Name        string             `json:"name"`
+	Description string             `json:"description"`
+	Binary      string             `json:"binary"`
+	Dialect     string             `json:"dialect"`
+	Engine      compRef            `json:"engine"`
+	Plugins     map[string]compRef `json:"plugins"`
+	Targets     []Target           `json:"targets"`
+}
+
+// compRef is how a profile names a component (#Component).
+type compRef struct {
+	Import  string `json:"import"`
+	Module  string `json:"module"`
+	Version string `json:"version"`
+	Replace string `json:"replace"`
 }
 
 // metaDecl is the part of #EngineMeta and #PluginMeta the generator reads
 // into Go.
 type metaDecl struct {
-	GoImport  string              `json:"goImport"`
 	OS        []string            `json:"os"`
 	Abilities []string            `json:"abilities"`
 	Order     int                 `json:"order"`
@@ -154,6 +201,10 @@ type metaDecl struct {
 func (r *resolver) resolve(name string) {
 	pv, decl, ok := r.decodeProfile(name)
 	if !ok {
+		return
+	}
+	r.linkComponents(pv, decl)
+	if r.errs != nil {
 		return
 	}
 	dialect := r.checkDialect(pv, decl)
@@ -230,21 +281,21 @@ func (r *resolver) checkDialect(pv cue.Value, decl *profileDecl) cue.Value {
 // that it runs on every target OS and speaks the dialect. It returns the
 // engine's metadata, nil when the engine is unknown or unusable.
 func (r *resolver) checkEngine(pv cue.Value, decl *profileDecl, dialect cue.Value) *metaDecl {
-	kindPos := declPos(pv.LookupPath(cue.ParsePath("engine.kind")))
-	engine, emeta, ok := r.meta("engines", decl.Engine.Kind, kindPos, "profile.engine.kind", "engine")
+	kindPos := declPos(pv.LookupPath(cue.ParsePath("engine.import")))
+	kind := r.p.Engine.Name
+	engine, emeta, ok := r.meta("engines", kind, kindPos, "profile.engine", "engine")
 	if !ok {
 		return nil
 	}
-	r.p.Engine = Component{Name: decl.Engine.Kind, GoImport: emeta.GoImport}
 	for _, t := range decl.Targets {
 		if !slices.Contains(emeta.OS, t.OS) {
 			r.errorf(r.targetPos(pv, t), "profile.targets: engine %s does not support %s (it supports %s): remove the target or choose another engine",
-				decl.Engine.Kind, t.OS, strings.Join(emeta.OS, ", "))
+				kind, t.OS, strings.Join(emeta.OS, ", "))
 		}
 	}
 	if dialect.Exists() && !engine.LookupPath(cue.MakePath(cue.Str("payload"), cue.Str(decl.Dialect))).Exists() {
-		r.errorf(kindPos, "profile.engine.kind: engine %s does not speak dialect %q (it speaks %s): change profile.dialect or the engine",
-			decl.Engine.Kind, decl.Dialect, strings.Join(keysOf(engine.LookupPath(cue.ParsePath("payload"))), ", "))
+		r.errorf(kindPos, "profile.engine: engine %s does not speak dialect %q (it speaks %s): change profile.dialect or the engine",
+			kind, decl.Dialect, strings.Join(keysOf(engine.LookupPath(cue.ParsePath("payload"))), ", "))
 	}
 	return emeta
 }
@@ -261,11 +312,16 @@ func (r *resolver) checkPlugins(pv cue.Value, decl *profileDecl, emeta *metaDecl
 	chosen := keysOf(pluginsV)
 	for _, pn := range chosen {
 		pos := declPos(pluginsV.LookupPath(cue.MakePath(cue.Str(pn))))
+		linked, ok := r.linked[pn]
+		if !ok {
+			continue
+		}
 		mv, m, ok := r.meta("plugins", pn, pos, "profile.plugins."+pn, "plugin")
 		if !ok {
 			continue
 		}
-		r.p.Plugins = append(r.p.Plugins, Component{Name: pn, GoImport: m.GoImport, Order: m.Order})
+		linked.Order = m.Order
+		r.p.Plugins = append(r.p.Plugins, linked)
 		for _, o := range slices.Sorted(maps.Keys(oses)) {
 			if !slices.Contains(m.OS, o) {
 				r.errorf(pos, "profile.plugins.%s: plugin %s does not support target OS %s (it supports %s): remove the plugin or the %s targets",
@@ -310,7 +366,7 @@ func (r *resolver) checkAbilities(pos token.Pos, pn string, m *metaDecl, decl *p
 			continue
 		}
 		r.errorf(pos, "profile.plugins.%s: plugin %s needs engine ability %q (%s) with dialect %s, which engine %s lacks: remove the plugin or choose another engine",
-			pn, pn, a, engines.Ability(a).Interface(), decl.Dialect, decl.Engine.Kind)
+			pn, pn, a, engines.Ability(a).Interface(), decl.Dialect, r.p.Engine.Name)
 	}
 }
 
@@ -358,7 +414,7 @@ func (r *resolver) meta(section, name string, pos token.Pos, field, what string)
 	}
 	for _, def := range []string{"#Config", "#Defaults"} {
 		if !mv.LookupPath(cue.MakePath(cue.Def(def))).Exists() {
-			r.errorf(mv.Pos(), "%s %s declares no %s: add `%s: {...}` to its metadata in schemas/", what, name, def, def)
+			r.errorf(mv.Pos(), "%s %s declares no %s: add `%s: {...}` to its CUE, in its folder", what, name, def, def)
 			return mv, nil, false
 		}
 	}

@@ -20,9 +20,7 @@ func loadSchemas(t *testing.T) cue.Value {
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(root, "go.mod"))
 	require.NoError(t, err)
-	files, err := schemaFiles(root)
-	require.NoError(t, err)
-	v, errs := loadInstance(newContext(), root, files)
+	v, errs := loadModuleCUE(root)
 	require.NoError(t, errs)
 	return v
 }

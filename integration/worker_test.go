@@ -60,21 +60,19 @@ func setup(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := gen.Generate(root, "linux-native"); err != nil {
-		return 0, err
-	}
 	tmp, err := os.MkdirTemp("", "workergen-it-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
-	workerBin = filepath.Join(tmp, "workergen-linux-native")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", build.LDFlags("0.0.0-it", "it"), "-o", workerBin, gen.PackagePath("linux-native"))
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("go build: %v\n%s", err, out)
+	res, err := build.Build(context.Background(), build.Options{
+		Root: root, Profile: "linux-native", BinDir: tmp, Version: "0.0.0-it", Commit: "it",
+		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
+	})
+	if err != nil {
+		return 0, err
 	}
+	workerBin = res.Binaries[0].Path
 	return m.Run(), nil
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/workergen/workergen/gen/build"
 )
 
-// Build generates a profile and builds a binary for each of its targets: build profile=<name> (or build <name>).
+// Build generates a profile and builds a binary for each of its targets: build profile=<name> (or build <name>, or build profile=<path/to/profile.cue>).
 func Build(ctx context.Context, profile string) error {
 	name := build.ProfileArg(profile)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -49,11 +49,12 @@ func Generate() error {
 	}
 	var errs []error
 	for _, n := range names {
-		if _, err := gen.Generate(".", n); err != nil {
+		p, err := gen.Generate(".", n)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Println(gen.OutDir(".", n))
+		fmt.Println(gen.OutDir(".", p.Name))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -64,7 +65,12 @@ func Generate() error {
 	return nil
 }
 
-// Test runs the README's test steps: Podman and Docker set-up (as root on Debian), gofmt, go vet ./..., go test ./...
+// ExamplesModules are the Go modules below the repository root that
+// `test` vets and tests besides the root module (each its own module, so
+// `./...` of the root does not reach them).
+var ExamplesModules = []string{"examples/thirdparty"}
+
+// Test runs the README's test steps: Podman and Docker set-up (as root on Debian), gofmt, go vet ./..., go test ./..., then go vet and go test of the modules under examples/.
 func Test(ctx context.Context) error {
 	env, err := podmanSetup(ctx, ".ci/podman-setup.sh")
 	if err != nil {
@@ -82,13 +88,19 @@ func Test(ctx context.Context) error {
 	if files := strings.TrimSpace(string(out)); files != "" {
 		return fmt.Errorf("files need gofmt -w:\n%s", files)
 	}
-	for _, args := range [][]string{{"vet", "./..."}, {"test", "./..."}} {
-		fmt.Printf("== go %s\n", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.Env = append(os.Environ(), env...)
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	for _, dir := range append([]string{"."}, ExamplesModules...) {
+		for _, args := range [][]string{{"vet", "./..."}, {"test", "./..."}} {
+			fmt.Printf("== (%s) go %s\n", dir, strings.Join(args, " "))
+			cmd := exec.CommandContext(ctx, "go", args...)
+			cmd.Dir = dir
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			cmd.Env = append(os.Environ(), env...)
+			if dir != "." {
+				cmd.Env = append(cmd.Env, "GOWORK=off")
+			}
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("(%s) go %s: %w", dir, strings.Join(args, " "), err)
+			}
 		}
 	}
 	return nil

@@ -46,7 +46,8 @@ func Release(ctx context.Context) error {
 }
 
 // optionalProfileArg finds the argument following the target's name on the
-// command line: "profile=<name>", or a bare name of a profile in profiles/.
+// command line: "profile=<name>", or a bare name of a profile in profiles/,
+// or a bare path of a profile file ending in ".cue".
 // consumed reports that one was found, so the target must exit on success
 // before mage reads it as the next target.
 func optionalProfileArg(target string) (profile string, consumed bool, err error) {
@@ -58,6 +59,9 @@ func optionalProfileArg(target string) (profile string, consumed bool, err error
 	next := args[i+1]
 	if strings.HasPrefix(next, "profile=") {
 		return build.ProfileArg(next), true, nil
+	}
+	if strings.HasSuffix(next, ".cue") {
+		return next, true, nil // a profile file kept outside profiles/
 	}
 	known, err := gen.KnownProfiles(".")
 	if err != nil {

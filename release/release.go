@@ -488,7 +488,7 @@ func (r *runner) buildAndPackage(ctx context.Context, j Job, res *Target) error 
 	binDir := filepath.Join(r.staging, p.Name)
 	built, err := build.Build(ctx, build.Options{
 		Root:    r.opts.Root,
-		Profile: p.Name,
+		Profile: p.File,
 		Targets: []gen.Target{t},
 		Jobs:    1,
 		Version: r.opts.Version,
@@ -517,7 +517,7 @@ func (r *runner) buildAndPackage(ctx context.Context, j Job, res *Target) error 
 	plugins := pluginNames(p)
 	sbom, err := SBOM(SBOMInput{
 		Name: p.Binary, Version: r.opts.Version, SHA256: res.BinarySHA256, Time: r.opts.Epoch,
-		Profile: p.Name, Engine: p.Engine.Name, Plugins: plugins,
+		Profile: p.Name, Engine: p.Engine.Name, Plugins: plugins, Components: sbomComponents(p),
 	}, bi)
 	if err != nil {
 		return err
@@ -673,6 +673,19 @@ func manifest(opts Options, jobs []Job, results []Target) *Manifest {
 		})
 	}
 	return m
+}
+
+// sbomComponents lists the profile's engine and plugins for the SBOM.
+func sbomComponents(p *gen.Profile) []SBOMComponent {
+	var out []SBOMComponent
+	for i, c := range append([]gen.Component{p.Engine}, p.Plugins...) {
+		kind := "plugin"
+		if i == 0 {
+			kind = "engine"
+		}
+		out = append(out, SBOMComponent{Kind: kind, Name: c.Name, Import: c.GoImport, Module: c.Module, Version: c.Version})
+	}
+	return out
 }
 
 func pluginNames(p *gen.Profile) []string {

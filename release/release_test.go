@@ -380,9 +380,7 @@ func TestRelease(t *testing.T) {
 				require.NoError(t, err)
 				want := []string{"std"}
 				for _, d := range bi.Deps {
-					if d.Replace != nil {
-						d = d.Replace
-					}
+					d = release.ModuleUsed(d)
 					want = append(want, d.Path+"@"+d.Version)
 				}
 				var doc struct {
@@ -432,8 +430,10 @@ func TestRelease(t *testing.T) {
 			"commit: " + m.Commit + "\n" +
 			"profile: " + native.Name + "\n" +
 			"engine: " + native.Engine + "\n" +
-			"plugins: " + strings.Join(native.Plugins, ", ") + "\n"
-		require.Equal(t, want, string(out))
+			"plugins: " + strings.Join(native.Plugins, ", ") + "\n" +
+			"components:\n"
+		require.True(t, strings.HasPrefix(string(out), want), "--version:\n%s\nwant it to start with:\n%s", out, want)
+		require.Regexp(t, `(?m)^  engine native\s+github.com/workergen/workergen/engines/native\s+github.com/workergen/workergen v\S+ => \.\./\.\.\s+workergen$`, string(out))
 
 		cmd := exec.Command(bin, "run", "--output", filepath.Join(dir, "out"), filepath.Join(repoRoot(t), "examples", "hello-world.yml"))
 		cmd.Dir = dir
@@ -644,22 +644,19 @@ func sha256Hex(b []byte) string {
 // failed target of that profile and the others are still planned.
 func TestPlanBrokenProfile(t *testing.T) {
 	root := repoRoot(t)
-	tmp := t.TempDir()
-	require.NoError(t, os.CopyFS(filepath.Join(tmp, gen.SchemasDir), os.DirFS(filepath.Join(root, gen.SchemasDir))))
-	require.NoError(t, os.MkdirAll(filepath.Join(tmp, gen.ProfilesDir), 0o755))
 	hello, err := os.ReadFile(filepath.Join(root, gen.ProfilesDir, "hello.cue"))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(tmp, gen.ProfilesDir, "hello.cue"), hello, 0o644))
 	broken := strings.Replace(string(hello), `name:`, `nmae:`, 1)
 	broken = strings.Replace(broken, `"hello"`, `"broken"`, 1)
-	require.NoError(t, os.WriteFile(filepath.Join(tmp, gen.ProfilesDir, "broken.cue"), []byte(broken), 0o644))
+	brokenFile := filepath.Join(t.TempDir(), "broken.cue")
+	require.NoError(t, os.WriteFile(brokenFile, []byte(broken), 0o644))
 
-	jobs, failed, err := release.Plan(tmp, nil, nil)
+	jobs, failed, err := release.Plan(root, []string{"hello", brokenFile}, nil)
 	require.NoError(t, err)
 	require.Len(t, failed, 1)
-	require.Equal(t, "broken", failed[0].Profile)
+	require.Equal(t, brokenFile, failed[0].Profile)
 	require.ErrorIs(t, failed[0].Err, gen.ErrInvalidProfile)
-	require.ErrorContains(t, failed[0].Err, "generating profile broken")
+	require.ErrorContains(t, failed[0].Err, "generating profile "+brokenFile)
 	require.NotEmpty(t, jobs)
 	for _, j := range jobs {
 		require.Equal(t, "hello", j.Profile.Name)

@@ -38,6 +38,37 @@ type SBOMInput struct {
 	Profile string
 	Engine  string
 	Plugins []string
+	// Components are the engine and the plugins with their Go packages;
+	// those from a third-party module are marked in the SBOM (see SBOM).
+	Components []SBOMComponent
+}
+
+// SBOMComponent is a linked engine or plugin.
+type SBOMComponent struct {
+	// Kind is "engine" or "plugin"; Name its name; Import its Go package.
+	Kind, Name, Import string
+	// Module and Version are the third-party module providing it; empty
+	// for a component of workergen's own module.
+	Module, Version string
+}
+
+func (c SBOMComponent) String() string {
+	s := c.Kind + " " + c.Name + " " + c.Import
+	if c.Module != "" {
+		s += " " + c.Module + "@" + c.Version + " third-party"
+	}
+	return s
+}
+
+// ModuleUsed returns the module a build info dependency was actually built
+// from: its replacement when that is another module version, else d
+// itself (a folder replacement has no version of its own: the SBOM lists
+// the required version, and the folder in a property).
+func ModuleUsed(d *debug.Module) *debug.Module {
+	if r := d.Replace; r != nil && r.Version != "" && r.Version != "(devel)" {
+		return r
+	}
+	return d
 }
 
 // ReadBuildInfo reads the Go build info embedded in the binary at path
@@ -55,8 +86,12 @@ func ReadBuildInfo(path string) (*debug.BuildInfo, error) {
 // (name, version, SHA-256, profile, engine, plugins, GOOS/GOARCH and the
 // other build settings as properties); its components are the Go standard
 // library and every module listed in the binary's build info (the modules
-// that have packages linked into it; replacements are resolved to the
-// module actually used), sorted by module path. Module hashes are the
+// that have packages linked into it; replacements by another module version
+// are resolved to the module actually used, folder replacements keep the
+// required version and name the folder in a "workergen:replace" property),
+// sorted by module path. Every engine and plugin is a
+// "workergen:component" property of the worker, and the module of a
+// third-party one carries "workergen:third-party-component" properties. Module hashes are the
 // SHA-256 behind go.sum's "h1:" digests, as cyclonedx-gomod reports them.
 // The output is a function of its arguments: the timestamp is in.Time and
 // the serial number is derived from in.SHA256.
@@ -72,6 +107,13 @@ func SBOM(in SBOMInput, bi *debug.BuildInfo) ([]byte, error) {
 		{Name: "workergen:engine", Value: in.Engine},
 		{Name: "workergen:plugins", Value: strings.Join(in.Plugins, ",")},
 		{Name: "workergen:go", Value: bi.GoVersion},
+	}
+	thirdParty := map[string][]string{}
+	for _, c := range in.Components {
+		props = append(props, cdx.Property{Name: "workergen:component", Value: c.String()})
+		if c.Module != "" {
+			thirdParty[c.Module] = append(thirdParty[c.Module], c.Kind+" "+c.Name+" ("+c.Import+")")
+		}
 	}
 	if bi.Main.Path != "" {
 		props = append(props, cdx.Property{Name: "workergen:module", Value: bi.Main.Path})
@@ -98,22 +140,8 @@ func SBOM(in SBOMInput, bi *debug.BuildInfo) ([]byte, error) {
 		Scope:      cdx.ScopeRequired,
 	}
 	components := []cdx.Component{std}
-	for _, d := range bi.Deps {
-		if d.Replace != nil {
-			d = d.Replace
-		}
-		c := cdx.Component{
-			BOMRef:     purl(d.Path, d.Version),
-			Type:       cdx.ComponentTypeLibrary,
-			Name:       d.Path,
-			Version:    d.Version,
-			PackageURL: purl(d.Path, d.Version),
-			Scope:      cdx.ScopeRequired,
-		}
-		if h, ok := h1SHA256(d.Sum); ok {
-			c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: h}}
-		}
-		components = append(components, c)
+	for _, dep := range bi.Deps {
+		components = append(components, moduleComponent(dep, thirdParty))
 	}
 	slices.SortFunc(components, func(a, b cdx.Component) int { return strings.Compare(a.BOMRef, b.BOMRef) })
 	components = slices.CompactFunc(components, func(a, b cdx.Component) bool { return a.BOMRef == b.BOMRef })
@@ -146,6 +174,36 @@ func SBOM(in SBOMInput, bi *debug.BuildInfo) ([]byte, error) {
 		return nil, fmt.Errorf("encoding sbom of %s: %w", in.Name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// moduleComponent is the SBOM component of one build info dependency
+// (see ModuleUsed), with a "workergen:replace" property for a folder
+// replacement and a "workergen:third-party-component" property per entry
+// of thirdParty (by module path).
+func moduleComponent(dep *debug.Module, thirdParty map[string][]string) cdx.Component {
+	d := ModuleUsed(dep)
+	c := cdx.Component{
+		BOMRef:     purl(d.Path, d.Version),
+		Type:       cdx.ComponentTypeLibrary,
+		Name:       d.Path,
+		Version:    d.Version,
+		PackageURL: purl(d.Path, d.Version),
+		Scope:      cdx.ScopeRequired,
+	}
+	if h, ok := h1SHA256(d.Sum); ok {
+		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: h}}
+	}
+	var props []cdx.Property
+	if d == dep && dep.Replace != nil {
+		props = append(props, cdx.Property{Name: "workergen:replace", Value: dep.Replace.Path})
+	}
+	for _, tp := range thirdParty[d.Path] {
+		props = append(props, cdx.Property{Name: "workergen:third-party-component", Value: tp})
+	}
+	if props != nil {
+		c.Properties = &props
+	}
+	return c
 }
 
 // purl is the package URL of a Go module version (purl-spec "golang" type;

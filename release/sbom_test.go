@@ -89,9 +89,7 @@ func TestSBOMContent(t *testing.T) {
 	}
 	require.Contains(t, byName, "std")
 	for _, d := range bi.Deps {
-		if d.Replace != nil {
-			d = d.Replace
-		}
+		d = release.ModuleUsed(d)
 		i, ok := byName[d.Path]
 		require.True(t, ok, "module %s listed", d.Path)
 		c := doc.Components[i]
@@ -156,4 +154,59 @@ func TestSBOMSchema(t *testing.T) {
 	data, err := release.SBOM(sbomInput(), testBuildInfo(t))
 	require.NoError(t, err)
 	validateSBOM(t, schema, data)
+}
+
+// A folder-replaced module keeps its required version (the folder is a
+// property); every component is listed on the worker, and the module of a
+// third-party one is marked.
+func TestSBOMThirdParty(t *testing.T) {
+	bi, err := debug.ParseBuildInfo(strings.Join([]string{
+		"go\tgo1.26.0",
+		"path\tgithub.com/workergen/workergen/dist/linux-stamp",
+		"mod\tgithub.com/workergen/workergen/dist/linux-stamp\t(devel)\t",
+		"dep\texample.com/tcstamp\tv1.2.0",
+		"=>\t../../examples/thirdparty\t(devel)\t",
+		"dep\tgithub.com/workergen/workergen\tv0.0.0-20260101000000-0123456789ab",
+		"=>\t../..\t(devel)\t",
+		"",
+	}, "\n"))
+	require.NoError(t, err)
+	in := sbomInput()
+	in.Components = []release.SBOMComponent{
+		{Kind: "engine", Name: "native", Import: "github.com/workergen/workergen/engines/native"},
+		{Kind: "plugin", Name: "stamp", Import: "example.com/tcstamp/stamp", Module: "example.com/tcstamp", Version: "v1.2.0"},
+	}
+	data, err := release.SBOM(in, bi)
+	require.NoError(t, err)
+	validateSBOM(t, cdxSchema(t), data)
+	var doc struct {
+		Metadata struct {
+			Component struct {
+				Properties []struct{ Name, Value string }
+			}
+		}
+		Components []struct {
+			Name, Version, PURL string
+			Properties          []struct{ Name, Value string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(data, &doc))
+	props := map[string][]string{}
+	for _, c := range doc.Components {
+		for _, p := range c.Properties {
+			props[c.Name+"@"+c.Version] = append(props[c.Name+"@"+c.Version], p.Name+"="+p.Value)
+		}
+	}
+	require.Equal(t, map[string][]string{
+		"example.com/tcstamp@v1.2.0":                                        {"workergen:replace=../../examples/thirdparty", "workergen:third-party-component=plugin stamp (example.com/tcstamp/stamp)"},
+		"github.com/workergen/workergen@v0.0.0-20260101000000-0123456789ab": {"workergen:replace=../.."},
+	}, props)
+	var comps []string
+	for _, p := range doc.Metadata.Component.Properties {
+		if p.Name == "workergen:component" {
+			comps = append(comps, p.Value)
+		}
+	}
+	require.Equal(t, []string{"engine native github.com/workergen/workergen/engines/native",
+		"plugin stamp example.com/tcstamp/stamp example.com/tcstamp@v1.2.0 third-party"}, comps)
 }

@@ -56,12 +56,16 @@ type Build struct {
 type EngineEntry struct {
 	Name string
 	New  engines.Constructor
+	// Import is the Go import path of New's package (see Components).
+	Import string
 }
 
 // PluginEntry names a plugin and how to construct it.
 type PluginEntry struct {
 	Name string
 	New  plugins.Constructor
+	// Import is the Go import path of New's package (see Components).
+	Import string
 }
 
 // Unsupported is a payload field the profile's dialect defines but this

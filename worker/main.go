@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 )
 
 // Exit codes of a generated worker binary. Where generic-worker has the
@@ -72,6 +71,8 @@ func MainArgs(b Build, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "schema":
 		return cmdSchema(b, args[1:], stdout, stderr)
+	case "components":
+		return cmdComponents(b, args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(b, args[1:], stdout, stderr)
 	case "work":
@@ -90,6 +91,7 @@ func usage(b Build, w io.Writer) {
 Usage:
   %[1]s --version                  show version, commit, profile, engine and plugins
   %[1]s schema payload|config      print the embedded payload or config JSON Schema
+  %[1]s components [--json]        list the engine and plugins: import path, module, version, origin
   %[1]s run [flags] TASK_FILE      run one task definition (or bare payload; JSON or YAML) locally
   %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
                                    generic-worker's command line: claim and run tasks from a
@@ -104,18 +106,6 @@ Exit codes (claiming): 0 numberOfTasksToRun reached, 64 config cannot be read, 6
 69 internal error, 70 worker-manager asked to terminate, 71 SIGTERM/SIGINT,
 72 graceful termination, 73 invalid config, 78 protocol pipe cannot be opened.
 `, b.Binary, b.Profile, b.Engine.Name)
-}
-
-func printVersion(b Build, w io.Writer) {
-	names := make([]string, len(b.Plugins))
-	for i, p := range b.Plugins {
-		names[i] = p.Name
-	}
-	plugins := strings.Join(names, ", ")
-	if plugins == "" {
-		plugins = "(none)"
-	}
-	fmt.Fprintf(w, "%s %s\ncommit: %s\nprofile: %s\nengine: %s\nplugins: %s\n", b.Binary, version, commit, b.Profile, b.Engine.Name, plugins)
 }
 
 func cmdSchema(b Build, args []string, stdout, stderr io.Writer) int {

@@ -65,7 +65,7 @@ func (s *suite) abilities(t *testing.T) {
 }
 
 // SchemaAbilities returns the abilities engines.<kind> declares in the
-// schemas of the module the test runs in (schemas/engines/<kind>.cue),
+// CUE of the module the test runs in (engines/<kind>/<kind>.cue),
 // failing t when they cannot be read.
 func SchemaAbilities(t testing.TB, kind string) []engines.Ability {
 	t.Helper()

@@ -113,7 +113,7 @@ type Harness struct {
 	// `abilities`); the suite checks they are exactly those its Engine,
 	// SandboxBuilder and Sandbox implement (CheckAbilities).
 	Abilities []engines.Ability
-	// Kind, when set, is the engine's key in schemas/engines (e.g.
+	// Kind, when set, is the engine's key under `engines:` in its CUE (e.g.
 	// "native"): the suite then also checks Abilities against the
 	// schemas, read from the module root above the test's directory.
 	Kind string

@@ -4,7 +4,7 @@
 // whole build (profile -> generator -> binary -> run) can be exercised with
 // no sandboxing, and as the smallest example of the engine contract.
 //
-// Payload dialect: "hello" (schemas/engines/hello.cue). Config: `{}`.
+// Payload dialect: "hello" (hello.cue in this folder). Config: `{}`.
 package hello
 
 import (

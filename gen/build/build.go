@@ -2,6 +2,9 @@
 // the logic behind `go tool mage build` (magefiles/), kept importable so
 // tests and the release pipeline call it directly.
 //
+// Each profile is its own Go module (dist/<profile>/go.mod, written by
+// gen), built from its folder with GOWORK=off.
+//
 // Every target is built with CGO_ENABLED=0, -trimpath, -buildvcs=false and
 // -ldflags "-s -w -buildid= -X .../worker.version=<v> -X
 // .../worker.commit=<c>", into dist/<profile>/bin/<binary>-<os>-<arch>[.exe].
@@ -89,7 +92,7 @@ func ProfileArg(arg string) string {
 // ErrBuild and carry the compiler output.
 func Build(ctx context.Context, opts Options) (*Result, error) {
 	opts = withDefaults(opts)
-	p, err := gen.Generate(opts.Root, opts.Profile)
+	p, err := gen.GenerateContext(ctx, opts.Root, opts.Profile, "")
 	if err != nil {
 		return nil, err
 	}
@@ -173,13 +176,20 @@ func LDFlags(version, commit string) string {
 	return fmt.Sprintf("-s -w -buildid= -X %s.version=%s -X %s.commit=%s", workerPkg, version, workerPkg, commit)
 }
 
+// goBuild builds the profile's dist module (dist/<profile>/, its own
+// module) for t into out, with GOWORK=off: the dist go.mod names every
+// module the binary links.
 func goBuild(ctx context.Context, opts Options, profile string, t gen.Target, out string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, opts.Go, "build",
 		"-trimpath", "-buildvcs=false",
 		"-ldflags", LDFlags(opts.Version, opts.Commit),
-		"-o", out, gen.PackagePath(profile))
-	cmd.Dir = opts.Root
-	cmd.Env = append(append(os.Environ(), opts.Env...), "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
+		"-o", abs, ".")
+	cmd.Dir = gen.OutDir(opts.Root, profile)
+	cmd.Env = append(append(os.Environ(), opts.Env...), "GOWORK=off", "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
