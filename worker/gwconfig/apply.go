@@ -171,3 +171,30 @@ func (p *parser) required() {
 		p.errs = append(p.errs, fmt.Sprintf("key %q: required", name))
 	}
 }
+
+// cotEnvironment records the worker's location in the chainoftrust
+// plugin's environment (plugins.chainoftrust.environment), where each
+// certificate's `environment` comes from, when the profile has that plugin
+// and the file gives any of it.
+func (p *parser) cotEnvironment() {
+	if !slices.Contains(p.opts.Plugins, "chainoftrust") {
+		return
+	}
+	l := p.cfg.Location
+	env := map[string]any{}
+	for k, v := range map[string]string{
+		"publicIpAddress":  l.PublicIP,
+		"privateIpAddress": l.PrivateIP,
+		"instanceId":       l.InstanceID,
+		"instanceType":     l.InstanceType,
+		"region":           l.Region,
+		"availabilityZone": l.AvailabilityZone,
+	} {
+		if v != "" {
+			env[k] = v
+		}
+	}
+	if len(env) > 0 {
+		p.set("publicIP", "plugins.chainoftrust.environment", env)
+	}
+}

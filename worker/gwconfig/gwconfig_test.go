@@ -37,7 +37,27 @@ func TestValidExampleLoads(t *testing.T) {
 	}, c.Document)
 	assert.Equal(t, Location{PublicIP: "2.1.2.1"}, c.Location)
 	assert.Equal(t, []string{"ed25519SigningKeyLocation"}, c.Ignored)
-	assert.Equal(t, []string{`generic-worker config key "ed25519SigningKeyLocation" is ignored: workergen has no chain of trust yet`}, c.Warnings())
+	assert.Equal(t, []string{`generic-worker config key "ed25519SigningKeyLocation" is ignored: this worker has no chainoftrust plugin`}, c.Warnings())
+}
+
+// With the chainoftrust plugin, the signing key and the worker's location
+// (publicIP) become the plugin's config, where certificates take them from;
+// with interactive, enableInteractive and interactivePort its config.
+func TestChainOfTrustAndInteractiveKeys(t *testing.T) {
+	c, err := Load(filepath.Join(refDir(t), "config-examples", "valid.json"), Options{Plugins: []string{"chainoftrust"}})
+	require.NoError(t, err)
+	cot := c.Document["plugins"].(map[string]any)["chainoftrust"].(map[string]any)
+	assert.NotEmpty(t, cot["ed25519SigningKeyLocation"])
+	assert.Equal(t, map[string]any{"publicIpAddress": "2.1.2.1"}, cot["environment"])
+	assert.Empty(t, c.Ignored)
+
+	c, err = Parse([]byte(`{"rootURL": "https://tc.example.com", "clientId": "c", "accessToken": "t", "workerId": "w", "workerType": "wt",
+		"enableInteractive": true, "interactivePort": 53000, "instanceType": "m5.large", "region": "us-east-1"}`),
+		Options{Plugins: []string{"interactive", "chainoftrust"}})
+	require.NoError(t, err)
+	plugins := c.Document["plugins"].(map[string]any)
+	assert.Equal(t, map[string]any{"enable": true, "port": 53000}, plugins["interactive"])
+	assert.Equal(t, map[string]any{"instanceType": "m5.large", "region": "us-east-1"}, plugins["chainoftrust"].(map[string]any)["environment"])
 }
 
 func TestOtherValidExamplesLoad(t *testing.T) {

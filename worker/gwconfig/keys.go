@@ -61,9 +61,9 @@ var Keys = []Key{
 	{Name: "disableOOMProtection", Kind: Bool, Target: "engine.disableOOMProtection"},
 	{Name: "disableReboots", Kind: Bool, Note: "workergen never reboots the machine"},
 	{Name: "downloadsDir", Kind: String, Target: "plugins.mounts.downloadsDir"},
-	{Name: "ed25519SigningKeyLocation", Kind: String, Note: "workergen has no chain of trust yet"},
+	{Name: "ed25519SigningKeyLocation", Kind: String, Target: "plugins.chainoftrust.ed25519SigningKeyLocation"},
 	{Name: "enableChainOfTrust", Kind: Bool, Note: noMeaningFeature},
-	{Name: "enableInteractive", Kind: Bool, Note: noMeaningFeature},
+	{Name: "enableInteractive", Kind: Bool, Target: "plugins.interactive.enable"},
 	{Name: "enableLiveLog", Kind: Bool, Note: noMeaningFeature},
 	{Name: "enableLoopbackAudio", Kind: Bool, Note: noMeaningFeature},
 	{Name: "enableLoopbackVideo", Kind: Bool, Note: noMeaningFeature},
@@ -77,7 +77,7 @@ var Keys = []Key{
 	{Name: "idleTimeoutSecs", Kind: Int, Max: maxInt, Target: "idleTimeout"},
 	{Name: "instanceID", Kind: String, Target: targetLocation},
 	{Name: "instanceType", Kind: String, Target: targetLocation},
-	{Name: "interactivePort", Kind: Int, Max: 65535, Note: "workergen has no interactive shell"},
+	{Name: "interactivePort", Kind: Int, Max: 65535, Target: "plugins.interactive.port"},
 	{Name: "livelogExecutable", Kind: String, Note: "the live log is served by the worker itself"},
 	{Name: "livelogExposePort", Kind: Int, Max: 65535, Target: "plugins.tasklog.liveLog"},
 	{Name: "livelogPortBase", Kind: Int, Max: 65534, Note: "the live log is served by the worker itself, on livelogExposePort"},
@@ -112,8 +112,9 @@ var Keys = []Key{
 }
 
 // Required are the keys generic-worker requires that workergen needs too
-// (ed25519SigningKeyLocation, also required by generic-worker, has no
-// meaning yet). workerType may be replaced by workerPoolId.
+// (ed25519SigningKeyLocation, also required by generic-worker, is needed
+// only by tasks asking for chain of trust, which are malformed-payload
+// without it). workerType may be replaced by workerPoolId.
 var Required = []string{"accessToken", "clientId", "rootURL", "workerId", "workerType"}
 
 // keyByName finds a key by exact name, then case-insensitively; the

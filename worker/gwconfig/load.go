@@ -130,6 +130,7 @@ func Parse(data []byte, opts Options) (*Config, error) {
 	}
 	p.pool()
 	p.liveLog()
+	p.cotEnvironment()
 	p.required()
 	if len(p.errs) > 0 {
 		sort.Strings(p.errs)
