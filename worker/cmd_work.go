@@ -9,9 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/workergen/workergen/taskcluster"
 )
@@ -61,10 +59,9 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 		Logger:      logger,
 		UserAgent:   b.Binary + "/" + version,
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
-	if err := w.Work(ctx); err != nil {
+	defer shutdownOnSignals(w)()
+	if err := w.Work(context.Background()); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		if errors.Is(err, ErrConfig) {
 			return ExitUsage

@@ -178,6 +178,7 @@ type builder struct {
 	set     [][2]string
 	names   map[string]bool
 	started bool
+	report  func(engines.Handles) // ReportHandles
 }
 
 var _ engines.SandboxBuilder = (*builder)(nil)
@@ -224,6 +225,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	}
 	b.started = true
 	env := mergeEnv(b.e.environ(), b.e.inherit, b.set, b.e.rules)
+	report := b.report
 	b.mu.Unlock()
 
 	r, w, err := os.Pipe()
@@ -242,6 +244,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		readEnd: make(chan struct{}),
 		outSync: newOutputSync(),
 		start:   time.Now(),
+		report:  report,
 	}
 	if b.e.goos == "windows" {
 		dir, err := os.MkdirTemp("", "workergen-native-")
@@ -253,6 +256,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		s.batDir = dir
 	}
 	s.cont = newContainment(b.e, b.tc)
+	s.reportHandles(s.handles())
 	go s.read()
 	go s.run()
 	return s, nil
@@ -267,6 +271,7 @@ type sandbox struct {
 	batDir string      // Windows: generated .bat files and saved env/cwd
 	cont   containment // Linux cgroup, or nil
 	start  time.Time
+	report func(engines.Handles) // from ReportHandles, or nil
 
 	r, w    *os.File      // output pipe
 	outSync *outputSync   // orders worker lines after the task's output
@@ -388,6 +393,8 @@ func (s *sandbox) run() {
 // startCommand starts c unless Kill or Abort came first (stopped), and
 // records its process for them.
 func (s *sandbox) startCommand(c *exec.Cmd) (p *proc, stopped bool, err error) {
+	var h engines.Handles
+	defer func() { s.reportHandles(h) }()
 	s.state.Locked(func(stop sandboxstate.Stop) {
 		if stop != sandboxstate.None {
 			stopped = true
@@ -398,6 +405,7 @@ func (s *sandbox) startCommand(c *exec.Cmd) (p *proc, stopped bool, err error) {
 		}
 		if p, err = startProc(c); err == nil {
 			s.procs = append(s.procs, p)
+			h = s.handles()
 		}
 	})
 	return p, stopped, err
