@@ -84,6 +84,9 @@ type env struct {
 	srv    *httptest.Server
 	down   atomic.Bool
 	shared string // a directory tasks and the test both see
+	// fault, when set, sees every request first (a loopback proxy with
+	// faults injected) and returns true when it answered it itself.
+	fault atomic.Pointer[func(http.ResponseWriter, *http.Request) bool]
 }
 
 func newEnv(t testing.TB, claimTimeout time.Duration) *env {
@@ -104,6 +107,9 @@ func newEnv(t testing.TB, claimTimeout time.Duration) *env {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`{"code": "ServiceUnavailable", "message": "down for a test"}`))
+			return
+		}
+		if f := e.fault.Load(); f != nil && (*f)(w, r) {
 			return
 		}
 		q.Handler().ServeHTTP(w, r)

@@ -142,3 +142,36 @@ func reapCgroup(ctx context.Context, dir string) error {
 	}
 	return c.remove()
 }
+
+// groupAlive reports whether process group pg has a member that is not a
+// zombie. Zombies of a dead worker wait for init to reap them; they hold
+// nothing, so reaping need not wait for them.
+func groupAlive(pg int) bool {
+	if err := syscall.Kill(-pg, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	want := strconv.Itoa(pg)
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		// f[0] is the state (field 3), f[2] the process group (field 5).
+		if len(f) > 2 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
+}

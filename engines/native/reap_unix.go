@@ -27,7 +27,7 @@ func reapProcessGroup(ctx context.Context, pg int) error {
 		return fmt.Errorf("killing process group %d: %w", pg, err)
 	}
 	for {
-		if err := syscall.Kill(-pg, 0); errors.Is(err, syscall.ESRCH) {
+		if !groupAlive(pg) {
 			return nil
 		}
 		select {
