@@ -94,7 +94,6 @@ func TestKill9RecoveryNative(t *testing.T) {
 	assert.NotEmpty(t, e.artifact(id, 0, "public/logs/live_backing.log"), "run 0's log as far as it was written")
 }
 
-
 // processLive reports whether pid is a process that is not a zombie (a
 // killed process whose parent died waits, as a zombie, for init to reap
 // it).
