@@ -97,6 +97,11 @@ type Config struct {
 	DownloadsDir string `json:"downloadsDir,omitempty"`
 	// MaxDownloadSize bounds one download in bytes; 0 means no bound.
 	MaxDownloadSize int64 `json:"maxDownloadSize,omitempty"`
+	// MaxExtractedSize bounds what one mount's archive or compressed file
+	// may expand to, in bytes; 0 means only the free disk space bounds it.
+	// Content that passes it is refused (malformed-payload) as soon as it
+	// does, before the disk fills.
+	MaxExtractedSize int64 `json:"maxExtractedSize,omitempty"`
 	// MinFreeBytes is the free space, in bytes, to keep on the file system
 	// of the task directories: before placing a run's mounts, unused
 	// caches and downloads are deleted, least recently used first, until
@@ -133,6 +138,9 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	var cfg Config
 	if err := plugins.DecodeConfig(opts.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("plugins.mounts: %w", err)
+	}
+	if cfg.MaxExtractedSize < 0 {
+		return nil, fmt.Errorf("plugins.mounts: maxExtractedSize %d is negative (0 means only free disk space bounds extraction)", cfg.MaxExtractedSize)
 	}
 	if cfg.MaxDownloadSize < 0 {
 		return nil, fmt.Errorf("plugins.mounts: maxDownloadSize %d is negative", cfg.MaxDownloadSize)
@@ -172,6 +180,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 		}
 		*d = abs // created on first use: a worker whose tasks mount nothing leaves no trace
 	}
+	p.removePartialDownloads()
 	return p, nil
 }
 
@@ -241,10 +250,10 @@ func (t *taskPlugin) mount(ctx context.Context, root *os.Root, i int) error {
 	defer f.close()
 	var n int64
 	if m.kind() == kindFile {
-		n, err = decompress(f.src, m.Format, root, rel)
+		n, err = decompress(f.src, m.Format, root, rel, t.p.extractBudget(t.tc.TaskDir))
 	} else {
 		if err = checkInside(t.tc.TaskDir, rel); err == nil {
-			n, err = extract(ctx, f.src, m.Format, target)
+			n, err = extract(ctx, f.src, m.Format, target, t.p.extractBudget(t.tc.TaskDir))
 		}
 	}
 	if err != nil {
@@ -352,7 +361,7 @@ func (t *taskPlugin) mountCache(ctx context.Context, root *os.Root, field string
 		return err
 	}
 	defer f.close()
-	n, err := extract(ctx, f.src, m.Format, target)
+	n, err := extract(ctx, f.src, m.Format, target, p.extractBudget(t.tc.TaskDir))
 	if err != nil {
 		return t.placeError(field, m, err)
 	}
