@@ -91,6 +91,7 @@ func TestKill9RecoveryNative(t *testing.T) {
 	assert.NoDirExists(t, runDir)
 	assert.NoFileExists(t, filepath.Join(tasksDir, ".journal", id+"-0.json"))
 	assert.Contains(t, out2.String(), "recovering a run left by an earlier worker process")
+	assert.Contains(t, out2.String(), "recovery: resolved the run")
 	assert.NotEmpty(t, e.artifact(id, 0, "public/logs/live_backing.log"), "run 0's log as far as it was written")
 }
 
