@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/workergen/workergen/engines"
@@ -35,6 +36,9 @@ const recoverStepTimeout = 30 * time.Second
 // It returns the open journal, or nil when there is none (then runs are
 // not journaled; logged).
 func (w *Worker) recoverRuns(ctx context.Context) *journal.Journal {
+	// A shutdown during start-up does not stop recovery: each step is
+	// bounded by recoverStepTimeout.
+	ctx = context.WithoutCancel(ctx)
 	log := w.logger()
 	j, err := w.openJournal()
 	if err != nil {
@@ -81,7 +85,9 @@ func (w *Worker) recoverRun(ctx context.Context, j *journal.Journal, rec *journa
 			log.Warn("recovery: the engine cannot reap sandboxes of an earlier process", "handles", rec.Handles)
 		}
 	}
-	w.resolveRecovered(ctx, rec, log)
+	if !w.resolveRecovered(ctx, rec, log) {
+		clean = false
+	}
 	if rec.RunDir != "" {
 		if err := os.RemoveAll(rec.RunDir); err != nil {
 			clean = false
@@ -102,12 +108,13 @@ func (w *Worker) recoverRun(ctx context.Context, j *journal.Journal, rec *journa
 // resolveRecovered uploads the run's log and resolves it
 // exception/worker-shutdown, with the run's task credentials and then the
 // worker's own. A claim that has expired is left to the Queue
-// (claim-expired).
-func (w *Worker) resolveRecovered(ctx context.Context, rec *journal.Record, log *slog.Logger) {
+// (claim-expired). It returns false when the run may still be resolved
+// later (the call failed while the claim is valid).
+func (w *Worker) resolveRecovered(ctx context.Context, rec *journal.Record, log *slog.Logger) bool {
 	c := *w.client()
 	if !time.Now().Before(c.Skew.Local(rec.TakenUntil)) {
 		log.Warn("recovery: the run's claim has expired; the Queue resolves it claim-expired", "takenUntil", rec.TakenUntil)
-		return
+		return true
 	}
 	creds := rec.Credentials
 	c.Credentials = func() *taskcluster.Credentials { return &creds }
@@ -128,8 +135,10 @@ func (w *Worker) resolveRecovered(ctx context.Context, rec *journal.Record, log 
 	case taskcluster.StatusCode(err) == 409:
 		log.Info("recovery: the run was already resolved or taken back by the Queue", "error", err)
 	default:
-		log.Error("recovery: could not resolve the run; the Queue will resolve it claim-expired", "error", err)
+		log.Error("recovery: could not resolve the run; keeping its record for the next start (else the Queue resolves it claim-expired)", "error", err)
+		return false
 	}
+	return true
 }
 
 // uploadRecoveredLog uploads the task log as far as it was written.
@@ -167,9 +176,11 @@ func (w *Worker) uploadRecoveredLog(ctx context.Context, queue *taskcluster.Queu
 	log.Info("recovery: uploaded the task log", "artifact", recoveryLogArtifact, "bytes", fi.Size())
 }
 
-// removeLeftoverRunDirs removes entries of cfg.TasksDir that no journal
-// record names: run directories of a worker that died before writing a
-// record, and temporary directories. No run of this process exists yet.
+// removeLeftoverRunDirs removes the run directories in cfg.TasksDir
+// ("<taskId>-<runId>", see isRunDirName) that no journal record names: a
+// worker died before writing the record. No run of this process exists
+// yet. Other entries are left alone (tasksDir may be shared with other
+// files).
 func (w *Worker) removeLeftoverRunDirs(known map[string]bool) {
 	entries, err := os.ReadDir(w.Config.TasksDir)
 	if err != nil {
@@ -179,7 +190,7 @@ func (w *Worker) removeLeftoverRunDirs(known map[string]bool) {
 		return
 	}
 	for _, e := range entries {
-		if e.Name() == journalDirName || known[e.Name()] {
+		if known[e.Name()] || !isRunDirName(e.Name()) {
 			continue
 		}
 		path := filepath.Join(w.Config.TasksDir, e.Name())
@@ -196,3 +207,11 @@ func isAuthError(err error) bool {
 	code := taskcluster.StatusCode(err)
 	return code == 401 || code == 403
 }
+
+// runDirName matches a run directory's name: a slugid (22 characters of
+// URL-safe base64), "-", the runId.
+var runDirName = regexp.MustCompile(`^[A-Za-z0-9_-]{22}-[0-9]{1,4}$|^\.recover-[0-9]+$`)
+
+// isRunDirName reports whether name is a run directory (or a temporary
+// directory of recovery) in cfg.TasksDir.
+func isRunDirName(name string) bool { return runDirName.MatchString(name) }
