@@ -36,7 +36,7 @@ func runCgroupDir(t *testing.T, shared string) string {
 	require.NoError(t, err)
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return filepath.Join("/sys/fs/cgroup", p)
+			return filepath.Join(cgroup2Mount(t), p)
 		}
 	}
 	return ""
@@ -63,6 +63,7 @@ func TestKill9RecoveryNative(t *testing.T) {
 	require.DirExists(t, runDir)
 	cg := runCgroupDir(t, e.shared)
 	require.NotEmpty(t, cg, "task ran in no cgroup v2 cgroup")
+	require.DirExists(t, cg)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
@@ -106,4 +107,22 @@ func processLive(pid int) bool {
 	i := bytes.LastIndexByte(data, ')')
 	f := strings.Fields(string(data[i+1:]))
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// cgroup2Mount is where the cgroup v2 hierarchy is mounted
+// (/proc/self/mountinfo): /sys/fs/cgroup, or /sys/fs/cgroup/unified on
+// hybrid systems.
+func cgroup2Mount(t *testing.T) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) && f[i+1] == "cgroup2" && len(f) > 4 {
+				return f[4]
+			}
+		}
+	}
+	t.Fatal("no cgroup2 mount")
+	return ""
 }
