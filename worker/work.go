@@ -95,6 +95,8 @@ func (w *Worker) Work(ctx context.Context) error {
 	defer context.AfterFunc(ctx, func() { w.Shutdown("shutdown requested", true) })()
 	fatal := l.claimUntilDone()
 	l.drain()
+	l.stopClaims()
+	l.cutRuns()
 	w.logger().Info("worker stopped", "claimed", w.claimed.Load(), "resolved", w.resolved.Load())
 	return fatal
 }
