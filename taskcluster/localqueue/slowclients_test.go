@@ -1,3 +1,5 @@
+//go:build unix
+
 package localqueue_test
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +56,11 @@ func TestPingWhileSlowBodyConnectionsOpen(t *testing.T) {
 		t.Skip("opens 5,000 connections")
 	}
 	const n = 5000
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Cur < 2*n+512 {
+		t.Skipf("open-file limit %d is below the %d this test needs (both ends of %d connections in one process); raise ulimit -n", lim.Cur, 2*n+512, n)
+	}
 	r := startServer(t, localqueue.Options{})
 	addr := strings.TrimPrefix(r.URL, "http://")
 	conns := make([]net.Conn, 0, n)
