@@ -82,6 +82,10 @@ type env struct {
 	srv    *httptest.Server
 	down   atomic.Bool
 	shared string // a directory tasks and the test both see
+	// fault, when set, sees every request first (a loopback proxy with
+	// faults injected) and returns true when it answered it itself.
+	fault atomic.Pointer[func(http.ResponseWriter, *http.Request) bool]
+	bin   string // the worker binary start runs; "" means workerBin
 }
 
 func newEnv(t testing.TB, claimTimeout time.Duration) *env {
@@ -102,6 +106,9 @@ func newEnv(t testing.TB, claimTimeout time.Duration) *env {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`{"code": "ServiceUnavailable", "message": "down for a test"}`))
+			return
+		}
+		if f := e.fault.Load(); f != nil && (*f)(w, r) {
 			return
 		}
 		q.Handler().ServeHTTP(w, r)
@@ -140,7 +147,11 @@ func (e *env) start(extra map[string]any) (*exec.Cmd, *bytes.Buffer) {
 	path := filepath.Join(e.t.TempDir(), "worker.json")
 	data, _ := json.Marshal(cfg)
 	require.NoError(e.t, os.WriteFile(path, data, 0o644))
-	cmd := exec.Command(workerBin, "work", "--config", path)
+	bin := workerBin
+	if e.bin != "" {
+		bin = e.bin
+	}
+	cmd := exec.Command(bin, "work", "--config", path)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}

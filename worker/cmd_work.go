@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/workergen/workergen/taskcluster"
 )
@@ -111,9 +109,8 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 	sess.onNewCredentials(creds, logger)
 	sess.onGracefulTermination(w, logger)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err = w.Work(ctx)
+	defer shutdownOnSignals(w)()
+	err = w.Work(context.Background())
 	switch {
 	case errors.Is(err, ErrConfig):
 		return fail(ExitInvalidConfig, err)

@@ -118,7 +118,11 @@ func copyArtifact(a task.Artifact, dst string) (int64, string, error) {
 		return 0, "", err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), src)
+	sw := &sparseWriter{f: f}
+	n, err := io.CopyBuffer(io.MultiWriter(sw, h), src, make([]byte, 1<<20))
+	if err == nil {
+		err = sw.finish()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

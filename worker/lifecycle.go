@@ -66,15 +66,16 @@ const DefaultWorkerManagerCheckInterval = 5 * time.Minute
 //
 // How a stop treats running tasks:
 //
-//   - Work's context cancelled (SIGTERM/SIGINT): stop claiming; running
-//     tasks get cfg.ShutdownGracePeriod seconds, then resolve
-//     exception/worker-shutdown.
+//   - SIGTERM/SIGINT (Worker.Shutdown with finishTasks) or Work's context
+//     cancelled: stop claiming; running tasks get cfg.ShutdownGracePeriod
+//     seconds, then are killed, their uploads cut, and they resolve
+//     exception/worker-shutdown (see Worker.Shutdown).
 //   - GracefulTermination(true), or worker-manager saying terminate: stop
 //     claiming and let running tasks finish, however long they take (a
 //     later signal or GracefulTermination(false) shortens that).
 //   - GracefulTermination(false): stop claiming and stop running tasks at
-//     once; they resolve exception/worker-shutdown after uploading what
-//     they have (logs, artifacts).
+//     once (Worker.Shutdown without grace); they resolve
+//     exception/worker-shutdown with what they uploaded.
 type Lifecycle struct {
 	// WorkerManager: the worker was registered by worker-runner, so its
 	// credentials may call worker-manager. Before an idle exit it asks
@@ -166,6 +167,7 @@ func (w *Worker) beginLife(ctx context.Context) context.Context {
 	if lc.WorkerManager {
 		go w.watchWorkerManager(claimCtx, done)
 	}
+	go w.hurryOnRequest(lc.hurry, done)
 	return claimCtx
 }
 
@@ -187,39 +189,6 @@ func (w *Worker) endLife(fatal error) {
 		lc.cancel()
 	}
 	close(lc.done)
-}
-
-// graceOver returns a channel closed when running tasks are to be stopped
-// during a drain that began with grace seconds of grace: at once after
-// GracefulTermination(false); after grace once Work's context has ended;
-// never while the worker only finishes its tasks (graceful termination
-// with finish-tasks, worker-manager).
-func (w *Worker) graceOver(grace time.Duration) <-chan struct{} {
-	lc := &w.Lifecycle
-	lc.lmu.Lock()
-	hurry, done, parent := lc.hurry, lc.done, lc.parent
-	lc.lmu.Unlock()
-	out := make(chan struct{})
-	go func() {
-		select {
-		case <-hurry:
-			close(out)
-			return
-		case <-parent.Done():
-		case <-done:
-			return
-		}
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-hurry:
-		case <-t.C:
-		case <-done:
-			return
-		}
-		close(out)
-	}()
-	return out
 }
 
 // confirmIdleExit is asked when the idle timeout is reached: true to
@@ -295,5 +264,16 @@ func (w *Worker) watchWorkerManager(ctx context.Context, done <-chan struct{}) {
 			w.requestStop(StopWorkerManager, true)
 			return
 		}
+	}
+}
+
+// hurryOnRequest turns GracefulTermination(false) into a Shutdown with no
+// grace: running tasks are killed, uploads cut, runs resolved
+// exception/worker-shutdown at once. It returns when done closes.
+func (w *Worker) hurryOnRequest(hurry, done <-chan struct{}) {
+	select {
+	case <-hurry:
+		w.Shutdown("graceful-termination received (finish-tasks: false)", false)
+	case <-done:
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/journal"
 	"github.com/workergen/workergen/worker/taskrun"
 )
 
@@ -45,6 +46,9 @@ type Worker struct {
 
 	clientOnce sync.Once
 	skewed     *taskcluster.Client // Client with Skew set; see client
+
+	shutdown shutdownState    // see Shutdown
+	jrnl     *journal.Journal // run journal, nil when unusable
 }
 
 // Stats are counters of a Worker.
@@ -88,11 +92,17 @@ func (w *Worker) logger() *slog.Logger {
 // The error, wrapping ErrConfig, is a claimWork the Queue refused
 // (credentials, scopes, workerPoolId).
 func (w *Worker) Work(ctx context.Context) error {
+	w.jrnl = w.recoverRuns(ctx)
 	l := w.newClaimLoop(w.beginLife(ctx))
 	cfg := w.Config
 	w.logger().Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", l.capacity)
+	w.shutdown.attach(l)
+	defer w.shutdown.detach()
+	defer context.AfterFunc(ctx, func() { w.Shutdown("shutdown requested", true) })()
 	fatal := l.claimUntilDone()
 	l.drain()
+	l.stopClaims()
+	l.cutRuns()
 	w.endLife(fatal)
 	w.logger().Info("worker stopped", "claimed", w.claimed.Load(), "resolved", w.resolved.Load())
 	return fatal
@@ -118,6 +128,7 @@ type claimLoop struct {
 	active map[*activeRun]struct{}
 	wg     sync.WaitGroup
 	slot   chan struct{} // a run ended
+	cutState
 }
 
 func (w *Worker) newClaimLoop(ctx context.Context) *claimLoop {
@@ -126,8 +137,11 @@ func (w *Worker) newClaimLoop(ctx context.Context) *claimLoop {
 	if poll <= 0 {
 		poll = time.Second
 	}
+	ctx, stopClaims := context.WithCancel(ctx)
+	runCtx, cutRuns := context.WithCancel(context.WithoutCancel(ctx))
 	l := &claimLoop{
-		w: w, ctx: ctx, runCtx: context.WithoutCancel(ctx),
+		w: w, ctx: ctx, runCtx: runCtx,
+		cutState: cutState{stopClaims: stopClaims, cutRuns: cutRuns, cutDone: make(chan struct{})},
 		capacity: capacity, limit: int64(w.Config.NumberOfTasksToRun), poll: poll,
 		client: *w.client(), backoff: newBackoff(), lastBusy: time.Now(),
 		active: map[*activeRun]struct{}{}, slot: make(chan struct{}, capacity),
@@ -285,30 +299,25 @@ func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
 	}
 }
 
-// drain waits for the running tasks. On a shutdown they get the grace
-// period, then are told to stop (worker-shutdown); otherwise they simply
-// finish.
+// drain waits for the running tasks. On a shutdown they may run until its
+// deadline (see Worker.Shutdown), which kills them and cuts their
+// uploads; runs still unresolved cutResolveTimeout after that are left to
+// the next start's recovery. Otherwise they simply finish.
 func (l *claimLoop) drain() {
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
 	if l.ctx.Err() != nil && l.running() > 0 {
-		grace := time.Duration(l.w.Config.ShutdownGracePeriod) * time.Second
-		l.w.logger().Info("shutting down: waiting for running tasks", "running", l.running(), "gracePeriod", grace)
+		l.w.logger().Info("shutting down: waiting for running tasks", "running", l.running())
+	}
+	select {
+	case <-done:
+	case <-l.cutDone:
 		select {
 		case <-done:
-		case <-l.w.graceOver(grace):
-			l.mu.Lock()
-			runs := make([]*activeRun, 0, len(l.active))
-			for ar := range l.active {
-				runs = append(runs, ar)
-			}
-			l.mu.Unlock()
-			for _, ar := range runs {
-				ar.ctl.Shutdown()
-			}
+		case <-time.After(cutResolveTimeout):
+			l.w.logger().Error("runs still unresolved after the shutdown deadline; the next start of this worker resolves them", "running", l.running())
 		}
 	}
-	<-done
 }
 
 // claimRetryWindow bounds the HTTP-level retries of one claimWork call.
@@ -319,10 +328,11 @@ const claimCallTimeout = 90 * time.Second
 
 // activeRun is one claimed run.
 type activeRun struct {
-	claim taskcluster.TaskClaim
-	ctl   *taskrun.Control
-	creds *taskcluster.CredentialsHolder
-	skew  *taskcluster.ClockSkew
+	claim  taskcluster.TaskClaim
+	ctl    *taskrun.Control
+	creds  *taskcluster.CredentialsHolder
+	skew   *taskcluster.ClockSkew
+	record *runRecord // journal record, nil without a journal
 
 	mu         sync.Mutex
 	takenUntil time.Time // on the local clock
@@ -379,9 +389,15 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 	}
 	if !out.Reported() || ar.ctl.Cancelled() {
 		log.Info("run was taken back by the Queue; not reporting")
+		ar.record.drop()
 		return
 	}
-	w.resolve(ctx, queue, ar, out.Resolution, log)
+	rctx, cancel, res := afterCut(ctx, out.Resolution)
+	defer cancel()
+	w.resolve(rctx, queue, ar, res, log)
+	if rctx.Err() == nil {
+		ar.record.drop()
+	} // else the shutdown cut the resolution short: the next start resolves the run
 }
 
 // execute prepares the run's directories and log, then runs it.
@@ -408,6 +424,7 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		return taskrun.Outcome{}, fmt.Errorf("creating task log: %w", err)
 	}
 	defer lf.Close()
+	recordRun(w.jrnl, ar, runDir, logPath, log)
 
 	tc := &task.Context{
 		TaskID:     taskID,
@@ -454,11 +471,12 @@ func (w *Worker) reclaimLoop(ctx context.Context, queue *taskcluster.Queue, ar *
 		}
 		for {
 			attemptCtx, cancel := context.WithDeadline(ctx, ar.TakenUntil())
-			resp, err := queue.ReclaimTask(attemptCtx, ar.claim.Status.TaskID, ar.claim.RunID)
+			resp, err := boundedQueue(queue, ar.TakenUntil()).ReclaimTask(attemptCtx, ar.claim.Status.TaskID, ar.claim.RunID)
 			cancel()
 			if err == nil {
 				ar.creds.Set(resp.Credentials)
 				ar.setTakenUntil(resp.TakenUntil)
+				ar.record.update(func(r *journal.Record) { r.TakenUntil, r.Credentials = resp.TakenUntil, resp.Credentials })
 				retry.reset()
 				log.Debug("reclaimed", "takenUntil", resp.TakenUntil)
 				break
@@ -492,16 +510,11 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	retry := newBackoff()
 	for {
 		attemptCtx, cancel := context.WithDeadline(ctx, ar.TakenUntil())
-		var err error
-		switch res.State {
-		case task.Completed:
-			_, err = queue.ReportCompleted(attemptCtx, taskID, runID)
-		case task.Failed:
-			_, err = queue.ReportFailed(attemptCtx, taskID, runID)
-		default:
-			_, err = queue.ReportException(attemptCtx, taskID, runID, string(res.Reason))
-		}
+		err := report(attemptCtx, boundedQueue(queue, ar.TakenUntil()), taskID, runID, res)
 		cancel()
+		if isAuthError(err) && w.resolveDespiteAuthError(ctx, ar, res, err, log) {
+			err = nil
+		}
 		if err == nil {
 			w.resolved.Add(1)
 			log.Info("resolved", "resolution", res.String())
@@ -513,7 +526,7 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 			log.Warn("the Queue refused the resolution: the run is no longer running here", "resolution", res.String(), "error", err)
 			return
 		case code >= 400 && code < 500 && code != 408 && code != 429:
-			log.Error("the Queue rejected the resolution", "resolution", res.String(), "error", err)
+			log.Error("the Queue rejected the resolution; the run is left to expire", "taskId", taskID, "runId", runID, "resolution", res.String(), "error", err)
 			return
 		case ar.ctl.Cancelled():
 			return

@@ -41,7 +41,8 @@ type builder struct {
 	caches  []cacheRequest
 	hosts   []string // extra /etc/hosts entries, "name:ip"
 	started bool
-	done    bool // Start or Discard called
+	done    bool                  // Start or Discard called
+	report  func(engines.Handles) // ReportHandles
 }
 
 type cacheRequest struct{ name, mountPath string }
@@ -115,7 +116,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	s := &sandbox{
 		e: b.e, tc: b.tc, releaseImage: b.releaseImage, state: sandboxstate.New(),
 		imageID: b.imageID, imageArtifact: b.imageArtifact,
-		output: discardOutput, outputDone: make(chan struct{}),
+		output: discardOutput, outputDone: make(chan struct{}), report: b.reportFn(),
 	}
 	if s.tc.Log != nil {
 		s.output = s.tc.Log
@@ -169,6 +170,9 @@ func (s *sandbox) launch(ctx context.Context, sp spec) error {
 		return startError("creating container", err)
 	}
 	s.id = cr.ID
+	if s.report != nil {
+		s.report(engines.Handles{Container: s.id})
+	}
 	att, err := cli.ContainerAttach(ctx, s.id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		// Podman prepares the container when attaching: a command missing
@@ -264,6 +268,7 @@ type sandbox struct {
 	e            *Engine
 	tc           *task.Context
 	id           string
+	report       func(engines.Handles) // from ReportHandles, or nil
 	attach       client.HijackedResponse
 	output       io.Writer
 	caches       []*cacheUse

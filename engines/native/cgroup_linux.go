@@ -93,7 +93,7 @@ type runCgroup struct {
 func newRunCgroup(parent, name string) (*runCgroup, error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	dir := filepath.Join(parent, "workergen-"+sanitize(name)+"-"+hex.EncodeToString(rnd[:]))
+	dir := filepath.Join(parent, "workergen-"+ownerTag()+"-"+sanitize(name)+"-"+hex.EncodeToString(rnd[:]))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup: %w", err)
 	}

@@ -231,6 +231,7 @@ type builder struct {
 
 	user    *runUser // multiuser mode, else nil
 	monitor *monitorConfig
+	report  func(engines.Handles) // ReportHandles
 }
 
 var _ engines.SandboxBuilder = (*builder)(nil)
@@ -282,6 +283,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		u = b.user.user
 	}
 	env := mergeEnv(userEnv(b.e.environ(), u, b.e.goos), b.e.inherit, b.set, b.e.rules)
+	report := b.report
 	b.mu.Unlock()
 	if u != nil && !u.CurrentUser {
 		if err := handOver(b.tc.TaskDir, u); err != nil {
@@ -306,6 +308,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 		outSync: newOutputSync(),
 		start:   time.Now(),
 		user:    b.user,
+		report:  report,
 	}
 	if b.e.goos == "windows" {
 		dir, err := os.MkdirTemp("", "workergen-native-")
@@ -328,6 +331,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	}
 	s.cont = newContainment(b.e, b.tc)
 	s.mon = startMonitor(b.monitor, b.tc, s)
+	s.reportHandles(s.handles())
 	go s.read()
 	go s.run()
 	return s, nil
@@ -342,8 +346,9 @@ type sandbox struct {
 	batDir string      // Windows: generated .bat files and saved env/cwd
 	cont   containment // Linux cgroup, or nil
 	start  time.Time
-	user   *runUser // multiuser mode, else nil
-	mon    *monitor // resource monitor, or nil
+	user   *runUser              // multiuser mode, else nil
+	mon    *monitor              // resource monitor, or nil
+	report func(engines.Handles) // from ReportHandles, or nil
 
 	r, w    *os.File      // output pipe
 	outSync *outputSync   // orders worker lines after the task's output
@@ -468,6 +473,8 @@ func (s *sandbox) run() {
 // startCommand starts c unless Kill or Abort came first (stopped), and
 // records its process for them.
 func (s *sandbox) startCommand(c *exec.Cmd) (p *proc, stopped bool, err error) {
+	var h engines.Handles
+	defer func() { s.reportHandles(h) }()
 	s.state.Locked(func(stop sandboxstate.Stop) {
 		if stop != sandboxstate.None {
 			stopped = true
@@ -478,6 +485,7 @@ func (s *sandbox) startCommand(c *exec.Cmd) (p *proc, stopped bool, err error) {
 		}
 		if p, err = startProc(c); err == nil {
 			s.procs = append(s.procs, p)
+			h = s.handles()
 		}
 	})
 	return p, stopped, err

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +32,7 @@ func platformInit(e *Engine, cfg Config) {
 		return
 	}
 	e.cgroupParent = parent
+	removeLeftoverCgroups(context.Background(), parent, e.logger)
 	e.logger.Info("native engine: running each task in a cgroup", "parent", parent)
 }
 

@@ -84,9 +84,10 @@ type source interface {
 // directory dir, which it creates. Every entry is created through an
 // os.Root on dir, so no entry, path component or symlink can reach outside
 // it; entries with absolute names, ".." segments or symlinks whose target
-// leaves dir are refused (ErrBadContent). It returns the number of bytes
+// leaves dir are refused (ErrBadContent), and so is content that would
+// write more than b allows (errTooBig). It returns the number of bytes
 // written.
-func extract(ctx context.Context, src source, format, dir string) (int64, error) {
+func extract(ctx context.Context, src source, format, dir string, b *budget) (int64, error) {
 	ex, err := archiveFormat(format)
 	if err != nil {
 		return 0, err
@@ -156,7 +157,7 @@ func extract(ctx context.Context, src source, format, dir string) (int64, error)
 				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
 			}
 		case mode.IsRegular():
-			n, err := writeEntry(root, name, mode.Perm()|0o600, f)
+			n, err := writeEntry(root, name, mode.Perm()|0o600, f, b)
 			written += n
 			if err != nil {
 				return err
@@ -219,7 +220,7 @@ func checkLinkTarget(name, target string) error {
 	return nil
 }
 
-func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInfo) (int64, error) {
+func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInfo, b *budget) (int64, error) {
 	if f.Open == nil {
 		return 0, fmt.Errorf("%w: entry %q has no content", ErrBadContent, f.NameInArchive)
 	}
@@ -233,9 +234,12 @@ func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInf
 	if err != nil {
 		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
 	}
-	n, err := io.Copy(out, in)
+	n, err := io.Copy(b.writer(out), in)
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if errors.Is(err, errTooBig) {
+		return n, err
 	}
 	if err != nil {
 		var pe *fs.PathError
@@ -249,7 +253,8 @@ func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInf
 
 // decompress writes src, decompressed with format ("" copies it as it is),
 // to the file dst, creating it; root confines dst to the task directory.
-func decompress(src io.Reader, format string, root *os.Root, dst string) (int64, error) {
+// Output beyond what b allows is refused (errTooBig).
+func decompress(src io.Reader, format string, root *os.Root, dst string, b *budget) (int64, error) {
 	in := src
 	if format != "" {
 		d, ok := compressions[format]
@@ -275,9 +280,12 @@ func decompress(src io.Reader, format string, root *os.Root, dst string) (int64,
 	if err != nil {
 		return 0, fmt.Errorf("%w: creating %q: %v", ErrBadContent, dst, err)
 	}
-	n, err := io.Copy(out, in)
+	n, err := io.Copy(b.writer(out), in)
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if errors.Is(err, errTooBig) {
+		return n, err
 	}
 	if err != nil {
 		var pe *fs.PathError

@@ -99,6 +99,11 @@ type Config struct {
 	DownloadsDir string `json:"downloadsDir,omitempty"`
 	// MaxDownloadSize bounds one download in bytes; 0 means no bound.
 	MaxDownloadSize int64 `json:"maxDownloadSize,omitempty"`
+	// MaxExtractedSize bounds what one mount's archive or compressed file
+	// may expand to, in bytes; 0 means only the free disk space bounds it.
+	// Content that passes it is refused (malformed-payload) as soon as it
+	// does, before the disk fills.
+	MaxExtractedSize int64 `json:"maxExtractedSize,omitempty"`
 	// MinFreeBytes is the free space, in bytes, to keep on the file system
 	// of the task directories: before placing a run's mounts, unused
 	// caches and downloads are deleted, least recently used first, until
@@ -135,6 +140,9 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 	var cfg Config
 	if err := plugins.DecodeConfig(opts.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("plugins.mounts: %w", err)
+	}
+	if cfg.MaxExtractedSize < 0 {
+		return nil, fmt.Errorf("plugins.mounts: maxExtractedSize %d is negative (0 means only free disk space bounds extraction)", cfg.MaxExtractedSize)
 	}
 	if cfg.MaxDownloadSize < 0 {
 		return nil, fmt.Errorf("plugins.mounts: maxDownloadSize %d is negative", cfg.MaxDownloadSize)
@@ -174,6 +182,7 @@ func New(opts plugins.Options) (plugins.Plugin, error) {
 		}
 		*d = abs // created on first use: a worker whose tasks mount nothing leaves no trace
 	}
+	p.removePartialDownloads()
 	return p, nil
 }
 
@@ -292,10 +301,10 @@ func (t *taskPlugin) mount(ctx context.Context, root *os.Root, i int) error {
 	defer f.close()
 	var n int64
 	if m.kind() == kindFile {
-		n, err = decompress(f.src, m.Format, root, rel)
+		n, err = decompress(f.src, m.Format, root, rel, t.p.extractBudget(t.tc.TaskDir))
 	} else {
 		if err = checkInside(base, rel); err == nil {
-			n, err = extract(ctx, f.src, m.Format, target)
+			n, err = extract(ctx, f.src, m.Format, target, t.p.extractBudget(t.tc.TaskDir))
 		}
 	}
 	if err != nil {
@@ -403,7 +412,7 @@ func (t *taskPlugin) mountCache(ctx context.Context, root *os.Root, base, field 
 		return err
 	}
 	defer f.close()
-	n, err := extract(ctx, f.src, m.Format, target)
+	n, err := extract(ctx, f.src, m.Format, target, p.extractBudget(t.tc.TaskDir))
 	if err != nil {
 		return t.placeError(field, m, err)
 	}

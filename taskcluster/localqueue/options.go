@@ -111,6 +111,18 @@ type Options struct {
 	// out. Empty means "derive from each request's Host".
 	BaseURL string
 
+	// MaxConnections bounds the connections Start's HTTP server holds open
+	// at once; further clients wait in the listen backlog until one
+	// closes. Default: DefaultMaxConnections, lowered to leave room below
+	// the process's open-file limit (RLIMIT_NOFILE).
+	MaxConnections int
+	// BodyReadTimeout is how long Start's HTTP server waits for each
+	// MinBodyProgress bytes of a request body (and for a shorter body as a
+	// whole) before it closes the connection; default
+	// DefaultBodyReadTimeout. With MaxConnections it keeps slow clients
+	// from holding every connection (slowloris).
+	BodyReadTimeout time.Duration
+
 	// NoSync skips fsync on every database commit (bbolt NoSync): much
 	// faster, and a crash of this process still loses nothing, but an
 	// operating-system crash may.

@@ -36,10 +36,11 @@ func Start(addr string, opts Options) (*Running, error) {
 		_ = ln.Close()
 		return nil, err
 	}
+	ln, h := serveProtected(ln, s.Handler(), opts)
 	r := &Running{
 		Server: s,
 		URL:    opts.BaseURL,
-		hs:     &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second},
+		hs:     &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 		errc:   make(chan error, 1),
 	}
 	go func() { r.errc <- r.hs.Serve(ln) }()

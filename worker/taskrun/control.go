@@ -23,6 +23,7 @@ type Control struct {
 	// worker-shutdown; a Shutdown after the task ended (say during its
 	// artifact uploads) does not turn a completed run into one.
 	shutdownHit bool
+	handleSink  func(engines.Handles) // SetHandleSink
 }
 
 type stopMode int

@@ -270,6 +270,7 @@ func (ru *run) newSandboxBuilder(ctx context.Context) error {
 // the plugins and the engine gave.
 func (ru *run) acceptPayload(context.Context) error {
 	if !ru.sawMalformed {
+		ru.ctl.reportHandlesTo(ru.builder)
 		if ru.hooks.Builder != nil {
 			ru.hooks.Builder(ru.builder)
 		}
