@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,20 +24,18 @@ import (
 	"github.com/workergen/workergen/worker"
 )
 
-// buildProfile generates and builds a profile's worker for this machine.
+// buildProfile generates and builds a profile's worker for this machine
+// (in the profile's own dist module).
 func buildProfile(t *testing.T, profile string) string {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
-	_, err = gen.Generate(root, profile)
+	res, err := build.Build(context.Background(), build.Options{
+		Root: root, Profile: profile, BinDir: t.TempDir(), Version: "0.0.0-it", Commit: "it",
+		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
+	})
 	require.NoError(t, err)
-	bin := filepath.Join(t.TempDir(), "workergen-"+profile)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", build.LDFlags("0.0.0-it", "it"), "-o", bin, gen.PackagePath(profile))
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	return res.Binaries[0].Path
 }
 
 // traversable makes dir and its parents up to the temporary directory

@@ -27,6 +27,7 @@ func TestConformanceMultiuser(t *testing.T) {
 		Background:  true,
 		ProcessGone: processGone,
 		MaxEnvEntry: 32 * os.Getpagesize(),
+		Abilities:   []engines.Ability{engines.AbilityInteractiveShell},
 		Kind:        "native",
 	})
 }
