@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,21 +50,18 @@ var podmanBin = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := gen.Generate(root, "linux-podman"); err != nil {
-		return "", err
-	}
 	dir, err := os.MkdirTemp("", "workergen-it-podman-")
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "workergen-linux-podman")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", build.LDFlags("0.0.0-it", "it"), "-o", bin, gen.PackagePath("linux-podman"))
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	res, err := build.Build(context.Background(), build.Options{
+		Root: root, Profile: "linux-podman", BinDir: dir, Version: "0.0.0-it", Commit: "it",
+		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
+	})
+	if err != nil {
+		return "", err
 	}
-	return bin, nil
+	return res.Binaries[0].Path, nil
 })
 
 // podman runs the podman CLI against the test's Podman service.

@@ -5,6 +5,7 @@ package integration
 import (
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/workergen/workergen/worker"
 )
 
 // Fault injection: e.fault is a loopback proxy between the worker and the
@@ -113,7 +115,10 @@ func TestSIGTERMDuringSlowUpload(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		require.NoError(t, err, "worker output:\n%s", out)
+		// generic-worker's exit code for an interrupt signal (usage.mdx).
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "worker output:\n%s", out)
+		assert.Equal(t, worker.ExitSignal, exit.ExitCode(), "worker output:\n%s", out)
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatalf("worker still running 10 s (grace + 5 s) after SIGTERM; output:\n%s", out)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/workergen/workergen/internal/ed25519key"
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/hawk"
 	"github.com/workergen/workergen/taskcluster/localqueue"
@@ -66,9 +67,14 @@ func (e *env) startRunner(poolConfig, runnerConfig map[string]any, capabilities 
 	secret := hawk.NewSeed()
 	require.NoError(e.t, e.queue.CreateStaticWorker(pool, runnerGroup, runnerID, secret))
 	dir := e.t.TempDir()
+	// generic-worker's config always names a signing key; the worker reads
+	// it at start for its chainoftrust plugin.
+	_, err := ed25519key.Generate(filepath.Join(dir, "signing.key"))
+	require.NoError(e.t, err)
 	wc := map[string]any{
 		"tasksDir": filepath.Join(dir, "tasks"), "cachesDir": filepath.Join(dir, "caches"), "downloadsDir": filepath.Join(dir, "downloads"),
 		"ed25519SigningKeyLocation": filepath.Join(dir, "signing.key"),
+		"shutdownMachineOnIdle":     false,
 	}
 	for k, v := range runnerConfig {
 		wc[k] = v
@@ -190,7 +196,7 @@ func TestRunnerNewCredentialsMidTask(t *testing.T) {
 	t.Logf("new-credentials (mid-task) to the first call signed with them: %v", w.Credentials[1].FirstUsed.Sub(sent[len(sent)-1].At))
 	checkProtocol(t, e, wr)
 	assert.True(t, hasLog(wr, "renewed the worker's credentials"), "logs: %q", logTexts(wr))
-	assert.True(t, hasLog(wr, `"ed25519SigningKeyLocation" is ignored`), "the ignored key is warned about once, over the protocol")
+	assert.True(t, hasLog(wr, `"shutdownMachineOnIdle" is ignored`), "the ignored key is warned about once, over the protocol")
 	claimed := 0
 	for _, m := range wr.Messages("log") {
 		if body := m["body"].(map[string]any); body["textPayload"] == "claimed task" {

@@ -267,13 +267,15 @@ func (w *Worker) watchWorkerManager(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
-// hurryOnRequest turns GracefulTermination(false) into a Shutdown with no
-// grace: running tasks are killed, uploads cut, runs resolved
-// exception/worker-shutdown at once. It returns when done closes.
+// hurryOnRequest turns GracefulTermination(false) into a Shutdown whose
+// running tasks are stopped at once: they resolve exception/worker-shutdown
+// after uploading what they have (logs, artifacts), which the grace period
+// bounds as after a signal. It returns when done closes.
 func (w *Worker) hurryOnRequest(hurry, done <-chan struct{}) {
 	select {
 	case <-hurry:
-		w.Shutdown("graceful-termination received (finish-tasks: false)", false)
+		w.Shutdown("graceful-termination received (finish-tasks: false)", true)
+		w.stopRunningTasks()
 	case <-done:
 	}
 }

@@ -96,6 +96,28 @@ func (sd *shutdownState) detach() {
 	}
 }
 
+// stopRunningTasks stops every task of the running Work now (they resolve
+// exception/worker-shutdown; their uploads go on until the shutdown
+// deadline).
+func (w *Worker) stopRunningTasks() {
+	sd := &w.shutdown
+	sd.mu.Lock()
+	l := sd.loop
+	sd.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	runs := make([]*activeRun, 0, len(l.active))
+	for ar := range l.active {
+		runs = append(runs, ar)
+	}
+	l.mu.Unlock()
+	for _, ar := range runs {
+		ar.ctl.Shutdown()
+	}
+}
+
 // cutState is the part of a claimLoop that the shutdown deadline acts on.
 type cutState struct {
 	stopClaims context.CancelFunc // cancels the loop's ctx: no new claims
