@@ -91,6 +91,7 @@ import (
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster"
 )
 
 // ErrorFileNotReadableOnWorker is the Queue's error artifact reason for a
@@ -354,7 +355,10 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 	}
 	encoding := s.contentEncoding
 	if encoding == "" {
-		encoding = chooseEncoding(name, contentType)
+		if encoding, err = first.encoding(name, contentType); err != nil {
+			p.failed.Store(true)
+			return p.publishError(ctx, seq, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err), "")
+		}
 	}
 	size := f.Size()
 	err = p.tc.Artifacts.Publish(ctx, task.Artifact{
@@ -396,22 +400,58 @@ func publishErr(name string, err error) error {
 // report a vanished file early) to the sink's first Open call, so a file is
 // opened once in the common case.
 type openOnce struct {
-	mu   sync.Mutex
-	rc   io.ReadCloser
-	head []byte // bytes already read from rc by sniff
+	mu  sync.Mutex
+	rc  io.ReadCloser
+	buf []byte // bytes already read from rc by head
+	eof bool   // rc has no more bytes after buf
 }
 
 // sniff reads up to sniffLen bytes and returns the sniffed content type.
 func (o *openOnce) sniff() (string, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	buf := make([]byte, sniffLen)
-	n, err := io.ReadFull(o.rc, buf)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	head, err := o.head(sniffLen)
+	if err != nil {
 		return "", err
 	}
-	o.head = buf[:n]
-	return sniffType(o.head), nil
+	return sniffType(head[:min(len(head), sniffLen)]), nil
+}
+
+// encoding returns the content encoding for a file artifact whose payload
+// entry set none: chooseEncoding's answer from the name and content type,
+// except that gzip becomes identity when the first
+// taskcluster.CompressSample bytes do not compress (random or compressed
+// data of a type that does not say so).
+func (o *openOnce) encoding(name, contentType string) (string, error) {
+	enc := chooseEncoding(name, contentType)
+	if enc != task.EncodingGzip {
+		return enc, nil
+	}
+	head, err := o.head(taskcluster.CompressSample)
+	if err != nil {
+		return "", err
+	}
+	if !taskcluster.Compressible(head) {
+		return task.EncodingIdentity, nil
+	}
+	return enc, nil
+}
+
+// head returns the first n bytes of the content (fewer at its end),
+// reading only what earlier calls did not.
+func (o *openOnce) head(n int) ([]byte, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.buf) >= n || o.eof || o.rc == nil {
+		return o.buf, nil
+	}
+	buf := make([]byte, n)
+	copy(buf, o.buf)
+	m, err := io.ReadFull(o.rc, buf[len(o.buf):])
+	o.buf = buf[:len(o.buf)+m]
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		o.eof = true
+		err = nil
+	}
+	return o.buf, err
 }
 
 // take returns the pre-opened reader, or nil once it was taken.
@@ -423,13 +463,13 @@ func (o *openOnce) take() io.ReadCloser {
 	}
 	r := o.rc
 	o.rc = nil
-	if len(o.head) == 0 {
+	if len(o.buf) == 0 {
 		return r
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(o.head), r), r}
+	}{io.MultiReader(bytes.NewReader(o.buf), r), r}
 }
 
 // release closes the pre-opened reader if the sink never took it.
