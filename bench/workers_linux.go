@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -120,7 +121,13 @@ func start(k workerKind, r *runEnv) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(k.binary, args...)
+	argv := append([]string{k.binary}, args...)
+	if wrap := strings.Fields(os.Getenv("BENCH_WRAP_" + strings.ToUpper(strings.ReplaceAll(k.name, "-", "_")))); len(wrap) > 0 {
+		// A profiling prefix, e.g. BENCH_WRAP_WORKERGEN="strace -f -ttt -o /tmp/wg.strace";
+		// figures then include the wrapper.
+		argv = append(wrap, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = r.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "TASKCLUSTER_ROOT_URL="+r.rootURL)
