@@ -355,7 +355,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name stri
 	}
 	encoding := s.contentEncoding
 	if encoding == "" {
-		if encoding, err = first.encoding(name, contentType); err != nil {
+		if encoding, err = first.encoding(name, contentType, f.Size()); err != nil {
 			p.failed.Store(true)
 			return p.publishError(ctx, seq, s, name, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", s.path, name, s.field, err), "")
 		}
@@ -419,13 +419,18 @@ func (o *openOnce) sniff() (string, error) {
 // entry set none: chooseEncoding's answer from the name and content type,
 // except that gzip becomes identity when the first
 // taskcluster.CompressSample bytes do not compress (random or compressed
-// data of a type that does not say so).
-func (o *openOnce) encoding(name, contentType string) (string, error) {
+// data of a type that does not say so). size is the file's size in bytes
+// as the engine reported it (it bounds the read buffer; -1 if unknown).
+func (o *openOnce) encoding(name, contentType string, size int64) (string, error) {
 	enc := chooseEncoding(name, contentType)
 	if enc != task.EncodingGzip {
 		return enc, nil
 	}
-	head, err := o.head(taskcluster.CompressSample)
+	n := taskcluster.CompressSample
+	if size >= 0 && size < int64(n) {
+		n = max(int(size)+1, sniffLen) // +1 tells a file that grew
+	}
+	head, err := o.head(n)
 	if err != nil {
 		return "", err
 	}
