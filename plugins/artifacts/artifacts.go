@@ -28,7 +28,9 @@
 //     bytes (net/http.DetectContentType).
 //   - contentEncoding: the payload's, else identity for content that is
 //     compressed already (upstream's extension list, plus audio/video and
-//     compressed MIME types), else gzip. The sink applies the encoding.
+//     compressed MIME types, or first 64 KiB that deflate by less than
+//     10 %: taskcluster.Compressible), else gzip. The sink applies the
+//     encoding.
 //   - A missing file or directory is an `error` artifact with reason
 //     file-missing-on-worker and fails the run, unless `optional` (then
 //     nothing is published). The wrong kind (a directory for a file artifact
