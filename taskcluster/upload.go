@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -226,7 +227,7 @@ func (o *Object) Upload(ctx context.Context, up *ObjectUpload) (ObjectHashes, er
 		Headers:       put.Headers,
 		Observe: func() io.Writer {
 			s256, s512 = sha256.New(), sha512.New()
-			return io.MultiWriter(s256, s512)
+			return bothHashes{s256, s512}
 		},
 	})
 	if err != nil {
@@ -240,6 +241,26 @@ func (o *Object) Upload(ctx context.Context, up *ObjectUpload) (ObjectHashes, er
 		return nil, fmt.Errorf("uploading object %q: %w", up.Name, err)
 	}
 	return hashes, nil
+}
+
+// bothHashes writes to two hashes, concurrently for large writes, so the
+// sha256 and sha512 of an object upload take the time of the slower one.
+type bothHashes struct{ a, b hash.Hash }
+
+// parallelHashMin is the smallest write hashed on two goroutines.
+const parallelHashMin = 16 << 10
+
+func (h bothHashes) Write(p []byte) (int, error) {
+	if len(p) < parallelHashMin {
+		h.a.Write(p)
+		h.b.Write(p)
+		return len(p), nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { h.b.Write(p) })
+	h.a.Write(p)
+	wg.Wait()
+	return len(p), nil
 }
 
 // ArtifactUpload describes a file artifact to upload.

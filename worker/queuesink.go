@@ -1,11 +1,9 @@
 package worker
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
@@ -75,8 +73,9 @@ func (s *queueSink) StoredEncoding(a task.Artifact) string {
 }
 
 // upload sends a file artifact. For s3 with contentEncoding gzip the content
-// is compressed into a temporary file first, because the PUT must declare
-// its exact Content-Length; memory use does not depend on the file's size.
+// is compressed first (taskcluster.GzipEncode: in memory up to 1 MiB of
+// output, else a temporary file), because the PUT must declare its exact
+// Content-Length; memory use does not depend on the file's size.
 // Object artifacts are uploaded unencoded (the Object service's putUrl
 // method fixes the headers).
 func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
@@ -90,13 +89,13 @@ func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
 		encoding = ""
 	}
 	if encoding == "gzip" {
-		path, n, err := s.gzipCopy(a)
+		enc, err := taskcluster.GzipEncode(open, s.tmpDir)
 		if err != nil {
-			return err
+			return fmt.Errorf("compressing artifact %s: %w", a.Name, err)
 		}
-		defer os.Remove(path)
-		size = n
-		open = func() (io.ReadCloser, error) { return os.Open(path) }
+		defer enc.Release()
+		size = enc.Size
+		open = enc.Open
 	} else if size < 0 {
 		n, err := measure(a.Open)
 		if err != nil {
@@ -116,35 +115,6 @@ func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
 		Expires:         a.Expires,
 		Open:            open,
 	})
-}
-
-func (s *queueSink) gzipCopy(a task.Artifact) (string, int64, error) {
-	src, err := a.Open()
-	if err != nil {
-		return "", 0, err
-	}
-	defer src.Close()
-	f, err := os.CreateTemp(s.tmpDir, "artifact-*.gz")
-	if err != nil {
-		return "", 0, fmt.Errorf("compressing artifact %s: %w", a.Name, err)
-	}
-	zw, _ := gzip.NewWriterLevel(f, gzip.DefaultCompression)
-	_, err = io.Copy(zw, src)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", 0, fmt.Errorf("compressing artifact %s: %w", a.Name, err)
-	}
-	st, err := os.Stat(f.Name())
-	if err != nil {
-		return "", 0, err
-	}
-	return f.Name(), st.Size(), nil
 }
 
 func measure(open func() (io.ReadCloser, error)) (int64, error) {

@@ -379,6 +379,9 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 		w.reclaimLoop(reclaimCtx, queue, ar, log)
 	}()
 	defer func() { stopReclaim(); <-reclaimDone }()
+	// The run directory goes after the resolution is reported: nothing
+	// in it is needed for that.
+	defer os.RemoveAll(w.runDir(ar))
 
 	out, err := w.execute(ctx, queue, ar, log)
 	if err != nil {
@@ -400,15 +403,20 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 	} // else the shutdown cut the resolution short: the next start resolves the run
 }
 
+// runDir is the directory of a run: <tasksDir>/<taskId>-<runId>, holding
+// the task directory and the log; runClaim removes it.
+func (w *Worker) runDir(ar *activeRun) string {
+	return filepath.Join(w.Config.TasksDir, ar.claim.Status.TaskID+"-"+strconv.Itoa(ar.claim.RunID))
+}
+
 // execute prepares the run's directories and log, then runs it.
 func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *activeRun, log *slog.Logger) (taskrun.Outcome, error) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
-	runDir := filepath.Join(w.Config.TasksDir, taskID+"-"+strconv.Itoa(runID))
+	runDir := w.runDir(ar)
 	taskDir := filepath.Join(runDir, "task")
 	if err := os.RemoveAll(runDir); err != nil {
 		return taskrun.Outcome{}, err
 	}
-	defer os.RemoveAll(runDir)
 	if err := os.MkdirAll(taskDir, 0o755); err != nil {
 		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
 	}

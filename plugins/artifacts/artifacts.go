@@ -28,7 +28,9 @@
 //     bytes (net/http.DetectContentType).
 //   - contentEncoding: the payload's, else identity for content that is
 //     compressed already (upstream's extension list, plus audio/video and
-//     compressed MIME types), else gzip. The sink applies the encoding.
+//     compressed MIME types, or first 64 KiB that deflate by less than
+//     10 %: taskcluster.Compressible), else gzip. The sink applies the
+//     encoding.
 //   - A missing file or directory is an `error` artifact with reason
 //     file-missing-on-worker and fails the run; when `optional`, the error
 //     artifact is still published and the run does not fail (as
@@ -101,6 +103,7 @@ import (
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/taskcluster"
 )
 
 // ErrorFileNotReadableOnWorker is the Queue's error artifact reason for a
@@ -466,7 +469,10 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 	}
 	encoding := s.contentEncoding
 	if encoding == "" {
-		encoding = chooseEncoding(name, contentType)
+		if encoding, err = first.encoding(name, contentType, f.Size()); err != nil {
+			p.failed.Store(true)
+			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
+		}
 	}
 	size := f.Size()
 	a := task.Artifact{
@@ -509,22 +515,63 @@ func publishErr(name string, err error) error {
 // report a vanished file early) to the sink's first Open call, so a file is
 // opened once in the common case.
 type openOnce struct {
-	mu   sync.Mutex
-	rc   io.ReadCloser
-	head []byte // bytes already read from rc by sniff
+	mu  sync.Mutex
+	rc  io.ReadCloser
+	buf []byte // bytes already read from rc by head
+	eof bool   // rc has no more bytes after buf
 }
 
 // sniff reads up to sniffLen bytes and returns the sniffed content type.
 func (o *openOnce) sniff() (string, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	buf := make([]byte, sniffLen)
-	n, err := io.ReadFull(o.rc, buf)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	head, err := o.head(sniffLen)
+	if err != nil {
 		return "", err
 	}
-	o.head = buf[:n]
-	return sniffType(o.head), nil
+	return sniffType(head[:min(len(head), sniffLen)]), nil
+}
+
+// encoding returns the content encoding for a file artifact whose payload
+// entry set none: chooseEncoding's answer from the name and content type,
+// except that gzip becomes identity when the first
+// taskcluster.CompressSample bytes do not compress (random or compressed
+// data of a type that does not say so). size is the file's size in bytes
+// as the engine reported it (it bounds the read buffer; -1 if unknown).
+func (o *openOnce) encoding(name, contentType string, size int64) (string, error) {
+	enc := chooseEncoding(name, contentType)
+	if enc != task.EncodingGzip {
+		return enc, nil
+	}
+	n := taskcluster.CompressSample
+	if size >= 0 && size < int64(n) {
+		n = max(int(size)+1, sniffLen) // +1 tells a file that grew
+	}
+	head, err := o.head(n)
+	if err != nil {
+		return "", err
+	}
+	if !taskcluster.Compressible(head) {
+		return task.EncodingIdentity, nil
+	}
+	return enc, nil
+}
+
+// head returns the first n bytes of the content (fewer at its end),
+// reading only what earlier calls did not.
+func (o *openOnce) head(n int) ([]byte, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.buf) >= n || o.eof || o.rc == nil {
+		return o.buf, nil
+	}
+	buf := make([]byte, n)
+	copy(buf, o.buf)
+	m, err := io.ReadFull(o.rc, buf[len(o.buf):])
+	o.buf = buf[:len(o.buf)+m]
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		o.eof = true
+		err = nil
+	}
+	return o.buf, err
 }
 
 // take returns the pre-opened reader, or nil once it was taken.
@@ -536,13 +583,13 @@ func (o *openOnce) take() io.ReadCloser {
 	}
 	r := o.rc
 	o.rc = nil
-	if len(o.head) == 0 {
+	if len(o.buf) == 0 {
 		return r
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(o.head), r), r}
+	}{io.MultiReader(bytes.NewReader(o.buf), r), r}
 }
 
 // release closes the pre-opened reader if the sink never took it.

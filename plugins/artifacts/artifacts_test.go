@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -552,4 +553,34 @@ func TestLogLinesInPayloadAndWalkOrder(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"z.txt", "missing.txt", "d/a.txt", "d/b.txt", "d/c.txt", "d/d.txt", "d/e.txt"}, got)
+}
+
+// TestEncodingFromSample: a type that would be gzipped gets identity when
+// the first bytes do not compress, and the log line says which; the
+// content reaches the sink unchanged either way (the sample is not eaten).
+func TestEncodingFromSample(t *testing.T) {
+	random := make([]byte, 200<<10)
+	_, _ = rand.NewChaCha8([32]byte{7}).Read(random)
+	text := strings.Repeat("compiling src/pkg/file.go ok\n", 8000)
+	files := map[string]string{
+		"random.bin": string(random),
+		"noext-rand": string(random),
+		"build.log":  text,
+		"small.bin":  string(random[:100]), // too small to judge: type rules
+	}
+	res := run(t, files, nil,
+		M{"type": "file", "path": "random.bin"},
+		M{"type": "file", "path": "noext-rand"},
+		M{"type": "file", "path": "build.log"},
+		M{"type": "file", "path": "small.bin"},
+	)
+	require.Empty(t, res.Errors)
+	want := map[string]string{"random.bin": "identity", "noext-rand": "identity", "build.log": "gzip", "small.bin": "gzip"}
+	for name, enc := range want {
+		a, ok := res.Artifact(name)
+		require.True(t, ok, name)
+		assert.Equal(t, enc, a.ContentEncoding, name)
+		assert.Equal(t, files[name], string(a.Content), name)
+		assert.Contains(t, res.Log, fmt.Sprintf("artifact %q: %d bytes, %s, %s encoding", name, len(files[name]), a.ContentType, enc))
+	}
 }

@@ -95,3 +95,46 @@ func TestLiveLogBadAddressNamesField(t *testing.T) {
 	_, err := tasklog.New(plugins.Options{Config: json.RawMessage(`{"liveLog": {"listenAddress": "not an address"}}`)})
 	require.ErrorContains(t, err, "plugins.tasklog.liveLog.listenAddress")
 }
+
+// TestLiveLogSlowReaderNeitherBlocksNorBuffers: a live reader that does
+// not read does not hold the task log up (its writes only notify; the
+// reader's handler reads the backing file at the reader's pace, so nothing
+// is queued in memory for it), and once it reads it gets every byte.
+func TestLiveLogSlowReaderNeitherBlocksNorBuffers(t *testing.T) {
+	p, err := tasklog.New(plugins.Options{Config: json.RawMessage(`{"liveLog": {"listenAddress": "127.0.0.1:0"}}`)})
+	require.NoError(t, err)
+	defer p.Close()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "live_backing.log")
+	f, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer f.Close()
+	sink := &recordingSink{}
+	now := time.Now()
+	tc := &task.Context{TaskID: "t", Definition: task.Definition{Payload: json.RawMessage(`{}`), Deadline: now.Add(time.Hour), Expires: now.Add(2 * time.Hour)},
+		Log: task.NewLog(f), LogPath: logPath, Artifacts: sink, TaskDir: dir}
+	ctx := context.Background()
+	tp, err := p.NewTaskPlugin(ctx, tc)
+	require.NoError(t, err)
+	require.NoError(t, tp.Started(ctx, nil))
+	resp, err := http.Get(sink.arts[0].URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+
+	// 16 MiB, far more than the socket buffers hold, while nobody reads.
+	chunk := make([]byte, 256<<10)
+	for i := range chunk {
+		chunk[i] = byte('a' + i%26)
+	}
+	const chunks = 64
+	for range chunks {
+		n, err := tc.Log.Write(chunk)
+		require.NoError(t, err)
+		require.Equal(t, len(chunk), n)
+	}
+	require.NoError(t, tp.Finished(ctx, task.Resolution{State: task.Completed}))
+	got, err := io.Copy(io.Discard, resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, int64(chunks*len(chunk)), got, "the slow reader gets every byte")
+	require.NoError(t, tp.Dispose(ctx))
+}
