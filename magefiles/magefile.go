@@ -81,6 +81,16 @@ func Test(ctx context.Context) error {
 		return err
 	}
 	env = append(env, denv...)
+	// The tests that build a profile's dist module offline (GOPROXY=off or
+	// a file:// proxy over the module cache) need every module of the
+	// build list in the cache, tests of dependencies included (go mod tidy
+	// reads them); plain `go mod download` fetches only what builds.
+	fmt.Println("== go mod download all")
+	dl := exec.CommandContext(ctx, "go", "mod", "download", "all")
+	dl.Stdout, dl.Stderr = os.Stdout, os.Stderr
+	if err := dl.Run(); err != nil {
+		return fmt.Errorf("go mod download all: %w", err)
+	}
 	out, err := exec.CommandContext(ctx, "gofmt", "-l", ".").Output()
 	if err != nil {
 		return fmt.Errorf("gofmt: %w", err)
