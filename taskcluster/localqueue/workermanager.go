@@ -397,17 +397,28 @@ func handleReregisterWorker(c *call) error {
 	return c.reply(map[string]any{"expires": fmtTime(expires), "credentials": credentialsJSON(creds), "secret": w.secret})
 }
 
-func handleShouldWorkerTerminate(c *call) error {
+// routeWorker authorizes c and returns the worker its route names
+// (workerPoolId, workerGroup, workerId) with the worker-manager state
+// locked; the caller calls unlock.
+func routeWorker(c *call) (w *wmWorker, unlock func(), err error) {
 	if err := c.authorize(nil); err != nil {
-		return err
+		return nil, nil, err
 	}
-	s := c.s
-	s.wm.mu.Lock()
-	defer s.wm.mu.Unlock()
-	w, err := s.wm.worker(c.param("workerPoolId"), c.param("workerGroup"), c.param("workerId"))
+	c.s.wm.mu.Lock()
+	w, err = c.s.wm.worker(c.param("workerPoolId"), c.param("workerGroup"), c.param("workerId"))
+	if err != nil {
+		c.s.wm.mu.Unlock()
+		return nil, nil, err
+	}
+	return w, c.s.wm.mu.Unlock, nil
+}
+
+func handleShouldWorkerTerminate(c *call) error {
+	w, unlock, err := routeWorker(c)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	terminate, reason := w.State != WorkerRunning, "worker is "+w.State
 	if w.terminate != nil {
 		terminate, reason = *w.terminate, w.reason
@@ -419,16 +430,11 @@ func handleShouldWorkerTerminate(c *call) error {
 }
 
 func handleRemoveWorker(c *call) error {
-	if err := c.authorize(nil); err != nil {
-		return err
-	}
-	s := c.s
-	s.wm.mu.Lock()
-	defer s.wm.mu.Unlock()
-	w, err := s.wm.worker(c.param("workerPoolId"), c.param("workerGroup"), c.param("workerId"))
+	w, unlock, err := routeWorker(c)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	w.State = WorkerStopped
 	return c.reply(map[string]any{})
 }
