@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
+
+	"github.com/workergen/workergen/internal/gitcmd"
 )
 
 // Module files of dist/<profile>/: each profile builds as its own Go
@@ -37,15 +39,7 @@ func DistModulePath(modPath, profile string) string { return modPath + "/" + dis
 // module with the repository folder, so the version names, it does not
 // fetch.
 func ModuleVersion(ctx context.Context, root string) string {
-	git := func(args ...string) string {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = root
-		out, err := cmd.Output()
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := func(args ...string) string { return gitcmd.Output(ctx, root, args...) }
 	const none = "v0.0.0-00010101000000-000000000000"
 	commit := git("rev-parse", "HEAD")
 	if len(commit) < 12 {

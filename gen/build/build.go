@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/gen"
+	"github.com/workergen/workergen/internal/gitcmd"
 )
 
 // workerPkg is where version and commit are stamped.
@@ -205,15 +206,7 @@ var releaseTag = regexp.MustCompile(`^v(\d+\.\d+\.\d+)$`)
 // "0.0.0-dev+<short commit>". Without git it returns "0.0.0-dev" and
 // "unknown".
 func VersionInfo(ctx context.Context, root string) (version, commit string) {
-	git := func(args ...string) string {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = root
-		out, err := cmd.Output()
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(string(out))
-	}
+	git := func(args ...string) string { return gitcmd.Output(ctx, root, args...) }
 	commit = git("rev-parse", "HEAD")
 	if commit == "" {
 		return "0.0.0-dev", "unknown"
