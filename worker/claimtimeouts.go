@@ -26,13 +26,22 @@ func attemptTimeout(remaining time.Duration) time.Duration {
 	return min(max(remaining/attemptsBeforeExpiry, minAttemptTimeout), taskcluster.DefaultAttemptTimeout)
 }
 
+// runCallRetryWindow bounds the HTTP-level retries of one reclaim or
+// resolution call, so that its failures reach the caller's loop (which
+// retries until takenUntil) and the outage log within seconds.
+const runCallRetryWindow = 10 * time.Second
+
 // boundedQueue returns a Queue on a copy of q's client whose attempts are
-// bounded by attemptTimeout for a claim valid until until (local clock).
+// bounded by attemptTimeout for a claim valid until until (local clock),
+// and whose retries of one call by runCallRetryWindow.
 func boundedQueue(q *taskcluster.Queue, until time.Time) *taskcluster.Queue {
 	c := *q.Client()
 	d := attemptTimeout(time.Until(until))
 	if c.AttemptTimeout <= 0 || c.AttemptTimeout > d {
 		c.AttemptTimeout = d
+	}
+	if c.MaxElapsedTime <= 0 || c.MaxElapsedTime > runCallRetryWindow {
+		c.MaxElapsedTime = runCallRetryWindow
 	}
 	return c.Queue()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/config"
 	"github.com/workergen/workergen/worker/taskrun"
 )
 
@@ -55,6 +56,7 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		return ExitUsage
 	}
+	config.FillLocalIdentity(cfg) // no Queue: placeholders are fine here, never in work
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: reading task file: %v\n", b.Binary, err)

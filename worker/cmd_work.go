@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/config"
 )
 
 func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
@@ -88,6 +89,10 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		return fail(ExitInvalidConfig, err)
 	}
 	cfg := wc.Config
+	// The first line: who this worker is and where its state goes.
+	logger.Info("worker starting", "profile", b.Profile, "version", version, "rootUrl", cfg.RootURL,
+		"workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID,
+		"tasksDir", cfg.TasksDir, "stateDir", cfg.StateDir, "configFormat", string(wc.Format))
 	if wc.GW != nil {
 		wc.GW.LogWarnings(logger)
 		logger.Debug("worker location", "location", wc.GW.Location)
@@ -112,7 +117,7 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 	defer shutdownOnSignals(w)()
 	err = w.Work(context.Background())
 	switch {
-	case errors.Is(err, ErrConfig):
+	case errors.Is(err, ErrConfig), errors.Is(err, ErrStartupCheck):
 		return fail(ExitInvalidConfig, err)
 	case err != nil:
 		return fail(ExitInternal, err)
@@ -134,11 +139,9 @@ func checkWorkConfig(cfg *Config) error {
 	if c := cfg.Credentials.Certificate; c != "" && !json.Valid([]byte(c)) {
 		missing = append(missing, "config.credentials.certificate (or TASKCLUSTER_CERTIFICATE): not valid JSON; give the temporary credentials' certificate exactly as issued, or leave it empty for permanent credentials")
 	}
-	if !strings.Contains(cfg.WorkerPoolID, "/") {
+	missing = append(missing, missingIdentity(cfg)...)
+	if cfg.WorkerPoolID != "" && !strings.Contains(cfg.WorkerPoolID, "/") {
 		missing = append(missing, fmt.Sprintf("config.workerPoolId: %q must be <provisionerId>/<workerType>", cfg.WorkerPoolID))
-	}
-	if cfg.WorkerGroup == "" || cfg.WorkerID == "" {
-		missing = append(missing, "config.workerGroup and config.workerId: required for work")
 	}
 	switch cfg.ArtifactUpload {
 	case taskcluster.StorageS3, taskcluster.StorageObject:
@@ -149,4 +152,19 @@ func checkWorkConfig(cfg *Config) error {
 		return fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(missing, "\n  "))
 	}
 	return nil
+}
+
+// missingIdentity names each identity key (config.IdentityKeys) cfg lacks
+// and where to set it. `work` has no default for them: two workers
+// started with a placeholder would claim as one worker.
+func missingIdentity(cfg *Config) []string {
+	have := map[string]string{"workerPoolId": cfg.WorkerPoolID, "workerGroup": cfg.WorkerGroup, "workerId": cfg.WorkerID}
+	var out []string
+	for _, k := range config.IdentityKeys {
+		if have[k.Key] != "" {
+			continue
+		}
+		out = append(out, fmt.Sprintf("config.%s: required for work, and no default: set %s in the config file or %s in the environment (under worker-runner, its worker config provides it)", k.Key, k.Key, k.Env))
+	}
+	return out
 }

@@ -36,6 +36,9 @@ type Worker struct {
 	// task before asking again; zero means 1 second. (claimWork itself
 	// long-polls, so this only matters for Queues that answer at once.)
 	ClaimPollInterval time.Duration
+	// OutageReminder is how often a Queue outage is logged again while it
+	// lasts; zero means DefaultOutageReminder (outage.go).
+	OutageReminder time.Duration
 
 	// Lifecycle: worker-runner's graceful termination, worker-manager's
 	// shouldWorkerTerminate, and why Work returned (lifecycle.go).
@@ -49,6 +52,7 @@ type Worker struct {
 
 	shutdown shutdownState    // see Shutdown
 	jrnl     *journal.Journal // run journal, nil when unusable
+	outage   *outageLog       // Queue outages, set by Work
 }
 
 // Stats are counters of a Worker.
@@ -92,6 +96,11 @@ func (w *Worker) logger() *slog.Logger {
 // The error, wrapping ErrConfig, is a claimWork the Queue refused
 // (credentials, scopes, workerPoolId).
 func (w *Worker) Work(ctx context.Context) error {
+	if err := w.checkQueue(ctx); err != nil { // startcheck.go
+		return err
+	}
+	w.outage = newOutageLog(w.logger, w.OutageReminder)
+	defer w.outage.stop()
 	w.jrnl = w.recoverRuns(ctx)
 	l := w.newClaimLoop(w.beginLife(ctx))
 	cfg := w.Config
@@ -174,6 +183,7 @@ func (l *claimLoop) claimUntilDone() error {
 			continue
 		}
 		l.backoff.reset()
+		l.w.outage.succeeded("claimWork")
 		if len(resp.Tasks) == 0 {
 			if !l.waitForWork() {
 				return nil
@@ -255,11 +265,12 @@ func (l *claimLoop) claimFailed(err error) (stop bool, fatal error) {
 	log, cfg := l.w.logger(), l.w.Config
 	if code := taskcluster.StatusCode(err); code >= 400 && code < 500 && code != 408 && code != 429 {
 		log.Error("claimWork refused; stopping", "error", err)
-		return true, fmt.Errorf("%w: claimWork for workerPoolId %q was refused (check credentials, their scopes queue:claim-work:%s and queue:worker-id:%s/%s, and rootUrl): %w",
-			ErrConfig, cfg.WorkerPoolID, cfg.WorkerPoolID, cfg.WorkerGroup, cfg.WorkerID, err)
+		return true, fmt.Errorf("%w: the Queue at rootUrl %s refused claimWork for workerPoolId %q (check credentials, their scopes queue:claim-work:%s and queue:worker-id:%s/%s, and rootUrl): %w",
+			ErrConfig, l.client.RootURL, cfg.WorkerPoolID, cfg.WorkerPoolID, cfg.WorkerGroup, cfg.WorkerID, err)
 	}
 	wait := l.backoff.next()
-	log.Warn("claimWork failed; backing off", "error", err, "retryIn", wait)
+	l.w.outage.failed(log, "claimWork", err)
+	log.Debug("claimWork failed; backing off", "error", err, "retryIn", wait)
 	return !sleepCtx(l.ctx, wait), nil
 }
 
@@ -320,8 +331,10 @@ func (l *claimLoop) drain() {
 	}
 }
 
-// claimRetryWindow bounds the HTTP-level retries of one claimWork call.
-const claimRetryWindow = 20 * time.Second
+// claimRetryWindow bounds the HTTP-level retries of one claimWork call,
+// short so that a failing Queue reaches the loop (and the outage log)
+// within seconds.
+const claimRetryWindow = 5 * time.Second
 
 // claimCallTimeout bounds one claimWork call, long poll included.
 const claimCallTimeout = 90 * time.Second
@@ -486,6 +499,7 @@ func (w *Worker) reclaimLoop(ctx context.Context, queue *taskcluster.Queue, ar *
 				ar.setTakenUntil(resp.TakenUntil)
 				ar.record.update(func(r *journal.Record) { r.TakenUntil, r.Credentials = resp.TakenUntil, resp.Credentials })
 				retry.reset()
+				w.outage.succeeded("reclaimTask")
 				log.Debug("reclaimed", "takenUntil", resp.TakenUntil)
 				break
 			}
@@ -503,7 +517,8 @@ func (w *Worker) reclaimLoop(ctx context.Context, queue *taskcluster.Queue, ar *
 				return
 			}
 			d := min(retry.next(), time.Until(ar.TakenUntil())/2)
-			log.Warn("reclaimTask failed; retrying", "error", err, "retryIn", d)
+			w.outage.failed(log, "reclaimTask", err)
+			log.Debug("reclaimTask failed; retrying", "error", err, "retryIn", d)
 			if !sleepCtx(ctx, d) {
 				return
 			}
@@ -525,6 +540,7 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		}
 		if err == nil {
 			w.resolved.Add(1)
+			w.outage.succeeded("resolve")
 			log.Info("resolved", "resolution", res.String())
 			return
 		}
@@ -543,7 +559,8 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 			return
 		}
 		d := min(retry.next(), time.Until(ar.TakenUntil())/2)
-		log.Warn("resolving failed; retrying", "resolution", res.String(), "error", err, "retryIn", d)
+		w.outage.failed(log, "resolve", err)
+		log.Debug("resolving failed; retrying", "resolution", res.String(), "error", err, "retryIn", d)
 		if !sleepCtx(ctx, d) {
 			return
 		}

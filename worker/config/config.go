@@ -26,14 +26,24 @@ type Config struct {
 	Credentials Credentials `json:"credentials"`
 
 	// WorkerPoolID is "<provisionerId>/<workerType>"; it is also the
-	// taskQueueId the worker claims from.
-	WorkerPoolID string `json:"workerPoolId"`
-	WorkerGroup  string `json:"workerGroup"`
-	WorkerID     string `json:"workerId"`
+	// taskQueueId the worker claims from. WorkerGroup and WorkerID name
+	// this worker in it. The three have no default: `work` requires them
+	// (IdentityKeys), `run TASK_FILE` fills local placeholders. Environment
+	// TASKCLUSTER_WORKER_POOL_ID, TASKCLUSTER_WORKER_GROUP and
+	// TASKCLUSTER_WORKER_ID override them.
+	WorkerPoolID string `json:"workerPoolId,omitempty"`
+	WorkerGroup  string `json:"workerGroup,omitempty"`
+	WorkerID     string `json:"workerId,omitempty"`
+
+	// StateDir is the worker's state directory, absolute once loaded
+	// (default: DefaultStateDir).
+	StateDir string `json:"stateDir,omitempty"`
 
 	// Capacity is how many tasks run at once (>= 1).
 	Capacity int `json:"capacity"`
-	// TasksDir is where per-run task directories are created.
+	// TasksDir is where per-run task directories and the run journal
+	// (TasksDir/.journal) are created; absolute once loaded (default
+	// StateDir/tasks).
 	TasksDir string `json:"tasksDir"`
 	// MaxTaskRunTime caps a payload's maxRunTime, in seconds.
 	MaxTaskRunTime int `json:"maxTaskRunTime"`

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -96,11 +95,16 @@ func readFile(path string) (map[string]any, error) {
 	return opm, nil
 }
 
-// applyEnv sets rootUrl and credentials from the TASKCLUSTER_* variables
-// that are set.
+// applyEnv sets rootUrl, the identity (IdentityKeys) and credentials from
+// the TASKCLUSTER_* variables that are set.
 func applyEnv(merged map[string]any, getenv func(string) string) {
 	if v := getenv("TASKCLUSTER_ROOT_URL"); v != "" {
 		merged["rootUrl"] = v
+	}
+	for _, k := range IdentityKeys {
+		if v := getenv(k.Env); v != "" {
+			merged[k.Key] = v
+		}
 	}
 	creds, _ := merged["credentials"].(map[string]any)
 	if creds == nil {
@@ -148,7 +152,7 @@ func validate(schemaDoc, doc []byte, path string) error {
 
 // decode turns the validated doc into a Config: durations refused when
 // they would overflow, capacity and uploadConcurrency at least 1 and 4 by
-// default, tasksDir absolute.
+// default, stateDir and tasksDir resolved (resolveDirs).
 func decode(doc []byte) (*Config, error) {
 	var cfg Config
 	if err := json.Unmarshal(doc, &cfg); err != nil {
@@ -174,10 +178,8 @@ func decode(doc []byte) (*Config, error) {
 	if cfg.UploadConcurrency < 1 {
 		cfg.UploadConcurrency = 4
 	}
-	if cfg.TasksDir != "" && !filepath.IsAbs(cfg.TasksDir) {
-		if abs, err := filepath.Abs(cfg.TasksDir); err == nil {
-			cfg.TasksDir = abs
-		}
+	if err := resolveDirs(&cfg); err != nil {
+		return nil, err
 	}
 	return &cfg, nil
 }

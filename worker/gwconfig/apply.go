@@ -9,6 +9,11 @@ import (
 // defaultProvisionerID is generic-worker's provisionerId default.
 const defaultProvisionerID = "test-provisioner"
 
+// defaultWorkerGroup is generic-worker's workerGroup default
+// (references/generic-worker/usage.mdx); worker-runner always writes
+// workerGroup.
+const defaultWorkerGroup = "test-worker-group"
+
 // apply records the meaning of a checked key (name as in the file).
 func (p *parser) apply(name string, k Key, val any) {
 	switch {
@@ -109,7 +114,8 @@ func (p *parser) location(name string, val any) {
 }
 
 // pool sets workerPoolId from workerPoolId or provisionerId/workerType,
-// which must agree when both are given.
+// which must agree when both are given, and workerGroup to
+// generic-worker's default when the file has none.
 func (p *parser) pool() {
 	prov, hasProv := p.vals["provisionerId"].(string)
 	wt, hasWT := p.vals["workerType"].(string)
@@ -124,6 +130,11 @@ func (p *parser) pool() {
 		p.set(p.byKey["workertype"], "workerPoolId", prov+"/"+wt)
 	case hasProv && !hasWT && !hasPool:
 		p.errorf(p.byKey["provisionerid"], "given without workerType")
+	}
+	if _, ok := p.vals["workerGroup"]; !ok && !p.invalid["workerGroup"] {
+		if _, set := p.cfg.Document["workerGroup"]; !set {
+			p.cfg.Document["workerGroup"] = defaultWorkerGroup
+		}
 	}
 }
 

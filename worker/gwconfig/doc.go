@@ -21,5 +21,7 @@
 //     (Warnings, LogWarnings).
 //
 // Defaults are workergen's, not generic-worker's, except provisionerId
-// ("test-provisioner" when only workerType is given).
+// ("test-provisioner" when only workerType is given) and workerGroup
+// ("test-worker-group"): a generic-worker file names its worker as
+// generic-worker would.
 package gwconfig
