@@ -29,7 +29,7 @@ func attemptTimeout(remaining time.Duration) time.Duration {
 // runCallRetryWindow bounds the HTTP-level retries of one reclaim or
 // resolution call, so that its failures reach the caller's loop (which
 // retries until takenUntil) and the outage log within seconds.
-const runCallRetryWindow = 10 * time.Second
+const runCallRetryWindow = 3 * time.Second
 
 // boundedQueue returns a Queue on a copy of q's client whose attempts are
 // bounded by attemptTimeout for a claim valid until until (local clock),

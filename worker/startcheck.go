@@ -24,8 +24,8 @@ var ErrStartupCheck = errors.New("start-up check of the Queue failed")
 // rootUrl refusing connections, unknown to DNS or not answering ends the
 // worker within 10 seconds.
 const (
-	startupCheckTimeout   = 8 * time.Second
-	startupAttemptTimeout = 4 * time.Second
+	startupCheckTimeout   = 6 * time.Second
+	startupAttemptTimeout = 3 * time.Second
 )
 
 // checkQueue is the start-up check, made before recovery and the first

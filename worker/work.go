@@ -334,7 +334,7 @@ func (l *claimLoop) drain() {
 // claimRetryWindow bounds the HTTP-level retries of one claimWork call,
 // short so that a failing Queue reaches the loop (and the outage log)
 // within seconds.
-const claimRetryWindow = 5 * time.Second
+const claimRetryWindow = 3 * time.Second
 
 // claimCallTimeout bounds one claimWork call, long poll included.
 const claimCallTimeout = 90 * time.Second
