@@ -306,4 +306,3 @@ func TestGenericWorkerConfigWorkerGroupDefault(t *testing.T) {
 	assert.Equal(t, "test-worker-group", wc.WorkerGroup, "generic-worker's default")
 	require.NoError(t, checkWorkConfig(wc.Config))
 }
-
