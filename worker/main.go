@@ -36,8 +36,9 @@ const (
 	// (generic-worker's exit on a spot termination notice).
 	ExitGracefulTermination = 72
 	// ExitInvalidConfig: the worker config is invalid (a key unknown, of
-	// the wrong type, missing), or the Queue refused the worker's
-	// credentials.
+	// the wrong type, missing: workerPoolId, workerGroup and workerId
+	// included), the Queue at rootUrl did not answer the start-up check
+	// (ErrStartupCheck), or the Queue refused the worker's credentials.
 	ExitInvalidConfig = 73
 	// ExitProtocolPipe: --worker-runner-protocol-pipe cannot be opened.
 	ExitProtocolPipe = 78
@@ -104,7 +105,8 @@ Run '%[1]s run -h' or '%[1]s work -h' for their flags.
 
 Exit codes (claiming): 0 numberOfTasksToRun reached, 64 config cannot be read, 68 idle,
 69 internal error, 70 worker-manager asked to terminate, 71 SIGTERM/SIGINT,
-72 graceful termination, 73 invalid config, 78 protocol pipe cannot be opened.
+72 graceful termination, 73 invalid config (identity missing, rootUrl unreachable at start,
+credentials refused), 78 protocol pipe cannot be opened.
 `, b.Binary, b.Profile, b.Engine.Name)
 }
 
