@@ -174,7 +174,9 @@ func TestWorkRefusingRootURLFailsFast(t *testing.T) {
 	require.NoError(t, err)
 	rootURL := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close()) // a free port nothing listens on
+	start := time.Now()
 	code, out := runWork(t, fakeEngineBuild(t), workConfig(t, rootURL, nil))
+	t.Logf("FIGURE work with a refusing rootUrl to its exit: %s", time.Since(start).Round(10*time.Millisecond))
 	assert.Equal(t, ExitInvalidConfig, code)
 	assert.Contains(t, out, "start-up check of the Queue failed: rootUrl "+rootURL)
 	assert.Contains(t, out, "GET "+rootURL+"/api/queue/v1/ping: connection refused")
@@ -256,12 +258,16 @@ func TestWorkLogsQueueOutageStartAndEnd(t *testing.T) {
 	w.OutageReminder = 200 * time.Millisecond
 	var logs lockedBuffer
 	w.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	downAt := make(chan time.Time, 1)
 	go func() {
 		<-eng.started
 		flaky.down()
+		downAt <- time.Now()
 	}()
 	done := make(chan error, 1)
 	go func() { done <- w.Work(context.Background()) }()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "Queue outage: calls") }, time.Minute, 10*time.Millisecond, "no outage start; log:\n%s", &logs)
+	t.Logf("FIGURE Queue down to the outage's first warning: %s (the task ends 200 ms after; its resolution retries for 3 s)", time.Since(<-downAt).Round(10*time.Millisecond))
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "Queue outage continues") }, time.Minute, 20*time.Millisecond, "no reminder; log:\n%s", &logs)
 	flaky.up(t)
 	select {
