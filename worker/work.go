@@ -156,6 +156,9 @@ func (w *Worker) newClaimLoop(ctx context.Context) *claimLoop {
 		active: map[*activeRun]struct{}{}, slot: make(chan struct{}, capacity),
 	}
 	l.client.MaxElapsedTime = claimRetryWindow
+	if l.client.AttemptTimeout <= 0 || l.client.AttemptTimeout > claimAttemptTimeout {
+		l.client.AttemptTimeout = claimAttemptTimeout
+	}
 	return l
 }
 
@@ -335,6 +338,11 @@ func (l *claimLoop) drain() {
 // short so that a failing Queue reaches the loop (and the outage log)
 // within seconds.
 const claimRetryWindow = 3 * time.Second
+
+// claimAttemptTimeout bounds one claimWork attempt: the Queue long-polls
+// for about 20 seconds, so a Queue that holds a connection longer without
+// answering is failing (and the outage log says so).
+const claimAttemptTimeout = 45 * time.Second
 
 // claimCallTimeout bounds one claimWork call, long poll included.
 const claimCallTimeout = 90 * time.Second
