@@ -17,6 +17,7 @@ import (
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/config"
 	"github.com/workergen/workergen/worker/taskrun"
 )
 
@@ -144,18 +145,22 @@ var RunExitCodes = []struct {
 	{ExitInvalidConfig, "invalid config (a key unknown, of the wrong type or missing; the engine or a plugin refused its section)"},
 }
 
-// runConfig loads the config of `run TASK_FILE`: the file at path in
-// either format (loadWorkerConfig; errors wrap ErrConfigLoad or ErrConfig),
-// or the profile's defaults and the environment when path is "".
+// runConfig loads the config of `run TASK_FILE`: the profile's defaults,
+// the workergen config file at path ("" for none) and the TASKCLUSTER_*
+// variables (LoadConfig). A file that cannot be read or is not JSON or
+// YAML is wrapped in ErrConfigLoad (exit 64, as for a claiming worker),
+// an invalid config in ErrConfig (exit 73).
 func runConfig(b Build, path string) (*Config, error) {
-	if path == "" {
-		return LoadConfig(b, "", os.Getenv)
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfigLoad, err)
+		}
+		if _, err := config.YAMLToJSON(data); err != nil {
+			return nil, fmt.Errorf("%w: %s: not valid JSON or YAML: %w", ErrConfigLoad, path, err)
+		}
 	}
-	wc, err := loadWorkerConfig(b, path, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return wc.Config, nil
+	return LoadConfig(b, path, os.Getenv)
 }
 
 // runUsage prints run's two forms and its flags.
