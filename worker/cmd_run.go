@@ -137,7 +137,7 @@ var RunExitCodes = []struct {
 	Meaning string
 }{
 	{ExitCompleted, "the task completed"},
-	{ExitFailed, "the task failed (the run's reasons say why: its exit code, a required artifact missing, ...)"},
+	{ExitFailed, "the task failed (the run's reasons say why: its exit code, a missing required artifact)"},
 	{ExitException, "the task resolved as another exception (resource-unavailable, intermittent-task)"},
 	{ExitUsage, "bad input: the command line; the task file cannot be read, is not JSON or YAML, or not a task definition; the payload is malformed (exception/malformed-payload, task.log and manifest.json written); the config file cannot be read or is not JSON or YAML"},
 	{ExitInternal, "the worker itself failed: exception/internal-error, or the output directory cannot be written"},
