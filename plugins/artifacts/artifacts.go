@@ -255,6 +255,7 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 				name := path.Join(base, rel)
 				if err := task.ValidateArtifactName(name); err != nil {
 					p.failed.Store(true)
+					p.tc.Explain(fmt.Sprintf("artifact %q (from %s %q): not published: %v", name, s.field, s.path, err))
 					p.log.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
 					p.log.done(seq)
 					return nil
@@ -486,14 +487,16 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 	if contentType == "" {
 		if contentType, err = first.sniff(); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
+			note := p.explainRequired(s, name, src, ErrorFileNotReadableOnWorker)
+			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), note)
 		}
 	}
 	encoding := s.contentEncoding
 	if encoding == "" {
 		if encoding, err = first.encoding(name, contentType, f.Size()); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
+			note := p.explainRequired(s, name, src, ErrorFileNotReadableOnWorker)
+			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), note)
 		}
 	}
 	size := f.Size()

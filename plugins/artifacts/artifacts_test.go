@@ -458,6 +458,8 @@ func TestVanishingFileDuringWalk(t *testing.T) {
 	assert.Equal(t, task.ErrorFileMissingOnWorker, b.Reason)
 	c2, _ := res.Artifact("public/d/c.txt")
 	assert.Equal(t, "c", string(c2.Content))
+	assert.Equal(t, []string{`required artifact "public/d/b.txt" (payload.artifacts[0]): "d/b.txt" was not found; mark it ` + "`optional: true`" + ` in the payload if it may be absent`},
+		res.Context.Explanations())
 }
 
 func TestUnpublishableNameInDirectory(t *testing.T) {
@@ -466,6 +468,9 @@ func TestUnpublishableNameInDirectory(t *testing.T) {
 	assert.Equal(t, task.Failed, res.Resolution.State)
 	assert.Equal(t, []string{"public/d/ok.txt"}, res.ArtifactNames())
 	assert.Contains(t, res.Log, "printable ASCII")
+	ex := res.Context.Explanations()
+	require.Len(t, ex, 1, "the run's reason")
+	assert.Contains(t, ex[0], `artifact "public/d/naïve.txt" (from payload.artifacts[0] "d"): not published: `)
 }
 
 func TestEmptyDirectory(t *testing.T) {
