@@ -86,9 +86,6 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 
 	runner, code := startRunner(b, cfg, logger, stderr)
 	if runner == nil {
-		if code == ExitUsage {
-			code = ExitInvalidConfig // the engine's or a plugin's section
-		}
 		return code
 	}
 	defer runner.Close()

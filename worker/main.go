@@ -172,14 +172,15 @@ func parseCommand(fs *flag.FlagSet, args []string) (pos []string, code int, ok b
 }
 
 // startRunner constructs the engine and plugins; on failure it reports the
-// error on stderr and returns a nil Runner with the exit code (ExitUsage for
-// config problems, ExitInternal otherwise).
+// error on stderr and returns a nil Runner with the exit code
+// (ExitInvalidConfig when the engine or a plugin refused its config
+// section, as for a claiming worker; ExitInternal otherwise).
 func startRunner(b Build, cfg *Config, logger *slog.Logger, stderr io.Writer) (*Runner, int) {
 	runner, err := NewRunner(b, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		if errors.Is(err, ErrConfig) {
-			return nil, ExitUsage
+			return nil, ExitInvalidConfig
 		}
 		return nil, ExitInternal
 	}
