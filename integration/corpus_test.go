@@ -16,13 +16,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/workergen/workergen/worker"
 )
 
 // TestCorpusPosixTasksResolve runs every generic-worker posix task of the
 // shared corpus of real task definitions with `run` on the linux-native
 // worker. Most need the internet or features the profile lacks; each must
-// still end in one clear resolution (exit 0 completed, 1 failed, 2
-// exception), with the cause in the log, and never crash or hang.
+// still end in one clear resolution (exit 0 completed, 1 failed, 64
+// malformed-payload, 2 another exception), with the cause in the log, and
+// never crash or hang.
 func TestCorpusPosixTasksResolve(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", "..", "shared", "corpus", "real-tasks"))
 	require.NoError(t, err)
@@ -59,7 +62,7 @@ func TestCorpusPosixTasksResolve(t *testing.T) {
 			} else {
 				require.NoError(t, err)
 			}
-			require.Contains(t, []int{0, 1, 2}, code, "exit code; output:\n%s", stdout)
+			require.Contains(t, []int{worker.ExitCompleted, worker.ExitFailed, worker.ExitException, worker.ExitUsage}, code, "exit code; output:\n%s", stdout)
 
 			var m struct {
 				Resolution string   `json:"resolution"`
@@ -82,6 +85,7 @@ func TestCorpusPosixTasksResolve(t *testing.T) {
 				}
 				if m.Resolution == "exception/malformed-payload" {
 					assert.Contains(t, strings.Join(m.Reasons, "\n"), "payload", "the reason names the field")
+					assert.Equal(t, worker.ExitUsage, code, "a malformed payload is bad input")
 				}
 			default:
 				t.Fatalf("unexpected resolution %q", m.Resolution)

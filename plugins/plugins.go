@@ -41,6 +41,7 @@ import (
 	"log/slog"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/internal/suggest"
 	"github.com/workergen/workergen/task"
 )
 
@@ -146,7 +147,8 @@ var _ TaskPlugin = Base{}
 
 // DecodeConfig decodes a plugin's config section (Options.Config) into v,
 // accepting an empty or null section (v keeps its zero value) and rejecting
-// unknown keys with an error naming the key.
+// unknown keys with an error naming the key and, when one is near it, the
+// field meant (`unknown field "minFreeByte"; did you mean "minFreeBytes"?`).
 func DecodeConfig(raw json.RawMessage, v any) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -155,7 +157,7 @@ func DecodeConfig(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding config: %w", err)
+		return fmt.Errorf("decoding config: %w", suggest.UnknownField(err, v))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,10 +53,13 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(stderr, slog.LevelWarn, *verbose)
 
-	cfg, err := LoadConfig(b, *configPath, os.Getenv)
+	cfg, err := runConfig(b, *configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
-		return ExitUsage
+		if errors.Is(err, ErrConfigLoad) {
+			return ExitUsage
+		}
+		return ExitInvalidConfig
 	}
 	config.FillLocalIdentity(cfg) // no Queue: placeholders are fine here, never in work
 	data, err := os.ReadFile(pos[0])
@@ -98,13 +103,62 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %s\n", r)
 	}
 	fmt.Fprintf(stdout, "log: %s\nmanifest: %s\n", filepath.Join(*outDir, res.Manifest.Log), filepath.Join(*outDir, "manifest.json"))
-	switch res.Outcome.Resolution.State {
-	case task.Completed:
+	return RunExitCode(res.Outcome.Resolution)
+}
+
+// RunExitCode is the exit code of `run TASK_FILE` for the task's
+// resolution (see RunExitCodes): a malformed payload is the author's input
+// as a task file that cannot be read is, an internal-error the worker's
+// failure, worker-shutdown the signal that stopped it.
+func RunExitCode(r task.Resolution) int {
+	switch {
+	case r.State == task.Completed:
 		return ExitCompleted
-	case task.Failed:
+	case r.State == task.Failed:
 		return ExitFailed
+	case r.Reason == task.ReasonMalformedPayload:
+		return ExitUsage
+	case r.Reason == task.ReasonInternalError:
+		return ExitInternal
+	case r.Reason == task.ReasonWorkerShutdown:
+		return ExitSignal
 	}
 	return ExitException
+}
+
+// RunExitCodes is the exit code table of `run TASK_FILE`, in `run -h` and
+// the README ("Exit codes", column `run TASK_FILE`; TestRunExitCodesDocumented
+// checks both). The codes are the claiming worker's where the event is
+// the same (generic-worker's usage.mdx, "Exit Codes").
+var RunExitCodes = []struct {
+	Code    int
+	Meaning string
+}{
+	{ExitCompleted, "the task completed"},
+	{ExitFailed, "the task failed (the run's reasons say why: its exit code, a missing required artifact)"},
+	{ExitException, "the task resolved as another exception (resource-unavailable, intermittent-task)"},
+	{ExitUsage, "bad input: the command line; the task file cannot be read, is not JSON or YAML, or not a task definition; the payload is malformed (exception/malformed-payload, task.log and manifest.json written); the config file cannot be read or is not JSON or YAML"},
+	{ExitInternal, "the worker itself failed: exception/internal-error, or the output directory cannot be written"},
+	{ExitSignal, "SIGTERM or SIGINT: the task was stopped and resolved exception/worker-shutdown"},
+	{ExitInvalidConfig, "invalid config (a key unknown, of the wrong type or missing; the engine or a plugin refused its section)"},
+}
+
+// runConfig loads the config of `run TASK_FILE`: the profile's defaults,
+// the workergen config file at path ("" for none) and the TASKCLUSTER_*
+// variables (LoadConfig). A file that cannot be read or is not JSON or
+// YAML is wrapped in ErrConfigLoad (exit 64, as for a claiming worker),
+// an invalid config in ErrConfig (exit 73).
+func runConfig(b Build, path string) (*Config, error) {
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfigLoad, err)
+		}
+		if _, err := config.YAMLToJSON(data); err != nil {
+			return nil, fmt.Errorf("%w: %s: not valid JSON or YAML: %w", ErrConfigLoad, path, err)
+		}
+	}
+	return LoadConfig(b, path, os.Getenv)
 }
 
 // runUsage prints run's two forms and its flags.
@@ -112,8 +166,8 @@ func runUsage(b Build, fs *flag.FlagSet, stderr io.Writer) {
 	fmt.Fprintf(stderr, `Usage:
   %[1]s run [flags] TASK_FILE
       Runs one task definition (or bare payload), JSON or YAML, with this worker's engine and
-      plugins, without a Queue. Exit status: 0 completed, 1 failed, 2 exception, 64 bad input.
-  %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
+      plugins, without a Queue. Exit status:
+%[2]s  %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
       generic-worker's command line: claims and runs tasks from the Queue as 'work' does. FILE is
       generic-worker's config (as worker-runner writes it) or workergen's. Exit status as
       generic-worker: 0 numberOfTasksToRun reached, 64 config unreadable, 68 idle, 69 internal
@@ -121,8 +175,26 @@ func runUsage(b Build, fs *flag.FlagSet, stderr io.Writer) {
       73 invalid config, 78 protocol pipe cannot be opened.
 
 Flags:
-`, b.Binary)
+`, b.Binary, runExitTable("        "))
 	fs.PrintDefaults()
+}
+
+// runExitTable renders RunExitCodes, one indented line per code, wrapped
+// at 100 columns.
+func runExitTable(indent string) string {
+	var sb strings.Builder
+	for _, c := range RunExitCodes {
+		line := fmt.Sprintf("%s%-3d ", indent, c.Code)
+		for _, w := range strings.Fields(c.Meaning) {
+			if len(line)+1+len(w) > 100 && strings.TrimSpace(line) != "" {
+				sb.WriteString(strings.TrimRight(line, " ") + "\n")
+				line = indent + "    "
+			}
+			line += w + " "
+		}
+		sb.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	return sb.String()
 }
 
 // setFlag returns the first of names set on the command line, or "".

@@ -46,7 +46,10 @@ type ManifestArtifact struct {
 
 var _ task.ArtifactSink = (*DirSink)(nil)
 
-// Publish stores a. Publishing a name twice is an error.
+// Publish stores a. Publishing a name twice is an error, except as the
+// Queue allows it (createArtifact): a reference artifact may be replaced
+// by a reference or a link, as the tasklog plugin replaces the live log's
+// reference to the running stream by a link to the complete log.
 func (s *DirSink) Publish(ctx context.Context, a task.Artifact) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -57,7 +60,7 @@ func (s *DirSink) Publish(ctx context.Context, a task.Artifact) error {
 	}
 	m := ManifestArtifact{Name: a.Name, StorageType: string(a.Kind), Expires: a.Expires.UTC(), Size: a.Size,
 		Reason: a.Reason, Message: a.Message, URL: a.URL, LinkTo: a.LinkTo, SourcePath: a.Path}
-	if err := s.reserve(a.Name); err != nil {
+	if err := s.reserve(a.Name, a.Kind); err != nil {
 		return err
 	}
 	if a.Kind == task.ArtifactFile {
@@ -82,14 +85,20 @@ func (s *DirSink) Publish(ctx context.Context, a task.Artifact) error {
 	return nil
 }
 
-func (s *DirSink) reserve(name string) error {
+// reserve claims name for an artifact of kind: refused when the name is
+// taken, unless a reference is replaced by a reference or a link.
+func (s *DirSink) reserve(name string, kind task.ArtifactKind) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.entries == nil {
 		s.entries = map[string]ManifestArtifact{}
 	}
-	if _, dup := s.entries[name]; dup {
-		return fmt.Errorf("artifact %s published twice", name)
+	if old, dup := s.entries[name]; dup {
+		replaceable := old.StorageType == string(task.ArtifactReference) &&
+			(kind == task.ArtifactReference || kind == task.ArtifactLink)
+		if !replaceable {
+			return fmt.Errorf("artifact %s published twice", name)
+		}
 	}
 	s.entries[name] = ManifestArtifact{}
 	return nil

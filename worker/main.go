@@ -13,24 +13,29 @@ import (
 // same event, the code is generic-worker's
 // (references/generic-worker/usage.mdx, "Exit Codes"); the README has the
 // full table.
+//
+// `run TASK_FILE` uses the same codes for the same events and reports the
+// task with the others (RunExitCodes, RunExitCode).
 const (
 	ExitCompleted = 0 // run TASK_FILE: the task completed; run --config/work: numberOfTasksToRun reached
 	ExitFailed    = 1 // run TASK_FILE: the task failed
-	ExitException = 2 // run TASK_FILE: the task resolved as an exception
-	// ExitUsage: a bad command line, task file, or a config file that
-	// cannot be read or is not JSON/YAML (generic-worker: "not able to
-	// load generic-worker config").
+	ExitException = 2 // run TASK_FILE: the task resolved as an exception without a code of its own below
+	// ExitUsage: a bad command line, task file (run TASK_FILE: also a
+	// malformed payload), or a config file that cannot be read or is not
+	// JSON/YAML (generic-worker: "not able to load generic-worker config").
 	ExitUsage = 64
 	// ExitIdle: idleTimeout reached (confirmed by worker-manager under
 	// worker-runner).
 	ExitIdle = 68
 	// ExitInternal: the worker itself failed, or the host cannot run tasks
-	// (tasksDir not writable, an engine that cannot start).
+	// (tasksDir not writable, an engine that cannot start; run TASK_FILE:
+	// exception/internal-error, output directory not writable).
 	ExitInternal = 69
 	// ExitWorkerManager: worker-manager said the worker is no longer
 	// needed.
 	ExitWorkerManager = 70
-	// ExitSignal: stopped by SIGTERM or SIGINT.
+	// ExitSignal: stopped by SIGTERM or SIGINT (run TASK_FILE: the task
+	// resolved exception/worker-shutdown).
 	ExitSignal = 71
 	// ExitGracefulTermination: worker-runner's graceful-termination
 	// (generic-worker's exit on a spot termination notice).
@@ -107,6 +112,8 @@ Exit codes (claiming): 0 numberOfTasksToRun reached, 64 config cannot be read, 6
 69 internal error, 70 worker-manager asked to terminate, 71 SIGTERM/SIGINT,
 72 graceful termination, 73 invalid config (identity missing, rootUrl unreachable at start,
 credentials refused), 78 protocol pipe cannot be opened.
+Exit codes (run TASK_FILE): 0 completed, 1 failed, 2 another exception, 64 bad input
+(including a malformed payload), 69 internal error, 71 SIGTERM/SIGINT, 73 invalid config.
 `, b.Binary, b.Profile, b.Engine.Name)
 }
 
@@ -167,14 +174,15 @@ func parseCommand(fs *flag.FlagSet, args []string) (pos []string, code int, ok b
 }
 
 // startRunner constructs the engine and plugins; on failure it reports the
-// error on stderr and returns a nil Runner with the exit code (ExitUsage for
-// config problems, ExitInternal otherwise).
+// error on stderr and returns a nil Runner with the exit code
+// (ExitInvalidConfig when the engine or a plugin refused its config
+// section, as for a claiming worker; ExitInternal otherwise).
 func startRunner(b Build, cfg *Config, logger *slog.Logger, stderr io.Writer) (*Runner, int) {
 	runner, err := NewRunner(b, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		if errors.Is(err, ErrConfig) {
-			return nil, ExitUsage
+			return nil, ExitInvalidConfig
 		}
 		return nil, ExitInternal
 	}

@@ -64,7 +64,7 @@ func NewRunner(b Build, cfg *Config, logger *slog.Logger) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: engine %s (config key engine): %w", ErrConfig, b.Engine.Name, err)
 	}
-	r := &Runner{Engine: eng, Payload: payload, Unsupported: b.Unsupported, Info: info, Logger: logger}
+	r := &Runner{Engine: eng, Payload: payload, Unsupported: b.Unsupported, Dialect: b.Dialect, Info: info, Logger: logger}
 	wc := plugins.WorkerConfig{WorkerInfo: info, MaxTaskRunTime: cfg.MaxTaskRunTime, TasksDir: cfg.TasksDir, UploadConcurrency: cfg.UploadConcurrency}
 	for _, p := range b.Plugins {
 		pl, err := p.New(plugins.Options{Config: section(cfg.Plugins[p.Name]), Worker: wc, Engine: eng, Logger: logger.With("plugin", p.Name), Dialect: b.Dialect})

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/workergen/workergen/internal/suggest"
 )
 
 // Config is the engine's section of the worker config (`engine` key).
@@ -123,7 +125,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
-			return Config{}, fmt.Errorf("engine config: %w", err)
+			return Config{}, fmt.Errorf("engine config: %w", suggest.UnknownField(err, &c))
 		}
 	}
 	if c.Socket == "" {

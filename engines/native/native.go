@@ -89,6 +89,7 @@ import (
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/engines/internal/hostdir"
 	"github.com/workergen/workergen/engines/sandboxstate"
+	"github.com/workergen/workergen/internal/suggest"
 	"github.com/workergen/workergen/task"
 )
 
@@ -156,7 +157,7 @@ func New(opts engines.Options) (engines.Engine, error) {
 		dec := json.NewDecoder(bytes.NewReader(opts.Config))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cfg); err != nil {
-			return nil, fmt.Errorf("decoding engine config: %w", err)
+			return nil, fmt.Errorf("decoding engine config: %w", suggest.UnknownField(err, &cfg))
 		}
 	}
 	if cfg.InheritEnv == nil {

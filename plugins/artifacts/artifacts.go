@@ -255,6 +255,7 @@ func (p *taskPlugin) Stopped(ctx context.Context, r engines.ResultSet) (bool, er
 				name := path.Join(base, rel)
 				if err := task.ValidateArtifactName(name); err != nil {
 					p.failed.Store(true)
+					p.tc.Explain(fmt.Sprintf("artifact %q (from %s %q): not published: %v", name, s.field, s.path, err))
 					p.log.note(seq, "artifact %q (from %s %q): not published: %v", name, s.field, s.path, err)
 					p.log.done(seq)
 					return nil
@@ -405,12 +406,33 @@ func (p *taskPlugin) extractFailed(ctx context.Context, g *errgroup.Group, seq i
 		note = " (as in docker-worker, this does not fail the task)"
 	default:
 		p.failed.Store(true)
+		note = p.explainRequired(s, s.name, s.path, reason)
 	}
 	g.Go(func() error {
 		defer p.log.done(seq)
 		return p.publishError(ctx, seq, s, s.name, s.path, reason, msg, note)
 	})
 	return nil
+}
+
+// explainRequired records why the required artifact name of entry s, from
+// sandbox path src, fails the run, as the run's reason (task.Context.Explain:
+// `run` prints it, manifest.json and the worker log carry it), and returns
+// the note ending its task log line: for a missing path, the hint to mark
+// the entry optional.
+func (p *taskPlugin) explainRequired(s spec, name, src, reason string) string {
+	var why, hint string
+	switch reason {
+	case task.ErrorFileMissingOnWorker:
+		why = "was not found"
+		hint = "; mark it `optional: true` in the payload if it may be absent"
+	case task.ErrorInvalidResourceOnWorker:
+		why = "cannot be published as a " + s.typ + " (the wrong kind, or a path the worker refuses)"
+	default:
+		why = "could not be read"
+	}
+	p.tc.Explain(fmt.Sprintf("required artifact %q (%s): %q %s%s", name, s.field, src, why, hint))
+	return " (required: this fails the task" + hint + ")"
 }
 
 // publishError publishes an error artifact for sandbox path src; note ends
@@ -450,6 +472,7 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 		}
 		if note == "" {
 			p.failed.Store(true)
+			note = p.explainRequired(s, name, src, reason)
 		}
 		return p.publishError(ctx, seq, s, name, src, reason, fmt.Sprintf("opening %q for artifact %q (%s): %v", src, name, s.field, err), note)
 	}
@@ -464,14 +487,16 @@ func (p *taskPlugin) publishFile(ctx context.Context, seq int, s spec, name, src
 	if contentType == "" {
 		if contentType, err = first.sniff(); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
+			note := p.explainRequired(s, name, src, ErrorFileNotReadableOnWorker)
+			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), note)
 		}
 	}
 	encoding := s.contentEncoding
 	if encoding == "" {
 		if encoding, err = first.encoding(name, contentType, f.Size()); err != nil {
 			p.failed.Store(true)
-			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), "")
+			note := p.explainRequired(s, name, src, ErrorFileNotReadableOnWorker)
+			return p.publishError(ctx, seq, s, name, src, ErrorFileNotReadableOnWorker, fmt.Sprintf("reading %q for artifact %q (%s): %v", src, name, s.field, err), note)
 		}
 	}
 	size := f.Size()

@@ -190,6 +190,15 @@ func TestMissing(t *testing.T) {
 		assert.NotEmpty(t, a.Message)
 		assert.Equal(t, res.Context.Definition.Expires, a.Expires)
 	}
+	// The run's reasons name each artifact, its entry and path, and how
+	// to let it be absent; so does its task log line.
+	hint := "mark it `optional: true` in the payload if it may be absent"
+	assert.Equal(t, []string{
+		`required artifact "public/nope.txt" (payload.artifacts[0]): "nope.txt" was not found; ` + hint,
+		`required artifact "public/nodir" (payload.artifacts[1]): "nodir" was not found; ` + hint,
+	}, res.Context.Explanations())
+	assert.Contains(t, res.Log, `artifact "public/nope.txt": error artifact (file-missing-on-worker): file artifact "public/nope.txt" (payload.artifacts[0]): "nope.txt": `)
+	assert.Contains(t, res.Log, "(required: this fails the task; "+hint+")")
 }
 
 // TestOptionalMissingIsErrorArtifact follows generic-worker v106
@@ -287,6 +296,9 @@ func TestWrongKind(t *testing.T) {
 	)
 	require.Empty(t, res.Errors)
 	assert.Equal(t, task.Failed, res.Resolution.State, "optional only covers missing files")
+	assert.Equal(t, []string{
+		`required artifact "file.txt" (payload.artifacts[1]): "file.txt" cannot be published as a directory (the wrong kind, or a path the worker refuses)`,
+	}, res.Context.Explanations(), "no optional hint: optional covers missing files only")
 	for _, name := range []string{"dir", "file.txt"} {
 		a, ok := res.Artifact(name)
 		require.True(t, ok, name)
@@ -446,6 +458,8 @@ func TestVanishingFileDuringWalk(t *testing.T) {
 	assert.Equal(t, task.ErrorFileMissingOnWorker, b.Reason)
 	c2, _ := res.Artifact("public/d/c.txt")
 	assert.Equal(t, "c", string(c2.Content))
+	assert.Equal(t, []string{`required artifact "public/d/b.txt" (payload.artifacts[0]): "d/b.txt" was not found; mark it ` + "`optional: true`" + ` in the payload if it may be absent`},
+		res.Context.Explanations())
 }
 
 func TestUnpublishableNameInDirectory(t *testing.T) {
@@ -454,6 +468,9 @@ func TestUnpublishableNameInDirectory(t *testing.T) {
 	assert.Equal(t, task.Failed, res.Resolution.State)
 	assert.Equal(t, []string{"public/d/ok.txt"}, res.ArtifactNames())
 	assert.Contains(t, res.Log, "printable ASCII")
+	ex := res.Context.Explanations()
+	require.Len(t, ex, 1, "the run's reason")
+	assert.Contains(t, ex[0], `artifact "public/d/naïve.txt" (from payload.artifacts[0] "d"): not published: `)
 }
 
 func TestEmptyDirectory(t *testing.T) {

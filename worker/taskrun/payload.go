@@ -11,7 +11,8 @@ import (
 // CheckPayload is the first stage of every run: it rejects a missing or
 // non-JSON payload and payload fields this profile lacks (Unsupported),
 // then validates the rest against the composed payload schema (when
-// Payload is set). The error is a *task.ExceptionError of reason
+// Payload is set). A refused payload written for the other family of
+// dialects gets a first reason saying so (DialectHint). The error is a *task.ExceptionError of reason
 // malformed-payload listing every problem, one `payload.<path>: <problem>`
 // reason each, or nil.
 func (r *Runner) CheckPayload(payload json.RawMessage) error {
@@ -25,7 +26,9 @@ func (r *Runner) CheckPayload(payload json.RawMessage) error {
 		return task.MalformedPayloadf("payload: not valid JSON: %v", err)
 	}
 	var reasons []string
+	hint := ""
 	if obj, ok := doc.(map[string]any); ok {
+		hint = DialectHint(r.Dialect, r.Info.Profile, obj)
 		for _, u := range r.Unsupported {
 			if hasPath(obj, u.Path) {
 				reasons = append(reasons, fmt.Sprintf("payload.%s: this worker's profile (%s) lacks support for it (it needs %s); run the task on a worker whose profile includes it, or remove the field",
@@ -38,6 +41,9 @@ func (r *Runner) CheckPayload(payload json.RawMessage) error {
 		reasons = append(reasons, r.Payload.ValidateValue("payload", doc)...)
 	}
 	if len(reasons) > 0 {
+		if hint != "" {
+			reasons = append([]string{hint}, reasons...)
+		}
 		return task.MalformedPayload(reasons...)
 	}
 	return nil

@@ -25,8 +25,11 @@ type Runner struct {
 	// (the profile's Unsupported fields are still refused).
 	Payload     *schema.Schema
 	Unsupported []Unsupported
-	Info        task.WorkerInfo
-	Logger      *slog.Logger // nil means slog.Default()
+	// Dialect is the profile's payload dialect; it names the other
+	// dialects' payloads in malformed-payload reasons (DialectHint).
+	Dialect task.Dialect
+	Info    task.WorkerInfo
+	Logger  *slog.Logger // nil means slog.Default()
 	// Hooks, when set, are told what happens during each run.
 	Hooks *Hooks
 }

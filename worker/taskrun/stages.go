@@ -364,10 +364,14 @@ func (ru *run) finish() Outcome {
 	return out
 }
 
-// failureReasons explains a failed task: the plugins' explanations, else
-// what the result says.
+// failureReasons explains a failed task: the plugins' explanations (after
+// the command's exit code when it exited non-zero on its own), else what
+// the result says.
 func (ru *run) failureReasons() []string {
 	if explained := ru.tc.Explanations(); len(explained) > 0 {
+		if ru.out.ExitCode > 0 && !ru.killed && !ru.oom {
+			return append([]string{fmt.Sprintf("task exited with code %d", ru.out.ExitCode)}, explained...)
+		}
 		return explained
 	}
 	switch {
