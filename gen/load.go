@@ -184,15 +184,14 @@ func schemaFiles(root string) ([]source, error) {
 	return files, nil
 }
 
-// parseSource parses one file of the package cuePackage. Comments are not
-// parsed: jsonschema.Generate would turn doc comments into "description"
-// keywords, and two comments on unified fields into a conflict.
+// parseSource parses one file of the package cuePackage, with its
+// comments: doc comments become the JSON Schemas' descriptions (docs.go).
 func parseSource(f source) (*ast.File, cueerrors.Error) {
 	src, err := os.ReadFile(f.Path)
 	if err != nil {
 		return nil, cueerrors.Promote(err, "reading "+f.Name)
 	}
-	file, err := parser.ParseFile(f.Name, src)
+	file, err := parser.ParseFile(f.Name, src, parser.ParseComments)
 	if err != nil {
 		return nil, cueerrors.Promote(err, "")
 	}
