@@ -174,7 +174,8 @@ func (r *resolver) unsupported(table map[string]string, fields []provided) []pro
 		}
 		r.p.Unsupported = append(r.p.Unsupported, Unsupported{Path: fp, Feature: table[fp]})
 		if strings.HasPrefix(fp, "features.") {
-			off = append(off, provided{path: fp, provider: "dialect " + r.p.Dialect + " (feature this profile lacks, off)", ref: ast.NewBool(false)})
+			off = append(off, provided{path: fp, provider: "dialect " + r.p.Dialect + " (feature this profile lacks, off)", ref: ast.NewBool(false),
+				doc: "Not available with this profile (it needs " + table[fp] + "); only false is accepted."})
 		}
 	}
 	return off
@@ -242,7 +243,7 @@ func configDecls(p *Profile, doc func(section, name string) string) []ast.Decl {
 	sections := &ast.StructLit{}
 	for _, c := range sortedByName(p.Plugins) {
 		sections.Elts = append(sections.Elts, withDoc(&ast.Field{Label: ast.NewString(c.Name), Constraint: token.OPTION,
-			Value: ref("plugins", c.Name, "#Config")}, "Settings of plugin "+c.Name+", which "+doc("plugins", c.Name)+"."))
+			Value: ref("plugins", c.Name, "#Config")}, "Settings of plugin "+c.Name+" ("+doc("plugins", c.Name)+")."))
 		defaults = append(defaults, ast.NewString(c.Name), ast.NewBinExpr(token.AND,
 			ref("plugins", c.Name, "#Defaults"), ref("plugins", c.Name, "#Config"), ref("profile", "plugins", c.Name, "config")))
 	}
@@ -252,7 +253,7 @@ func configDecls(p *Profile, doc func(section, name string) string) []ast.Decl {
 		field("#ProfileConfig", &ast.StructLit{Elts: []ast.Decl{
 			&ast.EmbedDecl{Expr: ast.NewIdent("workerConfig")},
 			withDoc(&ast.Field{Label: ast.NewIdent("engine"), Constraint: token.OPTION, Value: ref("engines", e, "#Config")},
-				"Settings of the "+e+" engine, which "+doc("engines", e)+"."),
+				"Settings of the "+e+" engine ("+doc("engines", e)+")."),
 			withDoc(&ast.Field{Label: ast.NewIdent("plugins"), Constraint: token.OPTION, Value: ast.NewIdent("#PluginsConfig")},
 				"Settings of the plugins, one section per plugin, keyed by its name."),
 		}}),
