@@ -42,7 +42,7 @@ const (
 	// PayloadDocFile is the task payload reference page (Markdown), the
 	// same text as `<binary> schema payload --markdown`.
 	PayloadDocFile = "payload.md"
-	BinDir            = "bin"
+	BinDir         = "bin"
 )
 
 // MainGo returns the generated main package: explicit constructor calls for
