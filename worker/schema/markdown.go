@@ -247,6 +247,9 @@ func alternatives(s map[string]any) []map[string]any {
 func (r *renderer) typeOf(s map[string]any) string {
 	s = r.resolve(s)
 	if c, ok := s["const"]; ok {
+		if m, ok := c.(map[string]any); ok && len(m) == 0 {
+			return "`{}` (takes no settings)"
+		}
 		return "`" + compact(c) + "`"
 	}
 	if e := asList(s["enum"]); e != nil {
@@ -287,17 +290,18 @@ func (r *renderer) typeOf(s map[string]any) string {
 		}
 		return t
 	}
-	switch t {
+	t += constraints(s)
+	switch typeName(s) {
 	case "array":
 		if items, ok := s["items"].(map[string]any); ok {
-			t = "array of " + r.typeOf(items)
+			t += " of " + r.typeOf(items)
 		}
 	case "object":
 		if ap, ok := s["additionalProperties"].(map[string]any); ok && s["properties"] == nil {
-			t = "object mapping names to " + r.typeOf(ap)
+			t += " mapping names to " + r.typeOf(ap)
 		}
 	}
-	return t + constraints(s)
+	return t
 }
 
 func typeName(s map[string]any) string {
@@ -317,23 +321,21 @@ func typeName(s map[string]any) string {
 	return "any"
 }
 
-// constraints lists the schema's validation keywords in words.
+// constraints lists the schema's validation keywords in words, in
+// parentheses: " (at least 1 item, unique items)".
 func constraints(s map[string]any) string {
 	var out []string
-	add := func(key, words string) {
+	add := func(key, words, unit string) {
 		if v, ok := s[key]; ok {
-			out = append(out, words+" "+compact(v))
+			out = append(out, strings.TrimSpace(words+" "+compact(v)+" "+unit))
 		}
 	}
-	add("minimum", "at least")
-	add("maximum", "at most")
-	add("minLength", "at least")
-	add("maxLength", "at most")
-	add("minItems", "at least")
-	add("maxItems", "at most")
-	if len(out) > 0 && (s["minLength"] != nil || s["maxLength"] != nil) {
-		out[len(out)-1] += " characters"
-	}
+	add("minimum", "at least", "")
+	add("maximum", "at most", "")
+	add("minLength", "at least", "characters")
+	add("maxLength", "at most", "characters")
+	add("minItems", "at least", "item(s)")
+	add("maxItems", "at most", "item(s)")
 	if u, _ := s["uniqueItems"].(bool); u {
 		out = append(out, "unique items")
 	}
@@ -346,7 +348,7 @@ func constraints(s map[string]any) string {
 	if len(out) == 0 {
 		return ""
 	}
-	return ", " + strings.Join(out, ", ")
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 // lookupDefault returns the compact JSON of the default config's value at
@@ -382,8 +384,8 @@ func compact(v any) string {
 }
 
 // escape keeps a description's text as written in Markdown: "<name>" is
-// not an HTML tag, "*" and "_" no emphasis.
-var escaper = strings.NewReplacer("<", `\<`, ">", `\>`, "*", `\*`, "_", `\_`, "`", "`")
+// not an HTML tag, "*" no emphasis.
+var escaper = strings.NewReplacer("<", `\<`, "*", `\*`)
 
 func escape(s string) string { return escaper.Replace(s) }
 
