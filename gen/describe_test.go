@@ -143,3 +143,41 @@ func cueFile(section, name string) string {
 func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
+
+// TestUndescribedNamesFieldAndFile: the walker reports a property without
+// a description by JSON pointer, with the CUE file and field to document,
+// for each place a field can come from; a description on the property or
+// on its $ref target counts.
+func TestUndescribedNamesFieldAndFile(t *testing.T) {
+	doc := `{
+	  "$defs": {
+	    "plugins.telemetry.Config": {"type": "object", "properties": {
+	      "logFile": {"type": "string"},
+	      "logFormat": {"type": "string", "description": "text or json"}}},
+	    "plugins.env.payload.docker-worker.env.type": {"type": "object"},
+	    "plugins.maxruntime.payload.docker-worker.maxRunTime.type": {"type": "integer", "description": "seconds"}
+	  },
+	  "properties": {
+	    "stateDir": {"type": "string"},
+	    "env": {"$ref": "#/$defs/plugins.env.payload.docker-worker.env.type"},
+	    "maxRunTime": {"$ref": "#/$defs/plugins.maxruntime.payload.docker-worker.maxRunTime.type"},
+	    "features": {"type": "object", "properties": {}}
+	  }
+	}`
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal([]byte(doc), &schema))
+
+	got := undescribed(schema, false)
+	require.Len(t, got, 4)
+	require.Equal(t, "/$defs/plugins.telemetry.Config/properties/logFile", got[0].pointer)
+	require.Contains(t, got[0].fix, `the field "logFile" inside plugins.telemetry.Config in plugins/telemetry/*.cue`)
+	require.Equal(t, "/properties/env", got[1].pointer)
+	require.Contains(t, got[1].fix, `the payload fragment's entry "env" in plugins/env/*.cue`)
+	require.Equal(t, "/properties/features", got[2].pointer)
+	require.Contains(t, got[2].fix, `of workerConfig in schemas/config.cue`)
+	require.Equal(t, "/properties/stateDir", got[3].pointer)
+	require.Contains(t, got[3].fix, `right above the field "stateDir" of workerConfig in schemas/config.cue`)
+
+	got = undescribed(schema, true)
+	require.Contains(t, got[2].fix, "`objects: \"features\": \"...\"` in schemas/dialects.cue")
+}
