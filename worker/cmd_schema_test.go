@@ -35,7 +35,7 @@ func TestSchemaMarkdown(t *testing.T) {
 
 		out.Reset()
 		require.Equal(t, 0, MainArgs(b, []string{"schema", "config", "--markdown"}, &out, &errOut), errOut.String())
-		require.Contains(t, out.String(), "### `capacity`\n\ninteger, at least 1, optional, default `1`\n")
+		require.Contains(t, out.String(), "### `capacity`\n\ninteger (at least 1), optional, default `1`\n")
 		require.Contains(t, out.String(), "### `engine`\n")
 
 		out.Reset()

@@ -367,7 +367,7 @@ func (r *renderer) lookupDefault(path []string) (string, bool) {
 			return "", false
 		}
 	}
-	if m, ok := cur.(map[string]any); ok && len(m) > 0 {
+	if _, ok := cur.(map[string]any); ok {
 		return "", false // an object's fields show their own defaults
 	}
 	return compact(cur), true
@@ -384,10 +384,22 @@ func compact(v any) string {
 }
 
 // escape keeps a description's text as written in Markdown: "<name>" is
-// not an HTML tag, "*" no emphasis.
-var escaper = strings.NewReplacer("<", `\<`, "*", `\*`)
-
-func escape(s string) string { return escaper.Replace(s) }
+// not an HTML tag, "*" no emphasis. Code spans (`...`) are left alone:
+// Markdown shows them literally.
+func escape(s string) string {
+	var b strings.Builder
+	code := false
+	for _, r := range s {
+		switch {
+		case r == '`':
+			code = !code
+		case !code && (r == '<' || r == '*'):
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 func asList(v any) []any {
 	l, _ := v.([]any)

@@ -22,7 +22,7 @@ func TestMarkdown(t *testing.T) {
 	  "type": "object",
 	  "properties": {
 	    "maxRunTime": {"description": "how long, in seconds", "$ref": "#/$defs/t.max"},
-	    "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "variables, e.g. <name>"},
+	    "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "variables, e.g. <name>, not ` + "`<x>`" + `"},
 	    "mounts": {"type": "array", "description": "mounts", "items": {"type": "object",
 	      "properties": {"content": {"$ref": "#/$defs/t.content", "description": "the content"}, "more": {"$ref": "#/$defs/t.content", "description": "more"}}}},
 	    "plugins": {"const": {}, "description": "no settings"}
@@ -36,12 +36,12 @@ func TestMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"# T\n\nIntro.\n\n## Fields\n",
 		"### `maxRunTime`\n\ninteger (at least 1), **required**, default `60`\n\nhow long, in seconds\n",
-		"### `env`\n\nobject mapping names to string, optional\n\nvariables, e.g. \\<name>\n",
+		"### `env`\n\nobject mapping names to string, optional\n\nvariables, e.g. \\<name>, not `<x>`\n",
 		"### `mounts[].content`\n\nobject, optional\n\nthe content\n",
 		"**`mounts[].content`, form 2 of 2**, the fields up to the next form\n",
 		"### `mounts[].content.raw`\n\nstring (at most 10 characters), **required**\n\ninline\n",
 		"### `mounts[].more`\n\nobject, optional\n\nmore\n",
-		"### `plugins`\n\n`{}` (takes no settings), optional, default `{}`\n",
+		"### `plugins`\n\n`{}` (takes no settings), optional\n",
 		"## Not available with this profile\n",
 		"- `features.loopbackVideo`: needs plugin loopback\n",
 	} {
