@@ -17,7 +17,9 @@
 // fragments for the profile's dialect (the dialect's fields no linked
 // component provides, derived from every component's fragments and the
 // dialect's `unimplemented` list, are rejected and listed as Unsupported),
-// exports the worker config JSON Schema and default config, emits
+// exports the worker config JSON Schema and default config (every field's
+// description is its CUE doc comment, docs.go), renders the task payload
+// reference page (payload.md), emits
 // main.go with jennifer, which passes the dialect to every component, and
 // writes the profile's go.mod and go.sum (WriteModule).
 //
