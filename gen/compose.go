@@ -22,6 +22,10 @@ type provided struct {
 	ref      ast.Expr // the field's type: a reference to the fragment, or a literal
 	required bool
 	pos      token.Pos
+	// doc is the field's description: the doc comment on the fragment's
+	// entry (`image: {...}`), carried onto the composed field so that the
+	// JSON Schema gives it beside the $ref to the type.
+	doc string
 }
 
 // compose builds the profile's payload schema and config from the
@@ -40,7 +44,7 @@ func (r *resolver) compose(dialect cue.Value) {
 	if r.errs != nil {
 		return
 	}
-	decls := append([]ast.Decl{payloadDecl(fields, table)}, configDecls(r.p)...)
+	decls := append([]ast.Decl{payloadDecl(fields, table, r.objectDocs(dialect))}, configDecls(r.p, r.componentDoc)...)
 	file, err := composedFile(decls)
 	if err != nil {
 		r.addErr(err)
@@ -134,7 +138,7 @@ func (r *resolver) fragmentFields(provider string, path ...string) []provided {
 		// jsonschema.Generate exports a type reached that way without its
 		// validators (`int & >=1` becomes `{"type": "integer"}`).
 		labels := append(slices.Clone(path[1:]), fp, "type")
-		out = append(out, provided{path: fp, provider: provider, ref: ref(path[0], labels...), required: required, pos: declPos(fv)})
+		out = append(out, provided{path: fp, provider: provider, ref: ref(path[0], labels...), required: required, pos: declPos(fv), doc: docText(fv)})
 	}
 	return out
 }
@@ -170,7 +174,8 @@ func (r *resolver) unsupported(table map[string]string, fields []provided) []pro
 		}
 		r.p.Unsupported = append(r.p.Unsupported, Unsupported{Path: fp, Feature: table[fp]})
 		if strings.HasPrefix(fp, "features.") {
-			off = append(off, provided{path: fp, provider: "dialect " + r.p.Dialect + " (feature this profile lacks, off)", ref: ast.NewBool(false)})
+			off = append(off, provided{path: fp, provider: "dialect " + r.p.Dialect + " (feature this profile lacks, off)", ref: ast.NewBool(false),
+				doc: "Not available with this profile (it needs " + table[fp] + "); only false is accepted."})
 		}
 	}
 	return off
@@ -181,7 +186,10 @@ func (r *resolver) unsupported(table map[string]string, fields []provided) []pro
 // object. A parent object (`features`, `logs`) exists whenever the dialect
 // has members for it, even if no linked component provides one: upstream
 // accepts an empty `features: {}`.
-func payloadDecl(fields []provided, table map[string]string) ast.Decl {
+//
+// objectDocs are the descriptions of those parent objects (the dialect's
+// `objects`).
+func payloadDecl(fields []provided, table map[string]string, objectDocs map[string]string) ast.Decl {
 	members := map[string][]provided{}
 	for fp := range table {
 		if parent, _, ok := strings.Cut(fp, "."); ok {
@@ -198,23 +206,24 @@ func payloadDecl(fields []provided, table map[string]string) ast.Decl {
 		}
 	}
 	for parent, ms := range members {
-		top = append(top, provided{path: parent, ref: closedStruct(ms)})
+		top = append(top, provided{path: parent, ref: closedStruct(ms), doc: objectDocs[parent]})
 	}
 	return field("#Payload", closedStruct(top))
 }
 
-// closedStruct returns close({...}) of the fields, sorted by path.
+// closedStruct returns close({...}) of the fields, sorted by path, each
+// with its doc comment.
 func closedStruct(fields []provided) ast.Expr {
 	slices.SortFunc(fields, func(a, b provided) int { return cmp.Compare(a.path, b.path) })
-	elts := make([]any, 0, 3*len(fields))
+	st := &ast.StructLit{}
 	for _, f := range fields {
 		marker := token.OPTION
 		if f.required {
 			marker = token.NOT
 		}
-		elts = append(elts, ast.NewString(f.path), marker, f.ref)
+		st.Elts = append(st.Elts, withDoc(&ast.Field{Label: ast.NewString(f.path), Constraint: marker, Value: f.ref}, f.doc))
 	}
-	return ast.NewCall(ast.NewIdent("close"), ast.NewStruct(elts...))
+	return ast.NewCall(ast.NewIdent("close"), st)
 }
 
 // configDecls returns the config schema and defaults of the profile:
@@ -226,21 +235,28 @@ func closedStruct(fields []provided) ast.Expr {
 //
 // #PluginsConfig and pluginDefaults sit outside #ProfileConfig so that
 // `plugins` still names the top-level plugin metadata there.
-func configDecls(p *Profile) []ast.Decl {
-	var sections, defaults []any
+//
+// The engine and plugin sections get doc comments from doc(section, name):
+// what the component does.
+func configDecls(p *Profile, doc func(section, name string) string) []ast.Decl {
+	var defaults []any
+	sections := &ast.StructLit{}
 	for _, c := range sortedByName(p.Plugins) {
-		sections = append(sections, ast.NewString(c.Name), token.OPTION, ref("plugins", c.Name, "#Config"))
+		sections.Elts = append(sections.Elts, withDoc(&ast.Field{Label: ast.NewString(c.Name), Constraint: token.OPTION,
+			Value: ref("plugins", c.Name, "#Config")}, "Settings of plugin "+c.Name+" ("+doc("plugins", c.Name)+")."))
 		defaults = append(defaults, ast.NewString(c.Name), ast.NewBinExpr(token.AND,
 			ref("plugins", c.Name, "#Defaults"), ref("plugins", c.Name, "#Config"), ref("profile", "plugins", c.Name, "config")))
 	}
 	e := p.Engine.Name
 	return []ast.Decl{
-		field("#PluginsConfig", ast.NewCall(ast.NewIdent("close"), ast.NewStruct(sections...))),
-		field("#ProfileConfig", ast.NewStruct(
-			ast.Embed(ast.NewIdent("workerConfig")),
-			"engine", token.OPTION, ref("engines", e, "#Config"),
-			"plugins", token.OPTION, ast.NewIdent("#PluginsConfig"),
-		)),
+		field("#PluginsConfig", ast.NewCall(ast.NewIdent("close"), sections)),
+		field("#ProfileConfig", &ast.StructLit{Elts: []ast.Decl{
+			&ast.EmbedDecl{Expr: ast.NewIdent("workerConfig")},
+			withDoc(&ast.Field{Label: ast.NewIdent("engine"), Constraint: token.OPTION, Value: ref("engines", e, "#Config")},
+				"Settings of the "+e+" engine ("+doc("engines", e)+")."),
+			withDoc(&ast.Field{Label: ast.NewIdent("plugins"), Constraint: token.OPTION, Value: ast.NewIdent("#PluginsConfig")},
+				"Settings of the plugins, one section per plugin, keyed by its name."),
+		}}),
 		field("pluginDefaults", ast.NewStruct(defaults...)),
 		field("defaults", ast.NewBinExpr(token.AND, ast.NewIdent("#ProfileConfig"), ast.NewIdent("workerDefaults"), ast.NewStruct(
 			"engine", ast.NewBinExpr(token.AND, ref("engines", e, "#Defaults"), ref("engines", e, "#Config"), ref("profile", "engine", "config")),
@@ -261,11 +277,24 @@ func composedFile(decls []ast.Decl) (*ast.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("internal error: printing the composed CUE: %w", err)
 	}
-	parsed, err := parser.ParseFile(generatedFile, src)
+	parsed, err := parser.ParseFile(generatedFile, src, parser.ParseComments)
 	if err != nil {
 		return nil, fmt.Errorf("internal error: composed CUE does not parse: %w\n%s", err, src)
 	}
 	return parsed, nil
+}
+
+// withDoc gives f the doc comment text (nothing when text is empty).
+func withDoc(f *ast.Field, text string) *ast.Field {
+	if text == "" {
+		return f
+	}
+	cg := &ast.CommentGroup{Doc: true}
+	for _, line := range strings.Split(text, "\n") {
+		cg.List = append(cg.List, &ast.Comment{Text: strings.TrimRight("// "+line, " ")})
+	}
+	ast.AddComment(f, cg)
+	return f
 }
 
 // ref returns the reference root.l1.l2...: definitions as identifiers,

@@ -11,6 +11,7 @@ import (
 	"github.com/dave/jennifer/jen"
 
 	"github.com/workergen/workergen/task"
+	"github.com/workergen/workergen/worker/schema"
 )
 
 // workerPkg is the import path of the runtime every generated main calls;
@@ -38,7 +39,10 @@ const (
 	ConfigSchemaFile  = "config.schema.json"
 	PayloadSchemaFile = "payload.schema.json"
 	DefaultConfigFile = "config.defaults.json"
-	BinDir            = "bin"
+	// PayloadDocFile is the task payload reference page (Markdown), the
+	// same text as `<binary> schema payload --markdown`.
+	PayloadDocFile = "payload.md"
+	BinDir         = "bin"
 )
 
 // MainGo returns the generated main package: explicit constructor calls for
@@ -127,13 +131,35 @@ func (p *Profile) Files() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	payloadDoc, err := p.PayloadDoc()
+	if err != nil {
+		return nil, err
+	}
 	return map[string][]byte{
 		MainFile:          mainGo,
+		PayloadDocFile:    payloadDoc,
 		ProfileFileName:   p.ProfileJSON,
 		PayloadSchemaFile: p.PayloadSchema,
 		ConfigSchemaFile:  p.ConfigSchema,
 		DefaultConfigFile: p.DefaultConfig,
 	}, nil
+}
+
+// PayloadDoc returns the profile's task payload reference page
+// (schema.Markdown of the payload schema, schema.PayloadPage).
+func (p *Profile) PayloadDoc() ([]byte, error) {
+	return schema.Markdown(p.PayloadSchema, schema.PayloadPage(p.docProfile()))
+}
+
+func (p *Profile) docProfile() schema.Profile {
+	sp := schema.Profile{Name: p.Name, Binary: p.Binary, Dialect: p.Dialect, Engine: p.Engine.Name, DefaultConfig: p.DefaultConfig}
+	for _, c := range p.Plugins {
+		sp.Plugins = append(sp.Plugins, c.Name)
+	}
+	for _, u := range p.Unsupported {
+		sp.Unsupported = append(sp.Unsupported, schema.UnsupportedField{Path: u.Path, Feature: u.Feature})
+	}
+	return sp
 }
 
 // OutDir is the profile's output directory below root (dist/<profile>).

@@ -67,7 +67,8 @@ func nonNil[T any](s []T) []T {
 }
 
 // jsonSchema exports v with cuelang.org/go/encoding/jsonschema.Generate
-// (draft 2020-12) and adds a title. Generate's output is used as is; the
+// (draft 2020-12), reflows the descriptions it made of doc comments
+// (docs.go) and adds a title. Generate's output is used as is; the
 // golden tests and the corpus test in this package check that it accepts
 // and rejects what the CUE (and upstream) schemas do.
 func (r *resolver) jsonSchema(v cue.Value, title string) ([]byte, error) {
@@ -75,6 +76,7 @@ func (r *resolver) jsonSchema(v cue.Value, title string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	reflowDescriptions(expr)
 	js := r.ctx.BuildExpr(expr)
 	if err := js.Err(); err != nil {
 		return nil, err

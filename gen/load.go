@@ -17,7 +17,9 @@
 // fragments for the profile's dialect (the dialect's fields no linked
 // component provides, derived from every component's fragments and the
 // dialect's `unimplemented` list, are rejected and listed as Unsupported),
-// exports the worker config JSON Schema and default config, emits
+// exports the worker config JSON Schema and default config (every field's
+// description is its CUE doc comment, docs.go), renders the task payload
+// reference page (payload.md), emits
 // main.go with jennifer, which passes the dialect to every component, and
 // writes the profile's go.mod and go.sum (WriteModule).
 //
@@ -184,15 +186,14 @@ func schemaFiles(root string) ([]source, error) {
 	return files, nil
 }
 
-// parseSource parses one file of the package cuePackage. Comments are not
-// parsed: jsonschema.Generate would turn doc comments into "description"
-// keywords, and two comments on unified fields into a conflict.
+// parseSource parses one file of the package cuePackage, with its
+// comments: doc comments become the JSON Schemas' descriptions (docs.go).
 func parseSource(f source) (*ast.File, cueerrors.Error) {
 	src, err := os.ReadFile(f.Path)
 	if err != nil {
 		return nil, cueerrors.Promote(err, "reading "+f.Name)
 	}
-	file, err := parser.ParseFile(f.Name, src)
+	file, err := parser.ParseFile(f.Name, src, parser.ParseComments)
 	if err != nil {
 		return nil, cueerrors.Promote(err, "")
 	}

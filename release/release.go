@@ -15,8 +15,9 @@
 // Each archive holds one top directory named like the archive, with the
 // worker binary (named <binary>, plus .exe on windows), LICENSE, README.md
 // (an operator's guide filled in for the profile and platform),
-// profile.json, payload.schema.json, config.schema.json and
-// config.defaults.json from dist/<profile>/.
+// profile.json, payload.schema.json, config.schema.json,
+// config.defaults.json and payload.md (the task payload reference page)
+// from dist/<profile>/.
 //
 // Reproducibility: binaries are built by gen/build (CGO_ENABLED=0,
 // -trimpath, -buildvcs=false, -ldflags "-s -w -buildid= ..."); archive
@@ -531,6 +532,10 @@ func (r *runner) buildAndPackage(ctx context.Context, j Job, res *Target) error 
 	if err != nil {
 		return err
 	}
+	payloadDoc, err := p.PayloadDoc()
+	if err != nil {
+		return fmt.Errorf("payload reference page: %w", err)
+	}
 	exe := p.Binary
 	if t.OS == "windows" {
 		exe += ".exe"
@@ -543,6 +548,7 @@ func (r *runner) buildAndPackage(ctx context.Context, j Job, res *Target) error 
 		bytesEntry(gen.PayloadSchemaFile, p.PayloadSchema, false),
 		bytesEntry(gen.ConfigSchemaFile, p.ConfigSchema, false),
 		bytesEntry(gen.DefaultConfigFile, p.DefaultConfig, false),
+		bytesEntry(gen.PayloadDocFile, payloadDoc, false),
 	}
 	kind := KindFor(t.OS)
 	var archive bytes.Buffer

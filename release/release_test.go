@@ -335,7 +335,7 @@ func TestRelease(t *testing.T) {
 				require.Equal(t, []string{
 					base + "/", base + "/LICENSE", base + "/README.md",
 					base + "/config.defaults.json", base + "/config.schema.json",
-					base + "/payload.schema.json", base + "/profile.json", base + "/" + exe,
+					base + "/payload.md", base + "/payload.schema.json", base + "/profile.json", base + "/" + exe,
 				}, names, "sorted entries below one top directory")
 				for _, e := range entries {
 					switch {
@@ -350,7 +350,7 @@ func TestRelease(t *testing.T) {
 					}
 				}
 				dist := gen.OutDir(repoRoot(t), mp.Name)
-				for _, f := range []string{gen.ProfileFileName, gen.PayloadSchemaFile, gen.ConfigSchemaFile, gen.DefaultConfigFile} {
+				for _, f := range []string{gen.ProfileFileName, gen.PayloadSchemaFile, gen.ConfigSchemaFile, gen.DefaultConfigFile, gen.PayloadDocFile} {
 					want, err := os.ReadFile(filepath.Join(dist, f))
 					require.NoError(t, err)
 					require.Equal(t, string(want), string(entryContent(entries, base+"/"+f)), f)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/workergen/workergen/worker/schema"
 )
 
 // Exit codes of a generated worker binary. Where generic-worker has the
@@ -53,7 +55,7 @@ const (
 // process exit code. Subcommands:
 //
 //	--version                       version, commit, profile, engine, plugins
-//	schema payload|config           print an embedded JSON Schema
+//	schema payload|config [--markdown]  print an embedded JSON Schema or its reference page
 //	run [flags] TASK_FILE           run one task locally, no Queue
 //	run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
 //	                                generic-worker's `run`: claim and run tasks
@@ -96,7 +98,9 @@ func usage(b Build, w io.Writer) {
 
 Usage:
   %[1]s --version                  show version, commit, profile, engine and plugins
-  %[1]s schema payload|config      print the embedded payload or config JSON Schema
+  %[1]s schema payload|config [--markdown]
+                                   print the embedded payload or config JSON Schema, or
+                                   its reference page for task authors / operators
   %[1]s components [--json]        list the engine and plugins: import path, module, version, origin
   %[1]s run [flags] TASK_FILE      run one task definition (or bare payload; JSON or YAML) locally
   %[1]s run --config FILE [--with-worker-runner] [--worker-runner-protocol-pipe PIPE]
@@ -118,20 +122,47 @@ Exit codes (run TASK_FILE): 0 completed, 1 failed, 2 another exception, 64 bad i
 }
 
 func cmdSchema(b Build, args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintf(stderr, "usage: %s schema payload|config\n", b.Binary)
+	markdown := len(args) == 2 && args[1] == "--markdown"
+	if len(args) == 2 && args[0] == "--markdown" {
+		markdown, args = true, args[1:]
+	}
+	if len(args) != 1 && !(markdown && len(args) == 2) {
+		fmt.Fprintf(stderr, "usage: %s schema payload|config [--markdown]\n", b.Binary)
 		return ExitUsage
 	}
+	var doc []byte
+	var page schema.Page
 	switch args[0] {
 	case "payload":
-		_, _ = stdout.Write(b.PayloadSchema)
+		doc, page = b.PayloadSchema, schema.PayloadPage(docProfile(b))
 	case "config":
-		_, _ = stdout.Write(b.ConfigSchema)
+		doc, page = b.ConfigSchema, schema.ConfigPage(docProfile(b))
 	default:
 		fmt.Fprintf(stderr, "%s schema: unknown schema %q; choose payload or config\n", b.Binary, args[0])
 		return ExitUsage
 	}
+	if markdown {
+		md, err := schema.Markdown(doc, page)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s schema: %v\n", b.Binary, err)
+			return ExitInternal
+		}
+		doc = md
+	}
+	_, _ = stdout.Write(doc)
 	return 0
+}
+
+// docProfile is what the reference pages say about the binary's profile.
+func docProfile(b Build) schema.Profile {
+	sp := schema.Profile{Name: b.Profile, Binary: b.Binary, Dialect: string(b.Dialect), Engine: b.Engine.Name, DefaultConfig: b.DefaultConfig}
+	for _, p := range b.Plugins {
+		sp.Plugins = append(sp.Plugins, p.Name)
+	}
+	for _, u := range b.Unsupported {
+		sp.Unsupported = append(sp.Unsupported, schema.UnsupportedField{Path: u.Path, Feature: u.Feature})
+	}
+	return sp
 }
 
 // parseInterspersed parses flags that may come before or after positional
