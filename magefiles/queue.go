@@ -50,6 +50,9 @@ func (Queue) Create(ctx context.Context, files string, dir, taskQueueId *string)
 	// process exits when done.
 	list, flags := createArgs(files)
 	args := []string{"-dir", flagOrEnv(dir, "QUEUE_DIR", defaultQueueDir), "-task-queue-id", flagOrEnv(taskQueueId, "", "")}
+	if len(list) == 0 {
+		return mg.Fatal(64, "queue:create: no task files: queue:create FILES [-dir=<state dir>] [-taskQueueId=<id>]")
+	}
 	for name, v := range flags {
 		switch name {
 		case "dir":
@@ -67,27 +70,29 @@ func (Queue) Create(ctx context.Context, files string, dir, taskQueueId *string)
 	return nil
 }
 
-// createArgs returns the task files (files split at commas, then every
-// further non-flag argument after queue:create) and the -name=value flags
-// among those arguments (names lowercased, as mage reads them).
+// createArgs returns the task files and the -name=value flags (names
+// lowercased, as mage reads them) among the arguments after queue:create
+// (files, mage's positional argument, is the first of them), files split
+// at commas.
 func createArgs(files string) (list []string, flags map[string]string) {
-	list = strings.Split(files, ",")
-	flags = map[string]string{}
-	var rest []string
+	rest := []string{files}
 	for i, a := range os.Args {
 		if strings.EqualFold(a, "queue:create") {
 			rest = os.Args[i+1:]
 			break
 		}
 	}
-	for i, a := range rest {
-		switch {
-		case i == 0 && a == files:
-		case strings.HasPrefix(a, "-"):
+	flags = map[string]string{}
+	for _, a := range rest {
+		if strings.HasPrefix(a, "-") {
 			name, v, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			flags[strings.ToLower(name)] = v
-		default:
-			list = append(list, strings.Split(a, ",")...)
+			continue
+		}
+		for _, f := range strings.Split(a, ",") {
+			if f != "" {
+				list = append(list, f)
+			}
 		}
 	}
 	return list, flags

@@ -328,7 +328,7 @@ func (c *Command) writeStateFiles(dir string, creds StandaloneCredentials, queue
 	}
 	fmt.Fprintf(c.stdout(), "embedded Queue serving (SIGINT or SIGTERM stops it)\n"+
 		"  rootUrl:      %s\n  credentials:  %s (clientId %s, scope *)\n  state:        %s\n"+
-		"  create tasks: %s\n  worker:       <worker> work --config %s\n  worker.json:  %s\n",
+		"  create tasks: %s\n  worker:       <worker binary> work --config %s\n  worker.json:  %s\n",
 		creds.RootURL, credsPath, creds.ClientID, dir, hint, cfgPath, cfg)
 	return nil
 }

@@ -123,7 +123,7 @@ func (c *Command) createCredentials(f createFlags) (StandaloneCredentials, strin
 		path := filepath.Join(dir, CredentialsFileName)
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return creds, "", usageErrorf("credentials: %w: start the Queue with this state directory first (-dir), or give -root-url, -client-id and -access-token", err)
+			return creds, "", usageErrorf("credentials: %w: start the Queue (%s) with this state directory first", err, c.name())
 		}
 		var kept StandaloneCredentials
 		if err := json.Unmarshal(data, &kept); err != nil {
