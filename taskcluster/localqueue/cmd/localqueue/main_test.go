@@ -128,12 +128,15 @@ func TestMageQueue(t *testing.T) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 	files, names := taskFilesForTest(t)
+	// A magefile binary of this test's own: mage rebuilds it on every run,
+	// and other tests run mage at the same time.
+	env := []string{"MAGEFILE_CACHE=" + t.TempDir()}
 
 	for round, group := range []bool{false, true} {
-		p := startProc(t, root, "go", nil, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
+		p := startProc(t, root, "go", env, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
 		rootURL := p.field(t, "rootUrl:", 10*time.Minute) // the first run compiles the magefile
 		creds := readCredentials(t, dir)
-		out, code := runCmd(t, root, "go", nil, append(append([]string{"tool", "mage", "queue:create"}, files...), "-dir="+dir)...)
+		out, code := runCmd(t, root, "go", env, append(append([]string{"tool", "mage", "queue:create"}, files...), "-dir="+dir)...)
 		require.Equal(t, 0, code, out)
 		ids := createdIDs(t, out, files)
 		requirePending(t, creds, ids, names)
@@ -154,9 +157,9 @@ func TestMageQueue(t *testing.T) {
 	// A bad file: exit 64 naming the file and the field.
 	bad := filepath.Join(t.TempDir(), "bad.yml")
 	require.NoError(t, os.WriteFile(bad, []byte("taskQueueId: a/b\ndeadline: '{{now+1h}}'\npayload: {}\n"), 0o644))
-	p := startProc(t, root, "go", nil, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
+	p := startProc(t, root, "go", env, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
 	rootURL := p.field(t, "rootUrl:", 10*time.Minute)
-	out, code := runCmd(t, root, "go", nil, "tool", "mage", "queue:create", bad, "-dir="+dir)
+	out, code := runCmd(t, root, "go", env, "tool", "mage", "queue:create", bad, "-dir="+dir)
 	require.Equal(t, 64, code, out)
 	require.Contains(t, out, bad+": ")
 	require.Contains(t, out, "metadata")
