@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -256,6 +257,9 @@ func (c *Command) serve(ctx context.Context, f serveFlags, dir string, files []s
 		LongPoll:     f.longPoll,
 		Logger:       slog.New(slog.NewTextHandler(logw, nil)),
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: is a Queue already serving there? -addr gives another address (port 0 picks a free one)", err)
+	}
 	if err != nil {
 		return err
 	}

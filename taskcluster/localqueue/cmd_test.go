@@ -202,3 +202,30 @@ func TestCommandCreate(t *testing.T) {
 		t.Fatalf("glob without a match: %v", err)
 	}
 }
+
+// TestServeCommandLine: a bare port listens on 127.0.0.1, a taken port
+// says what to do, stray arguments are usage errors.
+func TestServeCommandLine(t *testing.T) {
+	for in, want := range map[string]string{"8080": "127.0.0.1:8080", "0": "127.0.0.1:0", ":9000": ":9000", "0.0.0.0:1": "0.0.0.0:1", "[::1]:2": "[::1]:2"} {
+		if got := listenAddr(in); got != want {
+			t.Errorf("listenAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := &Command{Parse: testParser}
+	err = cmd.Run(context.Background(), []string{"-addr", ln.Addr().String(), "-dir", t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "is a Queue already serving there?") {
+		t.Fatalf("taken port: %v", err)
+	}
+	var usage *UsageError
+	if err := cmd.Run(context.Background(), []string{"serve", "-dir", t.TempDir(), "a.yml"}); !errors.As(err, &usage) || !strings.Contains(err.Error(), "-tasks") {
+		t.Fatalf("stray argument: %v", err)
+	}
+	if err := cmd.Run(context.Background(), []string{"sevre"}); !errors.As(err, &usage) {
+		t.Fatalf("unknown command: %v", err)
+	}
+}
