@@ -128,9 +128,10 @@ func TestMageQueue(t *testing.T) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 	files, names := taskFilesForTest(t)
-	// A magefile binary of this test's own: mage rebuilds it on every run,
-	// and other tests run mage at the same time.
-	env := []string{"MAGEFILE_CACHE=" + t.TempDir()}
+	// A magefile binary of this test's own, compiled once: otherwise mage
+	// rebuilds it on every run, each time writing and removing
+	// magefiles/mage_output_file.go, and other tests run mage too.
+	env := []string{"MAGEFILE_CACHE=" + t.TempDir(), "MAGEFILE_HASHFAST=1"}
 
 	for round, group := range []bool{false, true} {
 		p := startProc(t, root, "go", env, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
