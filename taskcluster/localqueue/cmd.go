@@ -78,9 +78,13 @@ type Command struct {
 	// DefaultDir is the state directory without -dir; "" means
 	// <user cache dir>/workergen/localqueue.
 	DefaultDir string
-	// StopWithParent stops serve when the process's parent exits: the
-	// compiled magefile runs under `mage`, which dies on SIGTERM without
-	// passing it on.
+	// StopWithParent stops serve when the process's parent exits, whatever
+	// it is (the compiled magefile sets it: it runs under mage's launcher).
+	// Without it serve still stops when a launcher above it exits: a `go`
+	// (go tool, go run) or `mage` parent, and such a launcher's own
+	// launcher, found in /proc on Linux. Those wait for their child but
+	// die of SIGTERM (and SIGKILL) without passing it on, which would leave
+	// the server running, holding its port.
 	StopWithParent bool
 }
 
@@ -222,11 +226,8 @@ func (c *Command) Serve(ctx context.Context, args []string) error {
 	if len(files) > 0 && c.Parse == nil {
 		return errors.New("localqueue: -tasks needs a task parser")
 	}
-	if c.StopWithParent {
-		var cancel context.CancelFunc
-		ctx, cancel = stopWithParent(ctx)
-		defer cancel()
-	}
+	ctx, cancel := stopWithLaunchers(ctx, watchLaunchers(c.StopWithParent))
+	defer cancel()
 	return c.serve(ctx, f, dir, files)
 }
 
@@ -420,28 +421,4 @@ func (s *Server) loadTaskFile(ctx context.Context, path, taskQueueID string, par
 		return "", fmt.Errorf("%s: createTask: %w", path, err)
 	}
 	return id, nil
-}
-
-// stopWithParent returns a context that ends when the process's parent
-// exits (its parent pid changes: the orphan is re-parented to init or a
-// subreaper). It checks every 100 ms.
-func stopWithParent(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	ppid := os.Getppid()
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if os.Getppid() != ppid {
-					cancel(fmt.Errorf("the parent process (pid %d) exited", ppid))
-					return
-				}
-			}
-		}
-	}()
-	return ctx, func() { cancel(context.Canceled) }
 }

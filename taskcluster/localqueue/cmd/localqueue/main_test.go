@@ -155,11 +155,21 @@ func TestMageQueue(t *testing.T) {
 		require.Contains(t, p.allOutput(), "stopping:")
 	}
 
+	// SIGKILL to `go`: mage is left, its parent gone; the server sees
+	// that and stops, and mage with it.
+	p := startProc(t, root, "go", env, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
+	rootURL := p.field(t, "rootUrl:", 10*time.Minute)
+	t.Log("SIGKILL to `go`")
+	require.NoError(t, p.cmd.Process.Kill())
+	_ = p.wait(t, time.Minute)
+	requireGroupGoneAndPortFree(t, p.cmd.Process.Pid, rootURL)
+	require.Contains(t, p.allOutput(), "stopping: the launching process go")
+
 	// A bad file: exit 64 naming the file and the field.
 	bad := filepath.Join(t.TempDir(), "bad.yml")
 	require.NoError(t, os.WriteFile(bad, []byte("taskQueueId: a/b\ndeadline: '{{now+1h}}'\npayload: {}\n"), 0o644))
-	p := startProc(t, root, "go", env, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
-	rootURL := p.field(t, "rootUrl:", 10*time.Minute)
+	p = startProc(t, root, "go", env, "tool", "mage", "queue", "-addr=127.0.0.1:0", "-dir="+dir)
+	rootURL = p.field(t, "rootUrl:", 10*time.Minute)
 	out, code := runCmd(t, root, "go", env, "tool", "mage", "queue:create", bad, "-dir="+dir)
 	require.Equal(t, 64, code, out)
 	require.Contains(t, out, bad+": ")
@@ -167,6 +177,20 @@ func TestMageQueue(t *testing.T) {
 	require.NoError(t, syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM))
 	_ = p.wait(t, time.Minute)
 	requireGroupGoneAndPortFree(t, p.cmd.Process.Pid, rootURL)
+}
+
+// TestGoRunSIGTERM: `go run` dies of SIGTERM without passing it on; the
+// command it ran sees its launcher gone and stops, freeing the port.
+func TestGoRunSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command with go run")
+	}
+	p := startProc(t, repoRoot(t), "go", nil, "run", "./taskcluster/localqueue/cmd/localqueue", "-addr", "127.0.0.1:0", "-dir", t.TempDir())
+	rootURL := p.field(t, "rootUrl:", 10*time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	_ = p.wait(t, time.Minute)
+	requireGroupGoneAndPortFree(t, p.cmd.Process.Pid, rootURL)
+	require.Contains(t, p.allOutput(), "stopping: the launching process go")
 }
 
 func repoRoot(t testing.TB) string {
