@@ -29,8 +29,13 @@ var Aliases = map[string]interface{}{"queue": Queue.Serve}
 // without -dir or QUEUE_DIR.
 var defaultQueueDir = filepath.Join("dist", "queue")
 
-// Serve runs the embedded Queue in this process until SIGINT/SIGTERM (or mage's exit): -addr=127.0.0.1:8080 (QUEUE_ADDR; a bare port is on 127.0.0.1), -dir=dist/queue (QUEUE_DIR), -tasks='examples/*.yml' (TASKS: files, directories or globs, comma-separated, created at start), -taskQueueId (their taskQueueId and the printed worker config's workerPoolId). It prints the rootUrl, credentials and worker config files, and how to create tasks.
-func (Queue) Serve(ctx context.Context, addr, dir, tasks, taskQueueId *string) error {
+// Serve runs the embedded Queue in this process until SIGINT/SIGTERM (or mage's exit), printing its rootUrl, credentials and worker config files and how to create tasks; `queue` for short.
+func (Queue) Serve(ctx context.Context,
+	addr *string, // listen address, or a port on 127.0.0.1; 0 picks a free one (QUEUE_ADDR; 127.0.0.1:8080)
+	dir *string, // state directory (QUEUE_DIR; dist/queue)
+	tasks *string, // task files, directories or globs, comma-separated, created at start (TASKS)
+	taskQueueId *string, // taskQueueId of those tasks and the worker config's workerPoolId (default: the files' own; workergen/local)
+) error {
 	args := []string{
 		"-addr", flagOrEnv(addr, "QUEUE_ADDR", "127.0.0.1:8080"),
 		"-dir", flagOrEnv(dir, "QUEUE_DIR", defaultQueueDir),
@@ -42,8 +47,16 @@ func (Queue) Serve(ctx context.Context, addr, dir, tasks, taskQueueId *string) e
 	return queueErr(queueCommand().Serve(ctx, args))
 }
 
-// Create adds tasks from task files to the running embedded Queue through its API (createTask with the credentials in <dir>/credentials.json) and prints their taskIds: queue:create FILES [-dir=dist/queue (QUEUE_DIR)] [-taskQueueId=<id>]. FILES are task definitions (JSON or YAML, as in examples/), directories or quoted globs, comma-separated; more files may follow, so queue:create must come last on the command line.
-func (Queue) Create(ctx context.Context, files string, dir, taskQueueId *string) error {
+// Create adds tasks from task files to the running embedded Queue through its API and prints their taskIds: queue:create FILES [-dir=...] [-taskQueueId=...].
+//
+// FILES are task definitions (JSON or YAML, as in examples/), directories
+// or globs, comma-separated; more may follow as arguments, so
+// queue:create must come last on the command line. The rootUrl and
+// credentials are those in <dir>/credentials.json.
+func (Queue) Create(ctx context.Context, files string,
+	dir *string, // state directory of the running Queue (QUEUE_DIR; dist/queue)
+	taskQueueId *string, // taskQueueId for every task (default: each file's own)
+) error {
 	// mage takes one positional argument; a shell-expanded glob gives
 	// several, and mage would run the rest as targets. So the whole
 	// command line after queue:create is read here, in any order, and the
