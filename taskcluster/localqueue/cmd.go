@@ -226,9 +226,13 @@ func (c *Command) Serve(ctx context.Context, args []string) error {
 	if len(files) > 0 && c.Parse == nil {
 		return errors.New("localqueue: -tasks needs a task parser")
 	}
+	defs, err := checkTaskFiles(files, f.queueID, c.Parse)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := stopWithLaunchers(ctx, watchLaunchers(c.StopWithParent))
 	defer cancel()
-	return c.serve(ctx, f, dir, files)
+	return c.serve(ctx, f, dir, files, defs)
 }
 
 func (c *Command) defaultDirText() string {
@@ -238,8 +242,9 @@ func (c *Command) defaultDirText() string {
 	return "<user cache dir>/workergen/localqueue"
 }
 
-// serve runs the Queue for Serve with its command line checked.
-func (c *Command) serve(ctx context.Context, f serveFlags, dir string, files []string) error {
+// serve runs the Queue for Serve with its command line checked and the
+// definitions of the -tasks files read.
+func (c *Command) serve(ctx context.Context, f serveFlags, dir string, files []string, defs []TaskDefinition) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("localqueue: state directory: %w", err)
 	}
@@ -275,10 +280,10 @@ func (c *Command) serve(ctx context.Context, f serveFlags, dir string, files []s
 	}
 	out := c.stdout()
 	var created []string
-	for _, file := range files {
-		id, err := r.loadTaskFile(ctx, file, f.queueID, c.Parse)
-		if err != nil {
-			return stop(err)
+	for i, file := range files {
+		id := NewTaskID()
+		if _, err := r.CreateTask(ctx, id, &defs[i]); err != nil {
+			return stop(fmt.Errorf("%s: createTask: %w", file, err))
 		}
 		created = append(created, id)
 		fmt.Fprintf(out, "created task %s from %s\n", id, file)
@@ -407,18 +412,4 @@ func taskFiles(paths []string) ([]string, error) {
 		out = append(out, names...)
 	}
 	return out, nil
-}
-
-// loadTaskFile parses a task file and creates it with a fresh taskId,
-// optionally on another task queue.
-func (s *Server) loadTaskFile(ctx context.Context, path, taskQueueID string, parse TaskParser) (string, error) {
-	def, err := readTaskFile(path, s.clock.Now(), taskQueueID, parse)
-	if err != nil {
-		return "", err
-	}
-	id := NewTaskID()
-	if _, err := s.CreateTask(ctx, id, &def); err != nil {
-		return "", fmt.Errorf("%s: createTask: %w", path, err)
-	}
-	return id, nil
 }

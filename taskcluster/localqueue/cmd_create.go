@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // createFlags are create's command line.
@@ -196,6 +197,9 @@ func readTaskFile(path string, now time.Time, taskQueueID string, parse TaskPars
 	}
 	if def.TaskQueueID == "" && (def.ProvisionerID == "" || def.WorkerType == "") {
 		return TaskDefinition{}, usageErrorf("%s: taskQueueId: missing: add taskQueueId: <provisionerId>/<workerType> to the task definition (or give -task-queue-id); a task file for create is a whole task definition with payload and metadata, not a bare payload", path)
+	}
+	if def.Metadata == (tcwire.TaskMetadata{}) {
+		return TaskDefinition{}, usageErrorf("%s: metadata: missing: a task definition needs metadata: {name, description, owner, source} (source an https:// URL)", path)
 	}
 	return def, nil
 }

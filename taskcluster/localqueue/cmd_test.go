@@ -204,7 +204,8 @@ func TestCommandCreate(t *testing.T) {
 }
 
 // TestServeCommandLine: a bare port listens on 127.0.0.1, a taken port
-// says what to do, stray arguments are usage errors.
+// says what to do, stray arguments are usage errors, a bad -tasks file is
+// one naming the file and the field before anything is served.
 func TestServeCommandLine(t *testing.T) {
 	for in, want := range map[string]string{"8080": "127.0.0.1:8080", "0": "127.0.0.1:0", ":9000": ":9000", "0.0.0.0:1": "0.0.0.0:1", "[::1]:2": "[::1]:2"} {
 		if got := listenAddr(in); got != want {
@@ -227,5 +228,17 @@ func TestServeCommandLine(t *testing.T) {
 	}
 	if err := cmd.Run(context.Background(), []string{"sevre"}); !errors.As(err, &usage) {
 		t.Fatalf("unknown command: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("taskQueueId: p/w\ndeadline: '{{now+1h}}'\npayload: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	err = cmd.Run(context.Background(), []string{"-addr", "127.0.0.1:0", "-dir", dir, "-tasks", bad})
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), bad+": metadata: missing") {
+		t.Fatalf("bad -tasks file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CredentialsFileName)); !os.IsNotExist(err) {
+		t.Fatalf("served despite a bad -tasks file: %v", err)
 	}
 }
