@@ -61,6 +61,17 @@ func TestServeCreateSignals(t *testing.T) {
 		rootURL := p.field(t, "rootUrl:", time.Minute)
 		creds := readCredentials(t, dir)
 		require.Equal(t, rootURL, creds.RootURL)
+		// The start banner: where the credentials and state are, how to
+		// create tasks and a worker config (also in DIR/worker.json).
+		require.Equal(t, filepath.Join(dir, localqueue.CredentialsFileName)+" (clientId local, scope *)", p.field(t, "credentials:", time.Minute))
+		require.Equal(t, dir, p.field(t, "state:", time.Minute))
+		require.Equal(t, "localqueue create -dir "+dir+" FILE...", p.field(t, "create tasks:", time.Minute))
+		workerJSON := p.field(t, "worker.json:", time.Minute)
+		kept, err := os.ReadFile(filepath.Join(dir, localqueue.WorkerConfigFileName))
+		require.NoError(t, err)
+		require.JSONEq(t, workerJSON, string(kept))
+		require.JSONEq(t, fmt.Sprintf(`{"rootUrl": %q, "credentials": {"clientId": "local", "accessToken": %q},
+			"workerPoolId": "workergen/local", "workerGroup": "local", "workerId": "local-1"}`, rootURL, creds.AccessToken), workerJSON)
 
 		out, code := runCmd(t, "", os.Args[0], []string{"LOCALQUEUE_TEST_MAIN=1"}, append([]string{"create", "-dir", dir}, files...)...)
 		require.Equal(t, 0, code, out)
