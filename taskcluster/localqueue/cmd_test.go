@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -142,4 +146,99 @@ func TestMainStandalone(t *testing.T) {
 		t.Fatalf("tasks after Main: %d", n)
 	}
 	_ = s.Close()
+}
+
+// TestCommandCreate adds tasks through the Queue API with credentials
+// from the command line, from a directory and a glob; wrong credentials
+// and a Queue that is not there are errors naming the file.
+func TestCommandCreate(t *testing.T) {
+	client := Client{ClientID: "creator", AccessToken: RandomAccessToken(), Scopes: []string{"*"}}
+	r, err := Start("127.0.0.1:0", Options{Dir: t.TempDir(), Clients: []Client{client}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	tasks := t.TempDir()
+	task := "taskQueueId: p/w\ncreated: '{{now}}'\ndeadline: '{{now+1h}}'\n" +
+		"metadata: {name: %s, description: d, owner: o@example.com, source: 'https://example.com'}\npayload: {}\n"
+	for _, name := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(tasks, name+".yml"), []byte(fmt.Sprintf(task, name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	cmd := &Command{Parse: testParser, Stdout: &out}
+	creds := []string{"-root-url", r.URL, "-client-id", client.ClientID, "-access-token", client.AccessToken}
+	if err := cmd.Run(context.Background(), append(append([]string{"create"}, creds...), tasks, filepath.Join(tasks, "a.*"))); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], filepath.Join(tasks, "a.yml")+" on p/w (pending)") || !strings.Contains(lines[1], "b.yml") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	for _, l := range lines {
+		id := strings.Fields(l)[2]
+		if st, err := r.Status(id); err != nil || st.State != "pending" {
+			t.Fatalf("%s: %+v %v", id, st, err)
+		}
+	}
+
+	err = cmd.Run(context.Background(), []string{"create", "-root-url", r.URL, "-client-id", client.ClientID, "-access-token", "wrong", tasks})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(tasks, "a.yml")+": createTask:") || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong accessToken: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	err = cmd.Run(context.Background(), []string{"create", "-root-url", gone, "-client-id", "c", "-access-token", "t", tasks})
+	if err == nil || !strings.Contains(err.Error(), "no Queue answers at "+gone) {
+		t.Fatalf("no Queue: %v", err)
+	}
+	var usage *UsageError
+	if err := cmd.Run(context.Background(), []string{"create", filepath.Join(tasks, "*.json")}); !errors.As(err, &usage) || !strings.Contains(err.Error(), "no file matches") {
+		t.Fatalf("glob without a match: %v", err)
+	}
+}
+
+// TestServeCommandLine: a bare port listens on 127.0.0.1, a taken port
+// says what to do, stray arguments are usage errors, a bad -tasks file is
+// one naming the file and the field before anything is served.
+func TestServeCommandLine(t *testing.T) {
+	for in, want := range map[string]string{"8080": "127.0.0.1:8080", "0": "127.0.0.1:0", ":9000": ":9000", "0.0.0.0:1": "0.0.0.0:1", "[::1]:2": "[::1]:2"} {
+		if got := listenAddr(in); got != want {
+			t.Errorf("listenAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := &Command{Parse: testParser}
+	err = cmd.Run(context.Background(), []string{"-addr", ln.Addr().String(), "-dir", t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "is a Queue already serving there?") {
+		t.Fatalf("taken port: %v", err)
+	}
+	var usage *UsageError
+	if err := cmd.Run(context.Background(), []string{"serve", "-dir", t.TempDir(), "a.yml"}); !errors.As(err, &usage) || !strings.Contains(err.Error(), "-tasks") {
+		t.Fatalf("stray argument: %v", err)
+	}
+	if err := cmd.Run(context.Background(), []string{"sevre"}); !errors.As(err, &usage) {
+		t.Fatalf("unknown command: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("taskQueueId: p/w\ndeadline: '{{now+1h}}'\npayload: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	err = cmd.Run(context.Background(), []string{"-addr", "127.0.0.1:0", "-dir", dir, "-tasks", bad})
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), bad+": metadata: missing") {
+		t.Fatalf("bad -tasks file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CredentialsFileName)); !os.IsNotExist(err) {
+		t.Fatalf("served despite a bad -tasks file: %v", err)
+	}
 }

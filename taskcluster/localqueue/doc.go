@@ -121,13 +121,18 @@
 // the rootUrl; Stop ends it, and a new Start on the same address and Dir
 // resumes, which is how tests take the Queue down for a while), and
 // ListenAndServe(ctx, addr, opts, ready) serves until ctx ends, calling
-// ready (if not nil) with the Server and its URL once it listens. Main is the command for people (a mage target or a worker
-// subcommand passes it the worker's task-file parser): it serves, keeps a
-// static client's credentials in <dir>/credentials.json for worker configs,
-// creates the tasks of -tasks files, and with -wait exits once they are
-// resolved, printing WriteTable's table of resolutions with the paths of
-// each task's log and artifacts (artifact bytes live under
-// <dir>/blobs/<taskId>/<runId>/<random>/<artifact name>). WorkerClient
+// ready (if not nil) with the Server and its URL once it listens.
+//
+// Command (Main with its defaults) is the command line for people, run by
+// `go tool mage queue` / `queue:create` and by cmd/localqueue, which pass
+// it the worker's task-file parser. `serve` serves, keeps a static
+// client's credentials in <dir>/credentials.json and a worker config in
+// <dir>/worker.json, creates the tasks of -tasks files, and with -wait
+// exits once they are resolved, printing WriteTable's table of resolutions
+// with the paths of each task's log and artifacts (artifact bytes live
+// under <dir>/blobs/<taskId>/<runId>/<random>/<artifact name>). `create`
+// adds tasks from files to a running server through the Queue API with the
+// credentials in <dir>/credentials.json. WorkerClient
 // makes a static client with the scopes a worker needs; Resolutions and
 // WaitResolved serve tests and reports.
 package localqueue
