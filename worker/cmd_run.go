@@ -48,13 +48,17 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s run: --%s goes with run --config FILE and no TASK_FILE (a claiming worker started by worker-runner)\n", b.Binary, name)
 		return ExitUsage
 	}
-	logger := newLogger(stderr, slog.LevelWarn, *verbose)
-
 	cfg, err := LoadConfig(b, *configPath, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		return ExitUsage
 	}
+	logger, closeLog, err := newLogger(stderr, slog.LevelWarn, logConfig{Format: cfg.LogFormat, File: cfg.LogFile, Verbose: *verbose})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
+		return ExitUsage
+	}
+	defer closeLog()
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: reading task file: %v\n", b.Binary, err)

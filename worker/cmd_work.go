@@ -61,7 +61,7 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		}
 		defer sess.close()
 	}
-	logger := sess.logger(stderr, o.verbose)
+	logger, _, _ := sess.logger(stderr, logConfig{Verbose: o.verbose}) // text on stderr until the config is read
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		if sess != nil {
@@ -88,6 +88,12 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		return fail(ExitInvalidConfig, err)
 	}
 	cfg := wc.Config
+	l, rec, stopTelemetry, err := setupTelemetry(b, cfg, sess, stderr, o.verbose)
+	if err != nil {
+		return fail(ExitInvalidConfig, err)
+	}
+	defer stopTelemetry()
+	logger = l
 	if wc.GW != nil {
 		wc.GW.LogWarnings(logger)
 		logger.Debug("worker location", "location", wc.GW.Location)
@@ -104,7 +110,7 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 	defer runner.Close()
 	creds := taskcluster.NewCredentialsHolder(cfg.Credentials)
 	client := &taskcluster.Client{RootURL: cfg.RootURL, Credentials: creds.Get, Logger: logger, UserAgent: b.Binary + "/" + version}
-	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
+	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger, Metrics: rec}
 	w.WorkerManager = sess != nil
 	sess.onNewCredentials(creds, logger)
 	sess.onGracefulTermination(w, logger)
