@@ -369,3 +369,19 @@ func TestRunTaskFileLogsJSONToLogFile(t *testing.T) {
 	assert.NotNil(t, find(recs, "stage ended", "stage", "Wait"))
 	jsonLines(t, "stderr", stderr.String())
 }
+
+// TestGenericWorkerConfigCarriesTelemetry: generic-worker's config file
+// (as worker-runner writes it from the pool's workerConfig) may carry
+// logFormat, logFile and metrics as workergen's own keys.
+func TestGenericWorkerConfigCarriesTelemetry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "generic-worker.config")
+	require.NoError(t, os.WriteFile(path, []byte(`{"rootURL": "https://tc.example.com", "clientId": "c", "accessToken": "t",
+		"provisionerId": "p", "workerType": "b", "workerGroup": "g", "workerId": "w",
+		"logFormat": "json", "logFile": "/var/log/workergen.log", "metrics": {"listen": ":9100"}}`), 0o600))
+	wc, err := loadWorkerConfig(linuxNativeBuild(t), path, nil)
+	require.NoError(t, err)
+	assert.Equal(t, FormatGenericWorker, wc.Format)
+	assert.Equal(t, "json", wc.LogFormat)
+	assert.Equal(t, "/var/log/workergen.log", wc.LogFile)
+	assert.Equal(t, ":9100", wc.Metrics.Listen)
+}

@@ -59,9 +59,11 @@ var (
 	taskBuckets = []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200, 86400}
 )
 
-// New returns a Recorder with every workergen_ metric at zero (so that
-// dashboards see the series before the first event), build info from
-// info, and the go_ and process_ collectors.
+// New returns a Recorder with its workergen_ series at zero (so that
+// dashboards see them before the first event; the failure counters, whose
+// code labels are not known in advance, and the worker-runner messages
+// appear with their first event), build info from info, and the go_ and
+// process_ collectors.
 func New(info Info) *Recorder {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
@@ -106,6 +108,10 @@ func New(info Info) *Recorder {
 	}
 	r.resolved.WithLabelValues("completed", "completed")
 	r.resolved.WithLabelValues("failed", "failed")
+	for _, st := range []string{"s3", "object"} {
+		r.uploadedBytes.WithLabelValues(st)
+		r.uploadedArtifact.WithLabelValues(st)
+	}
 	return r
 }
 
