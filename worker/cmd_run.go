@@ -53,7 +53,7 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		return ExitUsage
 	}
-	logger, closeLog, err := newLogger(stderr, slog.LevelWarn, logConfig{Format: cfg.LogFormat, File: cfg.LogFile, Verbose: *verbose})
+	logger, closeLog, err := newLogger(stderr, slog.LevelWarn, logConfigOf(cfg, *verbose))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		return ExitUsage

@@ -142,11 +142,12 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// newLogger is the worker's log on w at level (debug with lc.Verbose), in
-// lc.Format, and appended to lc.File too when set; closeLog closes that
-// file. The error (wrapping ErrConfig) names logFile.
-func newLogger(w io.Writer, level slog.Level, lc logConfig) (l *slog.Logger, closeLog func(), err error) {
-	h, closeLog, err := teeLogFile(newLogHandler(w, lc.Format, level, lc.Verbose), level, lc)
+// newLogger is the worker's log on w at lc's level (def when it names
+// none), in lc.Format, and appended to lc.File too when set; closeLog
+// closes that file. The error (wrapping ErrConfig) names logFile.
+func newLogger(w io.Writer, def slog.Level, lc logConfig) (l *slog.Logger, closeLog func(), err error) {
+	level := lc.level(def)
+	h, closeLog, err := teeLogFile(newLogHandler(w, lc.Format, level), level, lc)
 	if err != nil {
 		return nil, nil, err
 	}

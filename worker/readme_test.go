@@ -113,6 +113,7 @@ func TestReadmeTelemetry(t *testing.T) {
 	cfg, err := LoadConfig(linuxNativeBuild(t), path, func(string) string { return "" })
 	require.NoError(t, err)
 	assert.Equal(t, "json", cfg.LogFormat)
+	assert.Equal(t, "debug", cfg.LogLevel)
 	assert.Equal(t, "127.0.0.1:9100", cfg.Metrics.Listen)
 
 	_, rest, ok = strings.Cut(string(readme), "<!-- metrics table: TestReadmeTelemetry checks the names -->\n")

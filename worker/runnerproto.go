@@ -78,15 +78,16 @@ func openRunnerSession(b Build, pipe string, stdin io.Reader, stdout, stderr io.
 	return s, 0, nil
 }
 
-// logger returns the worker's log at info level (debug with lc.Verbose):
+// logger returns the worker's log at lc's level (default info):
 // `log` messages when worker-runner takes them, else lc.Format on stderr;
 // and appended to lc.File as well when set (closeLog closes it).
 func (s *runnerSession) logger(stderr io.Writer, lc logConfig) (l *slog.Logger, closeLog func(), err error) {
-	out := newLogHandler(stderr, lc.Format, slog.LevelInfo, lc.Verbose)
+	level := lc.level(slog.LevelInfo)
+	out := newLogHandler(stderr, lc.Format, level)
 	if s != nil {
 		out = s.conn.LogHandler(out)
 	}
-	h, closeLog, err := teeLogFile(out, slog.LevelInfo, lc)
+	h, closeLog, err := teeLogFile(out, level, lc)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,20 +12,35 @@ import (
 	"github.com/workergen/workergen/worker/metrics"
 )
 
-// logConfig is how the worker logs: the config's logFormat and logFile
-// and the -v flag.
+// logConfig is how the worker logs: the config's logFormat, logLevel and
+// logFile, and the -v flag.
 type logConfig struct {
 	Format  string // "text" or "json"; "" is text
+	Level   string // "debug", "info", "warn", "error"; "" is the command's default
 	File    string // appended to as well when set
-	Verbose bool   // debug level
+	Verbose bool   // debug level, whatever Level says
+}
+
+// logConfigOf is the log config of cfg with the -v flag verbose.
+func logConfigOf(cfg *Config, verbose bool) logConfig {
+	return logConfig{Format: cfg.LogFormat, Level: cfg.LogLevel, File: cfg.LogFile, Verbose: verbose}
+}
+
+// level is the level to log at: debug with -v, else Level, else def.
+func (lc logConfig) level(def slog.Level) slog.Level {
+	var l slog.Level
+	switch {
+	case lc.Verbose:
+		return slog.LevelDebug
+	case lc.Level != "" && l.UnmarshalText([]byte(lc.Level)) == nil:
+		return l
+	}
+	return def
 }
 
 // newLogHandler returns a handler writing the worker log to w in format
-// ("json", else text) at level, or at debug when verbose.
-func newLogHandler(w io.Writer, format string, level slog.Level, verbose bool) slog.Handler {
-	if verbose {
-		level = slog.LevelDebug
-	}
+// ("json", else text) at level.
+func newLogHandler(w io.Writer, format string, level slog.Level) slog.Handler {
 	o := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.NewJSONHandler(w, o)
@@ -57,7 +72,7 @@ func teeLogFile(out slog.Handler, level slog.Level, lc logConfig) (slog.Handler,
 	if err != nil {
 		return nil, nil, err
 	}
-	return slog.NewMultiHandler(out, newLogHandler(f, lc.Format, level, lc.Verbose)), func() { _ = f.Close() }, nil
+	return slog.NewMultiHandler(out, newLogHandler(f, lc.Format, level)), func() { _ = f.Close() }, nil
 }
 
 // metricsInfo is what workergen_build_info says about build b.
@@ -70,7 +85,7 @@ func metricsInfo(b Build) metrics.Info {
 // endpoint (metrics.listen; rec is nil without one). stop closes both.
 // Errors wrap ErrConfig and name the config key.
 func setupTelemetry(b Build, cfg *Config, sess *runnerSession, stderr io.Writer, verbose bool) (log *slog.Logger, rec *metrics.Recorder, stop func(), err error) {
-	log, closeLog, err := sess.logger(stderr, logConfig{Format: cfg.LogFormat, File: cfg.LogFile, Verbose: verbose})
+	log, closeLog, err := sess.logger(stderr, logConfigOf(cfg, verbose))
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -259,12 +259,13 @@ func TestWorkTelemetry(t *testing.T) {
 
 // TestWorkTelemetryUnderWorkerRunner: under worker-runner the log goes as
 // `log` messages (stderr stays empty) and to logFile as well, and the
-// metrics count the protocol's messages, handshake included.
+// metrics count the protocol's messages, handshake included; logLevel
+// debug gives the debug lines -v would.
 func TestWorkTelemetryUnderWorkerRunner(t *testing.T) {
 	env := newQueueEnv(t, time.Minute)
 	id := env.createTask(`{"block": true}`, 1)
 	logPath := filepath.Join(t.TempDir(), "worker.log")
-	path := writeWorkConfig(t, env, map[string]any{"logFile": logPath, "metrics": map[string]any{"listen": "127.0.0.1:0"}, "logFormat": "json", "shutdownGracePeriod": 60})
+	path := writeWorkConfig(t, env, map[string]any{"logFile": logPath, "metrics": map[string]any{"listen": "127.0.0.1:0"}, "logFormat": "json", "shutdownGracePeriod": 60, "logLevel": "debug"})
 	b, eng := telemetryBuild(t)
 	toWorkerR, toWorkerW := io.Pipe()
 	fromWorkerR, fromWorkerW := io.Pipe()
@@ -300,6 +301,9 @@ func TestWorkTelemetryUnderWorkerRunner(t *testing.T) {
 	recs := jsonLines(t, "logFile", string(data))
 	assert.NotNil(t, find(recs, "claimed task", "taskId", id))
 	assert.NotNil(t, find(recs, "worker-runner asks for graceful termination"))
+	assert.NotNil(t, find(recs, "worker-runner message received", "type", "graceful-termination"), "logLevel debug without -v")
+	assert.NotNil(t, find(recs, "worker-runner protocol started"))
+	assert.NotNil(t, find(recs, "stage started", "stage", "Wait", "taskId", id))
 	var logged []string
 	for _, m := range wr.Messages("log") {
 		body, _ := m["body"].(map[string]any)
@@ -328,6 +332,7 @@ func TestTelemetryConfigErrors(t *testing.T) {
 		{map[string]any{"metrics": map[string]any{"listen": "9100"}}, []string{"config.metrics.listen", `"9100" is not host:port`}},
 		{map[string]any{"metrics": map[string]any{"listen": busy.Addr().String()}}, []string{"config.metrics.listen", busy.Addr().String()}},
 		{map[string]any{"logFormat": "xml"}, []string{"config.logFormat"}},
+		{map[string]any{"logLevel": "verbose"}, []string{"config.logLevel"}},
 		{map[string]any{"metrics": map[string]any{"listne": ":9100"}}, []string{"config.metrics", "listne"}},
 	} {
 		var stdout, stderr lockedBuffer

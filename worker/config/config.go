@@ -61,6 +61,10 @@ type Config struct {
 	// lines) or "json" (one JSON object per line with time, level, msg
 	// and the record's attributes); "" means text.
 	LogFormat string `json:"logFormat,omitempty"`
+	// LogLevel is the least level logged: "debug", "info", "warn" or
+	// "error"; "" means info for a claiming worker and warn for `run
+	// TASK_FILE`. The -v flag means debug.
+	LogLevel string `json:"logLevel,omitempty"`
 	// LogFile, when set, is a file the worker log is appended to as well
 	// (created with mode 0640), in LogFormat.
 	LogFile string `json:"logFile,omitempty"`
