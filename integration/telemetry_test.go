@@ -23,7 +23,7 @@ import (
 // finished runs resolved, the log and artifact bytes uploaded and one run
 // running; every line of the log file is a JSON record.
 func TestMetricsAndJSONLog(t *testing.T) {
-	e := newEnv(t, 3*time.Second)
+	e := newEnv(t, 4*time.Second)
 	completed := e.task(map[string]any{"command": sh("echo hello"), "maxRunTime": 30}, 0)
 	failed := e.task(map[string]any{"command": sh("exit 7"), "maxRunTime": 30}, 0)
 	running := e.task(map[string]any{"command": sh("sleep 120"), "maxRunTime": 300}, 0)

@@ -182,7 +182,7 @@ func waitFor(t *testing.T, what string, exited <-chan int, cond func() bool) {
 // line of stderr and of the log file is a JSON record, the two are the
 // same, and -v wrote the debug lines of each stage.
 func TestWorkTelemetry(t *testing.T) {
-	env := newQueueEnv(t, 2*time.Second)
+	env := newQueueEnv(t, 4*time.Second)
 	ok := env.createTask(`{"output": "hi\n", "file": "some artifact content"}`, 0)
 	failed := env.createTask(`{"exit": 2}`, 0)
 	malformed := env.createTask(`{"exit": "two"}`, 0)
@@ -200,7 +200,7 @@ func TestWorkTelemetry(t *testing.T) {
 		return runState(env.status(ok), 0) == "completed" && runState(env.status(failed), 0) == "failed" &&
 			runState(env.status(malformed), 0) == "exception/malformed-payload" && runState(env.status(blocking), 0) == "running"
 	})
-	// Claims last 2 s and are renewed half-way: wait for a reclaim.
+	// Claims last 4 s and are renewed half-way: wait for a reclaim.
 	var fams map[string]*dto.MetricFamily
 	waitFor(t, "a reclaimTask in the metrics", exited, func() bool {
 		fams = scrapeMetrics(t, url)
