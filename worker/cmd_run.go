@@ -51,8 +51,6 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s run: --%s goes with run --config FILE and no TASK_FILE (a claiming worker started by worker-runner)\n", b.Binary, name)
 		return ExitUsage
 	}
-	logger := newLogger(stderr, slog.LevelWarn, *verbose)
-
 	cfg, err := runConfig(b, *configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
@@ -62,6 +60,12 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 		return ExitInvalidConfig
 	}
 	config.FillLocalIdentity(cfg) // no Queue: placeholders are fine here, never in work
+	logger, closeLog, err := newLogger(stderr, slog.LevelWarn, logConfigOf(cfg, *verbose))
+	if err != nil { // logFile cannot be opened: the config's fault, as in work
+		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
+		return ExitInvalidConfig
+	}
+	defer closeLog()
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: reading task file: %v\n", b.Binary, err)

@@ -62,7 +62,7 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		}
 		defer sess.close()
 	}
-	logger := sess.logger(stderr, o.verbose)
+	logger, _, _ := sess.logger(stderr, logConfig{Verbose: o.verbose}) // text on stderr until the config is read
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "%s: %v\n", b.Binary, err)
 		if sess != nil {
@@ -89,6 +89,12 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		return fail(ExitInvalidConfig, err)
 	}
 	cfg := wc.Config
+	l, rec, stopTelemetry, err := setupTelemetry(b, cfg, sess, stderr, o.verbose)
+	if err != nil {
+		return fail(ExitInvalidConfig, err)
+	}
+	defer stopTelemetry()
+	logger = l
 	// The first line: who this worker is and where its state goes.
 	logger.Info("worker starting", "profile", b.Profile, "version", version, "rootUrl", cfg.RootURL,
 		"workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID,
@@ -109,7 +115,7 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 	defer runner.Close()
 	creds := taskcluster.NewCredentialsHolder(cfg.Credentials)
 	client := &taskcluster.Client{RootURL: cfg.RootURL, Credentials: creds.Get, Logger: logger, UserAgent: b.Binary + "/" + version}
-	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger}
+	w := &Worker{Runner: runner, Config: cfg, Client: client, Logger: logger, Metrics: rec}
 	w.WorkerManager = sess != nil
 	sess.onNewCredentials(creds, logger)
 	sess.onGracefulTermination(w, logger)

@@ -182,12 +182,16 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// newLogger is the worker's log on w at level, or debug with verbose.
-func newLogger(w io.Writer, level slog.Level, verbose bool) *slog.Logger {
-	if verbose {
-		level = slog.LevelDebug
+// newLogger is the worker's log on w at lc's level (def when it names
+// none), in lc.Format, and appended to lc.File too when set; closeLog
+// closes that file. The error (wrapping ErrConfig) names logFile.
+func newLogger(w io.Writer, def slog.Level, lc logConfig) (l *slog.Logger, closeLog func(), err error) {
+	level := lc.level(def)
+	h, closeLog, err := teeLogFile(newLogHandler(w, lc.Format, level), level, lc)
+	if err != nil {
+		return nil, nil, err
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(h), closeLog, nil
 }
 
 // parseCommand parses a subcommand's flags (interspersed with its

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
+	"github.com/workergen/workergen/worker/metrics"
 )
 
 // queueSink publishes a run's artifacts to the Queue (queue.createArtifact
@@ -17,8 +20,10 @@ type queueSink struct {
 	queue       *taskcluster.Queue
 	taskID      string
 	runID       int
-	storageType string // taskcluster.StorageS3 or StorageObject
-	tmpDir      string // for gzip-encoded copies; removed with the run
+	storageType string            // taskcluster.StorageS3 or StorageObject
+	tmpDir      string            // for gzip-encoded copies; removed with the run
+	metrics     *metrics.Recorder // nil: no metrics
+	log         *slog.Logger      // the run's; nil: no debug lines
 }
 
 var _ task.ArtifactSink = (*queueSink)(nil)
@@ -60,6 +65,9 @@ func (s *queueSink) publish(ctx context.Context, a task.Artifact) error {
 		return fmt.Errorf("artifact %s: unknown kind %q", a.Name, a.Kind)
 	}
 	_, err := s.queue.CreateArtifact(ctx, s.taskID, s.runID, a.Name, req)
+	if s.log != nil && err == nil {
+		s.log.Debug("artifact created", "name", a.Name, "kind", a.Kind)
+	}
 	return err
 }
 
@@ -107,7 +115,8 @@ func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	return s.queue.UploadArtifact(ctx, s.taskID, s.runID, a.Name, &taskcluster.ArtifactUpload{
+	started := time.Now()
+	err := s.queue.UploadArtifact(ctx, s.taskID, s.runID, a.Name, &taskcluster.ArtifactUpload{
 		StorageType:     s.storageType,
 		ContentType:     ct,
 		ContentEncoding: encoding,
@@ -115,6 +124,25 @@ func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
 		Expires:         a.Expires,
 		Open:            open,
 	})
+	s.observeUpload(a, size, started, err)
+	return err
+}
+
+// observeUpload records a file artifact's upload of size bytes (as sent):
+// a debug line, and in the metrics when it succeeded.
+func (s *queueSink) observeUpload(a task.Artifact, size int64, started time.Time, err error) {
+	if err == nil {
+		s.metrics.ArtifactUploaded(s.storageType, size)
+	}
+	if s.log == nil {
+		return
+	}
+	args := []any{"name", a.Name, "bytes", size, "encoding", s.StoredEncoding(a), "storageType", s.storageType, "duration", time.Since(started)}
+	if err != nil {
+		s.log.Debug("artifact upload failed", append(args, "error", err)...)
+		return
+	}
+	s.log.Debug("artifact uploaded", args...)
 }
 
 func measure(open func() (io.ReadCloser, error)) (int64, error) {

@@ -2,16 +2,20 @@ package worker
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/workergen/workergen/worker/config"
 	"github.com/workergen/workergen/worker/gwconfig"
+	"github.com/workergen/workergen/worker/metrics"
 )
 
 // TestReadmeConfigExample: the worker config shown in the README is valid
@@ -92,4 +96,44 @@ func TestReadmeRunnerConfig(t *testing.T) {
 	assert.Equal(t, 3600, wc.IdleTimeout)
 	assert.Equal(t, 60, wc.ShutdownGracePeriod)
 	assert.Contains(t, strings.Join(wc.GW.Warnings(), "\n"), "ed25519SigningKeyLocation")
+}
+
+// TestReadmeTelemetry: the README's telemetry config example is valid for
+// the linux-native profile, and its metrics table lists exactly the
+// workergen_ metrics worker/metrics exposes.
+func TestReadmeTelemetry(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "```yaml\nlogFormat:")
+	require.True(t, ok, "README has a ```yaml block starting with logFormat:")
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	path := filepath.Join(t.TempDir(), "worker.yml")
+	require.NoError(t, os.WriteFile(path, []byte("logFormat:"+block), 0o644))
+	cfg, err := LoadConfig(linuxNativeBuild(t), path, func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Equal(t, "json", cfg.LogFormat)
+	assert.Equal(t, "debug", cfg.LogLevel)
+	assert.Equal(t, "127.0.0.1:9100", cfg.Metrics.Listen)
+
+	_, rest, ok = strings.Cut(string(readme), "<!-- metrics table: TestReadmeTelemetry checks the names -->\n")
+	require.True(t, ok, "README has the metrics table marker")
+	table, _, _ := strings.Cut(rest, "\n\n")
+	var listed []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(workergen_[a-z_]+)`").FindAllStringSubmatch(table, -1) {
+		listed = append(listed, m[1])
+	}
+	rec := metrics.New(metrics.Info{})
+	rec.RunnerMessages(func(count func(string, string, uint64)) { count("sent", "hello", 1) })
+	rec.ClaimWork(time.Second, 0, 503, errors.New("unavailable")) // failure series appear with a failure
+	rec.ReclaimTask(time.Second, 503, errors.New("unavailable"))
+	fams, err := rec.Registry().Gather()
+	require.NoError(t, err)
+	var exposed []string
+	for _, f := range fams {
+		if strings.HasPrefix(f.GetName(), "workergen_") {
+			exposed = append(exposed, f.GetName())
+		}
+	}
+	assert.ElementsMatch(t, exposed, listed)
 }

@@ -22,6 +22,24 @@ type runnerSession struct {
 	conn   *workerproto.Conn
 	closer io.Closer // the pipe, when there is one
 	b      Build
+	log    *slog.Logger // for debug lines about messages; nil until setLogger
+}
+
+// setLogger gives the session the worker's log, for debug lines about the
+// messages it sends and receives (never about `log` messages).
+func (s *runnerSession) setLogger(log *slog.Logger) {
+	if s == nil {
+		return
+	}
+	s.log = log
+	log.Debug("worker-runner protocol started", "capabilities", s.conn.Capabilities())
+}
+
+// debug writes a debug line when the session has a logger.
+func (s *runnerSession) debug(msg string, args ...any) {
+	if s.log != nil {
+		s.log.Debug(msg, args...)
+	}
 }
 
 // handshakeTimeout bounds the wait for worker-runner's `welcome`, which it
@@ -60,14 +78,20 @@ func openRunnerSession(b Build, pipe string, stdin io.Reader, stdout, stderr io.
 	return s, 0, nil
 }
 
-// logger returns the worker's log: `log` messages when worker-runner takes
-// them, else text on stderr.
-func (s *runnerSession) logger(stderr io.Writer, verbose bool) *slog.Logger {
-	l := newLogger(stderr, slog.LevelInfo, verbose)
-	if s == nil {
-		return l
+// logger returns the worker's log at lc's level (default info):
+// `log` messages when worker-runner takes them, else lc.Format on stderr;
+// and appended to lc.File as well when set (closeLog closes it).
+func (s *runnerSession) logger(stderr io.Writer, lc logConfig) (l *slog.Logger, closeLog func(), err error) {
+	level := lc.level(slog.LevelInfo)
+	out := newLogHandler(stderr, lc.Format, level)
+	if s != nil {
+		out = s.conn.LogHandler(out)
 	}
-	return slog.New(s.conn.LogHandler(l.Handler()))
+	h, closeLog, err := teeLogFile(out, level, lc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(h), closeLog, nil
 }
 
 // onNewCredentials swaps the worker's credentials in holder on every
@@ -77,6 +101,7 @@ func (s *runnerSession) onNewCredentials(holder *taskcluster.CredentialsHolder, 
 		return
 	}
 	s.conn.OnNewCredentials(func(n workerproto.NewCredentials) {
+		s.debug("worker-runner message received", "type", workerproto.CapNewCredentials)
 		holder.Set(taskcluster.Credentials{ClientID: n.ClientID, AccessToken: n.AccessToken, Certificate: n.Certificate})
 		log.Info("worker-runner renewed the worker's credentials; later claimWork and worker-manager calls use them", "clientId", n.ClientID)
 	})
@@ -88,6 +113,7 @@ func (s *runnerSession) onGracefulTermination(w *Worker, log *slog.Logger) {
 		return
 	}
 	s.conn.OnGracefulTermination(func(g workerproto.GracefulTermination) {
+		s.debug("worker-runner message received", "type", workerproto.CapGracefulTermination, "finishTasks", g.FinishTasks)
 		log.Info("worker-runner asks for graceful termination", "finishTasks", g.FinishTasks)
 		w.GracefulTermination(g.FinishTasks)
 	})
@@ -111,6 +137,7 @@ func (s *runnerSession) reportError(code int, err error) {
 	if title == "" {
 		title = fmt.Sprintf("worker exited with code %d", code)
 	}
+	s.debug("sending worker-runner message", "type", workerproto.CapErrorReport, "title", title)
 	_ = s.conn.Send(workerproto.ErrorReport{
 		Kind: "worker-error", Title: title, Description: err.Error(),
 		Extra: map[string]any{"exitCode": code, "workerImplementation": "workergen", "profile": s.b.Profile, "binary": s.b.Binary, "version": version},
@@ -124,6 +151,7 @@ func (s *runnerSession) close() {
 	if s == nil {
 		return
 	}
+	s.debug("sending worker-runner message", "type", workerproto.CapShutdown)
 	if err := s.conn.Send(workerproto.Shutdown{}); err != nil && !errors.Is(err, workerproto.ErrNotCapable) {
 		fmt.Fprintf(os.Stderr, "worker-runner protocol: %v\n", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/workergen/workergen/task"
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/worker/journal"
+	"github.com/workergen/workergen/worker/metrics"
 	"github.com/workergen/workergen/worker/taskrun"
 )
 
@@ -31,6 +32,9 @@ type Worker struct {
 	// Each run gets a copy signed with the run's task credentials.
 	Client *taskcluster.Client
 	Logger *slog.Logger
+	// Metrics, when set, records the worker's Prometheus metrics
+	// (package worker/metrics); nil records nothing.
+	Metrics *metrics.Recorder
 
 	// ClaimPollInterval is the pause after a claimWork that returned no
 	// task before asking again; zero means 1 second. (claimWork itself
@@ -253,9 +257,13 @@ func (l *claimLoop) claim(free int) (*taskcluster.ClaimWorkResponse, error) {
 	cfg := l.w.Config
 	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), claimCallTimeout)
 	defer cancel()
-	return l.client.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
+	l.w.logger().Debug("claimWork", "tasks", n)
+	started := time.Now()
+	resp, err := l.client.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
 		WorkerGroup: cfg.WorkerGroup, WorkerID: cfg.WorkerID, Tasks: n,
 	})
+	l.observeClaim(n, started, resp, err) // telemetry.go
+	return resp, err
 }
 
 // claimFailed handles a failed claimWork: a refusal that retrying cannot
@@ -355,12 +363,14 @@ type activeRun struct {
 	skew   *taskcluster.ClockSkew
 	record *runRecord // journal record, nil without a journal
 
+	claimedAt time.Time // when claimWork answered with it
+
 	mu         sync.Mutex
 	takenUntil time.Time // on the local clock
 }
 
 func newActiveRun(c taskcluster.TaskClaim, skew *taskcluster.ClockSkew) *activeRun {
-	a := &activeRun{claim: c, ctl: taskrun.NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew}
+	a := &activeRun{claim: c, ctl: taskrun.NewControl(), creds: taskcluster.NewCredentialsHolder(c.Credentials), skew: skew, claimedAt: time.Now()}
 	a.setTakenUntil(c.TakenUntil)
 	return a
 }
@@ -384,6 +394,7 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	log := w.logger().With("taskId", taskID, "runId", runID)
 	log.Info("claimed task", "takenUntil", ar.claim.TakenUntil)
+	defer w.Metrics.TaskRunning()()
 	if off := ar.skew.Offset(); off != 0 {
 		log.Warn("this machine's clock differs from the Queue's; takenUntil is corrected for it", "queueClockAhead", off.String())
 	}
@@ -464,7 +475,7 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		Log:        task.NewLog(lf),
 		LogPath:    logPath,
 		Artifacts: &queueSink{queue: queue, taskID: taskID, runID: runID,
-			storageType: w.Config.ArtifactUpload, tmpDir: runDir},
+			storageType: w.Config.ArtifactUpload, tmpDir: runDir, metrics: w.Metrics, log: log},
 		Credentials: ar.creds.Get,
 		Queue:       taskcluster.RunQueue{Client: queue.Client()},
 		// Roles are expanded with the worker's own credentials, as
@@ -500,15 +511,17 @@ func (w *Worker) reclaimLoop(ctx context.Context, queue *taskcluster.Queue, ar *
 		}
 		for {
 			attemptCtx, cancel := context.WithDeadline(ctx, ar.TakenUntil())
+			started := time.Now()
 			resp, err := boundedQueue(queue, ar.TakenUntil()).ReclaimTask(attemptCtx, ar.claim.Status.TaskID, ar.claim.RunID)
 			cancel()
+			w.observeReclaim(started, err) // telemetry.go
 			if err == nil {
 				ar.creds.Set(resp.Credentials)
 				ar.setTakenUntil(resp.TakenUntil)
 				ar.record.update(func(r *journal.Record) { r.TakenUntil, r.Credentials = resp.TakenUntil, resp.Credentials })
 				retry.reset()
 				w.outage.succeeded("reclaimTask")
-				log.Debug("reclaimed", "takenUntil", resp.TakenUntil)
+				log.Debug("reclaimed", "takenUntil", resp.TakenUntil, "duration", time.Since(started))
 				break
 			}
 			if ctx.Err() != nil {
@@ -541,6 +554,8 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	retry := newBackoff()
 	for {
 		attemptCtx, cancel := context.WithDeadline(ctx, ar.TakenUntil())
+		log.Debug("reporting resolution", "resolution", res.String())
+		started := time.Now()
 		err := report(attemptCtx, boundedQueue(queue, ar.TakenUntil()), taskID, runID, res)
 		cancel()
 		if isAuthError(err) && w.resolveDespiteAuthError(ctx, ar, res, err, log) {
@@ -549,7 +564,8 @@ func (w *Worker) resolve(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		if err == nil {
 			w.resolved.Add(1)
 			w.outage.succeeded("resolve")
-			log.Info("resolved", "resolution", res.String())
+			w.observeResolved(ar, res) // telemetry.go
+			log.Info("resolved", "resolution", res.String(), "runDuration", time.Since(ar.claimedAt), "reportDuration", time.Since(started))
 			return
 		}
 		code := taskcluster.StatusCode(err)

@@ -11,7 +11,7 @@ require (
 	github.com/agnivade/levenshtein v1.2.2 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/text v0.38.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
 
 // Developed inside workergen's repository: use the folder two levels up.

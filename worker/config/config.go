@@ -67,10 +67,31 @@ type Config struct {
 	// UploadConcurrency bounds parallel artifact uploads per run.
 	UploadConcurrency int `json:"uploadConcurrency"`
 
+	// LogFormat is the worker log's format: "text" (slog's key=value
+	// lines) or "json" (one JSON object per line with time, level, msg
+	// and the record's attributes); "" means text.
+	LogFormat string `json:"logFormat,omitempty"`
+	// LogLevel is the least level logged: "debug", "info", "warn" or
+	// "error"; "" means info for a claiming worker and warn for `run
+	// TASK_FILE`. The -v flag means debug.
+	LogLevel string `json:"logLevel,omitempty"`
+	// LogFile, when set, is a file the worker log is appended to as well
+	// (created with mode 0640), in LogFormat.
+	LogFile string `json:"logFile,omitempty"`
+	// Metrics configures the Prometheus metrics endpoint of `work`.
+	Metrics Metrics `json:"metrics"`
+
 	// Engine is the engine's own section.
 	Engine json.RawMessage `json:"engine,omitempty"`
 	// Plugins holds each plugin's section by plugin name.
 	Plugins map[string]json.RawMessage `json:"plugins,omitempty"`
+}
+
+// Metrics is the config section `metrics`.
+type Metrics struct {
+	// Listen is the host:port the metrics are served on at /metrics,
+	// e.g. "127.0.0.1:9100"; "" turns the endpoint off.
+	Listen string `json:"listen,omitempty"`
 }
 
 // Credentials are Taskcluster credentials (permanent, or temporary with a

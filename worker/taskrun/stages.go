@@ -178,7 +178,9 @@ func (ru *run) runStep(s step) (end bool) {
 	if s.each != nil {
 		err = ru.stage(ctx, s.stage, func(tp plugins.TaskPlugin) error { return s.each(ru, ctx, tp) })
 	} else {
+		done := ru.debugStage(s.stage)
 		err = s.do(ru, ctx)
+		done(err)
 	}
 	switch s.onError {
 	case killTask:
@@ -440,6 +442,8 @@ func (ru *run) cleanUp() {
 // even after a cancellation.
 func (ru *run) dispose() {
 	ctx := context.WithoutCancel(ru.ctx)
+	done := ru.debugStage(StageDispose)
+	defer done(nil)
 	for i := len(ru.created) - 1; i >= 0; i-- {
 		cp := ru.created[i]
 		if err := ru.call(StageDispose, "plugin "+cp.name, func() error { return cp.tp.Dispose(ctx) }); err != nil {
@@ -451,7 +455,9 @@ func (ru *run) dispose() {
 // stage calls f for every created task plugin in order and returns the
 // first error (all plugins still run, so each can clean up its part); a
 // cancelled ctx is the stage's error when no plugin returned one.
-func (ru *run) stage(ctx context.Context, name Stage, f func(plugins.TaskPlugin) error) error {
+func (ru *run) stage(ctx context.Context, name Stage, f func(plugins.TaskPlugin) error) (err error) {
+	done := ru.debugStage(name)
+	defer func() { done(err) }()
 	start := time.Now()
 	var first error
 	for _, cp := range ru.created {

@@ -3,10 +3,12 @@ package workerproto
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -38,7 +40,12 @@ type Conn struct {
 	err         error
 
 	done chan struct{}
+
+	cmu    sync.Mutex
+	counts map[countKey]uint64 // messages by direction and type
 }
+
+type countKey struct{ direction, msgType string }
 
 // New returns a connection reading the runner's messages from r (the
 // worker's stdin, or the pipe) and writing to w (the worker's stdout, or
@@ -146,6 +153,9 @@ func (c *Conn) read(welcome chan<- Welcome) {
 		line, err = br.ReadBytes('\n')
 		if len(line) > 0 {
 			m, ok := Decode(line)
+			if ok {
+				c.count("received", m)
+			}
 			switch {
 			case !ok:
 				c.passThrough(line)
@@ -266,7 +276,46 @@ func (c *Conn) write(m Message) error {
 	if _, err := c.w.Write(line); err != nil {
 		return fmt.Errorf("worker-runner protocol: writing %s: %w", m.Type(), err)
 	}
+	c.count("sent", m)
 	return nil
+}
+
+// count adds m to the messages of direction; messages of unknown types
+// count as type "unknown".
+func (c *Conn) count(direction string, m Message) {
+	t := m.Type()
+	if _, unknown := m.(Unknown); unknown {
+		t = "unknown"
+	}
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	if c.counts == nil {
+		c.counts = map[countKey]uint64{}
+	}
+	c.counts[countKey{direction, t}]++
+}
+
+// MessageCounts calls f with the number of messages written ("sent") and
+// read ("received") so far, once per direction and message type that
+// occurred, sorted by direction and type (handshake included; messages of
+// types this package does not know count as "unknown"). f must not call
+// back into c.
+func (c *Conn) MessageCounts(f func(direction, msgType string, n uint64)) {
+	if c == nil {
+		return
+	}
+	c.cmu.Lock()
+	keys := slices.SortedFunc(maps.Keys(c.counts), func(a, b countKey) int {
+		return cmp.Or(cmp.Compare(a.direction, b.direction), cmp.Compare(a.msgType, b.msgType))
+	})
+	ns := make([]uint64, len(keys))
+	for i, k := range keys {
+		ns[i] = c.counts[k]
+	}
+	c.cmu.Unlock()
+	for i, k := range keys {
+		f(k.direction, k.msgType, ns[i])
+	}
 }
 
 // Done is closed when the runner's input has ended (EOF or a read error).

@@ -304,3 +304,42 @@ func helperWorker() int {
 	_ = c.Send(workerproto.Shutdown{})
 	return 72
 }
+
+// TestMessageCounts: the connection counts the messages it sent and
+// received by type, the handshake included, and messages of types it does
+// not know as "unknown"; lines that are no messages are not counted.
+func TestMessageCounts(t *testing.T) {
+	c, r := pair(t, nil, workerproto.AllCapabilities...)
+	_, err := r.Hello(ctx(t))
+	require.NoError(t, err)
+	got := make(chan struct{}, 4)
+	c.OnGracefulTermination(func(workerproto.GracefulTermination) { got <- struct{}{} })
+	require.NoError(t, r.GracefulTermination(true))
+	require.NoError(t, r.GracefulTermination(false))
+	require.NoError(t, r.SendLine(`~{"type": "some-future-message"}`))
+	require.NoError(t, r.SendLine("not a message"))
+	<-got
+	<-got
+	require.NoError(t, c.Send(workerproto.Log{Body: map[string]any{"textPayload": "a"}}))
+	require.NoError(t, c.Send(workerproto.Shutdown{}))
+	_, err = r.WaitFor(ctx(t), "shutdown")
+	require.NoError(t, err)
+
+	counts := func() map[string]uint64 {
+		m := map[string]uint64{}
+		c.MessageCounts(func(direction, msgType string, n uint64) { m[direction+" "+msgType] = n })
+		return m
+	}
+	// The unknown message comes after the second graceful-termination, in
+	// order; wait until the reader has passed it.
+	require.Eventually(t, func() bool { return counts()["received unknown"] == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, map[string]uint64{
+		"received welcome": 1, "received graceful-termination": 2, "received unknown": 1,
+		"sent hello": 1, "sent log": 1, "sent shutdown": 1,
+	}, counts())
+	var order []string
+	c.MessageCounts(func(direction, msgType string, _ uint64) { order = append(order, direction+" "+msgType) })
+	assert.IsNonDecreasing(t, order)
+	var nilConn *workerproto.Conn
+	nilConn.MessageCounts(func(string, string, uint64) { t.Fatal("a nil Conn has no messages") })
+}

@@ -1,0 +1,164 @@
+package metrics
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// scrape GETs url and parses Prometheus' text exposition format.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return fams
+}
+
+// value returns the value of the series of family name whose labels
+// include labels (name=value pairs); a histogram's is its sample count.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	f, ok := fams[name]
+	require.True(t, ok, "metric %s exposed", name)
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+func TestNilRecorderRecordsNothing(t *testing.T) {
+	var r *Recorder
+	r.SetCapacity(2)
+	r.ClaimWork(time.Second, 1, 0, nil)
+	r.ReclaimTask(time.Second, 500, errors.New("x"))
+	r.TaskRunning()()
+	r.TaskResolved("completed", "completed", time.Second)
+	r.ArtifactUploaded("s3", 10)
+	r.RunnerMessages(func(func(string, string, uint64)) {})
+	assert.Nil(t, r.Registry())
+}
+
+func TestServeExposesEveryMetric(t *testing.T) {
+	r := New(Info{Version: "1.2.3", Profile: "linux-native", Engine: "native"})
+	r.SetCapacity(4)
+	r.ClaimWork(30*time.Millisecond, 2, 0, nil)
+	r.ClaimWork(20*time.Second, 0, 0, nil)
+	r.ClaimWork(time.Second, 0, 503, errors.New("unavailable"))
+	r.ClaimWork(time.Second, 0, 0, errors.New("connection refused"))
+	r.ReclaimTask(10*time.Millisecond, 0, nil)
+	r.ReclaimTask(10*time.Millisecond, 409, errors.New("conflict"))
+	done := r.TaskRunning()
+	r.TaskRunning()
+	done()
+	done() // a second call changes nothing
+	r.TaskResolved("exception", "malformed-payload", 3*time.Second)
+	r.TaskResolved("completed", "completed", 90*time.Second)
+	r.ArtifactUploaded("s3", 1000)
+	r.ArtifactUploaded("s3", 24)
+	r.ArtifactUploaded("object", 7)
+	r.RunnerMessages(func(count func(string, string, uint64)) {
+		count("received", "welcome", 1)
+		count("sent", "log", 42)
+	})
+
+	srv, err := r.Serve("127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer srv.Close()
+	fams := scrape(t, srv.URL())
+
+	assert.Equal(t, 2.0, value(t, fams, "workergen_tasks_claimed_total"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_claim_work_duration_seconds", "outcome", "tasks"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_claim_work_duration_seconds", "outcome", "empty"))
+	assert.Equal(t, 2.0, value(t, fams, "workergen_claim_work_duration_seconds", "outcome", "failed"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_claim_work_failures_total", "code", "503"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_claim_work_failures_total", "code", "none"))
+	assert.Equal(t, 2.0, value(t, fams, "workergen_reclaim_task_duration_seconds"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_reclaim_task_failures_total", "code", "409"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_tasks_running"))
+	assert.Equal(t, 4.0, value(t, fams, "workergen_capacity"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_tasks_resolved_total", "state", "exception", "reason", "malformed-payload"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_tasks_resolved_total", "state", "completed", "reason", "completed"))
+	assert.Equal(t, 0.0, value(t, fams, "workergen_tasks_resolved_total", "state", "failed", "reason", "failed"), "present at zero")
+	assert.Equal(t, 1.0, value(t, fams, "workergen_task_duration_seconds", "state", "completed"))
+	assert.Equal(t, 0.0, value(t, fams, "workergen_task_duration_seconds", "state", "failed"), "present at zero")
+	assert.Equal(t, 1024.0, value(t, fams, "workergen_artifact_upload_bytes_total", "storage_type", "s3"))
+	assert.Equal(t, 2.0, value(t, fams, "workergen_artifact_uploads_total", "storage_type", "s3"))
+	assert.Equal(t, 7.0, value(t, fams, "workergen_artifact_upload_bytes_total", "storage_type", "object"))
+	assert.Equal(t, 42.0, value(t, fams, "workergen_worker_runner_messages_total", "direction", "sent", "type", "log"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_worker_runner_messages_total", "direction", "received", "type", "welcome"))
+	assert.Equal(t, 1.0, value(t, fams, "workergen_build_info", "version", "1.2.3", "profile", "linux-native", "engine", "native"))
+	assert.Contains(t, fams, "go_goroutines")
+	assert.Contains(t, fams, "process_resident_memory_bytes")
+
+	// The task duration histogram has buckets in seconds up to a day.
+	h := fams["workergen_task_duration_seconds"].GetMetric()
+	var completed *dto.Histogram
+	for _, m := range h {
+		if m.GetLabel()[0].GetValue() == "completed" {
+			completed = m.GetHistogram()
+		}
+	}
+	require.NotNil(t, completed)
+	assert.Equal(t, 90.0, completed.GetSampleSum())
+	assert.Equal(t, 86400.0, completed.GetBucket()[len(completed.GetBucket())-2].GetUpperBound(), "the last bucket before +Inf")
+
+	// Only /metrics is served.
+	resp, err := http.Get("http://" + srv.Addr().String() + "/")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestServeBadListenNamesTheKey(t *testing.T) {
+	r := New(Info{})
+	_, err := r.Serve("9100", nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "config.metrics.listen")
+	assert.Contains(t, err.Error(), `"9100" is not host:port`)
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	_, err = r.Serve(busy.Addr().String(), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "config.metrics.listen")
+	assert.Contains(t, err.Error(), busy.Addr().String())
+}
