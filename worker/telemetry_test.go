@@ -316,7 +316,7 @@ func TestWorkTelemetryUnderWorkerRunner(t *testing.T) {
 // TestTelemetryConfigErrors: a logFile that cannot be opened and a
 // metrics.listen that cannot be listened on stop `work` at start-up with
 // ExitInvalidConfig, naming the key; `run TASK_FILE` with such a logFile
-// exits ExitUsage.
+// exits ExitInvalidConfig too.
 func TestTelemetryConfigErrors(t *testing.T) {
 	env := newQueueEnv(t, time.Minute)
 	b, _ := telemetryBuild(t)
