@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -428,8 +430,11 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	runDir := w.runDir(ar)
 	taskDir := filepath.Join(runDir, "task")
-	if err := os.RemoveAll(runDir); err != nil {
-		return taskrun.Outcome{}, err
+	if err := os.Mkdir(runDir, 0o755); errors.Is(err, fs.ErrExist) {
+		// Left over from an earlier worker process: start afresh.
+		if err := os.RemoveAll(runDir); err != nil {
+			return taskrun.Outcome{}, err
+		}
 	}
 	if err := os.MkdirAll(taskDir, 0o755); err != nil {
 		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
