@@ -30,12 +30,14 @@ func (h Handles) IsZero() bool {
 // HandleReporter is an optional SandboxBuilder ability of engines whose
 // sandboxes can outlive the worker process (every engine that starts host
 // processes or containers). ReportHandles registers fn, which the engine
-// calls synchronously with the sandbox's complete current Handles each time
-// they change: when the cgroup or container is created (before any task
-// process runs in it) and when a command starts in a new process group.
-// The worker writes them to its run journal durably before fn returns. Call
-// before Start; fn is called from the engine's goroutines, never
-// concurrently with itself.
+// calls synchronously with the sandbox's complete current Handles at least
+// once before anything of the task runs (with zero Handles when there is
+// nothing to name yet) and then each time they change: when the cgroup or
+// container is created (before any task process runs in it) and when a
+// command starts in a new process group. The worker writes them to its run
+// journal durably before fn returns; that first call is when its record of
+// the run becomes durable. Call before Start; fn is called from the
+// engine's goroutines, never concurrently with itself.
 //
 // It is not one of the profile Abilities: no plugin requires it; the
 // worker uses it when the engine has it.

@@ -20,6 +20,8 @@ import (
 type fakeEngine struct {
 	mu      sync.Mutex
 	started chan struct{} // receives once per started sandbox
+	// onStart, when set, is called at the start of each Start.
+	onStart func(tc *task.Context)
 }
 
 type fakePayload struct {
@@ -67,6 +69,9 @@ func (b *fakeBuilder) SetEnv(name, value string) error {
 func (b *fakeBuilder) Start(ctx context.Context) (engines.Sandbox, error) {
 	if b.p.Panic == "start" {
 		panic("boom in start")
+	}
+	if b.e.onStart != nil {
+		b.e.onStart(b.tc)
 	}
 	s := &fakeSandbox{b: b, state: sandboxstate.New(), start: time.Now()}
 	go s.run()

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/worker/journal"
@@ -14,14 +15,34 @@ import (
 // leftover task directories.
 const journalDirName = ".journal"
 
+// recordDelay is how long a run may prepare (payload checks, plugins'
+// Prepare, the engine's sandbox builder: downloads, image pulls) before
+// its journal record is written anyway, ahead of its sandbox's start.
+const recordDelay = 50 * time.Millisecond
+
 // runRecord is the journal record of one active run, kept up to date with
 // the run's handles, takenUntil and credentials until the run is resolved.
+//
+// The record is first written durably when the run's sandbox is about to
+// start: at the engine's first handle report, which comes before anything
+// of the task runs (taskrun.Control.SetHandleSink), together with the
+// handles that report names; or after recordDelay of preparation,
+// whichever is first. So a trivial task costs one durable write where
+// "record, then handles" cost two, the record is durable before the
+// sandbox starts (what recovery needs to reap it and resolve the run), and
+// a worker that dies during a long preparation still leaves the record
+// for the next start to resolve the run. A run that dies in its first
+// recordDelay, before any sandbox, leaves no record: it has nothing to
+// reap, and the Queue resolves it claim-expired.
 type runRecord struct {
 	j   *journal.Journal
 	log *slog.Logger
 
-	mu  sync.Mutex
-	rec journal.Record
+	mu      sync.Mutex
+	rec     journal.Record
+	written bool        // rec is in the journal
+	dropped bool        // drop was called: nothing is written any more
+	timer   *time.Timer // writes the record after recordDelay
 }
 
 // openJournal opens the worker's run journal (once per Work).
@@ -29,10 +50,10 @@ func (w *Worker) openJournal() (*journal.Journal, error) {
 	return journal.Open(filepath.Join(w.Config.TasksDir, journalDirName))
 }
 
-// recordRun writes the run's first record, before its sandbox starts, and
-// makes the run's engine report its handles into it. With no journal (nil
-// j) it does nothing and returns nil.
-func recordRun(j *journal.Journal, ar *activeRun, runDir, logPath string, log *slog.Logger) *runRecord {
+// recordRun starts the run's record (written as runRecord says, delay
+// being recordDelay) and makes the run's engine report its handles into
+// it. With no journal (nil j) it does nothing and returns nil.
+func recordRun(j *journal.Journal, ar *activeRun, runDir, logPath string, delay time.Duration, log *slog.Logger) *runRecord {
 	if j == nil {
 		return nil
 	}
@@ -40,7 +61,9 @@ func recordRun(j *journal.Journal, ar *activeRun, runDir, logPath string, log *s
 		TaskID: ar.claim.Status.TaskID, RunID: ar.claim.RunID, TakenUntil: ar.claim.TakenUntil,
 		RunDir: runDir, LogPath: logPath, Credentials: *ar.creds.Get(), Expires: ar.claim.Task.Expires,
 	}}
-	rr.update(func(*journal.Record) {})
+	rr.mu.Lock()
+	rr.timer = time.AfterFunc(delay, func() { rr.update(func(*journal.Record) {}) })
+	rr.mu.Unlock()
 	ar.ctl.SetHandleSink(func(h engines.Handles) {
 		rr.update(func(r *journal.Record) { r.Handles = h })
 	})
@@ -58,9 +81,15 @@ func (rr *runRecord) update(change func(*journal.Record)) {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	change(&rr.rec)
+	if rr.dropped {
+		return
+	}
+	rr.timer.Stop()
 	if err := rr.j.Put(&rr.rec); err != nil {
 		rr.log.Error("cannot write the run journal; this run cannot be recovered if the worker dies", "error", err)
+		return
 	}
+	rr.written = true
 }
 
 // drop removes the record: the run is resolved (or the Queue took it back)
@@ -71,6 +100,11 @@ func (rr *runRecord) drop() {
 	}
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
+	rr.dropped = true
+	rr.timer.Stop()
+	if !rr.written {
+		return
+	}
 	if err := rr.j.Remove(rr.rec.TaskID, rr.rec.RunID); err != nil {
 		rr.log.Error("cannot remove the run's journal record; the next start will resolve it again", "error", err)
 	}

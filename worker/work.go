@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -309,7 +311,7 @@ func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.w.runClaim(l.runCtx, ar)
+			cleanUp := l.w.runClaim(l.runCtx, ar)
 			l.mu.Lock()
 			delete(l.active, ar)
 			l.mu.Unlock()
@@ -317,6 +319,9 @@ func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
 			case l.slot <- struct{}{}:
 			default:
 			}
+			// The next claim need not wait for the clean-up of this
+			// run; Work still does (wg).
+			cleanUp()
 		}()
 	}
 }
@@ -389,8 +394,11 @@ func (a *activeRun) setTakenUntil(t time.Time) {
 	a.takenUntil = a.skew.Local(t)
 }
 
-// runClaim executes one claimed run and resolves it.
-func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
+// runClaim executes one claimed run and resolves it. It returns the
+// run's clean-up (its journal record and run directory go), which nothing
+// of the resolution waits for: the caller frees the run's capacity slot
+// first.
+func (w *Worker) runClaim(ctx context.Context, ar *activeRun) (cleanUp func()) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	log := w.logger().With("taskId", taskID, "runId", runID)
 	log.Info("claimed task", "takenUntil", ar.claim.TakenUntil)
@@ -411,9 +419,18 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 		w.reclaimLoop(reclaimCtx, queue, ar, log)
 	}()
 	defer func() { stopReclaim(); <-reclaimDone }()
-	// The run directory goes after the resolution is reported: nothing
-	// in it is needed for that.
-	defer os.RemoveAll(w.runDir(ar))
+	// The run directory and the journal record go after the resolution
+	// is reported: nothing in them is needed for that. The record goes
+	// only when the resolution was reported, or the Queue took the run
+	// back; else (a shutdown cut the resolution short) the next start
+	// resolves the run from it.
+	drop := false
+	cleanUp = func() {
+		if drop {
+			ar.record.drop()
+		}
+		_ = os.RemoveAll(w.runDir(ar))
+	}
 
 	out, err := w.execute(ctx, queue, ar, log)
 	if err != nil {
@@ -424,15 +441,14 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) {
 	}
 	if !out.Reported() || ar.ctl.Cancelled() {
 		log.Info("run was taken back by the Queue; not reporting")
-		ar.record.drop()
-		return
+		drop = true
+		return cleanUp
 	}
 	rctx, cancel, res := afterCut(ctx, out.Resolution)
 	defer cancel()
 	w.resolve(rctx, queue, ar, res, log)
-	if rctx.Err() == nil {
-		ar.record.drop()
-	} // else the shutdown cut the resolution short: the next start resolves the run
+	drop = rctx.Err() == nil
+	return cleanUp
 }
 
 // runDir is the directory of a run: <tasksDir>/<taskId>-<runId>, holding
@@ -446,8 +462,11 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	runDir := w.runDir(ar)
 	taskDir := filepath.Join(runDir, "task")
-	if err := os.RemoveAll(runDir); err != nil {
-		return taskrun.Outcome{}, err
+	if err := os.Mkdir(runDir, 0o755); errors.Is(err, fs.ErrExist) {
+		// Left over from an earlier worker process: start afresh.
+		if err := os.RemoveAll(runDir); err != nil {
+			return taskrun.Outcome{}, err
+		}
 	}
 	if err := os.MkdirAll(taskDir, 0o755); err != nil {
 		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
@@ -464,7 +483,7 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		return taskrun.Outcome{}, fmt.Errorf("creating task log: %w", err)
 	}
 	defer lf.Close()
-	recordRun(w.jrnl, ar, runDir, logPath, log)
+	recordRun(w.jrnl, ar, runDir, logPath, recordDelay, log)
 
 	tc := &task.Context{
 		TaskID:     taskID,

@@ -332,7 +332,7 @@ func (b *builder) Start(ctx context.Context) (engines.Sandbox, error) {
 	}
 	s.cont = newContainment(b.e, b.tc)
 	s.mon = startMonitor(b.monitor, b.tc, s)
-	s.reportHandles(s.handles())
+	s.reportStart()
 	go s.read()
 	go s.run()
 	return s, nil
@@ -350,6 +350,9 @@ type sandbox struct {
 	user   *runUser              // multiuser mode, else nil
 	mon    *monitor              // resource monitor, or nil
 	report func(engines.Handles) // from ReportHandles, or nil
+	// reported is what report was last called with (by Start, then by
+	// run's goroutine only).
+	reported engines.Handles
 
 	r, w    *os.File      // output pipe
 	outSync *outputSync   // orders worker lines after the task's output

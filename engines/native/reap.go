@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/workergen/workergen/engines"
 )
@@ -13,8 +14,13 @@ var (
 )
 
 // ReportHandles registers fn for the sandbox's handles: the run's cgroup as
-// soon as it exists (before any command starts in it) and the process
-// group of every command as it starts (see engines.HandleReporter).
+// soon as it exists (before any command starts in it), or, without a
+// cgroup, zero Handles before the first command and then the process group
+// of every command as it starts (see engines.HandleReporter). A run with a
+// cgroup reports it once: every process of the run starts inside it
+// (CLONE_INTO_CGROUP) and Reap kills the whole cgroup, so its process
+// groups would tell recovery nothing more, and each report costs the
+// worker a durable journal write on the way to the task's start.
 func (b *builder) ReportHandles(fn func(engines.Handles)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -27,6 +33,7 @@ func (s *sandbox) handles() engines.Handles {
 	var h engines.Handles
 	if d, ok := s.cont.(interface{ path() string }); ok {
 		h.Cgroup = d.path()
+		return h // it holds every process of the run; see ReportHandles
 	}
 	for _, p := range s.procs {
 		if pg := p.group(); pg > 0 {
@@ -37,12 +44,29 @@ func (s *sandbox) handles() engines.Handles {
 	return h
 }
 
+// reportStart makes the first report, before any command starts: the
+// cgroup, or zero Handles without one (see engines.HandleReporter).
+func (s *sandbox) reportStart() {
+	if s.report != nil {
+		h := s.handles()
+		s.report(h)
+		s.reported = h
+	}
+}
+
 // reportHandles passes h to the function registered with ReportHandles,
 // if any. Never called with the state locked.
 func (s *sandbox) reportHandles(h engines.Handles) {
-	if s.report != nil && !h.IsZero() {
+	if s.report != nil && !h.IsZero() && !sameHandles(h, s.reported) {
 		s.report(h)
+		s.reported = h
 	}
+}
+
+// sameHandles reports whether a and b name the same things.
+func sameHandles(a, b engines.Handles) bool {
+	return a.Cgroup == b.Cgroup && a.BootID == b.BootID && a.Container == b.Container &&
+		slices.Equal(a.ProcessGroups, b.ProcessGroups)
 }
 
 // Reap kills every process of a sandbox an earlier worker process started

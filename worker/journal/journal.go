@@ -8,7 +8,8 @@
 // Durability: a record is written to a temporary file in the journal
 // directory, fsynced, renamed over the record's name and the directory is
 // fsynced, so after a crash a record is either the old or the new version,
-// never a torn one. The directory is 0700 and records are 0600 (they hold
+// never a torn one. A record's removal is not synced (see Remove). The
+// directory is 0700 and records are 0600 (os.CreateTemp's mode; they hold
 // the run's temporary task credentials).
 package journal
 
@@ -96,9 +97,6 @@ func (j *Journal) Put(r *Record) error {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("writing run record: %w", err)
-	}
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("writing run record: %w", err)
 	}
@@ -116,13 +114,19 @@ func (j *Journal) Put(r *Record) error {
 }
 
 // Remove deletes the run's record; a missing record is not an error.
+//
+// The removal is not synced to disk: a record that a machine crash brings
+// back names a run that was resolved and disposed, and recovering it again
+// is harmless (the Queue answers the resolution 409, the run directory and
+// cgroup are gone, process groups of an earlier boot are ignored). A
+// worker process that dies loses nothing the kernel already has.
 func (j *Journal) Remove(taskID string, runID int) error {
 	r := Record{TaskID: taskID, RunID: runID}
 	err := os.Remove(filepath.Join(j.Dir, r.Name()))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing run record: %w", err)
 	}
-	return j.syncDir()
+	return nil
 }
 
 func (j *Journal) syncDir() error {

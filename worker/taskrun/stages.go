@@ -285,6 +285,7 @@ func (ru *run) acceptPayload(context.Context) error {
 }
 
 func (ru *run) start(ctx context.Context) error {
+	ru.ctl.beforeStart(ru.builder)
 	var sandbox engines.Sandbox
 	err := ru.call(StageStart, "engine", func() error {
 		var err error
