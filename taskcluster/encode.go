@@ -2,20 +2,19 @@ package taskcluster
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"sync"
 
 	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
 )
 
 // GzipLevel is the compression level of gzip-encoded uploads: klauspost's
 // BestSpeed, which on build logs compresses within about 5 % of
 // compress/gzip's default level at well over ten times its speed.
-const GzipLevel = flate.BestSpeed
+const GzipLevel = gzip.BestSpeed
 
 // gzipInMemory is the largest compressed size kept in memory; larger
 // output spills to a temporary file, so memory stays flat in the
@@ -23,58 +22,9 @@ const GzipLevel = flate.BestSpeed
 const gzipInMemory = 1 << 20
 
 var gzipWriters = sync.Pool{New: func() any {
-	fw, _ := flate.NewWriter(io.Discard, GzipLevel)
-	return &gzipWriter{fw: fw}
+	w, _ := gzip.NewWriterLevel(io.Discard, GzipLevel)
+	return w
 }}
-
-// gzipWriter writes one gzip member (RFC 1952) around klauspost's deflate
-// encoder: a 10-byte header without name, time or extra fields, the
-// deflate stream, then the CRC-32 and the length (mod 2^32) of the
-// content. klauspost's deflate encoder is in the binary anyway (archive
-// extraction links it); its gzip package would add about 10 KB for header
-// fields and a reader nothing here uses.
-type gzipWriter struct {
-	fw   *flate.Writer
-	w    io.Writer
-	crc  uint32
-	size uint32
-	err  error // of writing the header
-}
-
-// gzipHeader: magic, deflate, no flags, no modification time, extra
-// flags 4 (fastest compression), operating system 255 (unknown).
-var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 255}
-
-// Reset starts a new member written to w.
-func (z *gzipWriter) Reset(w io.Writer) {
-	z.w, z.crc, z.size = w, 0, 0
-	_, z.err = w.Write(gzipHeader[:])
-	z.fw.Reset(w)
-}
-
-func (z *gzipWriter) Write(p []byte) (int, error) {
-	if z.err != nil {
-		return 0, z.err
-	}
-	z.crc = crc32.Update(z.crc, crc32.IEEETable, p)
-	z.size += uint32(len(p))
-	return z.fw.Write(p)
-}
-
-// Close ends the deflate stream and writes the trailer.
-func (z *gzipWriter) Close() error {
-	if z.err != nil {
-		return z.err
-	}
-	if err := z.fw.Close(); err != nil {
-		return err
-	}
-	var t [8]byte
-	binary.LittleEndian.PutUint32(t[:4], z.crc)
-	binary.LittleEndian.PutUint32(t[4:], z.size)
-	_, err := z.w.Write(t[:])
-	return err
-}
 
 // Encoded is content compressed ahead of an upload (a PUT must declare its
 // exact Content-Length).
@@ -99,7 +49,7 @@ func GzipEncode(open Opener, tmpDir string) (*Encoded, error) {
 	}
 	defer src.Close()
 	sp := &spill{dir: tmpDir}
-	zw := gzipWriters.Get().(*gzipWriter)
+	zw := gzipWriters.Get().(*gzip.Writer)
 	zw.Reset(sp)
 	buf := copyBufs.Get().(*[]byte)
 	_, err = io.CopyBuffer(writerOnly{zw}, readerOnly{src}, *buf)
