@@ -454,9 +454,9 @@ func clearOutDir(dir string) error {
 }
 
 type runner struct {
-	opts    Options
-	license []byte
-	staging string
+	opts     Options
+	license  []byte
+	staging  string
 	total    int
 	progress *progress.Printer
 }
