@@ -48,6 +48,7 @@ type pkgResult struct {
 	tests           map[string]*testResult
 	failed          []string // failed tests in the order they failed
 	passed, skipped int
+	buildFailed     bool // the package or its tests did not compile
 }
 
 type testResult struct {
