@@ -14,6 +14,7 @@ import (
 	"github.com/workergen/workergen/bench"
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/gen/build"
+	"github.com/workergen/workergen/internal/progress"
 )
 
 // Bench builds the linux-native worker and runs it side by side with generic-worker (../shared/peers/generic-worker, or GW_BINARY) on the same tasks against the embedded Queue; BENCH_ROUNDS (5), BENCH_MB (100), BENCH_SCENARIOS (all), BENCH_DIR (dist/bench), WORKERGEN_BINARY (instead of building).
@@ -24,8 +25,7 @@ func Bench(ctx context.Context) error {
 	wg := os.Getenv("WORKERGEN_BINARY") // e.g. a build with symbols, for perf
 	if wg == "" {
 		host := gen.Target{OS: runtime.GOOS, Arch: runtime.GOARCH}
-		fmt.Printf("building linux-native for %s ...\n", host)
-		res, err := build.Build(ctx, build.Options{Root: ".", Profile: "linux-native", Targets: []gen.Target{host}})
+		res, err := build.Build(ctx, build.Options{Root: ".", Profile: "linux-native", Targets: []gen.Target{host}, Progress: progress.New(os.Stdout)})
 		if err != nil {
 			return err
 		}

@@ -18,15 +18,16 @@ import (
 	"github.com/workergen/workergen/demo"
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/gen/build"
+	"github.com/workergen/workergen/internal/progress"
 	"github.com/workergen/workergen/taskcluster/localqueue"
 )
 
 // Demo builds the <os>-native worker for this machine and runs it against the embedded Queue loaded with examples/*.yml, then prints each task's resolution, log and artifacts.
 func Demo(ctx context.Context) error {
+	pr := progress.New(os.Stdout)
 	profile := runtime.GOOS + "-native"
 	host := gen.Target{OS: runtime.GOOS, Arch: runtime.GOARCH}
-	fmt.Printf("building %s for %s ...\n", profile, host)
-	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}})
+	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}, Progress: pr})
 	if err != nil {
 		return err
 	}
@@ -34,18 +35,19 @@ func Demo(ctx context.Context) error {
 	if err != nil || len(tasks) == 0 {
 		return fmt.Errorf("no example tasks in examples/: %v", err)
 	}
-	fmt.Printf("running %d example tasks from examples/ through the embedded Queue ...\n\n", len(tasks))
+	pr.Printf("running %d example tasks from examples/ through the embedded Queue", len(tasks))
 	dir := filepath.Join("dist", "demo")
 	_, err = demo.Run(ctx, demo.Options{
-		Binary: res.Binaries[0].Path,
-		Tasks:  tasks,
-		Dir:    dir,
-		Stdout: os.Stdout,
+		Binary:   res.Binaries[0].Path,
+		Tasks:    tasks,
+		Dir:      dir,
+		Stdout:   os.Stdout,
+		Progress: pr,
 	})
 	if err != nil {
 		return fmt.Errorf("%w (worker log: %s)", err, filepath.Join(dir, "worker.log"))
 	}
-	return containerDemo(ctx, host)
+	return containerDemo(ctx, pr, host)
 }
 
 // containerDemo runs examples/linux-docker/*.yml (docker-worker payloads)
@@ -53,23 +55,23 @@ func Demo(ctx context.Context) error {
 // WORKERGEN_DOCKER_SOCKET or /run/workergen-docker.env, else Docker's
 // standard one), else with the linux-podman worker on Podman's set-up
 // socket; without a daemon it says so and returns nil.
-func containerDemo(ctx context.Context, host gen.Target) error {
+func containerDemo(ctx context.Context, pr *progress.Printer, host gen.Target) error {
 	profile, socket := demo.ContainerDaemon()
 	if profile == "" {
-		fmt.Println("\nno container daemon found (run .ci/docker-setup.sh or .ci/podman-setup.sh as root): examples/linux-docker skipped")
+		pr.Printf("\nno container daemon found (run .ci/docker-setup.sh or .ci/podman-setup.sh as root): examples/linux-docker skipped")
 		return nil
 	}
 	tasks, err := filepath.Glob(filepath.Join("examples", "linux-docker", "*.yml"))
 	if err != nil || len(tasks) == 0 {
 		return fmt.Errorf("no example tasks in examples/linux-docker: %v", err)
 	}
-	fmt.Printf("\nbuilding %s; running %d docker-worker tasks from examples/linux-docker on %s ...\n\n", profile, len(tasks), socket)
-	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}})
+	pr.Printf("\n%s: %d docker-worker tasks from examples/linux-docker on %s", profile, len(tasks), socket)
+	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}, Progress: pr})
 	if err != nil {
 		return err
 	}
 	dir := filepath.Join("dist", "demo-"+profile)
-	if _, err := demo.Run(ctx, demo.Options{Binary: res.Binaries[0].Path, Tasks: tasks, Dir: dir, Stdout: os.Stdout,
+	if _, err := demo.Run(ctx, demo.Options{Binary: res.Binaries[0].Path, Tasks: tasks, Dir: dir, Stdout: os.Stdout, Progress: pr,
 		// A network of the demo's own (the engine creates it): the
 		// taskcluster proxy listens on its gateway, not on the default
 		// bridge's that another worker may hold.

@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/workergen/workergen/gen"
@@ -140,6 +141,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Profile: p, Binaries: make([]Binary, len(targets))}
 	errs := make([]error, len(targets))
 	sem := make(chan struct{}, opts.Jobs)
+	var noted atomic.Bool
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
@@ -151,7 +153,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			}
 			defer func() { <-sem }()
 			out := filepath.Join(binDir, t.BinaryName(p.Binary))
-			step := opts.Progress.Start("", "compile "+modDir+" for "+t.String(), compileNote)
+			note := ""
+			if !noted.Swap(true) {
+				note = compileNote // once per build
+			}
+			step := opts.Progress.Start("", "compile "+modDir+" for "+t.String(), note)
 			start := time.Now()
 			errs[i] = goBuild(ctx, opts, modDir, p.Name, t, out)
 			res.Binaries[i] = Binary{Target: t, Path: out, Elapsed: time.Since(start)}
