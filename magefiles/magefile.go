@@ -126,9 +126,17 @@ func goEnv(dir string, env []string) []string {
 	return e
 }
 
+// inModule names module dir in a step ("" for the root module).
+func inModule(dir string) string {
+	if dir == "." {
+		return ""
+	}
+	return " in " + dir
+}
+
 // vet runs go vet ./... in module dir.
 func vet(ctx context.Context, pr *progress.Printer, dir string, env []string) error {
-	step := pr.Start("", "go vet ./... in "+dir, "compiles every package first: minutes on a cold Go cache")
+	step := pr.Start("", "go vet ./..."+inModule(dir), "compiles every package first: minutes on a cold Go cache")
 	cmd := exec.CommandContext(ctx, "go", "vet", "./...")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
@@ -149,7 +157,7 @@ func goTest(ctx context.Context, pr *progress.Printer, dir string, env []string)
 	if verbose {
 		args = []string{"test", "-v", "./..."}
 	}
-	step := pr.Start("", "go "+strings.Join(args, " ")+" in "+dir, "a line per package as it ends, a summary after")
+	step := pr.Start("", "go "+strings.Join(args, " ")+inModule(dir), "a line per package as it ends, a summary after")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
@@ -168,7 +176,7 @@ func goTest(ctx context.Context, pr *progress.Printer, dir string, env []string)
 	sum := testsummary.New()
 	readErr := sum.Read(stdout, os.Stdout)
 	runErr := cmd.Wait()
-	fmt.Printf("\n== summary of go test ./... in %s\n", dir)
+	fmt.Printf("\n== summary of go test ./...%s\n", inModule(dir))
 	sum.Write(os.Stdout)
 	switch {
 	case sum.Failed():

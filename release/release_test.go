@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -437,7 +438,10 @@ func TestRelease(t *testing.T) {
 			"plugins: " + strings.Join(native.Plugins, ", ") + "\n" +
 			"components:\n"
 		require.True(t, strings.HasPrefix(string(out), want), "--version:\n%s\nwant it to start with:\n%s", out, want)
-		require.Regexp(t, `(?m)^  engine native\s+github.com/workergen/workergen/engines/native\s+github.com/workergen/workergen v\S+ => \.\./\.\.\s+workergen$`, string(out))
+		up, err := filepath.Rel(filepath.Join(distDir, "linux-native"), repoRoot(t))
+		require.NoError(t, err)
+		require.Regexp(t, `(?m)^  engine native\s+github.com/workergen/workergen/engines/native\s+github.com/workergen/workergen v\S+ => `+
+			regexp.QuoteMeta(filepath.ToSlash(up))+`\s+workergen$`, string(out))
 
 		cmd := exec.Command(bin, "run", "--output", filepath.Join(dir, "out"), filepath.Join(repoRoot(t), "examples", "hello-world.yml"))
 		cmd.Dir = dir
