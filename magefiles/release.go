@@ -16,7 +16,9 @@ import (
 
 // Release builds every profile for every declared target into dist/release/ (archives, SHA256SUMS, SBOMs, manifest.json): release [profile=<name>]; PLATFORMS=linux/amd64,windows/arm64 narrows the targets.
 //
-// RELEASE_DIR overrides the output directory (default dist/release).
+// RELEASE_DIR overrides the output directory (default dist/release);
+// DIST_DIR the folder the profiles' modules are generated in (default
+// dist; tests give a temporary one).
 //
 // mage has no optional positional arguments, so the profile is read from
 // the arguments after "release" here: "profile=<name>" or a bare profile
@@ -32,7 +34,7 @@ func Release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("PLATFORMS: %w", err)
 	}
-	opts := release.Options{Root: ".", OutDir: os.Getenv("RELEASE_DIR"), Platforms: platforms, Progress: os.Stdout}
+	opts := release.Options{Root: ".", OutDir: os.Getenv("RELEASE_DIR"), DistDir: os.Getenv("DIST_DIR"), Platforms: platforms, Progress: os.Stdout}
 	if profile != "" {
 		opts.Profiles = []string{profile}
 	}

@@ -517,7 +517,8 @@ func TestMageRelease(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "release")
 	cmd := exec.Command("go", "tool", "mage", "release", "profile=hello")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PLATFORMS=linux/amd64", "RELEASE_DIR="+out)
+	// DIST_DIR: the generated module too stays out of the checkout.
+	cmd.Env = append(os.Environ(), "PLATFORMS=linux/amd64", "RELEASE_DIR="+out, "DIST_DIR="+t.TempDir())
 	output, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(output))
 	require.Contains(t, string(output), "1 targets: 1 released, 0 failed")
@@ -528,7 +529,7 @@ func TestMageRelease(t *testing.T) {
 	// A typo in PLATFORMS fails before building anything.
 	cmd = exec.Command("go", "tool", "mage", "release", "hello")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PLATFORMS=linux-amd64", "RELEASE_DIR="+out)
+	cmd.Env = append(os.Environ(), "PLATFORMS=linux-amd64", "RELEASE_DIR="+out, "DIST_DIR="+t.TempDir())
 	output, err = cmd.CombinedOutput()
 	var exitErr *exec.ExitError
 	require.True(t, errors.As(err, &exitErr), "exit non-zero: %v\n%s", err, output)
