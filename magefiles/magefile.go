@@ -1,12 +1,12 @@
 //go:build mage
 
 // Build targets of workergen. Run them with `go tool mage <target>`;
-// `go tool mage -l` lists them. The logic lives in gen/ and gen/build/.
+// `go tool mage -l` lists them. The logic lives in gen/, gen/build/ and
+// release/, run through internal/magetool (see tool.go).
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,53 +14,28 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/workergen/workergen/gen"
-	"github.com/workergen/workergen/gen/build"
 	"github.com/workergen/workergen/internal/progress"
 	"github.com/workergen/workergen/internal/testsummary"
 )
 
 // Build generates a profile and builds a binary for each of its targets: build profile=<name> (or build <name>, or build profile=<path/to/profile.cue>).
 func Build(ctx context.Context, profile string) error {
-	name := build.ProfileArg(profile)
-	res, err := build.Build(ctx, build.Options{Root: ".", Profile: name, Progress: progress.New(os.Stdout)})
-	if err != nil {
-		return err
-	}
-	for _, b := range res.Binaries {
-		fmt.Println(b.Path)
-	}
-	return nil
+	return tool(ctx, "build", strings.TrimPrefix(strings.TrimSpace(profile), "profile="))
 }
 
 // Generate writes dist/<profile>/ for every profile, or for one: generate [profile=<name>].
 //
 // As with release, a profile argument must come last on the command line.
 func Generate(ctx context.Context) error {
-	names, err := gen.KnownProfiles(".")
-	if err != nil {
-		return err
-	}
 	profile, consumed, err := optionalProfileArg("generate")
 	if err != nil {
 		return err
 	}
+	args := []string{"generate"}
 	if profile != "" {
-		names = []string{profile}
+		args = append(args, profile)
 	}
-	pr := progress.New(os.Stdout)
-	var errs []error
-	for i, n := range names {
-		step := pr.Start(fmt.Sprintf("[%d/%d]", i+1, len(names)), "generate profile "+n, "")
-		p, err := gen.GenerateContext(ctx, ".", n, "")
-		if err != nil {
-			step.Fail(err)
-			errs = append(errs, err)
-			continue
-		}
-		step.Done(gen.OutDir(".", p.Name))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := tool(ctx, args...); err != nil {
 		return err
 	}
 	if consumed {
