@@ -36,8 +36,8 @@ func tool(ctx context.Context, args ...string) error {
 	if err != nil {
 		return err
 	}
-	step := progress.New(os.Stdout).StartQuiet(2*time.Second, "", "compile "+toolPackage+" (the generator, CUE included, and the targets' code)",
-		"the first build on a cold Go cache downloads modules and takes a minute or more")
+	step := progress.New(os.Stdout).StartQuiet(2*time.Second, "", "compile the targets' program "+toolPackage,
+		"the generator with CUE: on a cold Go cache this downloads modules and takes a minute or more")
 	build := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", bin, toolPackage)
 	var out bytes.Buffer
 	build.Stdout, build.Stderr = &out, &out
