@@ -3,8 +3,9 @@
 // Test, Output and Elapsed; build errors as "build-output" events with
 // ImportPath) into what a person reads: a line per package as it ends,
 // then a summary with the failures first (package, test, that test's own
-// output, so the logs of the tests that passed stay out of it), a line per
-// package and the totals.
+// output, so the logs of the tests that passed stay out of it, and its
+// INFO and DEBUG log records counted instead of shown), a line per package
+// and the totals.
 //
 // `go tool mage test` prints through it; it is our own small consumer
 // rather than gotestsum so that no further tool joins go.mod's tool set
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -213,7 +215,12 @@ func (s *Summary) Write(w io.Writer) {
 				continue
 			}
 			failures++
-			fmt.Fprintf(w, "--- FAIL %s %s\n%s\n", n, name, indent(p.tests[name].out.String()))
+			out, omitted := withoutRoutineLogs(p.tests[name].out.String())
+			fmt.Fprintf(w, "--- FAIL %s %s\n%s\n", n, name, indent(out))
+			if omitted > 0 {
+				fmt.Fprintf(w, "    (%d INFO and DEBUG log lines of this test left out; go test -v -run '^%s$' %s shows them)\n",
+					omitted, strings.ReplaceAll(name, "/", "$/^"), n)
+			}
 		}
 		if (p.action == "fail" || p.action == "") && len(p.failed) == 0 && !s.buildFailed(n) {
 			failures++
@@ -242,6 +249,27 @@ func (s *Summary) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s: %d packages, %d tests and subtests: %d passed, %d failed, %d skipped; %d failures above\n",
 		result, len(names), tests, passed, failed, skipped, failures)
+}
+
+// routineLog matches a log/slog record at INFO or DEBUG level, in the
+// text or the JSON handler's format, alone on its line or after t.Log's
+// "file.go:12: " prefix.
+var routineLog = regexp.MustCompile(`^\s*(\S+\.go:\d+: )?(time=\S+ )?level=(INFO|DEBUG) |^\s*(\S+\.go:\d+: )?\{.*"level":"(INFO|DEBUG)"`)
+
+// withoutRoutineLogs drops the INFO and DEBUG log records from a failed
+// test's output (the lines that bury its failure; warnings and errors
+// stay) and counts them.
+func withoutRoutineLogs(out string) (string, int) {
+	var kept strings.Builder
+	omitted := 0
+	for line := range strings.Lines(out) {
+		if routineLog.MatchString(line) {
+			omitted++
+			continue
+		}
+		kept.WriteString(line)
+	}
+	return kept.String(), omitted
 }
 
 // buildFailed tells whether package pkg (or its test variant) failed to

@@ -41,6 +41,11 @@ func TestNoisy(t *testing.T) {
 }
 
 func TestBroken(t *testing.T) {
+	for i := 0; i < 30; i++ {
+		t.Log("time=2026-01-01T00:00:00.000Z level=INFO msg=\"claimed task\" taskId=x")
+	}
+	t.Log("time=2026-01-01T00:00:00.000Z level=WARN msg=\"reclaim failed\"")
+	t.Log("{\"time\":\"2026-01-01T00:00:00Z\",\"level\":\"DEBUG\",\"msg\":\"x\"}")
 	t.Log("the useful line")
 	t.Fatal("want 2, got 3")
 }
@@ -75,6 +80,7 @@ func TestTable(t *testing.T) {
 	got := sum.String()
 	t.Log(got)
 	require.NotContains(t, got, "noise", "a passing test's output")
+	require.NotContains(t, got, "claimed task", "an INFO log line of the failed test")
 	require.NotContains(t, got, "=== RUN")
 	require.NotContains(t, got, "outside any test", "a build failure twice")
 	require.NotContains(t, got, "--- FAIL example.com/sum/bad TestTable\n", "the parent of a failed subtest")
@@ -82,8 +88,10 @@ func TestTable(t *testing.T) {
 		"--- BUILD FAILED example.com/sum/nobuild",
 		"undefined: undefined",
 		"--- FAIL example.com/sum/bad TestBroken\n",
+		"level=WARN msg=\"reclaim failed\"",
 		"the useful line",
 		"want 2, got 3",
+		"(31 INFO and DEBUG log lines of this test left out; go test -v -run '^TestBroken$' example.com/sum/bad shows them)",
 		"--- FAIL example.com/sum/bad TestTable/two\n",
 		"two is wrong",
 		"FAIL  example.com/sum/bad",
