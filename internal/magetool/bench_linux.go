@@ -20,9 +20,6 @@ func benchCmd(ctx context.Context, args []string) error {
 	if len(args) != 0 {
 		return fmt.Errorf("bench takes no arguments, got %q", args)
 	}
-	if runtime.GOOS != "linux" {
-		return fmt.Errorf("bench reads /proc: it runs on Linux only")
-	}
 	wg := os.Getenv("WORKERGEN_BINARY") // e.g. a build with symbols, for perf
 	if wg == "" {
 		host := gen.Target{OS: runtime.GOOS, Arch: runtime.GOARCH}
