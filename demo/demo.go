@@ -23,6 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/workergen/workergen/internal/progress"
 	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/taskcluster/localqueue"
 	"github.com/workergen/workergen/taskcluster/tcwire"
@@ -49,6 +50,9 @@ type Options struct {
 	// Stdout receives the table; Stderr the worker's and the Queue's own
 	// logs (nil: the file <Dir>/worker.log).
 	Stdout, Stderr io.Writer
+	// Progress, when set, prints a line as each stage starts and ends
+	// (tasks created, the worker's run, the downloads) with its duration.
+	Progress *progress.Printer
 }
 
 // Result is one task's outcome.
@@ -98,14 +102,17 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	step := o.Progress.Start("", fmt.Sprintf("create %d tasks in the embedded Queue at %s", len(o.Tasks), q.rootURL), "")
 	results, err := CreateTasks(ctx, q.server, o.Tasks, pool)
-	if err != nil {
+	if step.End(err, "") != nil {
 		return nil, err
 	}
-	if err := runWorker(ctx, o, dir, q.rootURL, len(results)); err != nil {
+	step = o.Progress.Start("", fmt.Sprintf("run the worker (capacity %d) until it has resolved them", o.Capacity), "log: "+filepath.Join(dir, "worker.log"))
+	if err := step.End(runWorker(ctx, o, dir, q.rootURL, len(results)), ""); err != nil {
 		return nil, err
 	}
-	if err := collect(ctx, q, results, dir); err != nil {
+	step = o.Progress.Start("", "download each task's artifacts through getArtifact", "")
+	if err := step.End(collect(ctx, q, results, dir), ""); err != nil {
 		return nil, err
 	}
 	printTable(o.Stdout, results, dir)

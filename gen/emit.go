@@ -209,11 +209,23 @@ func Generate(root, name string) (*Profile, error) {
 // GenerateContext is Generate with a context and the version of this
 // module the dist module requires (empty: ModuleVersion(ctx, root)).
 func GenerateContext(ctx context.Context, root, name, version string) (*Profile, error) {
+	return GenerateIn(ctx, root, name, version, "")
+}
+
+// GenerateIn is GenerateContext writing the profile's module into
+// distDir/<profile>/ instead of root/dist/<profile>/ (distDir "" means
+// root/dist). The module's replacements then point from there to root, so
+// it builds from any folder: tests generate into a temporary one and leave
+// the checkout's dist/ alone.
+func GenerateIn(ctx context.Context, root, name, version, distDir string) (*Profile, error) {
 	p, err := Resolve(root, name)
 	if err != nil {
 		return nil, err
 	}
 	dir := OutDir(root, p.Name)
+	if distDir != "" {
+		dir = filepath.Join(distDir, p.Name)
+	}
 	if err := p.Write(dir); err != nil {
 		return nil, err
 	}

@@ -64,6 +64,13 @@ var releaseTagRE = regexp.MustCompile(`^v\d+\.\d+\.\d+$`)
 // pinned version, replaced by its local folder where the profile gives
 // one. Replacement paths are relative to dist/<profile>/.
 func (p *Profile) GoMod(root, version string) ([]byte, error) {
+	return p.goModIn(root, OutDir(root, p.Name), version)
+}
+
+// goModIn is GoMod for a module written in dir: replacement paths are
+// relative to dir (absolute when no relative path leads from dir to root,
+// e.g. another Windows volume).
+func (p *Profile) goModIn(root, dir, version string) ([]byte, error) {
 	rootMod, err := os.ReadFile(filepath.Join(root, GoModFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", GoModFile, err)
@@ -91,7 +98,11 @@ func (p *Profile) GoMod(root, version string) ([]byte, error) {
 			return nil, err
 		}
 	}
-	up := strings.Repeat("../", strings.Count(distPath(p.Name), "/")+1)
+	up, err := pathTo(dir, root)
+	if err != nil {
+		return nil, err
+	}
+	up += "/"
 	if err := f.AddRequire(modPath, version); err != nil {
 		return nil, fmt.Errorf("requiring %s %s: %w", modPath, version, err)
 	}
@@ -115,6 +126,25 @@ func (p *Profile) GoMod(root, version string) ([]byte, error) {
 	}
 	f.Cleanup()
 	return modfile.Format(f.Syntax), nil
+}
+
+// pathTo returns the path from folder dir to folder target as go.mod's
+// replace directive takes it: relative ("../..", slash-separated) when one
+// exists, else target's absolute path.
+func pathTo(dir, target string) (string, error) {
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	absTarget, err := filepath.Abs(target)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absDir, absTarget)
+	if err != nil {
+		return filepath.ToSlash(absTarget), nil
+	}
+	return filepath.ToSlash(rel), nil
 }
 
 // thirdParty returns one component per third-party module the profile
@@ -145,7 +175,7 @@ const inputsPrefix = "// workergen inputs: "
 // files made from the same inputs (root's go.mod and go.sum, the replaced
 // folders' and the generated go.mod) it is left alone.
 func (p *Profile) WriteModule(ctx context.Context, root, dir, version string, env []string) error {
-	goMod, err := p.GoMod(root, version)
+	goMod, err := p.goModIn(root, dir, version)
 	if err != nil {
 		return err
 	}

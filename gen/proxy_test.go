@@ -1,6 +1,7 @@
 package gen_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -59,10 +60,10 @@ func TestThirdPartyFromModuleProxy(t *testing.T) {
 		require.NoError(t, os.WriteFile(f, []byte(content), 0o644))
 		return f
 	}
-	outDir := gen.OutDir(root, name)
-	t.Cleanup(func() { os.RemoveAll(outDir) })
+	dist := t.TempDir()
+	outDir := filepath.Join(dist, name)
 
-	p, err := gen.Generate(root, write(profile))
+	p, err := gen.GenerateIn(context.Background(), root, write(profile), "", dist)
 	require.NoError(t, err)
 	require.Contains(t, string(p.ProfileJSON), `"goImport": "example.com/tcstamp/stamp"`)
 	require.NotContains(t, string(p.ProfileJSON), `"replace"`)

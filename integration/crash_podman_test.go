@@ -55,7 +55,7 @@ var podmanBin = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	res, err := build.Build(context.Background(), build.Options{
-		Root: root, Profile: "linux-podman", BinDir: dir, Version: "0.0.0-it", Commit: "it",
+		Root: root, DistDir: filepath.Join(dir, "dist"), Profile: "linux-podman", BinDir: dir, Version: "0.0.0-it", Commit: "it",
 		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
 	})
 	if err != nil {

@@ -31,7 +31,7 @@ func buildProfile(t *testing.T, profile string) string {
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 	res, err := build.Build(context.Background(), build.Options{
-		Root: root, Profile: profile, BinDir: t.TempDir(), Version: "0.0.0-it", Commit: "it",
+		Root: root, DistDir: t.TempDir(), Profile: profile, BinDir: t.TempDir(), Version: "0.0.0-it", Commit: "it",
 		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
 	})
 	require.NoError(t, err)

@@ -66,7 +66,7 @@ func setup(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(tmp)
 	res, err := build.Build(context.Background(), build.Options{
-		Root: root, Profile: "linux-native", BinDir: tmp, Version: "0.0.0-it", Commit: "it",
+		Root: root, DistDir: filepath.Join(tmp, "dist"), Profile: "linux-native", BinDir: tmp, Version: "0.0.0-it", Commit: "it",
 		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
 	})
 	if err != nil {

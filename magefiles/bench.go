@@ -2,67 +2,9 @@
 
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
-
-	"github.com/workergen/workergen/bench"
-	"github.com/workergen/workergen/gen"
-	"github.com/workergen/workergen/gen/build"
-)
+import "context"
 
 // Bench builds the linux-native worker and runs it side by side with generic-worker (../shared/peers/generic-worker, or GW_BINARY) on the same tasks against the embedded Queue; BENCH_ROUNDS (5), BENCH_MB (100), BENCH_SCENARIOS (all), BENCH_DIR (dist/bench), WORKERGEN_BINARY (instead of building).
 func Bench(ctx context.Context) error {
-	if runtime.GOOS != "linux" {
-		return fmt.Errorf("bench reads /proc: it runs on Linux only")
-	}
-	wg := os.Getenv("WORKERGEN_BINARY") // e.g. a build with symbols, for perf
-	if wg == "" {
-		host := gen.Target{OS: runtime.GOOS, Arch: runtime.GOARCH}
-		fmt.Printf("building linux-native for %s ...\n", host)
-		res, err := build.Build(ctx, build.Options{Root: ".", Profile: "linux-native", Targets: []gen.Target{host}})
-		if err != nil {
-			return err
-		}
-		wg = res.Binaries[0].Path
-	}
-	gw := envOr("GW_BINARY", filepath.Join("..", "shared", "peers", "generic-worker", "generic-worker-insecure-linux-amd64"))
-	rounds, err := atoiEnv("BENCH_ROUNDS", 5)
-	if err != nil {
-		return err
-	}
-	size, err := atoiEnv("BENCH_MB", 100)
-	if err != nil {
-		return err
-	}
-	var scens []string
-	if s := os.Getenv("BENCH_SCENARIOS"); s != "" {
-		scens = strings.Split(s, ",")
-	}
-	return bench.Run(ctx, bench.Options{
-		Workergen:     wg,
-		GenericWorker: gw,
-		Dir:           envOr("BENCH_DIR", filepath.Join("dist", "bench")),
-		Rounds:        rounds,
-		SizeMB:        size,
-		Scenarios:     scens,
-		Out:           os.Stdout,
-	})
-}
-
-func atoiEnv(key string, def int) (int, error) {
-	v := os.Getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a positive integer", key, v)
-	}
-	return n, nil
+	return tool(ctx, "bench")
 }

@@ -4,72 +4,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
-	"runtime"
-
-	"github.com/workergen/workergen/demo"
-	"github.com/workergen/workergen/gen"
-	"github.com/workergen/workergen/gen/build"
 )
 
-// Demo builds the <os>-native worker for this machine and runs it against the embedded Queue loaded with examples/*.yml, then prints each task's resolution, log and artifacts.
+// Demo builds the <os>-native worker for this machine and runs it against the embedded Queue loaded with examples/*.yml, then prints each task's resolution, log and artifacts (then examples/linux-docker on a container daemon, when there is one).
 func Demo(ctx context.Context) error {
-	profile := runtime.GOOS + "-native"
-	host := gen.Target{OS: runtime.GOOS, Arch: runtime.GOARCH}
-	fmt.Printf("building %s for %s ...\n", profile, host)
-	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}})
-	if err != nil {
-		return err
-	}
-	tasks, err := filepath.Glob(filepath.Join("examples", "*.yml"))
-	if err != nil || len(tasks) == 0 {
-		return fmt.Errorf("no example tasks in examples/: %v", err)
-	}
-	fmt.Printf("running %d example tasks from examples/ through the embedded Queue ...\n\n", len(tasks))
-	dir := filepath.Join("dist", "demo")
-	_, err = demo.Run(ctx, demo.Options{
-		Binary: res.Binaries[0].Path,
-		Tasks:  tasks,
-		Dir:    dir,
-		Stdout: os.Stdout,
-	})
-	if err != nil {
-		return fmt.Errorf("%w (worker log: %s)", err, filepath.Join(dir, "worker.log"))
-	}
-	return containerDemo(ctx, host)
-}
-
-// containerDemo runs examples/linux-docker/*.yml (docker-worker payloads)
-// with the linux-docker worker when a Docker daemon answers (the socket in
-// WORKERGEN_DOCKER_SOCKET or /run/workergen-docker.env, else Docker's
-// standard one), else with the linux-podman worker on Podman's set-up
-// socket; without a daemon it says so and returns nil.
-func containerDemo(ctx context.Context, host gen.Target) error {
-	profile, socket := demo.ContainerDaemon()
-	if profile == "" {
-		fmt.Println("\nno container daemon found (run .ci/docker-setup.sh or .ci/podman-setup.sh as root): examples/linux-docker skipped")
-		return nil
-	}
-	tasks, err := filepath.Glob(filepath.Join("examples", "linux-docker", "*.yml"))
-	if err != nil || len(tasks) == 0 {
-		return fmt.Errorf("no example tasks in examples/linux-docker: %v", err)
-	}
-	fmt.Printf("\nbuilding %s; running %d docker-worker tasks from examples/linux-docker on %s ...\n\n", profile, len(tasks), socket)
-	res, err := build.Build(ctx, build.Options{Root: ".", Profile: profile, Targets: []gen.Target{host}})
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join("dist", "demo-"+profile)
-	if _, err := demo.Run(ctx, demo.Options{Binary: res.Binaries[0].Path, Tasks: tasks, Dir: dir, Stdout: os.Stdout,
-		// A network of the demo's own (the engine creates it): the
-		// taskcluster proxy listens on its gateway, not on the default
-		// bridge's that another worker may hold.
-		Engine: map[string]any{"socket": socket, "network": "workergen-demo"}}); err != nil {
-		return fmt.Errorf("%w (worker log: %s)", err, filepath.Join(dir, "worker.log"))
-	}
-	return nil
+	return tool(ctx, "demo")
 }
 
 func envOr(key, def string) string {

@@ -4,19 +4,17 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/workergen/workergen/gen"
-	"github.com/workergen/workergen/gen/build"
-	"github.com/workergen/workergen/release"
 )
 
 // Release builds every profile for every declared target into dist/release/ (archives, SHA256SUMS, SBOMs, manifest.json): release [profile=<name>]; PLATFORMS=linux/amd64,windows/arm64 narrows the targets.
 //
-// RELEASE_DIR overrides the output directory (default dist/release).
+// RELEASE_DIR overrides the output directory (default dist/release);
+// DIST_DIR the folder the profiles' modules are generated in (default
+// dist; tests give a temporary one).
 //
 // mage has no optional positional arguments, so the profile is read from
 // the arguments after "release" here: "profile=<name>" or a bare profile
@@ -28,15 +26,11 @@ func Release(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	platforms, err := release.ParsePlatforms(os.Getenv("PLATFORMS"))
-	if err != nil {
-		return fmt.Errorf("PLATFORMS: %w", err)
-	}
-	opts := release.Options{Root: ".", OutDir: os.Getenv("RELEASE_DIR"), Platforms: platforms, Progress: os.Stdout}
+	args := []string{"release"}
 	if profile != "" {
-		opts.Profiles = []string{profile}
+		args = append(args, profile)
 	}
-	if _, err := release.Run(ctx, opts); err != nil {
+	if err := tool(ctx, args...); err != nil {
 		return err
 	}
 	if consumed {
@@ -58,16 +52,14 @@ func optionalProfileArg(target string) (profile string, consumed bool, err error
 	}
 	next := args[i+1]
 	if strings.HasPrefix(next, "profile=") {
-		return build.ProfileArg(next), true, nil
+		return strings.TrimPrefix(next, "profile="), true, nil
 	}
 	if strings.HasSuffix(next, ".cue") {
 		return next, true, nil // a profile file kept outside profiles/
 	}
-	known, err := gen.KnownProfiles(".")
-	if err != nil {
-		return "", false, err
-	}
-	if slices.Contains(known, next) {
+	// A profile of profiles/ (gen.KnownProfiles' rule, without importing
+	// the generator here).
+	if st, err := os.Stat(filepath.Join("profiles", next+".cue")); err == nil && !st.IsDir() {
 		return next, true, nil
 	}
 	return "", false, nil

@@ -52,6 +52,7 @@ import (
 
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/gen/build"
+	"github.com/workergen/workergen/internal/progress"
 )
 
 // DefaultOutDir is the release directory below the repository root.
@@ -98,9 +99,14 @@ type Options struct {
 	Jobs int
 	// Go is the go command; default "go".
 	Go string
-	// Progress receives one line as each target starts and ends, and the
+	// Progress receives one line as each target starts and ends (a
+	// "still" line every progress.DefaultEvery while it builds), and the
 	// summary table; default discards.
 	Progress io.Writer
+	// DistDir is where the profiles' modules are generated
+	// (DistDir/<profile>/); empty means Root/dist. Tests give a temporary
+	// folder, so the checkout's dist/ stays as it is.
+	DistDir string
 }
 
 // BuildEnv is added to the environment of every release `go build`: it
@@ -227,12 +233,12 @@ type Job struct {
 	Target  gen.Target
 }
 
-// Plan generates the selected profiles (writing dist/<profile>/) and
-// returns the matrix to build, profiles by name and targets in declared
+// Plan generates the selected profiles (writing distDir/<profile>/;
+// distDir "" is root/dist) and returns the matrix to build, profiles by name and targets in declared
 // order, narrowed to platforms when given. Profiles that fail to generate
 // are returned as failed Targets; an unknown profile name, a platform no
 // selected profile declares, or an empty matrix is an error.
-func Plan(root string, profiles []string, platforms []gen.Target) ([]Job, []Target, error) {
+func Plan(root, distDir string, profiles []string, platforms []gen.Target) ([]Job, []Target, error) {
 	if profiles == nil {
 		var err error
 		if profiles, err = gen.KnownProfiles(root); err != nil {
@@ -252,7 +258,7 @@ func Plan(root string, profiles []string, platforms []gen.Target) ([]Job, []Targ
 	var failed []Target
 	matched := map[gen.Target]bool{}
 	for _, name := range profiles {
-		p, err := gen.Generate(root, name)
+		p, err := gen.GenerateIn(context.Background(), root, name, "", distDir)
 		if err != nil {
 			failed = append(failed, Target{Profile: name, Err: fmt.Errorf("generating profile %s: %w", name, err)})
 			continue
@@ -297,7 +303,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	jobs, failed, err := Plan(opts.Root, opts.Profiles, opts.Platforms)
+	jobs, failed, err := Plan(opts.Root, opts.DistDir, opts.Profiles, opts.Platforms)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +316,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer os.RemoveAll(staging)
 
-	r := &runner{opts: opts, license: license, staging: staging, total: len(jobs)}
+	r := &runner{opts: opts, license: license, staging: staging, total: len(jobs), progress: progress.New(opts.Progress)}
 	fmt.Fprintf(opts.Progress, "release %s (commit %s, %s) of %d targets into %s, %d at a time\n",
 		opts.Version, shortCommit(opts.Commit), opts.Epoch.Format(time.RFC3339), len(jobs), opts.OutDir, opts.Jobs)
 	for _, f := range failed {
@@ -449,17 +455,11 @@ func clearOutDir(dir string) error {
 }
 
 type runner struct {
-	opts    Options
-	license []byte
-	staging string
-	total   int
-	mu      sync.Mutex // serialises progress lines
-}
-
-func (r *runner) progress(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fmt.Fprintf(r.opts.Progress, format+"\n", args...)
+	opts     Options
+	license  []byte
+	staging  string
+	total    int
+	progress *progress.Printer
 }
 
 // target builds and packages one job; n is its 1-based position.
@@ -468,19 +468,15 @@ func (r *runner) target(ctx context.Context, n int, j Job) Target {
 	res := Target{Profile: p.Name, Target: t}
 	width := len(strconv.Itoa(r.total))
 	tag := fmt.Sprintf("[%*d/%d]", width, n, r.total)
-	r.progress("%s start %s %s", tag, p.Name, t)
-	start := time.Now()
+	step := r.progress.Start(tag, p.Name+" "+t.String(), "")
 	res.Err = r.buildAndPackage(ctx, j, &res)
-	res.Elapsed = time.Since(start)
 	if res.Err != nil {
 		res.Err = fmt.Errorf("profile %s target %s: %w", p.Name, t, res.Err)
-		// Compiler output spans lines: indent it under the target's line.
-		msg := strings.ReplaceAll(res.Err.Error(), "\n", "\n    ")
-		r.progress("%s FAILED %s %s after %s: %s", tag, p.Name, t, res.Elapsed.Round(100*time.Millisecond), msg)
+		// Compiler output spans lines: Fail indents it under the target's.
+		res.Elapsed = step.Fail(res.Err)
 		return res
 	}
-	r.progress("%s done  %s %s in %s: binary %s, %s %s", tag, p.Name, t, res.Elapsed.Round(100*time.Millisecond),
-		humanSize(res.BinarySize), res.Archive, humanSize(res.ArchiveSize))
+	res.Elapsed = step.Done(fmt.Sprintf("binary %s, %s %s", humanSize(res.BinarySize), res.Archive, humanSize(res.ArchiveSize)))
 	return res
 }
 
@@ -489,6 +485,7 @@ func (r *runner) buildAndPackage(ctx context.Context, j Job, res *Target) error 
 	binDir := filepath.Join(r.staging, p.Name)
 	built, err := build.Build(ctx, build.Options{
 		Root:    r.opts.Root,
+		DistDir: r.opts.DistDir,
 		Profile: p.File,
 		Targets: []gen.Target{t},
 		Jobs:    1,

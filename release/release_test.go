@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -112,7 +113,7 @@ func TestPlanFullMatrix(t *testing.T) {
 			want = append(want, n+" "+tg.String())
 		}
 	}
-	jobs, failed, err := release.Plan(root, nil, nil)
+	jobs, failed, err := release.Plan(root, t.TempDir(), nil, nil)
 	require.NoError(t, err)
 	require.Empty(t, failed)
 	var got []string
@@ -126,7 +127,7 @@ func TestPlanFullMatrix(t *testing.T) {
 
 func TestPlanSelection(t *testing.T) {
 	root := repoRoot(t)
-	jobs, _, err := release.Plan(root, []string{"hello"}, []gen.Target{{OS: "windows", Arch: "arm64"}, {OS: "linux", Arch: "amd64"}})
+	jobs, _, err := release.Plan(root, t.TempDir(), []string{"hello"}, []gen.Target{{OS: "windows", Arch: "arm64"}, {OS: "linux", Arch: "amd64"}})
 	require.NoError(t, err)
 	var got []string
 	for _, j := range jobs {
@@ -134,10 +135,10 @@ func TestPlanSelection(t *testing.T) {
 	}
 	require.Equal(t, []string{"hello linux/amd64", "hello windows/arm64"}, got, "declared order, not filter order")
 
-	_, _, err = release.Plan(root, []string{"nope"}, nil)
+	_, _, err = release.Plan(root, t.TempDir(), []string{"nope"}, nil)
 	require.ErrorIs(t, err, gen.ErrUnknownProfile)
 
-	_, _, err = release.Plan(root, []string{"hello"}, []gen.Target{{OS: "linux", Arch: "s390x"}})
+	_, _, err = release.Plan(root, t.TempDir(), []string{"hello"}, []gen.Target{{OS: "linux", Arch: "s390x"}})
 	require.ErrorIs(t, err, release.ErrBadPlatform)
 	require.ErrorContains(t, err, "linux/s390x")
 }
@@ -183,7 +184,7 @@ func TestOutDirRefusesForeignFiles(t *testing.T) {
 	out := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o644))
 	_, err := release.Run(context.Background(), release.Options{
-		Root: repoRoot(t), OutDir: out, Profiles: []string{"hello"},
+		Root: repoRoot(t), DistDir: t.TempDir(), OutDir: out, Profiles: []string{"hello"},
 		Platforms: []gen.Target{{OS: "linux", Arch: "amd64"}},
 	})
 	require.ErrorIs(t, err, release.ErrOutDir)
@@ -196,12 +197,13 @@ func TestOutDirRefusesForeignFiles(t *testing.T) {
 // archive of linux-native for the acceptance check.
 var releaseTargets = []gen.Target{{OS: "linux", Arch: "amd64"}, {OS: "windows", Arch: "amd64"}}
 
-func runRelease(t *testing.T, out string) (*release.Result, string) {
+func runRelease(t *testing.T, dist, out string) (*release.Result, string) {
 	t.Helper()
 	st := getStamp(t)
 	var progress bytes.Buffer
 	res, err := release.Run(context.Background(), release.Options{
 		Root:      repoRoot(t),
+		DistDir:   dist,
 		OutDir:    out,
 		Profiles:  []string{"hello", "linux-native"},
 		Platforms: releaseTargets,
@@ -221,13 +223,16 @@ func runRelease(t *testing.T, out string) (*release.Result, string) {
 // manifest's version and runs the README's example task.
 func TestRelease(t *testing.T) {
 	first, second := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	res, progress := runRelease(t, first)
+	// One dist folder for both: the binaries record the path of the
+	// module replacement from there to the repository.
+	distDir := t.TempDir()
+	res, progress := runRelease(t, distDir, first)
 	if os.Getenv("WORKERGEN_RELEASE_COLD") != "" {
 		// Also prove the binaries do not depend on the build cache: the
 		// second release compiles everything from scratch (slow).
 		t.Setenv("GOCACHE", t.TempDir())
 	}
-	res2, _ := runRelease(t, second)
+	res2, _ := runRelease(t, distDir, second)
 
 	t.Run("progress", func(t *testing.T) {
 		for _, want := range []string{"start hello linux/amd64", "done  hello windows/amd64", "done  linux-native linux/amd64",
@@ -349,7 +354,7 @@ func TestRelease(t *testing.T) {
 						require.Equal(t, fs.FileMode(0o644), e.mode.Perm(), e.name)
 					}
 				}
-				dist := gen.OutDir(repoRoot(t), mp.Name)
+				dist := filepath.Join(distDir, mp.Name)
 				for _, f := range []string{gen.ProfileFileName, gen.PayloadSchemaFile, gen.ConfigSchemaFile, gen.DefaultConfigFile, gen.PayloadDocFile} {
 					want, err := os.ReadFile(filepath.Join(dist, f))
 					require.NoError(t, err)
@@ -433,7 +438,10 @@ func TestRelease(t *testing.T) {
 			"plugins: " + strings.Join(native.Plugins, ", ") + "\n" +
 			"components:\n"
 		require.True(t, strings.HasPrefix(string(out), want), "--version:\n%s\nwant it to start with:\n%s", out, want)
-		require.Regexp(t, `(?m)^  engine native\s+github.com/workergen/workergen/engines/native\s+github.com/workergen/workergen v\S+ => \.\./\.\.\s+workergen$`, string(out))
+		up, err := filepath.Rel(filepath.Join(distDir, "linux-native"), repoRoot(t))
+		require.NoError(t, err)
+		require.Regexp(t, `(?m)^  engine native\s+github.com/workergen/workergen/engines/native\s+github.com/workergen/workergen v\S+ => `+
+			regexp.QuoteMeta(filepath.ToSlash(up))+`\s+workergen$`, string(out))
 
 		cmd := exec.Command(bin, "run", "--output", filepath.Join(dir, "out"), filepath.Join(repoRoot(t), "examples", "hello-world.yml"))
 		cmd.Dir = dir
@@ -470,7 +478,7 @@ func TestFailedTargetKeepsGoing(t *testing.T) {
 	out := t.TempDir()
 	var progress bytes.Buffer
 	res, err := release.Run(context.Background(), release.Options{
-		Root: repoRoot(t), OutDir: out, Profiles: []string{"hello"},
+		Root: repoRoot(t), DistDir: t.TempDir(), OutDir: out, Profiles: []string{"hello"},
 		Platforms: []gen.Target{{OS: "linux", Arch: "arm64"}, {OS: "linux", Arch: "amd64"}},
 		Version:   st.version, Commit: st.commit, Epoch: st.epoch,
 		Go: fakeGo, Progress: &progress,
@@ -509,7 +517,8 @@ func TestMageRelease(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "release")
 	cmd := exec.Command("go", "tool", "mage", "release", "profile=hello")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PLATFORMS=linux/amd64", "RELEASE_DIR="+out)
+	// DIST_DIR: the generated module too stays out of the checkout.
+	cmd.Env = append(os.Environ(), "PLATFORMS=linux/amd64", "RELEASE_DIR="+out, "DIST_DIR="+t.TempDir())
 	output, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(output))
 	require.Contains(t, string(output), "1 targets: 1 released, 0 failed")
@@ -520,7 +529,7 @@ func TestMageRelease(t *testing.T) {
 	// A typo in PLATFORMS fails before building anything.
 	cmd = exec.Command("go", "tool", "mage", "release", "hello")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PLATFORMS=linux-amd64", "RELEASE_DIR="+out)
+	cmd.Env = append(os.Environ(), "PLATFORMS=linux-amd64", "RELEASE_DIR="+out, "DIST_DIR="+t.TempDir())
 	output, err = cmd.CombinedOutput()
 	var exitErr *exec.ExitError
 	require.True(t, errors.As(err, &exitErr), "exit non-zero: %v\n%s", err, output)
@@ -651,7 +660,7 @@ func TestPlanBrokenProfile(t *testing.T) {
 	brokenFile := filepath.Join(t.TempDir(), "broken.cue")
 	require.NoError(t, os.WriteFile(brokenFile, []byte(broken), 0o644))
 
-	jobs, failed, err := release.Plan(root, []string{"hello", brokenFile}, nil)
+	jobs, failed, err := release.Plan(root, t.TempDir(), []string{"hello", brokenFile}, nil)
 	require.NoError(t, err)
 	require.Len(t, failed, 1)
 	require.Equal(t, brokenFile, failed[0].Profile)
@@ -671,7 +680,7 @@ func TestBuildEnvIgnoresCaller(t *testing.T) {
 	st := getStamp(t)
 	out := t.TempDir()
 	res, err := release.Run(context.Background(), release.Options{
-		Root: repoRoot(t), OutDir: out, Profiles: []string{"hello"},
+		Root: repoRoot(t), DistDir: t.TempDir(), OutDir: out, Profiles: []string{"hello"},
 		Platforms: []gen.Target{{OS: "linux", Arch: "amd64"}},
 		Version:   st.version, Commit: st.commit, Epoch: st.epoch,
 	})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -38,9 +39,15 @@ func TestReleaseThirdParty(t *testing.T) {
 	t.Setenv("GOWORK", "off")
 	st := getStamp(t)
 	host := gen.Target{OS: "linux", Arch: "amd64"}
+	// The dist module is generated outside the checkout; its replacements
+	// (recorded in the binary) lead from there to the repository.
+	dist := t.TempDir()
+	up, err := filepath.Rel(filepath.Join(dist, "linux-stamp"), repoRoot(t))
+	require.NoError(t, err)
+	replace := filepath.ToSlash(filepath.Join(up, "examples", "thirdparty"))
 	run := func(out string) *release.Result {
 		res, err := release.Run(context.Background(), release.Options{
-			Root: repoRoot(t), OutDir: out, Profiles: []string{thirdPartyProfile},
+			Root: repoRoot(t), DistDir: dist, OutDir: out, Profiles: []string{thirdPartyProfile},
 			Platforms: []gen.Target{host}, Version: st.version, Commit: st.commit, Epoch: st.epoch,
 		})
 		require.NoError(t, err)
@@ -79,7 +86,7 @@ func TestReleaseThirdParty(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, []string{"workergen:replace=../../examples/thirdparty",
+	require.Equal(t, []string{"workergen:replace=" + replace,
 		"workergen:third-party-component=plugin stamp (example.com/tcstamp/stamp)"}, stamp)
 	var comps []string
 	for _, p := range doc.Metadata.Component.Properties {
@@ -108,7 +115,7 @@ func TestReleaseThirdParty(t *testing.T) {
 
 	out, err = exec.Command(bin, "--version").CombinedOutput()
 	require.NoError(t, err, string(out))
-	require.Regexp(t, `(?m)^  plugin stamp\s+example.com/tcstamp/stamp\s+example.com/tcstamp v1.2.0 => \.\./\.\./examples/thirdparty\s+third-party$`, string(out))
+	require.Regexp(t, `(?m)^  plugin stamp\s+example.com/tcstamp/stamp\s+example.com/tcstamp v1.2.0 => `+regexp.QuoteMeta(replace)+`\s+third-party$`, string(out))
 
 	out, err = exec.Command(bin, "components", "--json").Output()
 	require.NoError(t, err)
@@ -117,7 +124,7 @@ func TestReleaseThirdParty(t *testing.T) {
 	i := slices.IndexFunc(cs, func(c worker.ComponentInfo) bool { return c.Name == "stamp" })
 	require.GreaterOrEqual(t, i, 0, string(out))
 	require.Equal(t, worker.ComponentInfo{Kind: "plugin", Name: "stamp", Import: "example.com/tcstamp/stamp",
-		Module: "example.com/tcstamp", Version: "v1.2.0", Replace: "../../examples/thirdparty", ThirdParty: true}, cs[i])
+		Module: "example.com/tcstamp", Version: "v1.2.0", Replace: replace, ThirdParty: true}, cs[i])
 	for _, c := range cs {
 		if c.Name != "stamp" {
 			require.False(t, c.ThirdParty, c.Name)

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +23,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/workergen/workergen/gen"
 	"github.com/workergen/workergen/internal/gitcmd"
+	"github.com/workergen/workergen/internal/progress"
 )
 
 // workerPkg is where version and commit are stamped.
@@ -53,10 +54,16 @@ type Options struct {
 	Version, Commit string
 	// Go is the go command; default "go".
 	Go string
-	// Logger receives one line per built target; default discards.
-	Logger *slog.Logger
+	// Progress, when set, prints a line as generation and each target's
+	// compilation start and end (with their durations), and a "still" line
+	// while the compiler works; nil prints nothing.
+	Progress *progress.Printer
+	// DistDir is where the profile's module is generated
+	// (DistDir/<profile>/); empty means Root/dist. Tests give a temporary
+	// folder, so the checkout's dist/ stays as it is.
+	DistDir string
 	// BinDir is the directory binaries are written to (created if
-	// needed); empty means dist/<profile>/bin below Root. The release
+	// needed); empty means <profile's module folder>/bin. The release
 	// pipeline builds into its own staging directory.
 	BinDir string
 	// Env is added to the environment of `go build` (after the process's
@@ -93,10 +100,14 @@ func ProfileArg(arg string) string {
 // ErrBuild and carry the compiler output.
 func Build(ctx context.Context, opts Options) (*Result, error) {
 	opts = withDefaults(opts)
-	p, err := gen.GenerateContext(ctx, opts.Root, opts.Profile, "")
+	step := opts.Progress.Start("", "generate profile "+opts.Profile, "")
+	p, err := gen.GenerateIn(ctx, opts.Root, opts.Profile, "", opts.DistDir)
 	if err != nil {
+		step.Fail(err)
 		return nil, err
 	}
+	modDir := moduleDir(opts, p.Name)
+	step.Done(modDir)
 	targets := p.Targets
 	if opts.Targets != nil {
 		for _, t := range opts.Targets {
@@ -121,7 +132,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	binDir := opts.BinDir
 	if binDir == "" {
-		binDir = filepath.Join(gen.OutDir(opts.Root, p.Name), gen.BinDir)
+		binDir = filepath.Join(modDir, gen.BinDir)
 	}
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, fmt.Errorf("building profile %q: %w", p.Name, err)
@@ -130,6 +141,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Profile: p, Binaries: make([]Binary, len(targets))}
 	errs := make([]error, len(targets))
 	sem := make(chan struct{}, opts.Jobs)
+	var noted atomic.Bool
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
@@ -141,12 +153,23 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			}
 			defer func() { <-sem }()
 			out := filepath.Join(binDir, t.BinaryName(p.Binary))
-			start := time.Now()
-			errs[i] = goBuild(ctx, opts, p.Name, t, out)
-			res.Binaries[i] = Binary{Target: t, Path: out, Elapsed: time.Since(start)}
-			if errs[i] == nil {
-				opts.Logger.Info("built", "profile", p.Name, "target", t.String(), "binary", out, "elapsed", res.Binaries[i].Elapsed.Round(time.Millisecond))
+			note := ""
+			if !noted.Swap(true) {
+				note = compileNote // once per build
 			}
+			step := opts.Progress.Start("", "compile "+modDir+" for "+t.String(), note)
+			start := time.Now()
+			errs[i] = goBuild(ctx, opts, modDir, p.Name, t, out)
+			res.Binaries[i] = Binary{Target: t, Path: out, Elapsed: time.Since(start)}
+			if errs[i] != nil {
+				step.Fail(errs[i])
+				return
+			}
+			detail := out
+			if st, err := os.Stat(out); err == nil {
+				detail += fmt.Sprintf(" (%.1f MiB)", float64(st.Size())/(1<<20))
+			}
+			step.Done(detail)
 		})
 	}
 	wg.Wait()
@@ -166,10 +189,19 @@ func withDefaults(opts Options) Options {
 	if opts.Go == "" {
 		opts.Go = "go"
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	return opts
+}
+
+// compileNote is the progress note of a target's compilation: the one step
+// that stays silent for long.
+const compileNote = "the first build on a cold Go cache downloads modules and takes minutes"
+
+// moduleDir is the folder of the profile's generated module.
+func moduleDir(opts Options, profile string) string {
+	if opts.DistDir != "" {
+		return filepath.Join(opts.DistDir, profile)
+	}
+	return gen.OutDir(opts.Root, profile)
 }
 
 // LDFlags returns the -ldflags value stamping version and commit.
@@ -177,10 +209,10 @@ func LDFlags(version, commit string) string {
 	return fmt.Sprintf("-s -w -buildid= -X %s.version=%s -X %s.commit=%s", workerPkg, version, workerPkg, commit)
 }
 
-// goBuild builds the profile's dist module (dist/<profile>/, its own
-// module) for t into out, with GOWORK=off: the dist go.mod names every
-// module the binary links.
-func goBuild(ctx context.Context, opts Options, profile string, t gen.Target, out string) error {
+// goBuild builds the profile's dist module (modDir, dist/<profile>/ by
+// default, its own module) for t into out, with GOWORK=off: the dist go.mod
+// names every module the binary links.
+func goBuild(ctx context.Context, opts Options, modDir, profile string, t gen.Target, out string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
@@ -189,7 +221,7 @@ func goBuild(ctx context.Context, opts Options, profile string, t gen.Target, ou
 		"-trimpath", "-buildvcs=false",
 		"-ldflags", LDFlags(opts.Version, opts.Commit),
 		"-o", abs, ".")
-	cmd.Dir = gen.OutDir(opts.Root, profile)
+	cmd.Dir = modDir
 	cmd.Env = append(append(os.Environ(), opts.Env...), "GOWORK=off", "CGO_ENABLED=0", "GOOS="+t.OS, "GOARCH="+t.Arch)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output

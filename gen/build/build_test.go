@@ -70,16 +70,18 @@ func TestBuildEveryProfile(t *testing.T) {
 	root := repoRoot(t)
 	names, err := gen.KnownProfiles(root)
 	require.NoError(t, err)
+	// Not the checkout's dist/: a developer's binaries stay as they are.
+	dist := t.TempDir()
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			p, err := gen.Resolve(root, name)
 			require.NoError(t, err)
-			res, err := build.Build(context.Background(), build.Options{Root: root, Profile: name, Version: "1.2.3", Commit: "0123456789abcdef"})
+			res, err := build.Build(context.Background(), build.Options{Root: root, Profile: name, DistDir: dist, Version: "1.2.3", Commit: "0123456789abcdef"})
 			require.NoError(t, err)
 			require.Len(t, res.Binaries, len(p.Targets))
 			for i, b := range res.Binaries {
 				require.Equal(t, p.Targets[i], b.Target)
-				require.Equal(t, filepath.Join(gen.OutDir(root, name), "bin", b.Target.BinaryName(p.Binary)), b.Path)
+				require.Equal(t, filepath.Join(dist, name, "bin", b.Target.BinaryName(p.Binary)), b.Path)
 				info, err := buildinfo.ReadFile(b.Path)
 				require.NoError(t, err, b.Path)
 				settings := map[string]string{}
@@ -106,14 +108,15 @@ func TestHelloLinksOnlyChosenCode(t *testing.T) {
 	}
 	root := repoRoot(t)
 	host := gen.Target{OS: "linux", Arch: "amd64"}
-	res, err := build.Build(context.Background(), build.Options{Root: root, Profile: "hello", Targets: []gen.Target{host}})
+	dist := t.TempDir()
+	res, err := build.Build(context.Background(), build.Options{Root: root, Profile: "hello", DistDir: dist, Targets: []gen.Target{host}})
 	require.NoError(t, err)
 	bin := res.Binaries[0].Path
 	first, err := os.ReadFile(bin)
 	require.NoError(t, err)
 	// Same inputs, same bytes: -trimpath, -buildid= and -buildvcs=false.
 	require.NoError(t, os.Remove(bin))
-	_, err = build.Build(context.Background(), build.Options{Root: root, Profile: "hello", Targets: []gen.Target{host}})
+	_, err = build.Build(context.Background(), build.Options{Root: root, Profile: "hello", DistDir: dist, Targets: []gen.Target{host}})
 	require.NoError(t, err)
 	second, err := os.ReadFile(bin)
 	require.NoError(t, err)
@@ -176,10 +179,11 @@ func functionNames(t *testing.T, path string) []string {
 // reports the stripped linux/amd64 binary's size.
 func BenchmarkBuildLinuxNative(b *testing.B) {
 	root := repoRoot(b)
+	dist := b.TempDir()
 	var res *build.Result
 	var err error
 	for b.Loop() {
-		if res, err = build.Build(context.Background(), build.Options{Root: root, Profile: "linux-native"}); err != nil {
+		if res, err = build.Build(context.Background(), build.Options{Root: root, Profile: "linux-native", DistDir: dist}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// benchCmd: the benchmark (bench/) reads /proc.
+func benchCmd(context.Context, []string) error {
+	return errors.New("bench reads /proc: it runs on Linux only")
+}
