@@ -4,18 +4,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/magefile/mage/mg"
-
-	"github.com/workergen/workergen/taskcluster/localqueue"
-	"github.com/workergen/workergen/worker"
 )
 
 // Queue is the embedded Taskcluster Queue (taskcluster/localqueue):
@@ -29,7 +22,7 @@ var Aliases = map[string]interface{}{"queue": Queue.Serve}
 // without -dir or QUEUE_DIR.
 var defaultQueueDir = filepath.Join("dist", "queue")
 
-// Serve runs the embedded Queue in this process until SIGINT/SIGTERM (or mage's exit), printing its rootUrl, credentials and worker config files and how to create tasks; `queue` for short.
+// Serve runs the embedded Queue in this process (mage's, replaced by the internal/magetool program) until SIGINT/SIGTERM (or mage's exit), printing its rootUrl, credentials and worker config files and how to create tasks; `queue` for short.
 func (Queue) Serve(ctx context.Context,
 	addr *string, // listen address, or a port on 127.0.0.1; 0 picks a free one (QUEUE_ADDR; 127.0.0.1:8080)
 	dir *string, // state directory (QUEUE_DIR; dist/queue)
@@ -42,9 +35,7 @@ func (Queue) Serve(ctx context.Context,
 		"-tasks", flagOrEnv(tasks, "TASKS", ""),
 		"-task-queue-id", flagOrEnv(taskQueueId, "", ""),
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	return queueErr(queueCommand().Serve(ctx, args))
+	return execTool(ctx, append([]string{"queue", "serve"}, args...)...)
 }
 
 // Create adds tasks from task files to the running embedded Queue through its API and prints their taskIds: queue:create FILES [-dir=...] [-taskQueueId=...].
@@ -76,11 +67,9 @@ func (Queue) Create(ctx context.Context, files string,
 			return mg.Fatalf(64, "queue:create: unknown flag -%s: use -dir=<state dir> or -taskQueueId=<id>", name)
 		}
 	}
-	if err := queueErr(queueCommand().Create(ctx, append(args, list...))); err != nil {
-		return err
-	}
-	os.Exit(0)
-	return nil
+	// execTool does not return on success: the process becomes the
+	// tool, so mage never sees the further arguments.
+	return execTool(ctx, append(append([]string{"queue", "create"}, args...), list...)...)
 }
 
 // createArgs returns the task files and the -name=value flags (names
@@ -109,38 +98,6 @@ func createArgs(files string) (list []string, flags map[string]string) {
 		}
 	}
 	return list, flags
-}
-
-// queueCommand is the localqueue command line as mage runs it: the
-// server in this process, stopped also when `mage` (this process's
-// parent) exits, which it does on SIGTERM without passing it on.
-func queueCommand() *localqueue.Command {
-	return &localqueue.Command{
-		Parse: func(data []byte, now time.Time) (localqueue.TaskDefinition, error) {
-			return worker.ParseTaskFile(data, now)
-		},
-		Stdout: os.Stdout,
-		Log:    os.Stderr,
-		Name:   "go tool mage queue",
-		CreateHint: func(dir string) string {
-			hint := "go tool mage queue:create 'examples/*.yml'"
-			if def, _ := filepath.Abs(defaultQueueDir); dir != def {
-				hint += " -dir=" + dir
-			}
-			return hint + "   (files, directories or quoted globs)"
-		},
-		DefaultDir:     defaultQueueDir,
-		StopWithParent: true,
-	}
-}
-
-// queueErr gives bad command lines and task files exit code 64.
-func queueErr(err error) error {
-	var usage *localqueue.UsageError
-	if errors.As(err, &usage) {
-		return mg.Fatal(64, err)
-	}
-	return err
 }
 
 // flagOrEnv is *flag when given, else the environment variable env (if

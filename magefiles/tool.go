@@ -32,19 +32,10 @@ const toolPackage = "./internal/magetool"
 // (mage's interrupt) the tool gets SIGINT, so the processes it started
 // (a demo's worker and Queue) stop with it.
 func tool(ctx context.Context, args ...string) error {
-	bin, err := toolBinary()
+	bin, err := compileTool(ctx)
 	if err != nil {
 		return err
 	}
-	step := progress.New(os.Stdout).StartQuiet(2*time.Second, "", "compile the targets' program "+toolPackage,
-		"the generator with CUE: on a cold Go cache this downloads modules and takes a minute or more")
-	build := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", bin, toolPackage)
-	var out bytes.Buffer
-	build.Stdout, build.Stderr = &out, &out
-	if err := build.Run(); err != nil {
-		return step.End(fmt.Errorf("go build %s: %w\n%s", toolPackage, err, strings.TrimSpace(out.String())), "")
-	}
-	step.Done("")
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -57,6 +48,25 @@ func tool(ctx context.Context, args ...string) error {
 		return err
 	}
 	return nil
+}
+
+// compileTool compiles internal/magetool (a progress line when that
+// takes over 2 seconds) and returns the binary's path.
+func compileTool(ctx context.Context) (string, error) {
+	bin, err := toolBinary()
+	if err != nil {
+		return "", err
+	}
+	step := progress.New(os.Stdout).StartQuiet(2*time.Second, "", "compile the targets' program "+toolPackage,
+		"the generator with CUE: on a cold Go cache this downloads modules and takes a minute or more")
+	build := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", bin, toolPackage)
+	var out bytes.Buffer
+	build.Stdout, build.Stderr = &out, &out
+	if err := build.Run(); err != nil {
+		return "", step.End(fmt.Errorf("go build %s: %w\n%s", toolPackage, err, strings.TrimSpace(out.String())), "")
+	}
+	step.Done("")
+	return bin, nil
 }
 
 // toolBinary is where the tool is compiled: <user cache>/workergen/

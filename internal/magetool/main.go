@@ -1,5 +1,6 @@
 // Command magetool runs the `go tool mage` targets that need the
-// generator: build, generate, demo, release and bench. The magefiles
+// generator or the embedded Queue: build, generate, demo, release, bench
+// and queue. The magefiles
 // compile it (`go build`, with a progress line when that takes a while)
 // and run it, instead of importing gen, gen/build and release themselves:
 // mage compiles the magefiles before it prints anything, so whatever they
@@ -7,18 +8,21 @@
 // of that time.
 //
 // Usage: magetool build <profile> | generate [<profile>] | demo |
-// release [<profile>] | bench. Environment variables as the targets
+// release [<profile>] | bench | queue serve|create ARGS. Environment variables as the targets
 // document them (PLATFORMS, RELEASE_DIR, DIST_DIR, BENCH_*, ...). Exit
 // status 0 on success, 1 when the target failed (the error on stderr), 64
-// for a bad command line.
+// for a bad command line or task file.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/workergen/workergen/taskcluster/localqueue"
 )
 
 // commands are the targets by name; args are the command line after it.
@@ -28,18 +32,23 @@ var commands = map[string]func(ctx context.Context, args []string) error{
 	"demo":     demoCmd,
 	"release":  releaseCmd,
 	"bench":    benchCmd,
+	"queue":    queueCmd,
 }
 
 func main() {
 	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: magetool build <profile> | generate [<profile>] | demo | release [<profile>] | bench")
+		fmt.Fprintln(os.Stderr, "usage: magetool build <profile> | generate [<profile>] | demo | release [<profile>] | bench | queue serve|create ARGS")
 		os.Exit(64)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := commands[os.Args[1]](ctx, os.Args[2:])
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
+		var usage *localqueue.UsageError
+		if errors.As(err, &usage) {
+			os.Exit(64)
+		}
 		os.Exit(1)
 	}
 }
