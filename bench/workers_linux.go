@@ -44,6 +44,7 @@ func workergenKind(binary string) workerKind {
 			"workerGroup":         "local",
 			"workerId":            "wg-1",
 			"capacity":            r.capacity,
+			"stateDir":            r.dir,
 			"tasksDir":            filepath.Join(r.dir, "tasks"),
 			"artifactUpload":      r.storage,
 			"shutdownGracePeriod": 5,

@@ -178,6 +178,7 @@ func runWorker(ctx context.Context, o Options, dir, rootURL string, tasks int) e
 		"workerGroup":        "demo",
 		"workerId":           "demo-1",
 		"capacity":           o.Capacity,
+		"stateDir":           dir,
 		"tasksDir":           filepath.Join(dir, "tasks"),
 		"numberOfTasksToRun": tasks,
 	}

@@ -42,7 +42,7 @@ func runBinary(t *testing.T, bin string, files map[string]string, args ...string
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(bin, append([]string{"run", "--output", out}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), stateDirEnv()}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

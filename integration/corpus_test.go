@@ -51,7 +51,7 @@ func TestCorpusPosixTasksResolve(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, workerBin, "run", "--output", out, f)
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), stateDirEnv()}
 			cmd.Dir = t.TempDir() // the worker's default tasks, caches and downloads directories
 			stdout, err := cmd.CombinedOutput()
 			require.NoError(t, ctx.Err(), "the task hung")

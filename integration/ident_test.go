@@ -24,7 +24,7 @@ func runWorkBinary(t *testing.T, cfg map[string]any) (int, string, time.Duration
 	data, _ := json.Marshal(cfg)
 	require.NoError(t, os.WriteFile(path, data, 0o600))
 	cmd := exec.Command(workerBin, "work", "--config", path)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), stateDirEnv()}
 	start := time.Now()
 	timer := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
 	defer timer.Stop()

@@ -86,7 +86,7 @@ func (e *env) startRunner(poolConfig, runnerConfig map[string]any, capabilities 
 		Client:       taskcluster.Client{RootURL: e.srv.URL, MaxElapsedTime: 5 * time.Second},
 		WorkerPoolID: pool, WorkerGroup: runnerGroup, WorkerID: runnerID, StaticSecret: secret,
 		WorkerConfig: wc, Path: workerBin, ConfigPath: filepath.Join(dir, "generic-worker.config"),
-		Env:    []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")},
+		Env:    []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), stateDirEnv()},
 		Stderr: stderr, Options: runnertest.Options{Capabilities: capabilities},
 	})
 	require.NoError(e.t, err)

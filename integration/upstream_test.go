@@ -48,7 +48,7 @@ func runMode(t *testing.T, payload map[string]any, scopes ...string) worker.Mani
 	require.NoError(t, os.WriteFile(taskFile, data, 0o644))
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(workerBin, "run", "--output", out, taskFile)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), stateDirEnv()}
 	output, _ := cmd.CombinedOutput()
 	var m worker.Manifest
 	raw, err := os.ReadFile(filepath.Join(out, "manifest.json"))

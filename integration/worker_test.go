@@ -65,6 +65,11 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
+	// The binaries' state (the mounts plugin's caches of a `run`) goes
+	// to a temporary directory, not the machine's /var/lib/workergen.
+	if err := os.Setenv("STATE_DIRECTORY", filepath.Join(tmp, "state")); err != nil {
+		return 0, err
+	}
 	res, err := build.Build(context.Background(), build.Options{
 		Root: root, DistDir: filepath.Join(tmp, "dist"), Profile: "linux-native", BinDir: tmp, Version: "0.0.0-it", Commit: "it",
 		Targets: []gen.Target{{OS: runtime.GOOS, Arch: runtime.GOARCH}},
@@ -154,7 +159,7 @@ func (e *env) start(extra map[string]any) (*exec.Cmd, *bytes.Buffer) {
 	cmd := exec.Command(bin, "work", "--config", path)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), stateDirEnv()}
 	require.NoError(e.t, cmd.Start())
 	e.t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -410,3 +415,7 @@ func TestCapacity8(t *testing.T) {
 		assert.Equal(t, "completed", e.runState(id, 0), "worker output:\n%s", out)
 	}
 }
+
+// stateDirEnv is the STATE_DIRECTORY entry of a worker binary's
+// environment: the test run's temporary state directory (set by setup).
+func stateDirEnv() string { return "STATE_DIRECTORY=" + os.Getenv("STATE_DIRECTORY") }

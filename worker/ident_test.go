@@ -151,6 +151,9 @@ func TestDefaultStateDir(t *testing.T) {
 		want string
 	}{
 		{"linux", 0, map[string]string{"XDG_STATE_HOME": "/x", "HOME": "/root"}, "/var/lib/workergen"},
+		{"linux", 0, map[string]string{"STATE_DIRECTORY": "/var/lib/wg-pool:/var/lib/other"}, "/var/lib/wg-pool"},
+		{"linux", 1000, map[string]string{"STATE_DIRECTORY": "/srv/state", "HOME": "/home/u"}, "/srv/state"},
+		{"linux", 0, map[string]string{"STATE_DIRECTORY": "relative"}, "/var/lib/workergen"},
 		{"linux", 1000, map[string]string{"XDG_STATE_HOME": "/x/state", "HOME": "/home/u"}, "/x/state/workergen"},
 		{"linux", 1000, map[string]string{"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, "/home/u/.local/state/workergen"},
 		{"darwin", 501, map[string]string{"HOME": "/Users/u"}, "/Users/u/.local/state/workergen"},

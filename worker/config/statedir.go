@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 )
 
 // Environment variables that set the worker's identity, in Taskcluster's
@@ -53,7 +54,9 @@ func FillLocalIdentity(cfg *Config) {
 const stateDirName = "workergen"
 
 // DefaultStateDir is the worker's state directory when the config names
-// none: on Windows %ProgramData%\workergen (C:\ProgramData\workergen
+// none: $STATE_DIRECTORY when it is absolute (systemd sets it for a
+// service with StateDirectory=; of a colon-separated list, the first);
+// else on Windows %ProgramData%\workergen (C:\ProgramData\workergen
 // without ProgramData); elsewhere /var/lib/workergen for root (euid 0, the
 // FHS place for a service's state, systemd's StateDirectory=workergen),
 // else $XDG_STATE_HOME/workergen, or $HOME/.local/state/workergen without
@@ -63,6 +66,9 @@ const stateDirName = "workergen"
 func DefaultStateDir(goos string, euid int, getenv func(string) string) (string, error) {
 	if getenv == nil {
 		getenv = os.Getenv
+	}
+	if dir, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":"); goos != "windows" && filepath.IsAbs(dir) {
+		return dir, nil
 	}
 	switch {
 	case goos == "windows":
