@@ -360,6 +360,10 @@ var (
 	ErrAborted         = errors.New("sandbox aborted")
 	ErrNoHostNetwork   = errors.New("the sandbox has no network to reach the worker host")
 	ErrNotRunning      = errors.New("the task is not running")
+	// ErrHostUnavailable wraps a New error that is the host's, not the
+	// config's: a service the engine needs (a container daemon) does not
+	// answer. The worker exits 69 for it rather than 73 (invalid config).
+	ErrHostUnavailable = errors.New("the host cannot run tasks")
 )
 
 // CheckEnv applies the contract's minimum rules for SandboxBuilder.SetEnv:

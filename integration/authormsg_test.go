@@ -120,6 +120,23 @@ func TestRunGenericWorkerPayloadOnPodman(t *testing.T) {
 	assert.Contains(t, reasons[1:], "malformed-payload: payload: missing property 'image'")
 }
 
+// TestRunUnreachableDaemon: a container worker whose engine.socket no
+// daemon answers on exits 69 (the host cannot run tasks), not 73 (invalid
+// config), naming engine.socket.
+func TestRunUnreachableDaemon(t *testing.T) {
+	if podmanSetting("WORKERGEN_PODMAN_SOCKET") == "" {
+		t.Skip("no Podman socket (" + podmanEnvFile + "); run .ci/podman-setup.sh")
+	}
+	bin, err := podmanBin()
+	require.NoError(t, err)
+	sock := "unix://" + t.TempDir() + "/none.sock"
+	r := runBinary(t, bin, map[string]string{"task.yml": "payload: {image: busybox, command: [\"true\"], maxRunTime: 60}\n",
+		"worker.yml": "engine: {socket: \"" + sock + "\"}\n"}, "--config", "worker.yml", "task.yml")
+	assert.Equal(t, worker.ExitInternal, r.code, r.stdout+r.stderr)
+	assert.Contains(t, r.stderr, "engine.socket")
+	assert.Contains(t, r.stderr, sock)
+}
+
 // TestRunMissingRequiredArtifact: the run's printed result, its manifest
 // and the task log name the missing artifact, its entry and path, and
 // hint at optional: true.

@@ -142,7 +142,7 @@ var RunExitCodes = []struct {
 	{ExitFailed, "the task failed (the run's reasons say why: its exit code, a missing required artifact)"},
 	{ExitException, "the task resolved as another exception (resource-unavailable, intermittent-task)"},
 	{ExitUsage, "bad input: the command line; the task file cannot be read, is not JSON or YAML, or not a task definition; the payload is malformed (exception/malformed-payload, task.log and manifest.json written); the config file cannot be read or is not JSON or YAML"},
-	{ExitInternal, "the worker itself failed: exception/internal-error, or the output directory cannot be written"},
+	{ExitInternal, "the worker itself failed: exception/internal-error, or the output directory cannot be written, or the host cannot run tasks (the engine's container daemon does not answer)"},
 	{ExitSignal, "SIGTERM or SIGINT: the task was stopped and resolved exception/worker-shutdown"},
 	{ExitInvalidConfig, "invalid config (a key unknown, of the wrong type or missing; the engine or a plugin refused its section)"},
 }

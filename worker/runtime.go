@@ -2,6 +2,7 @@ package worker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -62,6 +63,9 @@ func NewRunner(b Build, cfg *Config, logger *slog.Logger) (*Runner, error) {
 	}
 	eng, err := b.Engine.New(engines.Options{Config: section(cfg.Engine), Logger: logger.With("engine", b.Engine.Name), Worker: info, Dialect: b.Dialect})
 	if err != nil {
+		if errors.Is(err, engines.ErrHostUnavailable) {
+			return nil, fmt.Errorf("engine %s: %w", b.Engine.Name, err)
+		}
 		return nil, fmt.Errorf("%w: engine %s (config key engine): %w", ErrConfig, b.Engine.Name, err)
 	}
 	r := &Runner{Engine: eng, Payload: payload, Unsupported: b.Unsupported, Dialect: b.Dialect, Info: info, Logger: logger}

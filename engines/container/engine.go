@@ -123,9 +123,10 @@ func NewEngine(opts engines.Options, options ...Option) (*Engine, error) {
 }
 
 // unreachable is the error for a daemon that does not answer on socket:
-// it names the socket tried and the config key that sets another.
+// it names the socket tried and the config key that sets another, and
+// wraps engines.ErrHostUnavailable.
 func unreachable(socket string, err error) error {
-	return fmt.Errorf("engine config: socket %q: no container daemon answers there (%w); start the daemon, or set engine.socket in the worker config (--config FILE) to its API socket, e.g. unix:///var/run/docker.sock for Docker, unix:///run/podman/podman.sock for Podman", socket, err)
+	return fmt.Errorf("%w: engine.socket %q: no container daemon answers there (%w); start the daemon, or set engine.socket in the worker config (--config FILE) to its API socket, e.g. unix:///var/run/docker.sock for Docker, unix:///run/podman/podman.sock for Podman", engines.ErrHostUnavailable, socket, err)
 }
 
 // Daemon returns the kind of daemon the engine talks to: DaemonDocker or

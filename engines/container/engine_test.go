@@ -254,3 +254,17 @@ func TestEmptyCommandWithoutImageDefault(t *testing.T) {
 	_, err = e.NewSandboxBuilder(ctx, newRun(t, e, map[string]any{"image": name, "maxRunTime": 60}).tc)
 	wantException(t, err, task.ReasonMalformedPayload, "payload.command", "no default command")
 }
+
+// A socket no daemon answers on is the host's problem, not the config's:
+// NewEngine's error wraps engines.ErrHostUnavailable (the worker exits 69)
+// and names engine.socket.
+func TestUnreachableDaemonIsHostUnavailable(t *testing.T) {
+	socket := "unix://" + t.TempDir() + "/none.sock"
+	_, err := New(engines.Options{Config: []byte(`{"socket": "` + socket + `"}`)})
+	if !errors.Is(err, engines.ErrHostUnavailable) {
+		t.Fatalf("error %v does not wrap engines.ErrHostUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "engine.socket") || !strings.Contains(err.Error(), socket) {
+		t.Errorf("error %q does not name engine.socket and %s", err, socket)
+	}
+}
