@@ -18,7 +18,9 @@ const DefaultOutageReminder = 45 * time.Second
 // info line when it ends (the first call that succeeds again, with the
 // outage's duration and retry count). Only failures the worker retries
 // count (network errors, 5xx, 408, 429); refusals the caller handles
-// otherwise (401, 403, 409) do not. Safe for concurrent use; the zero
+// otherwise (401, 403, 409) do not. Durations are time.Duration
+// attributes: "3.2s" in text logs, integers of nanoseconds in JSON ones,
+// as every duration of the worker log. Safe for concurrent use; the zero
 // value is not usable (newOutageLog); a nil *outageLog logs nothing.
 type outageLog struct {
 	logger   func() *slog.Logger
@@ -69,7 +71,7 @@ func (o *outageLog) remind() {
 	if o.start.IsZero() || o.stopped {
 		return
 	}
-	o.logger().Warn("Queue outage continues", "for", time.Since(o.start).Round(time.Second).String(),
+	o.logger().Warn("Queue outage continues", "for", time.Since(o.start).Round(time.Second),
 		"retries", o.retries, "call", o.lastCall, "error", o.lastErr)
 	o.timer = time.AfterFunc(o.interval, o.remind)
 }
@@ -85,7 +87,7 @@ func (o *outageLog) succeeded(call string) {
 		return
 	}
 	o.logger().Info("Queue outage over: calls to the Queue succeed again", "call", call,
-		"duration", time.Since(o.start).Round(time.Millisecond).String(), "retries", o.retries)
+		"duration", time.Since(o.start).Round(time.Millisecond), "retries", o.retries)
 	o.start = time.Time{}
 	if o.timer != nil {
 		o.timer.Stop()

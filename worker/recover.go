@@ -60,7 +60,7 @@ func (w *Worker) recoverRuns(ctx context.Context) *journal.Journal {
 	}
 	w.removeLeftoverRunDirs(known)
 	if len(recs) > 0 {
-		log.Info("recovery finished", "runs", len(recs), "took", time.Since(start).String())
+		log.Info("recovery finished", "runs", len(recs), "took", time.Since(start))
 	}
 	return j
 }

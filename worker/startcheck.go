@@ -56,7 +56,7 @@ func (w *Worker) checkQueue(ctx context.Context) error {
 	err = c.Call(cctx, "queue", "queue.ping", "GET", "/ping", nil, nil, nil)
 	switch {
 	case err == nil:
-		w.logger().Debug("the Queue answered the start-up check", "url", u.String(), "took", time.Since(start).Round(time.Millisecond).String())
+		w.logger().Debug("the Queue answered the start-up check", "url", u.String(), "took", time.Since(start).Round(time.Millisecond))
 		return nil
 	case ctx.Err() != nil:
 		return nil // shutting down: Work stops by itself
