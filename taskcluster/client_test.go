@@ -386,6 +386,19 @@ func TestAPIErrorNotRetried(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "bad things", apiErr.Message)
 	assert.Equal(t, 1, f.count("queue.status"))
+
+	// An HTML page (a web server at a wrong rootUrl) is one line, cut short.
+	page := "<!DOCTYPE HTML>\n<html>\n  <head><title>Error response</title></head>\n  <body>\n" +
+		strings.Repeat("    <p>Error code: 404</p>\n", 40) + "  </body>\n</html>\n"
+	f.on("queue.task", func(map[string]string, []byte, *hawk.Identity) reply {
+		return reply{Status: 404, Raw: []byte(page), NoValidate: true}
+	})
+	_, err = q.Task(context.Background(), taskID)
+	require.ErrorAs(t, err, &apiErr)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.True(t, strings.HasPrefix(apiErr.Message, "<!DOCTYPE HTML> <html> <head><title>Error response</title></head> <body> <p>Error code: 404</p>"), apiErr.Message)
+	assert.LessOrEqual(t, len([]rune(apiErr.Message)), maxPlainErrorMessage+len("..."))
+	assert.True(t, strings.HasSuffix(apiErr.Message, "..."), apiErr.Message)
 }
 
 // TestRetry5xx checks that 5xx answers are retried with a fresh signature

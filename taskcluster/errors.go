@@ -43,7 +43,23 @@ func newAPIError(method string, u *url.URL, resp *http.Response) *APIError {
 	if json.Unmarshal(data, &body) == nil && (body.Code != "" || body.Message != "") {
 		e.Code, e.Message = body.Code, body.Message
 	} else {
-		e.Message = strings.TrimSpace(string(data))
+		e.Message = oneLine(string(data), maxPlainErrorMessage)
 	}
 	return e
+}
+
+// maxPlainErrorMessage bounds, in runes, the message kept from an error
+// answer that is not Taskcluster's JSON (an HTML page of a proxy or of a
+// web server at a wrong rootUrl).
+const maxPlainErrorMessage = 300
+
+// oneLine is s with every run of white space (newlines included) made one
+// space, trimmed, and cut to at most max runes ("..." appended when cut),
+// so that a non-JSON error page reads as one line of the worker's log.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max]) + "..."
+	}
+	return s
 }
