@@ -210,9 +210,19 @@ func (r *renderer) inside(path string, s map[string]any, defPath []string) {
 		r.inside(path+".<name>", r.resolve(ap), nil)
 	}
 	alts := alternatives(s)
+	if !slices.ContainsFunc(alts, func(a map[string]any) bool { return r.resolve(a)["properties"] != nil }) {
+		return // no form has fields: the type line said it all
+	}
 	for i, a := range alts {
 		a = r.resolve(a)
 		if _, ok := a["properties"]; !ok {
+			// A form without fields (a string beside object forms) is
+			// named too, so that the numbering of the others adds up.
+			fmt.Fprintf(&r.b, "\n**`%s`, form %d of %d**: %s", path, i+1, len(alts), r.typeOf(a))
+			if d, _ := a["description"].(string); d != "" {
+				fmt.Fprintf(&r.b, ", %s", escape(d))
+			}
+			r.b.WriteString("\n")
 			continue
 		}
 		fmt.Fprintf(&r.b, "\n**`%s`, form %d of %d**, the fields up to the next form", path, i+1, len(alts))

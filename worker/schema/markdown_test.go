@@ -25,7 +25,10 @@ func TestMarkdown(t *testing.T) {
 	    "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "variables, e.g. <name>, not ` + "`<x>`" + `"},
 	    "mounts": {"type": "array", "description": "mounts", "items": {"type": "object",
 	      "properties": {"content": {"$ref": "#/$defs/t.content", "description": "the content"}, "more": {"$ref": "#/$defs/t.content", "description": "more"}}}},
-	    "plugins": {"const": {}, "description": "no settings"}
+	    "plugins": {"const": {}, "description": "no settings"},
+	    "image": {"description": "the image", "anyOf": [{"type": "string"},
+	      {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}]},
+	    "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]}
 	  },
 	  "required": ["maxRunTime"]
 	}`
@@ -44,8 +47,11 @@ func TestMarkdown(t *testing.T) {
 		"### `plugins`\n\n`{}` (takes no settings), optional\n",
 		"## Not available with this profile\n",
 		"- `features.loopbackVideo`: needs plugin loopback\n",
+		// A form without fields is named, so that the others' numbers add up.
+		"the image\n\n**`image`, form 1 of 2**: string\n\n**`image`, form 2 of 2**, the fields up to the next form\n\n### `image.name`\n",
 	} {
 		assert.Contains(t, s, want)
 	}
+	assert.NotContains(t, s, "`either`, form", "alternatives without fields have no form lines")
 	assert.Contains(t, s, "Its fields are those of `mounts[].content` above.", "a $defs entry is expanded once")
 }
