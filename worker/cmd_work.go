@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -89,16 +90,19 @@ func serve(b Build, o serveOptions, stdin io.Reader, stdout, stderr io.Writer) (
 		return fail(ExitInvalidConfig, err)
 	}
 	cfg := wc.Config
-	l, rec, stopTelemetry, err := setupTelemetry(b, cfg, sess, stderr, o.verbose)
+	// The first line: who this worker is and where its state goes (logged
+	// once the configured logger exists, before the metrics endpoint's).
+	starting := func(log *slog.Logger) {
+		log.Info("worker starting", "profile", b.Profile, "version", version, "rootUrl", cfg.RootURL,
+			"workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID,
+			"tasksDir", cfg.TasksDir, "stateDir", cfg.StateDir, "configFormat", string(wc.Format))
+	}
+	l, rec, stopTelemetry, err := setupTelemetry(b, cfg, sess, stderr, o.verbose, starting)
 	if err != nil {
 		return fail(ExitInvalidConfig, err)
 	}
 	defer stopTelemetry()
 	logger = l
-	// The first line: who this worker is and where its state goes.
-	logger.Info("worker starting", "profile", b.Profile, "version", version, "rootUrl", cfg.RootURL,
-		"workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID,
-		"tasksDir", cfg.TasksDir, "stateDir", cfg.StateDir, "configFormat", string(wc.Format))
 	if wc.GW != nil {
 		wc.GW.LogWarnings(logger)
 		logger.Debug("worker location", "location", wc.GW.Location)

@@ -59,7 +59,13 @@ func (w *Worker) Shutdown(why string, finishTasks bool) time.Time {
 		return sd.deadline
 	}
 	sd.requested, sd.deadline = true, deadline
-	w.logger().Info(fmt.Sprintf("%s: no new claims; %d tasks running; exit by %s", why, running, deadline.Format(time.TimeOnly)))
+	msg := fmt.Sprintf("%s: no new claims; %d tasks running; exit by %s", why, running, deadline.Format(time.TimeOnly))
+	if w.claiming.Load() {
+		// Not cancelled: a task the Queue claims for us meanwhile would
+		// otherwise stay claimed, unseen, until its takenUntil.
+		msg += "; waiting for the claimWork in flight (the Queue answers within about 20 s)"
+	}
+	w.logger().Info(msg)
 	sd.arm()
 	return deadline
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/workergen/workergen/taskcluster/localqueue"
 )
 
 type lockedBuffer struct {
@@ -56,4 +57,24 @@ func TestShutdownBeforeWork(t *testing.T) {
 	require.NoError(t, w.Work(context.Background()))
 	assert.Equal(t, int64(0), w.Stats().Claimed)
 	assert.Equal(t, "pending", env.status(id).State)
+}
+
+// TestShutdownNamesClaimInFlight: a Shutdown while a claimWork long-polls
+// an empty queue says the worker waits for that call (it is not cancelled,
+// so no task the Queue claims meanwhile is left unseen), and Work returns
+// once it has.
+func TestShutdownNamesClaimInFlight(t *testing.T) {
+	// A long poll of 5 s: the claim is surely still in flight when
+	// Shutdown comes, on a loaded machine too.
+	env := newQueueEnv(t, time.Minute, func(o *localqueue.Options) { o.LongPoll = 5 * time.Second })
+	w, _ := env.worker(1, 0)
+	var logs lockedBuffer
+	w.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	done := make(chan error, 1)
+	go func() { done <- w.Work(context.Background()) }()
+	require.Eventually(t, w.claiming.Load, time.Minute, time.Millisecond, "a claimWork in flight")
+	w.Shutdown("SIGTERM received", true)
+	require.NoError(t, <-done)
+	assert.Contains(t, logs.String(), "SIGTERM received: no new claims; 0 tasks running; exit by")
+	assert.Contains(t, logs.String(), "waiting for the claimWork in flight")
 }

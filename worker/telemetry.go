@@ -82,14 +82,16 @@ func metricsInfo(b Build) metrics.Info {
 
 // setupTelemetry sets up what the config asks of a claiming worker: its
 // log (logFormat, logFile, -v; see runnerSession.logger) and its metrics
-// endpoint (metrics.listen; rec is nil without one). stop closes both.
-// Errors wrap ErrConfig and name the config key.
-func setupTelemetry(b Build, cfg *Config, sess *runnerSession, stderr io.Writer, verbose bool) (log *slog.Logger, rec *metrics.Recorder, stop func(), err error) {
+// endpoint (metrics.listen; rec is nil without one). first is called with
+// the log before the endpoint starts, so the worker's first line is its
+// own. stop closes both. Errors wrap ErrConfig and name the config key.
+func setupTelemetry(b Build, cfg *Config, sess *runnerSession, stderr io.Writer, verbose bool, first func(*slog.Logger)) (log *slog.Logger, rec *metrics.Recorder, stop func(), err error) {
 	log, closeLog, err := sess.logger(stderr, logConfigOf(cfg, verbose))
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	sess.setLogger(log)
+	first(log)
 	rec, stopMetrics, err := startMetrics(b, cfg, sess, log)
 	if err != nil {
 		closeLog()

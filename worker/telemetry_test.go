@@ -238,6 +238,8 @@ func TestWorkTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, stderr.String(), string(data), "logFile receives what stderr does")
 	recs := jsonLines(t, "logFile", string(data))
+	require.NotEmpty(t, recs)
+	assert.Equal(t, "worker starting", recs[0]["msg"], "the first line is the worker's identity and paths, before the metrics endpoint's")
 	assert.NotNil(t, find(recs, "claimWork answered", "claimed", 1.0), "debug line of a claimWork answer")
 	assert.NotNil(t, find(recs, "stage started", "stage", "Wait", "taskId", ok))
 	assert.NotNil(t, find(recs, "stage ended", "stage", "Stopped", "taskId", ok))

@@ -59,6 +59,7 @@ type Worker struct {
 	shutdown shutdownState    // see Shutdown
 	jrnl     *journal.Journal // run journal, nil when unusable
 	outage   *outageLog       // Queue outages, set by Work
+	claiming atomic.Bool      // a claimWork call is in flight (see Shutdown)
 }
 
 // Stats are counters of a Worker.
@@ -261,6 +262,8 @@ func (l *claimLoop) claim(free int) (*taskcluster.ClaimWorkResponse, error) {
 	defer cancel()
 	l.w.logger().Debug("claimWork", "tasks", n)
 	started := time.Now()
+	l.w.claiming.Store(true)
+	defer l.w.claiming.Store(false)
 	resp, err := l.client.Queue().ClaimWork(claimCtx, cfg.WorkerPoolID, &taskcluster.ClaimWorkRequest{
 		WorkerGroup: cfg.WorkerGroup, WorkerID: cfg.WorkerID, Tasks: n,
 	})
