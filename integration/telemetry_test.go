@@ -4,17 +4,15 @@ package integration
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/workergen/workergen/worker/metrics/metricstest"
 )
 
 // TestMetricsAndJSONLog: the linux-native binary with metrics.listen on a
@@ -45,32 +43,13 @@ func TestMetricsAndJSONLog(t *testing.T) {
 	eventually(t, "two runs resolved and the third running", func() bool {
 		return e.runState(completed, 0) == "completed" && e.runState(failed, 0) == "failed" && e.runState(running, 0) == "running"
 	})
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
+	fams := metricstest.Scrape(t, url)
 	value := func(name string, labels ...string) float64 {
-		for _, m := range fams[name].GetMetric() {
-			ok := true
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
-				}
-				ok = ok && found
-			}
-			if !ok {
-				continue
-			}
-			if h := m.GetHistogram(); h != nil {
-				return float64(h.GetSampleCount())
-			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		v, ok := fams.Value(name, labels...)
+		if !ok {
+			t.Errorf("no series %s%v", name, labels)
 		}
-		t.Errorf("no series %s%v", name, labels)
-		return 0
+		return v
 	}
 	assert.Equal(t, 3.0, value("workergen_tasks_claimed_total"))
 	assert.Equal(t, 1.0, value("workergen_tasks_resolved_total", "state", "completed", "reason", "completed"))
@@ -83,7 +62,7 @@ func TestMetricsAndJSONLog(t *testing.T) {
 	assert.Equal(t, 1.0, value("workergen_build_info", "profile", "linux-native", "version", "0.0.0-it"))
 	assert.Contains(t, fams, "process_resident_memory_bytes")
 
-	_, err = e.queue.Cancel(running)
+	_, err := e.queue.Cancel(running)
 	require.NoError(t, err)
 	e.wait(cmd, out)
 	data, err := os.ReadFile(logPath)

@@ -13,13 +13,12 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
+	"github.com/workergen/workergen/worker/metrics/metricstest"
 	"github.com/workergen/workergen/worker/workerproto/runnertest"
 )
 
@@ -117,43 +116,13 @@ func metricsURL(t *testing.T, path string, exited <-chan int) string {
 
 // scrapeMetrics GETs the metrics endpoint and parses the text exposition
 // format.
-func scrapeMetrics(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return fams
-}
+func scrapeMetrics(t *testing.T, url string) metricstest.Families { return metricstest.Scrape(t, url) }
 
 // metricValue is the value of the series of name with labels (pairs), a
 // histogram's sample count, or -1 when there is none.
-func metricValue(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	for _, m := range fams[name].GetMetric() {
-		n := 0
-		for _, lp := range m.GetLabel() {
-			if v, ok := want[lp.GetName()]; ok && v == lp.GetValue() {
-				n++
-			}
-		}
-		if n != len(want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
+func metricValue(fams metricstest.Families, name string, labels ...string) float64 {
+	if v, ok := fams.Value(name, labels...); ok {
+		return v
 	}
 	return -1
 }

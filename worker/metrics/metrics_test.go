@@ -9,58 +9,26 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/workergen/workergen/worker/metrics/metricstest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // scrape GETs url and parses Prometheus' text exposition format.
-func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return fams
-}
+func scrape(t *testing.T, url string) metricstest.Families { return metricstest.Scrape(t, url) }
 
 // value returns the value of the series of family name whose labels
 // include labels (name=value pairs); a histogram's is its sample count.
-func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+func value(t *testing.T, fams metricstest.Families, name string, labels ...string) float64 {
 	t.Helper()
-	f, ok := fams[name]
-	require.True(t, ok, "metric %s exposed", name)
-next:
-	for _, m := range f.GetMetric() {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
+	v, ok := fams.Value(name, labels...)
+	if !ok {
+		t.Fatalf("no series %s%v", name, labels)
 	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
+	return v
 }
 
 func TestNilRecorderRecordsNothing(t *testing.T) {
