@@ -21,7 +21,7 @@ func cmdNewEd25519Keypair(b Build, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet(b.Binary+" new-ed25519-keypair", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("file", "", "path of the private key file to create (the worker config's plugins.chainoftrust.ed25519SigningKeyLocation)")
-	pos, code, ok := parseCommand(fs, args)
+	pos, code, ok := parseCommand(fs, args, stdout)
 	if !ok {
 		return code
 	}

@@ -31,8 +31,8 @@ func cmdRun(b Build, args []string, stdout, stderr io.Writer) int {
 	withRunner := fs.Bool("with-worker-runner", false, "without TASK_FILE: started by worker-runner; speak its protocol on stdin/stdout")
 	pipe := fs.String("worker-runner-protocol-pipe", "", "without TASK_FILE: speak worker-runner's protocol over this Windows named `PIPE` (worker.protocolPipe; implies --with-worker-runner)")
 	verbose := fs.Bool("v", false, "verbose worker log on stderr")
-	fs.Usage = func() { runUsage(b, fs, stderr) }
-	pos, code, ok := parseCommand(fs, args)
+	fs.Usage = func() { runUsage(b, fs, fs.Output()) }
+	pos, code, ok := parseCommand(fs, args, stdout)
 	if !ok {
 		return code
 	}
@@ -166,8 +166,8 @@ func runConfig(b Build, path string) (*Config, error) {
 }
 
 // runUsage prints run's two forms and its flags.
-func runUsage(b Build, fs *flag.FlagSet, stderr io.Writer) {
-	fmt.Fprintf(stderr, `Usage:
+func runUsage(b Build, fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, `Usage:
   %[1]s run [flags] TASK_FILE
       Runs one task definition (or bare payload), JSON or YAML, with this worker's engine and
       plugins, without a Queue. Exit status:

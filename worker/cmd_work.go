@@ -23,10 +23,10 @@ func cmdWork(b Build, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.configPath, "config", "", "worker config `FILE` (workergen's format, JSON or YAML, merged over the profile's defaults; or generic-worker's)")
 	fs.BoolVar(&o.verbose, "v", false, "debug-level worker log")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s work --config FILE\n\nClaims tasks for workerPoolId from the Queue at rootUrl and runs them until SIGTERM/SIGINT,\nnumberOfTasksToRun or idleTimeout. workerPoolId, workerGroup and workerId are required (config,\nor TASKCLUSTER_WORKER_POOL_ID, TASKCLUSTER_WORKER_GROUP, TASKCLUSTER_WORKER_ID). Credentials come\nfrom the config or TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE;\nTASKCLUSTER_ROOT_URL overrides rootUrl. Tasks run in tasksDir (default <stateDir>/tasks).\nThe same as `run --config FILE`.\n\nFlags:\n", b.Binary)
+		fmt.Fprintf(fs.Output(), "Usage: %s work --config FILE\n\nClaims tasks for workerPoolId from the Queue at rootUrl and runs them until SIGTERM/SIGINT,\nnumberOfTasksToRun or idleTimeout. workerPoolId, workerGroup and workerId are required (config,\nor TASKCLUSTER_WORKER_POOL_ID, TASKCLUSTER_WORKER_GROUP, TASKCLUSTER_WORKER_ID). Credentials come\nfrom the config or TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE;\nTASKCLUSTER_ROOT_URL overrides rootUrl. Tasks run in tasksDir (default <stateDir>/tasks).\nThe same as `run --config FILE`.\n\nFlags:\n", b.Binary)
 		fs.PrintDefaults()
 	}
-	pos, code, ok := parseCommand(fs, args)
+	pos, code, ok := parseCommand(fs, args, stdout)
 	if !ok {
 		return code
 	}

@@ -196,8 +196,20 @@ func newLogger(w io.Writer, def slog.Level, lc logConfig) (l *slog.Logger, close
 
 // parseCommand parses a subcommand's flags (interspersed with its
 // arguments). ok is false when the command ends here, with exit code code
-// (0 for -h, ExitUsage for bad flags, already reported by fs).
-func parseCommand(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+// (0 for -h, ExitUsage for bad flags, already reported by fs). Help asked
+// for (-h, -help, --help) goes to stdout, as the top-level --help does;
+// the usage after a bad flag stays on fs's output (stderr). A command's
+// Usage writes to fs.Output().
+func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, ok bool) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout)
+			break
+		}
+	}
 	pos, err := parseInterspersed(fs, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

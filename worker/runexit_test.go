@@ -44,7 +44,8 @@ func TestRunExitCodesDocumented(t *testing.T) {
 
 	var stdout, stderr strings.Builder
 	assert.Equal(t, 0, MainArgs(testBuild(), []string{"run", "-h"}, &stdout, &stderr))
-	help := strings.Join(strings.Fields(stderr.String()), " ")
+	help := strings.Join(strings.Fields(stdout.String()), " ")
+	assert.Empty(t, stderr.String(), "help asked for goes to stdout")
 	for _, c := range RunExitCodes {
 		assert.Contains(t, help, strconv.Itoa(c.Code)+" "+c.Meaning, "run -h")
 	}
@@ -86,4 +87,22 @@ func TestRunPluginConfigTypo(t *testing.T) {
 	code := MainArgs(b, []string{"run", "--config", cfg, "--output", filepath.Join(dir, "out"), taskFile}, &stdout, &stderr)
 	assert.Equal(t, ExitInvalidConfig, code, stderr.String())
 	assert.Contains(t, stderr.String(), `plugin mounts (config key plugins.mounts): plugins.mounts: decoding config: unknown field "minFreeByte"; did you mean "minFreeBytes"?`)
+}
+
+// TestSubcommandHelpOnStdout: help asked for of a subcommand goes to
+// stdout with exit 0, as the top-level --help does; a bad flag's usage
+// goes to stderr with ExitUsage.
+func TestSubcommandHelpOnStdout(t *testing.T) {
+	for _, cmd := range []string{"run", "work", "new-ed25519-keypair"} {
+		var stdout, stderr strings.Builder
+		assert.Equal(t, 0, MainArgs(testBuild(), []string{cmd, "-h"}, &stdout, &stderr), cmd)
+		assert.Contains(t, stdout.String(), "-", cmd)
+		assert.Empty(t, stderr.String(), cmd)
+
+		stdout.Reset()
+		stderr.Reset()
+		assert.Equal(t, ExitUsage, MainArgs(testBuild(), []string{cmd, "-bogus"}, &stdout, &stderr), cmd)
+		assert.Contains(t, stderr.String(), "-bogus", cmd)
+		assert.Empty(t, stdout.String(), cmd)
+	}
 }

@@ -343,6 +343,8 @@ func (c *Command) writeStateFiles(dir string, creds StandaloneCredentials, queue
 	return nil
 }
 
+// printResolutions prints the table of every task's resolution (a line
+// saying there were none when the Queue has no task).
 func printResolutions(w io.Writer, s *Server) {
 	rs, err := s.Resolutions()
 	if err != nil {
@@ -350,6 +352,10 @@ func printResolutions(w io.Writer, s *Server) {
 		return
 	}
 	fmt.Fprintln(w)
+	if len(rs) == 0 {
+		fmt.Fprintln(w, "no tasks were created in this Queue")
+		return
+	}
 	_ = WriteTable(w, rs)
 }
 

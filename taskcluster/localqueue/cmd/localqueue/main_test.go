@@ -121,7 +121,7 @@ func TestCreateBadFile(t *testing.T) {
 
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.wait(t, time.Minute), p.output())
-	require.Contains(t, p.allOutput(), "TASK ID") // the resolution table, empty
+	require.Contains(t, p.allOutput(), "no tasks were created in this Queue") // the resolutions: none
 	require.NotContains(t, p.allOutput(), "pending")
 }
 
