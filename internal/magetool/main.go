@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -45,11 +44,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
-		var usage *localqueue.UsageError
-		if errors.As(err, &usage) {
-			os.Exit(64)
-		}
-		os.Exit(1)
+		os.Exit(localqueue.ExitCode(err)) // 64 for a bad command line or task file
 	}
 }
 

@@ -242,3 +242,19 @@ func TestServeCommandLine(t *testing.T) {
 		t.Fatalf("served despite a bad -tasks file: %v", err)
 	}
 }
+
+func TestExitCode(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{usageErrorf("bad flag"), 64},
+		{fmt.Errorf("reading tasks: %w", usageErrorf("bad.yml: metadata: missing")), 64},
+		{errors.New("port taken"), 1},
+	} {
+		if got := ExitCode(c.err); got != c.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}

@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -33,11 +32,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "localqueue:", err)
-		var usage *localqueue.UsageError
-		if errors.As(err, &usage) {
-			os.Exit(64)
-		}
-		os.Exit(1)
+		os.Exit(localqueue.ExitCode(err))
 	}
 }
 
