@@ -180,14 +180,14 @@ func (s *Server) createArtifact(taskID string, runID int, name string, req postA
 	} else {
 		switch a.StorageType {
 		case "s3":
-			a.Blob = newBlobKey(taskID+"/"+itoa(runID), name)
+			a.Blob = newBlobKey(taskID, itoa(runID)+"/"+name)
 		case "object":
 			// Lock in the object-service upload (projectId, uploadId,
 			// expires) as the Queue does with an empty createUpload.
 			if o := s.objects[a.ObjectName]; o != nil {
 				return createArtifactResult{}, errConflict("object %q already exists", a.ObjectName)
 			}
-			objects = append(objects, &objectRecord{Name: a.ObjectName, ProjectID: a.ProjectID, UploadID: a.UploadID, Expires: a.Expires, Blob: newBlobKey(taskID+"/"+itoa(runID), name)})
+			objects = append(objects, &objectRecord{Name: a.ObjectName, ProjectID: a.ProjectID, UploadID: a.UploadID, Expires: a.Expires, Blob: newBlobKey(taskID, itoa(runID)+"/"+name)})
 		}
 	}
 	if err := s.st.commit(write{artifacts: []*artifactRecord{a}, objects: objects}); err != nil {

@@ -7,9 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"path"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // running creates a task, claims it and returns its id and a client with
@@ -318,5 +321,26 @@ func TestArtifactLinks(t *testing.T) {
 	}
 	if r := h.admin.do("GET", "queue", runPath(id, 0, "/artifacts/public/to-private"), nil); r.status != 303 || r.header.Get("Location") != "https://example.com/x" {
 		t.Fatalf("link to private as admin: %d %s", r.status, r.body)
+	}
+}
+
+// TestBlobKeys: one directory per prefix and one file name per blob, safe
+// for a file system and at most 240 bytes, distinct for names that are
+// prefixes of each other.
+func TestBlobKeys(t *testing.T) {
+	cases := []struct{ name, want string }{
+		{"0/public/logs/live_backing.log", `^T/[0-9a-f]{8}-0~public~logs~live_backing\.log$`},
+		{"0/../a:b/./c", `^T/[0-9a-f]{8}-0~_\.\.~a_b~_\.~c$`},
+		{"", `^T/[0-9a-f]{8}-data$`},
+		{"0/" + strings.Repeat("é", 300), `^T/[0-9a-f]{8}-0~é+$`},
+	}
+	for _, c := range cases {
+		k := newBlobKey("T", c.name)
+		if !regexp.MustCompile(c.want).MatchString(k) || len(k)-len("T/") > 240 || !utf8.ValidString(k) {
+			t.Errorf("newBlobKey(%q) = %q, want %s (file name at most 240 bytes)", c.name, k, c.want)
+		}
+	}
+	if a, b := newBlobKey("T", "0/public/a"), newBlobKey("T", "0/public/a/b"); path.Dir(a) != "T" || path.Dir(b) != "T" || strings.HasPrefix(b, a+"/") {
+		t.Errorf("keys %q and %q: want two files in T", a, b)
 	}
 }

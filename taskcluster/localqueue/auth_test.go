@@ -445,9 +445,6 @@ func TestPurgeExpired(t *testing.T) {
 	if _, err := os.Stat(short); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("expired artifact bytes still there: %v", err)
 	}
-	if _, err := os.Stat(filepath.Dir(short)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("empty directory left: %v", err)
-	}
 	if _, err := os.Stat(long); err != nil {
 		t.Fatal(err)
 	}
@@ -464,6 +461,9 @@ func TestPurgeExpired(t *testing.T) {
 	}
 	if _, err := os.Stat(long); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("bytes of an expired task still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(long)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the task's emptied blob directory was left: %v", err)
 	}
 	h.restart()
 	if ids := h.s.TaskIDs(); len(ids) != 0 {

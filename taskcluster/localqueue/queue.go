@@ -72,13 +72,16 @@ type Server struct {
 	wm     wmState   // the embedded worker-manager (workermanager.go)
 	roles  roleState // the Auth service's roles (roles.go)
 
-	mu         sync.Mutex
-	tasks      map[string]*taskRecord
-	artifacts  map[string]*artifactRecord
-	objects    map[string]*objectRecord
-	blobs      map[string]*blobRecord
-	pending    map[string][]pendingRef // taskQueueId -> pending runs
-	waiters    map[string]chan struct{}
+	mu        sync.Mutex
+	tasks     map[string]*taskRecord
+	artifacts map[string]*artifactRecord
+	objects   map[string]*objectRecord
+	blobs     map[string]*blobRecord
+	pending   map[string][]pendingRef // taskQueueId -> pending runs
+	waiters   map[string]chan struct{}
+	// changed, when not nil, is closed (and reset) by the next change of
+	// any task: WaitResolved waits on it instead of polling.
+	changed    chan struct{}
 	dependents map[string][]string // taskId -> unscheduled tasks depending on it
 	open       map[string]bool     // taskIds not resolved yet
 	queued     map[string]bool     // pendingRef keys in pending
@@ -312,6 +315,10 @@ func (s *Server) saveLocked(t *taskRecord) error {
 	old := s.tasks[t.TaskID]
 	s.tasks[t.TaskID] = t
 	s.index(t)
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	if t.resolved() && (old == nil || !old.resolved()) {
 		return s.scheduleDependentsLocked(t.TaskID)
 	}

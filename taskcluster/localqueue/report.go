@@ -162,8 +162,10 @@ func WriteTable(w io.Writer, rs []Resolution) error {
 }
 
 // WaitResolved waits until every given task is resolved (completed,
-// failed or exception with no retry pending), polling every interval, and
-// returns their statuses. It returns ctx's error if ctx ends first.
+// failed or exception with no retry pending) and returns their statuses.
+// It wakes on every change of a task, and at least every interval (100 ms
+// when not positive), so waiting costs nothing while tasks run. It returns
+// ctx's error if ctx ends first, and an error for an unknown taskId.
 func (s *Server) WaitResolved(ctx context.Context, interval time.Duration, taskIDs ...string) ([]TaskStatus, error) {
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
@@ -171,19 +173,9 @@ func (s *Server) WaitResolved(ctx context.Context, interval time.Duration, taskI
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		out := make([]TaskStatus, 0, len(taskIDs))
-		var waiting []string
-		for _, id := range taskIDs {
-			st, err := s.Status(id)
-			if err != nil {
-				return nil, err
-			}
-			switch st.State {
-			case tcwire.StateCompleted, tcwire.StateFailed, tcwire.StateException:
-			default:
-				waiting = append(waiting, id)
-			}
-			out = append(out, st)
+		out, waiting, changed, err := s.resolvedStatuses(taskIDs)
+		if err != nil {
+			return nil, err
 		}
 		if len(waiting) == 0 {
 			return out, nil
@@ -191,7 +183,36 @@ func (s *Server) WaitResolved(ctx context.Context, interval time.Duration, taskI
 		select {
 		case <-ctx.Done():
 			return out, fmt.Errorf("waiting for tasks %s: %w", strings.Join(waiting, ", "), ctx.Err())
+		case <-changed:
 		case <-t.C:
 		}
 	}
+}
+
+// resolvedStatuses returns the statuses of taskIDs, those not resolved yet,
+// and a channel closed by the next change of any task.
+func (s *Server) resolvedStatuses(taskIDs []string) (out []TaskStatus, waiting []string, changed <-chan struct{}, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out = make([]TaskStatus, 0, len(taskIDs))
+	for _, id := range taskIDs {
+		t, err := s.taskLocked(id)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		st := t.status()
+		switch st.State {
+		case tcwire.StateCompleted, tcwire.StateFailed, tcwire.StateException:
+		default:
+			waiting = append(waiting, id)
+		}
+		out = append(out, st)
+	}
+	if len(waiting) > 0 {
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed = s.changed
+	}
+	return out, waiting, changed, nil
 }

@@ -95,3 +95,40 @@ func TestResolutionsTable(t *testing.T) {
 		t.Fatalf("WorkerClient: %+v", wc)
 	}
 }
+
+// TestWaitResolvedWakesOnResolution: a waiter with an hour-long polling
+// interval still returns as soon as the task resolves (it waits on the
+// Queue's change notification, not on the interval).
+func TestWaitResolvedWakesOnResolution(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := h.clock.Now()
+	def := task.Definition{
+		TaskQueueID: testQueue, Created: now, Deadline: now.Add(time.Hour),
+		Payload:  json.RawMessage(`{"command":[["true"]]}`),
+		Metadata: task.Metadata{Name: "wake", Description: "d", Owner: "o@example.com", Source: "https://example.com"},
+	}
+	id := NewTaskID()
+	if _, err := h.s.CreateTask(ctx, id, &def); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		sts []TaskStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sts, err := h.s.WaitResolved(ctx, time.Hour, id)
+		done <- result{sts, err}
+	}()
+	c := h.claim()
+	h.clientFor(c.Credentials).call("POST", "queue", runPath(id, 0, "/completed"), nil, "", "", 200)
+	r := <-done
+	if r.err != nil || r.sts[0].State != tcwire.StateCompleted {
+		t.Fatalf("WaitResolved: %+v %v", r.sts, r.err)
+	}
+	if _, err := h.s.WaitResolved(ctx, time.Hour, "nosuchtaskid0000000000"); err == nil {
+		t.Fatal("WaitResolved of an unknown taskId did not fail")
+	}
+}

@@ -203,25 +203,33 @@ func (s *store) blobPath(key string) string {
 	return filepath.Join(s.blobsDir, filepath.FromSlash(key))
 }
 
-// newBlobKey returns a fresh storage key that reads well as a path below
-// Dir/blobs: "<prefix>/<8 random hex digits>/<name>" with name's segments
-// made safe for a file system (no empty, "." or ".." segments, no control
-// or Windows-reserved characters, at most 200 bytes each). The random
-// directory keeps artifacts apart even when one name is a prefix of
-// another ("public/a" and "public/a/b").
+// newBlobKey returns a fresh storage key, a path below Dir/blobs that
+// still reads well: "<prefix>/<8 random hex digits>-<name>", name's
+// segments made safe for a file system (no control or Windows-reserved
+// characters, no "." or ".." segments) and joined with "~", the whole file
+// name cut to 240 bytes. One directory per prefix (a task, or "objects")
+// and one file per blob: every directory the worker's uploads made was a
+// new inode to allocate and later delete, the costliest part of storing a
+// small log. The random part keeps artifacts apart even when one name is
+// a prefix of another ("public/a" and "public/a/b") or names meet after
+// cutting.
 func newBlobKey(prefix, name string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	segs := []string{prefix, hex.EncodeToString(b)}
+	var segs []string
 	for _, seg := range strings.Split(name, "/") {
 		if seg = safeSegment(seg); seg != "" {
 			segs = append(segs, seg)
 		}
 	}
-	if len(segs) == 2 {
-		segs = append(segs, "data")
+	file := hex.EncodeToString(b) + "-" + strings.Join(segs, "~")
+	if len(segs) == 0 {
+		file += "data"
 	}
-	return strings.Join(segs, "/")
+	if len(file) > 240 {
+		file = strings.ToValidUTF8(file[:240], "")
+	}
+	return prefix + "/" + file
 }
 
 func safeSegment(seg string) string {
