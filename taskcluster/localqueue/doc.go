@@ -131,9 +131,8 @@
 // exits once they are resolved, printing WriteTable's table of resolutions
 // with the paths of each task's log and artifacts (artifact bytes live
 // under <dir>/blobs/<taskId>/<random>-<runId>~<artifact name, "/" as "~">).
-// `create`
-// adds tasks from files to a running server through the Queue API with the
-// credentials in <dir>/credentials.json. WorkerClient
-// makes a static client with the scopes a worker needs; Resolutions and
+// `create` adds tasks from files to a running server through the Queue API
+// with the credentials in <dir>/credentials.json. WorkerClient makes a
+// static client with the scopes a worker needs; Resolutions and
 // WaitResolved serve tests and reports.
 package localqueue
