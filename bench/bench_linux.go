@@ -35,6 +35,10 @@ type Options struct {
 	Scenarios []string
 	// Out receives progress lines and the table.
 	Out io.Writer
+	// FloorCommand runs FloorClient in a process of its own (argv before
+	// FloorClient's arguments), for a round-trip floor paid like the
+	// workers pay it; when empty the floor is measured in this process.
+	FloorCommand []string
 }
 
 // sample is one measured run.
@@ -310,22 +314,6 @@ func (b *bencher) runOne(ctx context.Context, k workerKind, sc *scenario, round 
 func (b *bencher) dropBlobs(ids []string) {
 	for _, id := range ids {
 		_ = os.RemoveAll(filepath.Join(b.queueDir, "blobs", id))
-	}
-}
-
-// claimOne claims one task of queueID.
-func (b *bencher) claimOne(ctx context.Context, queueID string) (*taskcluster.TaskClaim, error) {
-	for {
-		resp, err := b.client.Queue().ClaimWork(ctx, queueID, &taskcluster.ClaimWorkRequest{WorkerGroup: "local", WorkerID: "floor", Tasks: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(resp.Tasks) == 1 {
-			return &resp.Tasks[0], nil
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 	}
 }
 

@@ -14,7 +14,9 @@
 // worker and its reaped children), peak RSS is the highest VmRSS sampled
 // every 10 ms during the scenario. Floors are measured by the benchmark
 // itself against the same Queue: a claimWork + reportCompleted round trip
-// per task with no work, `cat` of the same bytes to a file, and a plain
+// per task with no work (from a process of its own, Options.FloorCommand,
+// since a client in the Queue's process is answered faster than any
+// worker can be), `cat` of the same bytes to a file, and a plain
 // createArtifact + PUT of the same bytes (identity encoding).
 //
 // Linux only (it reads /proc).

@@ -172,33 +172,6 @@ func writeFile(path string, fill func(*bufio.Writer)) error {
 	return f.Close()
 }
 
-// rttFloor is the claimWork + reportCompleted (or reportFailed) round trip
-// per task with no work, sequentially, sc.tasks times.
-func rttFloor(ctx context.Context, b *bencher, sc *scenario, round int) (sample, error) {
-	queueID := fmt.Sprintf("bench/floor-%s-%d", sc.name, round)
-	ids, err := b.createTasks(ctx, queueID, sc.tasks, truePayload)
-	if err != nil {
-		return sample{}, err
-	}
-	t0 := time.Now()
-	for range ids {
-		c, err := b.claimOne(ctx, queueID)
-		if err != nil {
-			return sample{}, err
-		}
-		q := b.taskQueue(c)
-		if sc.expect == tcwire.StateFailed {
-			_, err = q.ReportFailed(ctx, c.Status.TaskID, c.RunID)
-		} else {
-			_, err = q.ReportCompleted(ctx, c.Status.TaskID, c.RunID)
-		}
-		if err != nil {
-			return sample{}, err
-		}
-	}
-	return sample{wall: time.Since(t0)}, nil
-}
-
 // catFloor is `cat` of the stdout data to a file, sc.tasks times.
 func catFloor(ctx context.Context, b *bencher, sc *scenario, _ int) (sample, error) {
 	out := filepath.Join(b.opts.Dir, "cat.out")
@@ -229,7 +202,7 @@ func putFloor(ctx context.Context, b *bencher, sc *scenario, round int) (sample,
 		return sample{}, err
 	}
 	defer b.dropBlobs(ids)
-	c, err := b.claimOne(ctx, queueID)
+	c, err := claimOne(ctx, b.client, queueID)
 	if err != nil {
 		return sample{}, err
 	}

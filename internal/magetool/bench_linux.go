@@ -42,7 +42,12 @@ func benchCmd(ctx context.Context, args []string) error {
 	if s := os.Getenv("BENCH_SCENARIOS"); s != "" {
 		scens = strings.Split(s, ",")
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	return bench.Run(ctx, bench.Options{
+		FloorCommand:  []string{self, "bench-floor"},
 		Workergen:     wg,
 		GenericWorker: gw,
 		Dir:           envOr("BENCH_DIR", filepath.Join("dist", "bench")),
@@ -71,3 +76,7 @@ func envOr(key, def string) string {
 	}
 	return def
 }
+
+// benchFloorCmd is the benchmark's round-trip floor client (bench.FloorClient),
+// run by bench in a process of its own.
+func benchFloorCmd(ctx context.Context, args []string) error { return bench.FloorClient(ctx, args) }

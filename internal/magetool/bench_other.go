@@ -11,3 +11,6 @@ import (
 func benchCmd(context.Context, []string) error {
 	return errors.New("bench reads /proc: it runs on Linux only")
 }
+
+// benchFloorCmd: see benchCmd.
+func benchFloorCmd(ctx context.Context, args []string) error { return benchCmd(ctx, args) }
