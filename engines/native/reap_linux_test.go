@@ -75,3 +75,28 @@ func cgroup2Mount(t *testing.T) string {
 	t.Fatal("no cgroup2 mount")
 	return ""
 }
+
+// TestRunCgroupRemovedByClose: a run's cgroup, which holds a daemon the
+// task left behind, goes after the run ended: its removal runs after the
+// result (it need not delay it) and Engine.Close waits for it.
+func TestRunCgroupRemovedByClose(t *testing.T) {
+	e := newEngine(t, `{}`)
+	if !e.(*native.Engine).UsesCgroups() {
+		t.Skip("cgroup v2 delegation unavailable")
+	}
+	// The task prints its cgroup and leaves a sleeper behind in it.
+	r, err := newTestRun(t, e, `{"command":[["sh","-c","cat /proc/self/cgroup; sleep 600 & exit 0"]]}`)
+	require.NoError(t, err)
+	rs := r.run(t)
+	out := string(r.log.Bytes())
+	require.True(t, rs.Success(), out)
+	var rel string
+	for _, line := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			rel = p
+		}
+	}
+	require.Contains(t, rel, "workergen-", out)
+	require.NoError(t, e.Close())
+	assert.NoDirExists(t, filepath.Join(cgroup2Mount(t), rel))
+}
