@@ -223,20 +223,21 @@ func (j *Journal) loadSlot(path string) {
 	}
 	r := recs[s.newest]
 	k := runKey{r.TaskID, r.RunID}
+	s.data = copies[s.newest].payload
 	if other := j.byRun[k]; other != nil {
-		// The same run in two slots (a free mark lost in a machine
-		// crash, then the run recorded again): the later one counts,
-		// the other is free (its next write supersedes it).
+		// The same run in two slots (not something this package
+		// writes; a copied slot file, say): the later version counts,
+		// the other slot is marked free.
 		var o Record
 		_ = json.Unmarshal(other.data, &o)
 		if !r.Written.After(o.Written) {
-			j.free = append(j.free, s)
-			return
+			s, other = other, s
 		}
 		other.data = nil
-		j.free = append(j.free, other)
+		if other.write(j.dir, nil, true, false) == nil {
+			j.free = append(j.free, other)
+		}
 	}
-	s.data = copies[s.newest].payload
 	j.byRun[k] = s
 }
 
@@ -275,17 +276,20 @@ func (j *Journal) Reserve(n int) error {
 func (j *Journal) addSlots(k int) (*slot, error) {
 	var last *slot
 	for range k {
-		f, err := createSlotFile(j.dir, blockSize, nil)
+		tmp, err := createSlotFile(j.dir, blockSize, nil)
 		if err != nil {
 			return nil, fmt.Errorf("creating a run journal slot in %s: %w", j.dir, err)
 		}
 		path := filepath.Join(j.dir, slotPrefix+strconv.Itoa(j.next))
-		if err := os.Rename(f.Name(), path); err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
+		if err := os.Rename(tmp, path); err != nil {
+			_ = os.Remove(tmp)
 			return nil, fmt.Errorf("creating a run journal slot: %w", err)
 		}
 		j.next++
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("opening a run journal slot: %w", err)
+		}
 		last = &slot{path: path, f: f, copySize: blockSize, newest: -1}
 		j.slots = append(j.slots, last)
 		j.free = append(j.free, last)
@@ -339,9 +343,10 @@ func (j *Journal) Put(r *Record) error {
 	if err == nil {
 		s.data = data
 	}
+	usable := s.f != nil
 	s.mu.Unlock()
 	if err != nil {
-		if fresh {
+		if fresh && usable {
 			j.mu.Lock()
 			delete(j.byRun, k)
 			j.free = append(j.free, s)
@@ -436,7 +441,9 @@ func (j *Journal) Close() error {
 	var errs []error
 	for _, s := range j.slots {
 		s.mu.Lock()
-		errs = append(errs, s.f.Close())
+		if s.f != nil {
+			errs = append(errs, s.f.Close())
+		}
 		s.mu.Unlock()
 	}
 	return errors.Join(errs...)

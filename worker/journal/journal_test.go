@@ -329,3 +329,32 @@ func BenchmarkPut(b *testing.B) {
 		}
 	}
 }
+
+// TestSameRunInTwoSlots: a run found in two slots (a copied slot file)
+// is listed once, at its later version; the other slot is marked free
+// and reused, so the run does not come back once removed.
+func TestSameRunInTwoSlots(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	r := record(0)
+	require.NoError(t, j.Put(r))
+	require.NoError(t, j.Close())
+	data, err := os.ReadFile(filepath.Join(dir, "slot-0"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "slot-1"), data, 0o600))
+	j = open(t, dir)
+	r.Handles.ProcessGroups = []int{42, 43}
+	require.NoError(t, j.Put(r)) // the later version, in slot-0
+	require.NoError(t, j.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "slot-1"), data, 0o600))
+
+	j = open(t, dir)
+	recs, bad, err := j.List()
+	require.NoError(t, err)
+	assert.Empty(t, bad)
+	require.Len(t, recs, 1)
+	assert.Equal(t, []int{42, 43}, recs[0].Handles.ProcessGroups)
+	require.NoError(t, j.Remove(testTaskID, 0))
+	recs, _ = reopen(t, dir)
+	assert.Empty(t, recs)
+}

@@ -152,40 +152,48 @@ func (s *slot) write(dir string, payload []byte, free, durable bool) error {
 // rename leaves the old slot file whole.
 func (s *slot) grow(dir string, seq uint64) error {
 	size := (int64(len(s.buf)) + blockSize - 1) / blockSize * blockSize
-	f, err := createSlotFile(dir, size, s.buf)
+	tmp, err := createSlotFile(dir, size, s.buf)
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), s.path); err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
+	// Closed before the rename: Windows cannot replace an open file.
+	_ = s.f.Close()
+	s.f = nil
+	if err := os.Rename(tmp, s.path); err != nil {
+		_ = os.Remove(tmp)
+		s.f, _ = os.OpenFile(s.path, os.O_RDWR, 0) // the old slot file, still in place
 		return err
 	}
-	_ = s.f.Close()
-	s.f, s.copySize, s.seq, s.newest = f, size, seq, 0
+	s.copySize, s.seq, s.newest = size, seq, 0
+	if s.f, err = os.OpenFile(s.path, os.O_RDWR, 0); err != nil {
+		return err // s.f is nil: later writes fail (os.ErrInvalid)
+	}
 	return syncDir(dir)
 }
 
-// createSlotFile creates a temporary slot file in dir (0600) of two
+// createSlotFile writes a temporary slot file in dir (0600) of two
 // copies of copySize bytes each, copy A holding first (an encoded copy,
 // or nothing), the rest zeros actually written (so that later in-place
-// writes allocate no blocks), and fsyncs it. The caller renames it.
-func createSlotFile(dir string, copySize int64, first []byte) (*os.File, error) {
+// writes allocate no blocks), fsyncs and closes it, and returns its path
+// for the caller to rename.
+func createSlotFile(dir string, copySize int64, first []byte) (string, error) {
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	buf := make([]byte, 2*copySize)
 	copy(buf, first)
 	if _, err = f.Write(buf); err == nil {
 		err = f.Sync()
 	}
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
-		return nil, err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f, nil
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // openSlot opens the slot file at path and reads both its copies; a
