@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/workergen/workergen/worker/journal"
 )
 
 // crashScript is a task command for the kill -9 tests: on its first run
@@ -72,6 +74,16 @@ func TestKill9RecoveryNative(t *testing.T) {
 		require.True(t, pidAlive(pid), "process %d died with the worker: the test shows nothing", pid)
 	}
 
+	// The dead worker's journal names run 0 and its cgroup.
+	jdir := filepath.Join(tasksDir, ".journal")
+	recs := journalRecords(t, jdir)
+	require.Len(t, recs, 1)
+	assert.Equal(t, id, recs[0].TaskID)
+	assert.Equal(t, 0, recs[0].RunID)
+	assert.Equal(t, cmd.Process.Pid, recs[0].PID)
+	assert.NotEmpty(t, recs[0].Handles.Cgroup)
+	slots := journalFiles(t, jdir)
+
 	restart := time.Now()
 	cfg["numberOfTasksToRun"] = 1
 	cmd2, out2 := e.start(cfg)
@@ -90,7 +102,8 @@ func TestKill9RecoveryNative(t *testing.T) {
 	assert.Equal(t, "exception/worker-shutdown", e.runState(id, 0), "worker output:\n%s", out2)
 	assert.Equal(t, "completed", e.runState(id, 1), "worker output:\n%s", out2)
 	assert.NoDirExists(t, runDir)
-	assert.NoFileExists(t, filepath.Join(tasksDir, ".journal", id+"-0.json"))
+	assert.Empty(t, journalRecords(t, jdir), "run 0's record is dropped, and run 1's")
+	assert.Equal(t, slots, journalFiles(t, jdir), "run 1 reused run 0's journal slot")
 	assert.Contains(t, out2.String(), "recovering a run left by an earlier worker process")
 	assert.Contains(t, out2.String(), "recovery: resolved the run")
 	assert.NotEmpty(t, e.artifact(id, 0, "public/logs/live_backing.log"), "run 0's log as far as it was written")
@@ -125,4 +138,31 @@ func cgroup2Mount(t *testing.T) string {
 	}
 	t.Fatal("no cgroup2 mount")
 	return ""
+}
+
+// journalRecords reads the records in the run journal dir as the next
+// worker process would.
+func journalRecords(t *testing.T, dir string) []*journal.Record {
+	t.Helper()
+	j, err := journal.Open(dir)
+	require.NoError(t, err)
+	defer j.Close()
+	recs, bad, err := j.List()
+	require.NoError(t, err)
+	require.Empty(t, bad)
+	return recs
+}
+
+// journalFiles maps the files in the run journal dir to their inodes.
+func journalFiles(t *testing.T, dir string) map[string]uint64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	m := map[string]uint64{}
+	for _, e := range entries {
+		fi, err := e.Info()
+		require.NoError(t, err)
+		m[e.Name()] = fi.Sys().(*syscall.Stat_t).Ino
+	}
+	return m
 }

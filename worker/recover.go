@@ -49,8 +49,12 @@ func (w *Worker) recoverRuns(ctx context.Context) *journal.Journal {
 	if err != nil {
 		log.Error("reading the run journal", "error", err)
 	}
-	for _, path := range bad {
-		log.Error("unreadable run journal record left in place", "file", path)
+	for _, d := range bad {
+		if d.OtherCopyUsed {
+			log.Warn("damaged copy in the run journal", "file", d.File, "error", d)
+		} else {
+			log.Error("unreadable run journal record left in place", "file", d.File, "error", d)
+		}
 	}
 	start := time.Now()
 	known := map[string]bool{}

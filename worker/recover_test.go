@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,8 +21,15 @@ import (
 // task log) are on disk. The next Work resolves the run
 // exception/worker-shutdown before claiming, uploads the log, removes the
 // run directory, a leftover run directory without record and the record,
-// and leaves other files in tasksDir alone.
+// and leaves other files in tasksDir alone. The record is in a journal
+// slot, or in a file of its own as an older worker wrote it ("legacy").
 func TestRecoveryResolvesJournaledRun(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "slot", true: "legacy"}[legacy], func(t *testing.T) { testRecoveryResolvesJournaledRun(t, legacy) })
+	}
+}
+
+func testRecoveryResolvesJournaledRun(t *testing.T, legacy bool) {
 	env := newQueueEnv(t, time.Minute)
 	id := env.createTask(`{}`, 1)
 	w, _ := env.worker(1, 0)
@@ -38,10 +47,20 @@ func TestRecoveryResolvesJournaledRun(t *testing.T) {
 	require.NoError(t, os.MkdirAll(stray, 0o755))
 	other := filepath.Join(tasksDir, "operator-notes.txt")
 	require.NoError(t, os.WriteFile(other, nil, 0o644))
-	j, err := w.openJournal()
-	require.NoError(t, err)
-	require.NoError(t, j.Put(&journal.Record{TaskID: id, RunID: 0, TakenUntil: claim.TakenUntil, RunDir: runDir, LogPath: logPath,
-		Credentials: claim.Credentials, Expires: claim.Task.Expires}))
+	rec := &journal.Record{TaskID: id, RunID: 0, TakenUntil: claim.TakenUntil, RunDir: runDir, LogPath: logPath,
+		Credentials: claim.Credentials, Expires: claim.Task.Expires}
+	jdir := filepath.Join(tasksDir, journalDirName)
+	if legacy {
+		data, err := json.Marshal(rec)
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(jdir, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(jdir, rec.LegacyName()), data, 0o600))
+	} else {
+		j, err := w.openJournal()
+		require.NoError(t, err)
+		require.NoError(t, j.Put(rec))
+		require.NoError(t, j.Close())
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // recover, then stop at once: no claims
@@ -57,9 +76,14 @@ func TestRecoveryResolvesJournaledRun(t *testing.T) {
 	assert.NoDirExists(t, runDir)
 	assert.NoDirExists(t, stray)
 	assert.FileExists(t, other)
-	recs, _, err := j.List()
+	assert.Empty(t, onDisk(t, jdir))
+	entries, err := os.ReadDir(jdir)
 	require.NoError(t, err)
-	assert.Empty(t, recs)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.Equal(t, []string{"slot-0"}, names, "the legacy record file is removed; one slot (capacity 1) stays")
 }
 
 // TestRecoveryLeavesExpiredClaimToTheQueue: a record whose claim has
@@ -73,13 +97,12 @@ func TestRecoveryLeavesExpiredClaimToTheQueue(t *testing.T) {
 	j, err := w.openJournal()
 	require.NoError(t, err)
 	require.NoError(t, j.Put(&journal.Record{TaskID: filepath.Base(runDir)[:22], TakenUntil: time.Now().Add(-time.Minute), RunDir: runDir}))
+	require.NoError(t, j.Close())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	require.NoError(t, w.Work(ctx))
 	assert.NoDirExists(t, runDir)
-	recs, _, err := j.List()
-	require.NoError(t, err)
-	assert.Empty(t, recs)
+	assert.Empty(t, onDisk(t, j.Dir()))
 }
 
 // TestAttemptTimeoutFitsThreeAttempts: a call near the claim's end gets a
@@ -88,4 +111,42 @@ func TestAttemptTimeoutFitsThreeAttempts(t *testing.T) {
 	assert.Equal(t, 40*time.Second, attemptTimeout(120*time.Second), "default reclaimMargin")
 	assert.Equal(t, taskcluster.DefaultAttemptTimeout, attemptTimeout(time.Hour))
 	assert.Equal(t, minAttemptTimeout, attemptTimeout(time.Second))
+}
+
+// TestRecoveryReadsTheUndamagedCopy: a record whose newest version was
+// torn by the crash (here: bytes of its copy overwritten) is recovered
+// from the version before it, and the damaged copy is logged with its
+// file and copy.
+func TestRecoveryReadsTheUndamagedCopy(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	w, _ := env.worker(1, 0)
+	var logs lockedBuffer
+	w.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	runDir := filepath.Join(w.Config.TasksDir, NewSlugID()+"-0")
+	require.NoError(t, os.MkdirAll(runDir, 0o755))
+	j, err := w.openJournal()
+	require.NoError(t, err)
+	rec := &journal.Record{TaskID: filepath.Base(runDir)[:22], TakenUntil: time.Now().Add(-time.Minute), RunDir: runDir}
+	require.NoError(t, j.Put(rec)) // copy A
+	rec.Handles.ProcessGroups = []int{1 << 30}
+	require.NoError(t, j.Put(rec)) // copy B
+	require.NoError(t, j.Close())
+	slot := filepath.Join(j.Dir(), "slot-0")
+	f, err := os.OpenFile(slot, os.O_RDWR, 0)
+	require.NoError(t, err)
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("torn"), fi.Size()/2+40)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, w.Work(ctx))
+	assert.NoDirExists(t, runDir, "the run was recovered")
+	assert.Contains(t, logs.String(), "recovering a run left by an earlier worker process")
+	assert.Contains(t, logs.String(), "ProcessGroups:[] ", "from copy A")
+	assert.NotContains(t, logs.String(), "1073741824", "not from the torn copy B")
+	assert.Regexp(t, `level=WARN msg="damaged copy in the run journal" file=\S+slot-0 error=".*slot-0, copy B: checksum mismatch`, logs.String())
+	assert.Empty(t, onDisk(t, j.Dir()))
 }

@@ -45,9 +45,19 @@ type runRecord struct {
 	timer   *time.Timer // writes the record after recordDelay
 }
 
-// openJournal opens the worker's run journal (once per Work).
+// openJournal opens the worker's run journal (once per Work) with a slot
+// per run of the worker's capacity, so that recording a run creates no
+// file. A slot that cannot be created is logged: runs then take the slots
+// there are, or create one when they need it.
 func (w *Worker) openJournal() (*journal.Journal, error) {
-	return journal.Open(filepath.Join(w.Config.TasksDir, journalDirName))
+	j, err := journal.Open(filepath.Join(w.Config.TasksDir, journalDirName))
+	if err != nil {
+		return nil, err
+	}
+	if err := j.Reserve(max(w.Config.Capacity, 1)); err != nil {
+		w.logger().Warn("cannot preallocate the run journal's slots", "error", err)
+	}
+	return j, nil
 }
 
 // recordRun starts the run's record (written as runRecord says, delay

@@ -109,6 +109,7 @@ func (w *Worker) Work(ctx context.Context) error {
 	w.outage = newOutageLog(w.logger, w.OutageReminder)
 	defer w.outage.stop()
 	w.jrnl = w.recoverRuns(ctx)
+	defer w.jrnl.Close()
 	l := w.newClaimLoop(w.beginLife(ctx))
 	cfg := w.Config
 	w.logger().Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", l.capacity)
