@@ -161,7 +161,12 @@ func (w *Worker) uploadRecoveredLog(ctx context.Context, queue *taskcluster.Queu
 		return
 	}
 	defer os.RemoveAll(tmp)
-	sink := &queueSink{queue: queue, taskID: rec.TaskID, runID: rec.RunID, storageType: w.Config.ArtifactUpload, tmpDir: tmp}
+	// The log is created without contentLength, as the run created it
+	// ahead of its content (queueSink.PrepareArtifact): the request is the
+	// same, so the Queue accepts it again for an artifact created but never
+	// uploaded.
+	sink := &queueSink{queue: queue, taskID: rec.TaskID, runID: rec.RunID, storageType: w.Config.ArtifactUpload, tmpDir: tmp,
+		noLength: map[string]bool{recoveryLogArtifact: true}}
 	uctx, cancel := context.WithTimeout(ctx, recoverStepTimeout)
 	defer cancel()
 	err = sink.Publish(uctx, task.Artifact{
