@@ -36,6 +36,9 @@ type queueSink struct {
 	// contentLength out (prepared ones, recovery's task log), so that an
 	// early and a late request are identical.
 	noLength map[string]bool
+	// created, when set, is told of every early createArtifact answer
+	// (the run's journal record keeps the task log's object upload).
+	created func(name string, resp *taskcluster.PostArtifactResponse)
 
 	mu       sync.Mutex
 	prepared map[string]*preparedArtifact // by artifact name

@@ -94,6 +94,9 @@ func (s *queueSink) PrepareArtifact(a task.Artifact) {
 func (s *queueSink) create(ctx context.Context, p *preparedArtifact) {
 	defer close(p.done)
 	p.resp, p.err = s.queue.CreateArtifact(ctx, s.taskID, s.runID, p.a.Name, p.req)
+	if p.err == nil && s.created != nil {
+		s.created(p.a.Name, p.resp)
+	}
 	if s.log == nil {
 		return
 	}
@@ -208,4 +211,27 @@ func (s *queueSink) publishLeftovers(ctx context.Context) {
 		}
 		s.log.Info("the run ended without publishing an artifact created for it; uploaded its content", "name", a.Name)
 	}
+}
+
+// adopt makes resp, an answer to createArtifact for file artifact a made
+// earlier (by the run of a dead worker process), the answer Publish of a
+// uses, as if a had been prepared now.
+func (s *queueSink) adopt(a task.Artifact, resp *taskcluster.PostArtifactResponse) {
+	req, err := taskcluster.FileArtifactRequest(&taskcluster.ArtifactUpload{
+		StorageType: s.storageType, ContentType: fileContentType(a), Expires: a.Expires, OmitContentLength: true,
+	})
+	if err != nil {
+		return
+	}
+	p := &preparedArtifact{a: a, req: req, sent: time.Now(), done: make(chan struct{}), resp: resp}
+	close(p.done)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prepared == nil {
+		s.prepared = map[string]*preparedArtifact{}
+	}
+	if s.noLength == nil {
+		s.noLength = map[string]bool{}
+	}
+	s.prepared[a.Name], s.noLength[a.Name] = p, true
 }

@@ -5,10 +5,12 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -283,15 +285,18 @@ func TestObjectArtifactPreparedOnlyNearDeadline(t *testing.T) {
 
 // TestRecoveryUploadsLogOfPreparedArtifact: a worker died after the task
 // log's artifact was created early and before its content was uploaded;
-// recovery uploads the log to it (s3: an identical createArtifact; object:
-// the Queue hands out the same upload).
+// recovery uploads the log to it. s3: with an identical createArtifact;
+// object: with the upload the journal record kept, as the Queue refuses to
+// create an object artifact twice (here: a proxy refuses it as upstream
+// does; the embedded Queue would hand out the same upload).
 func TestRecoveryUploadsLogOfPreparedArtifact(t *testing.T) {
 	for _, storage := range []string{taskcluster.StorageS3, taskcluster.StorageObject} {
 		t.Run(storage, func(t *testing.T) {
 			env := newQueueEnv(t, time.Minute)
 			w, _ := env.worker(1, 0)
 			w.Config.ArtifactUpload = storage
-			sink, claim := preparedSink(t, env, &callLog{}, storage)
+			calls := &callLog{}
+			sink, claim := preparedSink(t, env, calls, storage)
 			runDir := filepath.Join(w.Config.TasksDir, sink.taskID+"-0")
 			require.NoError(t, os.MkdirAll(filepath.Join(runDir, "task"), 0o755))
 			logPath := filepath.Join(runDir, "live_backing.log")
@@ -305,8 +310,22 @@ func TestRecoveryUploadsLogOfPreparedArtifact(t *testing.T) {
 			require.False(t, a.Uploaded)
 			j, err := w.openJournal()
 			require.NoError(t, err)
-			require.NoError(t, j.Put(&journal.Record{TaskID: sink.taskID, RunID: 0, TakenUntil: claim.TakenUntil, RunDir: runDir,
-				LogPath: logPath, Credentials: claim.Credentials, Expires: claim.Task.Expires}))
+			rec := &journal.Record{TaskID: sink.taskID, RunID: 0, TakenUntil: claim.TakenUntil, RunDir: runDir,
+				LogPath: logPath, Credentials: claim.Credentials, Expires: claim.Task.Expires}
+			if storage == taskcluster.StorageObject {
+				rr := &runRecord{rec: *rec} // not written yet: no second write is scheduled
+				rr.noteCreated(logName, sink.prepared[logName].resp)
+				require.NotNil(t, rr.rec.LogObject)
+				rec.LogObject = rr.rec.LogObject
+				calls.refuse = func(call string, _ int) int {
+					if call == "POST createArtifact "+logName {
+						return http.StatusConflict
+					}
+					return 0
+				}
+			}
+			require.NoError(t, j.Put(rec))
+			w.Client = calls.proxy(t, env)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel() // recover, then stop at once
@@ -318,4 +337,91 @@ func TestRecoveryUploadsLogOfPreparedArtifact(t *testing.T) {
 			assert.Equal(t, "half a task log\n", decoded(t, a))
 		})
 	}
+}
+
+// BenchmarkPublishTaskLog times what is left between a task's end and its
+// resolution for a small task log (s3, gzip) against the embedded Queue
+// over loopback HTTP: "fresh" is createArtifact and the PUT; "prepared"
+// only the PUT, the early createArtifact having been answered before the
+// timer runs (as it is, in a run, while the task runs).
+func BenchmarkPublishTaskLog(b *testing.B) {
+	for _, mode := range []string{"fresh", "prepared"} {
+		b.Run(mode, func(b *testing.B) {
+			env := newQueueEnv(&testing.T{}, time.Hour)
+			defer func() { env.http.Close(); _ = env.server.Close() }()
+			id := NewSlugID()
+			now := time.Now().UTC()
+			_, err := env.server.CreateTaskJSON(context.Background(), id, map[string]any{
+				"taskQueueId": testPool, "schedulerId": "tests", "taskGroupId": id,
+				"created": now.Format(time.RFC3339Nano), "deadline": now.Add(time.Hour).Format(time.RFC3339Nano),
+				"expires": now.Add(48 * time.Hour).Format(time.RFC3339Nano), "payload": map[string]any{},
+				"metadata": map[string]string{"name": "t", "description": "d", "owner": "o@example.com", "source": "https://example.com"},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp, err := env.client.Queue().ClaimWork(context.Background(), testPool, &taskcluster.ClaimWorkRequest{WorkerGroup: "test-group", WorkerID: "w1", Tasks: 1})
+			if err != nil || len(resp.Tasks) != 1 {
+				b.Fatal("claimWork", err)
+			}
+			claim := resp.Tasks[0]
+			c := *env.client
+			c.Credentials = taskcluster.StaticCredentials(claim.Credentials)
+			sink := &queueSink{queue: c.Queue(), taskID: id, runID: claim.RunID, storageType: taskcluster.StorageS3,
+				tmpDir: b.TempDir(), deadline: claim.Task.Deadline}
+			path := filepath.Join(b.TempDir(), "live_backing.log")
+			content := strings.Repeat("[workergen 2026-12-06T04:35:21.870Z] task log line\n", 8)
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a := task.Artifact{Name: "public/logs/live_backing-" + strconv.Itoa(i) + ".log", Kind: task.ArtifactFile,
+					Expires: claim.Task.Expires, ContentType: tasklog.ContentType, ContentEncoding: task.EncodingGzip,
+					Size: int64(len(content)), Path: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }}
+				if mode == "prepared" {
+					b.StopTimer()
+					sink.PrepareArtifact(a)
+					<-sink.prepared[a.Name].done
+					b.StartTimer()
+				}
+				if err := sink.Publish(context.Background(), a); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestJournalKeepsLogObject: the task log's early object artifact reaches
+// the run's journal record on disk: a second write after logObjectDelay
+// when the record was written already; s3 answers and other artifacts
+// are not kept.
+func TestJournalKeepsLogObject(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), ".journal"))
+	require.NoError(t, err)
+	ar := newActiveRun(taskcluster.TaskClaim{Status: taskcluster.TaskStatus{TaskID: NewSlugID()}, TakenUntil: time.Now().Add(time.Hour),
+		Credentials: taskcluster.Credentials{ClientID: "task-client", AccessToken: "secret"}}, &taskcluster.ClockSkew{})
+	rr := recordRun(j, ar, t.TempDir(), "", time.Hour, slog.Default())
+	defer rr.drop()
+	rr.update(func(*journal.Record) {}) // the first write (the engine's handles)
+	rr.noteCreated("public/other.log", &taskcluster.PostArtifactResponse{StorageType: taskcluster.StorageObject, UploadID: "other"})
+	rr.noteCreated(logName, &taskcluster.PostArtifactResponse{StorageType: taskcluster.StorageS3, PutURL: "http://example.com/put"})
+	rr.mu.Lock()
+	assert.Nil(t, rr.rec.LogObject)
+	rr.mu.Unlock()
+	up := &taskcluster.PostArtifactResponse{StorageType: taskcluster.StorageObject, Name: "t/x/0/" + logName, ProjectID: "none",
+		UploadID: "upload-1", Expires: time.Now().Add(time.Hour).Truncate(time.Millisecond).UTC(),
+		Credentials: taskcluster.Credentials{ClientID: "artifact-upload/x", AccessToken: "token"}}
+	rr.noteCreated(logName, up)
+	var got *journal.ObjectUpload
+	for deadline := time.Now().Add(10 * logObjectDelay); time.Now().Before(deadline) && got == nil; time.Sleep(10 * time.Millisecond) {
+		recs, _, err := j.List()
+		require.NoError(t, err)
+		require.Len(t, recs, 1)
+		got = recs[0].LogObject
+	}
+	require.NotNil(t, got, "the record on disk holds the log's object upload")
+	assert.Equal(t, journal.ObjectUpload{Name: up.Name, ProjectID: "none", UploadID: "upload-1", Expires: up.Expires, Credentials: up.Credentials}, *got)
 }
