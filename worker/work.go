@@ -497,7 +497,8 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		Log:        task.NewLog(lf),
 		LogPath:    logPath,
 		Artifacts: &queueSink{queue: queue, taskID: taskID, runID: runID,
-			storageType: w.Config.ArtifactUpload, tmpDir: runDir, metrics: w.Metrics, log: log, bg: ctx, deadline: ar.claim.Task.Deadline, created: ar.record.noteCreated},
+			storageType: w.Config.ArtifactUpload, tmpDir: runDir, metrics: w.Metrics, log: log,
+			bg: ctx, deadline: ar.claim.Task.Deadline, created: ar.record.noteCreated},
 		Credentials: ar.creds.Get,
 		Queue:       taskcluster.RunQueue{Client: queue.Client()},
 		// Roles are expanded with the worker's own credentials, as
