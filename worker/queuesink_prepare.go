@@ -62,27 +62,10 @@ func (s *queueSink) PrepareArtifact(a task.Artifact) {
 	if s.storageType == taskcluster.StorageObject && (s.deadline.IsZero() || time.Until(s.deadline) > objectPrepareHorizon) {
 		return
 	}
-	req, err := taskcluster.FileArtifactRequest(&taskcluster.ArtifactUpload{
-		StorageType: s.storageType, ContentType: fileContentType(a), Expires: a.Expires, OmitContentLength: true,
-	})
-	if err != nil {
+	p := s.addPrepared(a)
+	if p == nil {
 		return
 	}
-	s.mu.Lock()
-	if s.prepared[a.Name] != nil {
-		s.mu.Unlock()
-		return
-	}
-	if s.prepared == nil {
-		s.prepared = map[string]*preparedArtifact{}
-	}
-	if s.noLength == nil {
-		s.noLength = map[string]bool{}
-	}
-	s.noLength[a.Name] = true
-	p := &preparedArtifact{a: a, req: req, sent: time.Now(), done: make(chan struct{})}
-	s.prepared[a.Name] = p
-	s.mu.Unlock()
 	ctx := s.bg
 	if ctx == nil {
 		ctx = context.Background()
@@ -217,21 +200,34 @@ func (s *queueSink) publishLeftovers(ctx context.Context) {
 // earlier (by the run of a dead worker process), the answer Publish of a
 // uses, as if a had been prepared now.
 func (s *queueSink) adopt(a task.Artifact, resp *taskcluster.PostArtifactResponse) {
+	if p := s.addPrepared(a); p != nil {
+		p.resp = resp
+		close(p.done)
+	}
+}
+
+// addPrepared records file artifact a as prepared now, its createArtifact
+// request without contentLength, and returns the record (its done channel
+// open), or nil when a was prepared already or its request cannot be made.
+func (s *queueSink) addPrepared(a task.Artifact) *preparedArtifact {
 	req, err := taskcluster.FileArtifactRequest(&taskcluster.ArtifactUpload{
 		StorageType: s.storageType, ContentType: fileContentType(a), Expires: a.Expires, OmitContentLength: true,
 	})
 	if err != nil {
-		return
+		return nil
 	}
-	p := &preparedArtifact{a: a, req: req, sent: time.Now(), done: make(chan struct{}), resp: resp}
-	close(p.done)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.prepared[a.Name] != nil {
+		return nil
+	}
 	if s.prepared == nil {
 		s.prepared = map[string]*preparedArtifact{}
 	}
 	if s.noLength == nil {
 		s.noLength = map[string]bool{}
 	}
+	p := &preparedArtifact{a: a, req: req, sent: time.Now(), done: make(chan struct{})}
 	s.prepared[a.Name], s.noLength[a.Name] = p, true
+	return p
 }
