@@ -5,9 +5,12 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -165,4 +168,50 @@ func journalFiles(t *testing.T, dir string) map[string]uint64 {
 		m[e.Name()] = fi.Sys().(*syscall.Stat_t).Ino
 	}
 	return m
+}
+
+// TestKill9RecoveryObjectLog: with object artifacts, the task log's
+// artifact is created while the task runs and the run's journal record
+// keeps the Queue's answer; the worker is killed with SIGKILL before the
+// log is uploaded. The Queue refuses to create an object artifact twice
+// (here a proxy refuses the repeat, as upstream's new uploadId would
+// conflict), so the restarted worker uploads the log with the kept answer.
+func TestKill9RecoveryObjectLog(t *testing.T) {
+	e := newEnv(t, 2*time.Minute)
+	tasksDir := filepath.Join(t.TempDir(), "tasks")
+	id := e.task(map[string]any{"command": crashScript(e.shared), "maxRunTime": 600}, 1)
+	cfg := map[string]any{"tasksDir": tasksDir, "artifactUpload": "object"}
+	cmd, out := e.start(cfg)
+	eventually(t, "the task and its setsid grandchild", func() bool { return len(readPIDs(t, filepath.Join(e.shared, "pids"))) == 2 })
+	if strings.Contains(out.String(), "not using cgroups") {
+		t.Skip("no cgroup v2 delegation here: a setsid grandchild cannot be contained")
+	}
+	j, err := journal.Open(filepath.Join(tasksDir, ".journal"))
+	require.NoError(t, err)
+	eventually(t, "the journal record to hold the log's object upload", func() bool {
+		recs, _, err := j.List()
+		return err == nil && len(recs) == 1 && recs[0].LogObject != nil
+	})
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+
+	var refused atomic.Int32
+	e.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !strings.Contains(r.URL.Path, "/runs/0/artifacts/") || !strings.HasSuffix(r.URL.Path, "live_backing.log") {
+			return false
+		}
+		refused.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = io.WriteString(w, `{"code": "RequestConflict", "message": "injected by the test: an object artifact is created once"}`)
+		return true
+	})
+	cfg["numberOfTasksToRun"] = 1
+	cmd2, out2 := e.start(cfg)
+	e.wait(cmd2, out2)
+	assert.Equal(t, "exception/worker-shutdown", e.runState(id, 0), "worker output:\n%s", out2)
+	assert.Equal(t, "completed", e.runState(id, 1), "worker output:\n%s", out2)
+	assert.Zero(t, refused.Load(), "recovery did not create the log's artifact again")
+	assert.Contains(t, out2.String(), "recovery: uploaded the task log")
+	assert.NotEmpty(t, e.artifact(id, 0, "public/logs/live_backing.log"), "run 0's log as far as it was written")
 }

@@ -366,6 +366,9 @@ func TestCancelledMidRun(t *testing.T) {
 	assert.Equal(t, "exception/canceled", e.runState(id, 0))
 	assert.Contains(t, out.String(), "409")
 	assert.NotContains(t, out.String(), "msg=resolved", "nothing is reported for a cancelled run")
+	// The log's artifact was created when the run started; it is not left
+	// without content.
+	assert.Contains(t, e.artifact(id, 0, "public/logs/live_backing.log"), "[workergen ")
 }
 
 func TestSIGTERMMidTask(t *testing.T) {

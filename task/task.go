@@ -322,6 +322,35 @@ type EncodingReporter interface {
 	StoredEncoding(a Artifact) string
 }
 
+// ArtifactPreparer is implemented by an ArtifactSink that can create a file
+// artifact before its content is complete, so that publishing it later
+// only has to upload the content. In work mode the Queue's createArtifact
+// for it runs in the background while the task runs (the task log is
+// prepared when the run starts).
+type ArtifactPreparer interface {
+	// PrepareArtifact starts creating file artifact a and returns at once;
+	// a.Size is not used, a.Open not called yet. A later Publish of an
+	// artifact of the same Name uses what the early creation got, unless
+	// that failed, is too old or the request would differ (ContentType,
+	// Expires): then Publish creates the artifact afresh. An artifact
+	// prepared but never published (the Queue cancelled the run) is
+	// published by the sink itself with a.Open when the run ends, so no
+	// artifact is left without content. Preparing a name twice, or a
+	// kind other than ArtifactFile, does nothing.
+	PrepareArtifact(a Artifact)
+}
+
+// PrepareArtifact asks sink to prepare file artifact a when it is an
+// ArtifactPreparer, and reports whether it was asked; other sinks publish
+// a only when Publish is called.
+func PrepareArtifact(sink ArtifactSink, a Artifact) bool {
+	p, ok := sink.(ArtifactPreparer)
+	if ok {
+		p.PrepareArtifact(a)
+	}
+	return ok
+}
+
 // StoredEncoding returns the Content-Encoding sink stores file artifact a
 // with: the sink's answer when it is an EncodingReporter, else
 // a.ContentEncoding ("identity" when empty).

@@ -272,12 +272,35 @@ type ArtifactUpload struct {
 	// ContentEncoding (e.g. "gzip") is sent on s3 uploads only; the Object
 	// service's putUrl headers are sent verbatim instead.
 	ContentEncoding string
-	// ContentLength is the exact size in bytes (0 is fine).
+	// ContentLength is the exact size in bytes (0 is fine), sent with the
+	// upload.
 	ContentLength int64
+	// OmitContentLength leaves contentLength (optional, informational)
+	// out of the createArtifact request, so that it is identical to one
+	// made before the length was known (see UploadCreatedArtifact).
+	OmitContentLength bool
 	// Expires is the artifact's expiry (not after the task's).
 	Expires time.Time
 	// Open opens the content from the start (called per attempt).
 	Open Opener
+}
+
+// FileArtifactRequest is the createArtifact request UploadArtifact makes
+// for a: storage type, content type and expiry, and contentLength unless
+// a.OmitContentLength. It fails for a storage type other than StorageS3 or
+// StorageObject.
+func FileArtifactRequest(a *ArtifactUpload) (*PostArtifactRequest, error) {
+	length := a.ContentLength
+	if a.OmitContentLength {
+		length = -1
+	}
+	switch a.StorageType {
+	case StorageS3:
+		return S3Artifact(a.ContentType, length, a.Expires), nil
+	case StorageObject:
+		return ObjectArtifact(a.ContentType, length, a.Expires), nil
+	}
+	return nil, fmt.Errorf("storage type %q is not s3 or object", a.StorageType)
 }
 
 // UploadArtifact creates a file artifact and uploads its content:
@@ -288,25 +311,34 @@ type ArtifactUpload struct {
 // Calls are signed with the client's current credentials at each attempt,
 // so a reclaim may swap the task credentials during the upload.
 func (q *Queue) UploadArtifact(ctx context.Context, taskID string, runID int, name string, a *ArtifactUpload) error {
-	var req *PostArtifactRequest
-	switch a.StorageType {
-	case StorageS3:
-		req = S3Artifact(a.ContentType, a.ContentLength, a.Expires)
-	case StorageObject:
-		req = ObjectArtifact(a.ContentType, a.ContentLength, a.Expires)
-	default:
-		return fmt.Errorf("uploading artifact %q: storage type %q is not s3 or object", name, a.StorageType)
+	req, err := FileArtifactRequest(a)
+	if err != nil {
+		return fmt.Errorf("uploading artifact %q: %w", name, err)
 	}
 	resp, err := q.CreateArtifact(ctx, taskID, runID, name, req)
 	if err != nil {
 		return fmt.Errorf("uploading artifact %q: %w", name, err)
 	}
+	return q.UploadCreatedArtifact(ctx, taskID, runID, name, resp, a)
+}
+
+// UploadCreatedArtifact uploads the content of a file artifact the Queue
+// already created: created is its answer to createArtifact (made with
+// FileArtifactRequest(a), possibly long before the content was complete).
+// s3: PUT to created.PutURL; object: the Object service flow with
+// created's credentials, then finishArtifact. An expired putUrl or
+// credentials fail with the store's 4xx answer (StatusCode); a fresh
+// createArtifact with the same request gives new ones.
+func (q *Queue) UploadCreatedArtifact(ctx context.Context, taskID string, runID int, name string, created *PostArtifactResponse, a *ArtifactUpload) error {
+	if created.StorageType != a.StorageType {
+		return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q for a %q artifact", name, created.StorageType, a.StorageType)
+	}
 	switch a.StorageType {
 	case StorageS3:
-		if resp.PutURL == "" {
-			return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q without putUrl", name, resp.StorageType)
+		if created.PutURL == "" {
+			return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q without putUrl", name, created.StorageType)
 		}
-		err := q.c.Put(ctx, resp.PutURL, a.Open, PutOptions{
+		err := q.c.Put(ctx, created.PutURL, a.Open, PutOptions{
 			ContentLength:   a.ContentLength,
 			ContentType:     a.ContentType,
 			ContentEncoding: a.ContentEncoding,
@@ -316,20 +348,20 @@ func (q *Queue) UploadArtifact(ctx context.Context, taskID string, runID int, na
 		}
 		return nil
 	default:
-		if resp.Name == "" || resp.UploadID == "" {
-			return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q without an object name and uploadId", name, resp.StorageType)
+		if created.Name == "" || created.UploadID == "" {
+			return fmt.Errorf("uploading artifact %q: createArtifact answered storageType %q without an object name and uploadId", name, created.StorageType)
 		}
 		oc := *q.c
-		oc.Credentials = StaticCredentials(resp.Credentials)
+		oc.Credentials = StaticCredentials(created.Credentials)
 		oc.AuthorizedScopes = nil
-		expires := resp.Expires
+		expires := created.Expires
 		if expires.IsZero() {
 			expires = a.Expires
 		}
 		_, err := oc.Object().Upload(ctx, &ObjectUpload{
-			Name:          resp.Name,
-			ProjectID:     resp.ProjectID,
-			UploadID:      resp.UploadID,
+			Name:          created.Name,
+			ProjectID:     created.ProjectID,
+			UploadID:      created.UploadID,
 			Expires:       expires,
 			ContentType:   a.ContentType,
 			ContentLength: a.ContentLength,
@@ -338,7 +370,7 @@ func (q *Queue) UploadArtifact(ctx context.Context, taskID string, runID int, na
 		if err != nil {
 			return fmt.Errorf("uploading artifact %q: %w", name, err)
 		}
-		if err := q.FinishArtifact(ctx, taskID, runID, name, resp.UploadID); err != nil {
+		if err := q.FinishArtifact(ctx, taskID, runID, name, created.UploadID); err != nil {
 			return fmt.Errorf("uploading artifact %q: %w", name, err)
 		}
 		return nil

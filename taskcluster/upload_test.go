@@ -297,3 +297,31 @@ func jsonInt(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestFileArtifactRequestWithoutLength: OmitContentLength leaves the
+// optional contentLength out, so a request made before the length was
+// known and one made after it are the same; UploadCreatedArtifact refuses
+// an answer of another storage type.
+func TestFileArtifactRequestWithoutLength(t *testing.T) {
+	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, st := range []string{StorageS3, StorageObject} {
+		early, err := FileArtifactRequest(&ArtifactUpload{StorageType: st, ContentType: "text/plain", Expires: expires, OmitContentLength: true})
+		require.NoError(t, err)
+		late, err := FileArtifactRequest(&ArtifactUpload{StorageType: st, ContentType: "text/plain", Expires: expires, ContentLength: 42, OmitContentLength: true})
+		require.NoError(t, err)
+		a, err := json.Marshal(early)
+		require.NoError(t, err)
+		b, err := json.Marshal(late)
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"storageType": "`+st+`", "contentType": "text/plain", "expires": "2030-01-02T03:04:05.000Z"}`, string(a))
+		assert.Equal(t, string(a), string(b))
+		withLength, err := FileArtifactRequest(&ArtifactUpload{StorageType: st, ContentType: "text/plain", Expires: expires, ContentLength: 42})
+		require.NoError(t, err)
+		assert.Equal(t, int64(42), *withLength.ContentLength)
+	}
+	_, err := FileArtifactRequest(&ArtifactUpload{StorageType: "azure"})
+	assert.ErrorContains(t, err, `"azure"`)
+	q := (&Client{RootURL: "http://127.0.0.1:1"}).Queue()
+	err = q.UploadCreatedArtifact(context.Background(), "t", 0, "public/x", &PostArtifactResponse{StorageType: StorageObject}, &ArtifactUpload{StorageType: StorageS3})
+	assert.ErrorContains(t, err, `answered storageType "object" for a "s3" artifact`)
+}

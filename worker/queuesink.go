@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/workergen/workergen/task"
@@ -24,6 +26,22 @@ type queueSink struct {
 	tmpDir      string            // for gzip-encoded copies; removed with the run
 	metrics     *metrics.Recorder // nil: no metrics
 	log         *slog.Logger      // the run's; nil: no debug lines
+
+	// bg bounds the background createArtifact calls of PrepareArtifact
+	// (nil: context.Background()); deadline is the task's deadline, which
+	// no run outlives (zero: unknown).
+	bg       context.Context
+	deadline time.Time
+	// noLength names file artifacts whose createArtifact request leaves
+	// contentLength out (prepared ones, recovery's task log), so that an
+	// early and a late request are identical.
+	noLength map[string]bool
+	// created, when set, is told of every early createArtifact answer
+	// (the run's journal record keeps the task log's object upload).
+	created func(name string, resp *taskcluster.PostArtifactResponse)
+
+	mu       sync.Mutex
+	prepared map[string]*preparedArtifact // by artifact name
 }
 
 var _ task.ArtifactSink = (*queueSink)(nil)
@@ -111,21 +129,30 @@ func (s *queueSink) upload(ctx context.Context, a task.Artifact) error {
 		}
 		size = n
 	}
-	ct := a.ContentType
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
 	started := time.Now()
-	err := s.queue.UploadArtifact(ctx, s.taskID, s.runID, a.Name, &taskcluster.ArtifactUpload{
-		StorageType:     s.storageType,
-		ContentType:     ct,
-		ContentEncoding: encoding,
-		ContentLength:   size,
-		Expires:         a.Expires,
-		Open:            open,
-	})
+	up := &taskcluster.ArtifactUpload{
+		StorageType:       s.storageType,
+		ContentType:       fileContentType(a),
+		ContentEncoding:   encoding,
+		ContentLength:     size,
+		OmitContentLength: s.lengthless(a.Name),
+		Expires:           a.Expires,
+		Open:              open,
+	}
+	err := s.uploadPrepared(ctx, a, up)
+	if errors.Is(err, errNotPrepared) {
+		err = s.queue.UploadArtifact(ctx, s.taskID, s.runID, a.Name, up)
+	}
 	s.observeUpload(a, size, started, err)
 	return err
+}
+
+// fileContentType is the content type a file artifact is created with.
+func fileContentType(a task.Artifact) string {
+	if a.ContentType == "" {
+		return "application/octet-stream"
+	}
+	return a.ContentType
 }
 
 // observeUpload records a file artifact's upload of size bytes (as sent):

@@ -165,14 +165,24 @@ func (w *Worker) uploadRecoveredLog(ctx context.Context, queue *taskcluster.Queu
 		return
 	}
 	defer os.RemoveAll(tmp)
-	sink := &queueSink{queue: queue, taskID: rec.TaskID, runID: rec.RunID, storageType: w.Config.ArtifactUpload, tmpDir: tmp}
+	// The log is created without contentLength, as the run created it
+	// ahead of its content (queueSink.PrepareArtifact): the request is the
+	// same, so the Queue accepts it again for an artifact created but never
+	// uploaded.
+	sink := &queueSink{queue: queue, taskID: rec.TaskID, runID: rec.RunID, storageType: w.Config.ArtifactUpload, tmpDir: tmp,
+		noLength: map[string]bool{recoveryLogArtifact: true}}
 	uctx, cancel := context.WithTimeout(ctx, recoverStepTimeout)
 	defer cancel()
-	err = sink.Publish(uctx, task.Artifact{
+	a := task.Artifact{
 		Name: recoveryLogArtifact, Kind: task.ArtifactFile, Expires: expires,
 		ContentType: "text/plain; charset=utf-8", ContentEncoding: "gzip", Size: fi.Size(),
 		Open: func() (io.ReadCloser, error) { return os.Open(rec.LogPath) }, Path: rec.LogPath,
-	})
+	}
+	if o := rec.LogObject; o != nil && sink.storageType == taskcluster.StorageObject {
+		sink.adopt(a, &taskcluster.PostArtifactResponse{StorageType: taskcluster.StorageObject,
+			Name: o.Name, ProjectID: o.ProjectID, UploadID: o.UploadID, Expires: o.Expires, Credentials: o.Credentials})
+	}
+	err = sink.Publish(uctx, a)
 	if err != nil {
 		log.Warn("recovery: could not upload the task log", "error", err)
 		return

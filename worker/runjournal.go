@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/workergen/workergen/engines"
+	"github.com/workergen/workergen/taskcluster"
 	"github.com/workergen/workergen/worker/journal"
 )
 
@@ -43,7 +44,18 @@ type runRecord struct {
 	written bool        // rec is in the journal
 	dropped bool        // drop was called: nothing is written any more
 	timer   *time.Timer // writes the record after recordDelay
+	// logTimer writes the record again after logObjectDelay, with the
+	// task log's object upload (noteCreated).
+	logTimer *time.Timer
 }
+
+// logObjectDelay is how long after the task log's object artifact was
+// created the record is written again to hold it, when it was written
+// already (else its first write carries it): runs shorter than this never
+// pay for the extra write; a worker that dies before it loses the log of
+// that run only (recovery then creates the artifact afresh, which the Queue
+// refuses for an object artifact).
+const logObjectDelay = time.Second
 
 // openJournal opens the worker's run journal (once per Work) with a slot
 // per run of the worker's capacity, so that recording a run creates no
@@ -102,6 +114,21 @@ func (rr *runRecord) update(change func(*journal.Record)) {
 	rr.written = true
 }
 
+// noteCreated is the run's queueSink.created hook: it keeps the task
+// log's early object artifact in the record (see logObjectDelay).
+func (rr *runRecord) noteCreated(name string, resp *taskcluster.PostArtifactResponse) {
+	if rr == nil || name != recoveryLogArtifact || resp.StorageType != taskcluster.StorageObject {
+		return
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	rr.rec.LogObject = &journal.ObjectUpload{Name: resp.Name, ProjectID: resp.ProjectID, UploadID: resp.UploadID,
+		Expires: resp.Expires, Credentials: resp.Credentials}
+	if rr.written && !rr.dropped && rr.logTimer == nil {
+		rr.logTimer = time.AfterFunc(logObjectDelay, func() { rr.update(func(*journal.Record) {}) })
+	}
+}
+
 // drop removes the record: the run is resolved (or the Queue took it back)
 // and its sandbox disposed.
 func (rr *runRecord) drop() {
@@ -112,6 +139,9 @@ func (rr *runRecord) drop() {
 	defer rr.mu.Unlock()
 	rr.dropped = true
 	rr.timer.Stop()
+	if rr.logTimer != nil {
+		rr.logTimer.Stop()
+	}
 	if !rr.written {
 		return
 	}

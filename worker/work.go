@@ -498,7 +498,8 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		Log:        task.NewLog(lf),
 		LogPath:    logPath,
 		Artifacts: &queueSink{queue: queue, taskID: taskID, runID: runID,
-			storageType: w.Config.ArtifactUpload, tmpDir: runDir, metrics: w.Metrics, log: log},
+			storageType: w.Config.ArtifactUpload, tmpDir: runDir, metrics: w.Metrics, log: log,
+			bg: ctx, deadline: ar.claim.Task.Deadline, created: ar.record.noteCreated},
 		Credentials: ar.creds.Get,
 		Queue:       taskcluster.RunQueue{Client: queue.Client()},
 		// Roles are expanded with the worker's own credentials, as
@@ -507,7 +508,12 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 		Logger:        log,
 		Started:       time.Now(),
 	}
-	return w.Runner.Run(ctx, tc, ar.ctl), nil
+	sink := tc.Artifacts.(*queueSink) // plugins may wrap tc.Artifacts
+	out := w.Runner.Run(ctx, tc, ar.ctl)
+	// The task log is created early (plugins/tasklog's Prepare); a run
+	// that ended without publishing it still gets its content uploaded.
+	sink.publishLeftovers(ctx)
+	return out, nil
 }
 
 // reclaimDelay is how long to wait before reclaiming a claim that is valid

@@ -24,7 +24,18 @@ type recorder struct {
 	hashes map[string]string // artifact name -> hex sha256
 }
 
-var _ task.ArtifactSink = (*recorder)(nil)
+var (
+	_ task.ArtifactSink     = (*recorder)(nil)
+	_ task.ArtifactPreparer = (*recorder)(nil)
+	_ task.EncodingReporter = (*recorder)(nil)
+)
+
+// PrepareArtifact passes a on to the inner sink when it prepares
+// artifacts; the hash is taken when a is published.
+func (r *recorder) PrepareArtifact(a task.Artifact) { task.PrepareArtifact(r.inner, a) }
+
+// StoredEncoding is the inner sink's.
+func (r *recorder) StoredEncoding(a task.Artifact) string { return task.StoredEncoding(r.inner, a) }
 
 // Publish publishes a and, for a file artifact, records its sha256.
 func (r *recorder) Publish(ctx context.Context, a task.Artifact) error {

@@ -20,6 +20,11 @@
 // the task runs; at the end it is replaced by the link, as generic-worker
 // does.
 //
+// The backing log's artifact is created in the Prepare stage, before the
+// task starts, when the run's artifact sink can do that in the background
+// (task.ArtifactPreparer: the worker's Queue sink); publishing it at the
+// end then only uploads the log.
+//
 // For a run that ended early the payload may be invalid: the names and flags
 // are taken from it when they decode, else the defaults apply.
 //
@@ -347,6 +352,17 @@ func (p *taskPlugin) Started(ctx context.Context, _ engines.Sandbox) error {
 	return publishErr(p.s.live, err)
 }
 
+// Prepare has the run's artifact sink create the backing log's artifact
+// now, in the background (task.ArtifactPreparer: the Queue's
+// createArtifact), so that publishing it when the task ends only uploads
+// the log.
+func (p *taskPlugin) Prepare(context.Context) error {
+	if p.s.backingOn && p.tc.LogPath != "" {
+		task.PrepareArtifact(p.tc.Artifacts, backingArtifact(p.tc, p.s.backing, -1))
+	}
+	return nil
+}
+
 // Finished publishes the log.
 func (p *taskPlugin) Finished(ctx context.Context, _ task.Resolution) error {
 	p.endStream()
@@ -406,22 +422,15 @@ func publish(ctx context.Context, tc *task.Context, s settings) error {
 	if !s.backingOn {
 		return nil
 	}
-	err = tc.Artifacts.Publish(ctx, task.Artifact{
-		Name:            s.backing,
-		Kind:            task.ArtifactFile,
-		Expires:         tc.Definition.Expires,
-		ContentType:     ContentType,
-		ContentEncoding: task.EncodingGzip,
-		Size:            fi.Size(),
-		Path:            logPath,
-		Open:            func() (io.ReadCloser, error) { return os.Open(logPath) },
-	})
+	err = tc.Artifacts.Publish(ctx, backingArtifact(tc, s.backing, fi.Size()))
 	if err != nil {
 		return publishErr(s.backing, err)
 	}
 	if !s.liveOn {
 		return nil
 	}
+	// The link comes after its target's content, so a reader who follows
+	// the live log to it when its stream ends finds the whole log.
 	err = tc.Artifacts.Publish(ctx, task.Artifact{
 		Name:        s.live,
 		Kind:        task.ArtifactLink,
@@ -430,6 +439,22 @@ func publish(ctx context.Context, tc *task.Context, s settings) error {
 		LinkTo:      s.backing,
 	})
 	return publishErr(s.live, err)
+}
+
+// backingArtifact is the backing log, the file at tc.LogPath, as artifact
+// name; size is its length in bytes, -1 when not known yet.
+func backingArtifact(tc *task.Context, name string, size int64) task.Artifact {
+	logPath := tc.LogPath
+	return task.Artifact{
+		Name:            name,
+		Kind:            task.ArtifactFile,
+		Expires:         tc.Definition.Expires,
+		ContentType:     ContentType,
+		ContentEncoding: task.EncodingGzip,
+		Size:            size,
+		Path:            logPath,
+		Open:            func() (io.ReadCloser, error) { return os.Open(logPath) },
+	}
 }
 
 func publishErr(name string, err error) error {

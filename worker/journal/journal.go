@@ -66,6 +66,11 @@ type Record struct {
 	// Expires is the task's expires, the latest expiry its log artifact
 	// may have.
 	Expires time.Time `json:"expires"`
+	// LogObject is the task log's object artifact as the Queue created it
+	// ahead of its content (queue/v1 post-artifact-response.json, storage
+	// type "object"), nil for s3 or until known: recovery uploads the log
+	// with it, since the Queue cannot create an object artifact twice.
+	LogObject *ObjectUpload `json:"logObject,omitempty"`
 	// PID is the worker process that wrote the record.
 	PID int `json:"pid"`
 	// Written is when the record was last written (local clock).
@@ -75,6 +80,17 @@ type Record struct {
 // LegacyName is the file name an older worker gave the record, one file
 // per record: "<taskId>-<runId>.json".
 func (r *Record) LegacyName() string { return r.TaskID + "-" + strconv.Itoa(r.RunID) + ".json" }
+
+// ObjectUpload is an object artifact's upload as createArtifact answered
+// it: the object's name, project and uploadId, its expiry, and the
+// temporary credentials allowed to upload it.
+type ObjectUpload struct {
+	Name        string             `json:"name"`
+	ProjectID   string             `json:"projectId"`
+	UploadID    string             `json:"uploadId"`
+	Expires     time.Time          `json:"expires"`
+	Credentials tcwire.Credentials `json:"credentials"`
+}
 
 // File names in the journal directory.
 const (

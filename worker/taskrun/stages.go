@@ -393,7 +393,9 @@ func (ru *run) failureReasons() []string {
 // endException ends the run with the recorded exception: footer,
 // Exception for the created task plugins, and RunEndedEarly for plugins
 // that were never created. A run the Queue cancelled ends silently:
-// nothing is reported or uploaded for it.
+// nothing is reported or uploaded for it by the plugins (the worker's
+// Queue sink still uploads the task log to the artifact it created for it
+// when the run started).
 func (ru *run) endException() Outcome {
 	out := ru.out
 	out.Resolution = ru.resolution()
