@@ -186,11 +186,10 @@ func TestKill9RecoveryObjectLog(t *testing.T) {
 	if strings.Contains(out.String(), "not using cgroups") {
 		t.Skip("no cgroup v2 delegation here: a setsid grandchild cannot be contained")
 	}
-	j, err := journal.Open(filepath.Join(tasksDir, ".journal"))
-	require.NoError(t, err)
 	eventually(t, "the journal record to hold the log's object upload", func() bool {
-		recs, _, err := j.List()
-		return err == nil && len(recs) == 1 && recs[0].LogObject != nil
+		// A journal lists what it read when opened: open it afresh.
+		recs := journalRecords(t, filepath.Join(tasksDir, ".journal"))
+		return len(recs) == 1 && recs[0].LogObject != nil
 	})
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
