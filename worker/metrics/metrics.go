@@ -42,11 +42,17 @@ type Info struct {
 type Recorder struct {
 	set *vm.Set
 
-	claimed         *vm.Counter
-	claimDuration   map[string]*vm.PrometheusHistogram // by outcome: tasks, empty, failed
-	reclaimDuration *vm.PrometheusHistogram
-	running         *vm.Gauge
-	capacity        *vm.Gauge
+	claimed          *vm.Counter
+	claimDuration    map[string]*vm.PrometheusHistogram // by outcome: tasks, empty, failed; never written after New
+	claimFailures    *vec[*vm.Counter]                  // by code
+	reclaimDuration  *vm.PrometheusHistogram
+	reclaimFailures  *vec[*vm.Counter]             // by code
+	resolved         *vec[*vm.Counter]             // by state, reason
+	taskDuration     *vec[*vm.PrometheusHistogram] // by state
+	running          *vm.Gauge
+	capacity         *vm.Gauge
+	uploadedBytes    *vec[*vm.Counter] // by storage_type
+	uploadedArtifact *vec[*vm.Counter] // by storage_type
 
 	runnerMu sync.Mutex
 	runner   func(count func(direction, msgType string, n uint64)) // nil until RunnerMessages
@@ -117,14 +123,25 @@ func New(info Info) *Recorder {
 	for _, o := range []string{"tasks", "empty", "failed"} {
 		r.claimDuration[o] = s.NewPrometheusHistogramExt(series(mClaimDuration, "outcome", o), queueCallBuckets)
 	}
-	for _, st := range []string{"completed", "failed", "exception"} {
-		s.NewPrometheusHistogramExt(series(mTaskDuration, "state", st), taskBuckets)
+	counters := func(name string, labels ...string) *vec[*vm.Counter] {
+		return newVec(func(v [2]string) *vm.Counter { return s.GetOrCreateCounter(series(name, labelPairs(labels, v)...)) })
 	}
-	s.NewCounter(series(mResolved, "state", "completed", "reason", "completed"))
-	s.NewCounter(series(mResolved, "state", "failed", "reason", "failed"))
+	r.claimFailures = counters(mClaimFailures, "code")
+	r.reclaimFailures = counters(mReclaimFailures, "code")
+	r.resolved = counters(mResolved, "state", "reason")
+	r.uploadedBytes = counters(mUploadedBytes, "storage_type")
+	r.uploadedArtifact = counters(mUploadedArtifact, "storage_type")
+	r.taskDuration = newVec(func(v [2]string) *vm.PrometheusHistogram {
+		return s.GetOrCreatePrometheusHistogramExt(series(mTaskDuration, "state", v[0]), taskBuckets)
+	})
+	for _, st := range []string{"completed", "failed", "exception"} {
+		r.taskDuration.with(st, "")
+	}
+	r.resolved.with("completed", "completed")
+	r.resolved.with("failed", "failed")
 	for _, st := range []string{"s3", "object"} {
-		s.NewCounter(series(mUploadedBytes, "storage_type", st))
-		s.NewCounter(series(mUploadedArtifact, "storage_type", st))
+		r.uploadedBytes.with(st, "")
+		r.uploadedArtifact.with(st, "")
 	}
 	s.NewGauge(series(mBuildInfo, "version", info.Version, "profile", info.Profile, "engine", info.Engine), nil).Set(1)
 	s.RegisterMetricsWriter(r.writeRunnerMessages)
@@ -148,6 +165,47 @@ func series(name string, labels ...string) string {
 		b.WriteByte('}')
 	}
 	return b.String()
+}
+
+// labelPairs pairs label names (one or two) with values.
+func labelPairs(names []string, values [2]string) []string {
+	out := make([]string, 0, 2*len(names))
+	for i, n := range names {
+		out = append(out, n, values[i])
+	}
+	return out
+}
+
+// vec is a family's series by label values (up to two), each created on
+// first use; a lookup of an existing series neither allocates nor
+// formats its name.
+type vec[T any] struct {
+	mu     sync.RWMutex
+	m      map[[2]string]T
+	create func(values [2]string) T
+}
+
+func newVec[T any](create func(values [2]string) T) *vec[T] {
+	return &vec[T]{m: map[[2]string]T{}, create: create}
+}
+
+// with returns the series with label values a and b ("" when the family
+// has one label).
+func (v *vec[T]) with(a, b string) T {
+	k := [2]string{a, b}
+	v.mu.RLock()
+	s, ok := v.m[k]
+	v.mu.RUnlock()
+	if ok {
+		return s
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s, ok = v.m[k]; !ok {
+		s = v.create(k)
+		v.m[k] = s
+	}
+	return s
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
@@ -178,7 +236,7 @@ func (r *Recorder) ClaimWork(d time.Duration, claimed int, code int, err error) 
 	switch {
 	case err != nil:
 		outcome = "failed"
-		r.set.GetOrCreateCounter(series(mClaimFailures, "code", codeLabel(code))).Inc()
+		r.claimFailures.with(codeLabel(code), "").Inc()
 	case claimed > 0:
 		outcome = "tasks"
 		r.claimed.Add(claimed)
@@ -193,7 +251,7 @@ func (r *Recorder) ReclaimTask(d time.Duration, code int, err error) {
 	}
 	r.reclaimDuration.Update(d.Seconds())
 	if err != nil {
-		r.set.GetOrCreateCounter(series(mReclaimFailures, "code", codeLabel(code))).Inc()
+		r.reclaimFailures.with(codeLabel(code), "").Inc()
 	}
 }
 
@@ -216,8 +274,8 @@ func (r *Recorder) TaskResolved(state, reason string, d time.Duration) {
 	if r == nil {
 		return
 	}
-	r.set.GetOrCreateCounter(series(mResolved, "state", state, "reason", reason)).Inc()
-	r.set.GetOrCreatePrometheusHistogramExt(series(mTaskDuration, "state", state), taskBuckets).Update(d.Seconds())
+	r.resolved.with(state, reason).Inc()
+	r.taskDuration.with(state, "").Update(d.Seconds())
 }
 
 // ArtifactUploaded records a file artifact of n bytes (as sent) uploaded
@@ -226,8 +284,8 @@ func (r *Recorder) ArtifactUploaded(storageType string, n int64) {
 	if r == nil {
 		return
 	}
-	r.set.GetOrCreateCounter(series(mUploadedArtifact, "storage_type", storageType)).Inc()
-	r.set.GetOrCreateCounter(series(mUploadedBytes, "storage_type", storageType)).AddInt64(n)
+	r.uploadedArtifact.with(storageType, "").Inc()
+	r.uploadedBytes.with(storageType, "").AddInt64(n)
 }
 
 // RunnerMessages makes each, called at every scrape, the source of

@@ -3,11 +3,13 @@ package metrics
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +169,46 @@ func TestServeBadListenNamesTheKey(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "config.metrics.listen")
 	assert.Contains(t, err.Error(), busy.Addr().String())
+}
+
+// TestConcurrentRecording: goroutines record new and existing series while
+// the exposition is written; every event is counted once.
+func TestConcurrentRecording(t *testing.T) {
+	r := New(Info{})
+	const workers, events = 4, 200
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range events {
+				r.TaskResolved("exception", fmt.Sprintf("reason-%d", i%5), time.Second)
+				r.ClaimWork(time.Millisecond, 0, 500+w, errors.New("x"))
+				r.ArtifactUploaded("object", 3)
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			r.WritePrometheus(io.Discard)
+		}
+	})
+	wg.Wait()
+	var b bytes.Buffer
+	r.WritePrometheus(&b)
+	fams := metricstest.Parse(t, &b)
+	assert.Equal(t, float64(workers*events/5), value(t, fams, "workergen_tasks_resolved_total", "state", "exception", "reason", "reason-3"))
+	assert.Equal(t, float64(workers*events), value(t, fams, "workergen_task_duration_seconds", "state", "exception"))
+	assert.Equal(t, float64(events), value(t, fams, "workergen_claim_work_failures_total", "code", "502"))
+	assert.Equal(t, float64(workers*events*3), value(t, fams, "workergen_artifact_upload_bytes_total", "storage_type", "object"))
+}
+
+// TestSeriesEscapesLabelValues: a label value with a quote, a backslash or
+// a newline stays one valid series.
+func TestSeriesEscapesLabelValues(t *testing.T) {
+	assert.Equal(t, `m{a="x\"y\\z\nw",b="2"}`, series("m", "a", "x\"y\\z\nw", "b", "2"))
+	assert.Equal(t, "m", series("m"))
+	r := New(Info{Version: "1.0 \"beta\"\nnext"})
+	var b bytes.Buffer
+	r.WritePrometheus(&b)
+	fams := metricstest.Parse(t, &b)
+	assert.Equal(t, 1.0, value(t, fams, "workergen_build_info", "version", "1.0 \"beta\"\nnext"))
 }
