@@ -7,7 +7,10 @@
 // The series are kept by github.com/VictoriaMetrics/metrics (counters,
 // gauges, and Prometheus histograms with `le` buckets, `_sum` and
 // `_count`), which also writes the Go runtime's `go_*` and the process'
-// `process_*` series. Every family has `# TYPE` and `# HELP` lines.
+// `process_*` series (from /proc on Linux; the library reports a /proc
+// file it cannot read with the standard log package, on stderr). Every
+// family has `# TYPE` and `# HELP` lines (the go_ and process_ ones
+// without help text).
 //
 // A nil *Recorder records nothing: every method is a no-op, so a worker
 // without `metrics.listen` pays one nil check per event. Metric names

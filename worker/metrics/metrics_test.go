@@ -99,8 +99,10 @@ func TestServeExposesEveryMetric(t *testing.T) {
 	assert.Equal(t, 42.0, value(t, fams, "workergen_worker_runner_messages_total", "direction", "sent", "type", "log"))
 	assert.Equal(t, 1.0, value(t, fams, "workergen_worker_runner_messages_total", "direction", "received", "type", "welcome"))
 	assert.Equal(t, 1.0, value(t, fams, "workergen_build_info", "version", "1.2.3", "profile", "linux-native", "engine", "native"))
-	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds", "process_resident_memory_bytes",
-		"process_cpu_seconds_total", "process_start_time_seconds", "process_open_fds", "process_max_fds"} {
+	// The go_ and process_ series the README's Telemetry table names.
+	for _, name := range []string{"go_goroutines", "go_threads", "go_info", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds",
+		"process_resident_memory_bytes", "process_cpu_seconds_total", "process_cpu_seconds_user_total", "process_cpu_seconds_system_total",
+		"process_start_time_seconds", "process_open_fds", "process_max_fds"} {
 		assert.Contains(t, fams, name)
 	}
 	assert.Greater(t, value(t, fams, "process_resident_memory_bytes"), 0.0)
