@@ -158,7 +158,11 @@ func series(name string, labels ...string) string {
 	var b strings.Builder
 	b.WriteString(name)
 	for i := 0; i+1 < len(labels); i += 2 {
-		b.WriteByte(",{"[btoi(i == 0)])
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		b.WriteByte(sep)
 		b.WriteString(labels[i])
 		b.WriteString(`="`)
 		b.WriteString(labelEscaper.Replace(labels[i+1]))
@@ -212,13 +216,6 @@ func (v *vec[T]) with(a, b string) T {
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // SetCapacity records the worker's capacity.
 func (r *Recorder) SetCapacity(n int) {
