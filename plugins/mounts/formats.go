@@ -105,9 +105,9 @@ func checkArchiveFormat(format string) error {
 }
 
 // looksLike reports whether src, read from its start, is an archive of
-// format: its signature, a compression's magic number, or for tar a first
-// header with a valid checksum (or an empty archive's zero block). src is
-// left at its start.
+// format: its signature, a compression's magic number, or for tar a valid
+// first header (or an empty archive's zero blocks). src is left at its
+// start.
 func looksLike(src source, format string) (bool, error) {
 	head := make([]byte, 512)
 	n, err := io.ReadFull(src, head)
@@ -130,8 +130,16 @@ func looksLike(src source, format string) (bool, error) {
 		m := compressions[c].match
 		return m == nil || m(head[:min(len(head), 16)]), nil
 	}
-	_, err = tar.NewReader(bytes.NewReader(head)).Next()
-	return err == nil || (errors.Is(err, io.EOF) && n == len(head)), nil
+	if n < len(head) {
+		return false, nil // not even one header block
+	}
+	// The first header, with what it needs after its block (a pax or GNU
+	// long-name header's data, then the next header).
+	_, err = tar.NewReader(src).Next()
+	if _, serr := src.Seek(0, io.SeekStart); serr != nil {
+		return false, serr
+	}
+	return err == nil || errors.Is(err, io.EOF), nil
 }
 
 // entry is one member of an archive, as extract handles it.
@@ -213,6 +221,9 @@ func walkTar(in io.Reader, each func(entry) error) error {
 		}
 		if err != nil {
 			return err
+		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue // a pax global header (git archive writes one): no entry
 		}
 		e := entry{name: h.Name, mode: h.FileInfo().Mode(), link: h.Linkname, hardLink: h.Typeflag == tar.TypeLink,
 			modTime: h.ModTime, open: func() (io.ReadCloser, error) { return io.NopCloser(tr), nil }}

@@ -1,6 +1,7 @@
 package mounts_test
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"io"
@@ -97,6 +98,39 @@ func TestSevenZip(t *testing.T) {
 		}
 		_ = r.Close()
 	}
+}
+
+// TestTarPAXGlobalHeader: a tar starting with a pax global header (as git
+// archive writes, with the commit id) extracts its entries and no file for
+// the header; so does a tar whose first entry has a long name (its header
+// spans several blocks).
+func TestTarPAXGlobalHeader(t *testing.T) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header",
+		PAXRecords: map[string]string{"comment": "0123456789abcdef0123456789abcdef01234567"}}))
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "repo/README", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg}))
+	_, err := tw.Write([]byte("hi"))
+	require.NoError(t, err)
+	long := "repo/" + strings.Repeat("n", 150) // over ustar's 100 bytes: a pax header of its own
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: long, Mode: 0o644, Size: 4, Typeflag: tar.TypeReg}))
+	_, err = tw.Write([]byte("long"))
+	require.NoError(t, err)
+	require.NoError(t, tw.Close())
+	longFirst := makeTar(t, []entry{{name: long, body: "long"}})
+	srv := newServer(t, map[string][]byte{"/g.tar": b.Bytes(), "/l.tar": longFirst})
+	res := run(t, newPlugin(t), map[string]any{"mounts": []any{
+		map[string]any{"directory": "d", "format": "tar", "content": map[string]any{"url": srv.URL + "/g.tar"}},
+		map[string]any{"directory": "l", "format": "tar", "content": map[string]any{"url": srv.URL + "/l.tar"}},
+	}})
+	require.Equal(t, task.Completed, res.Resolution.State, res.Log)
+	assert.Equal(t, "hi", readFile(t, res, "d/repo/README"))
+	assert.Equal(t, "long", readFile(t, res, "d/"+long))
+	assert.Equal(t, "long", readFile(t, res, "l/"+long), "a first entry with a long name")
+	ents, err := os.ReadDir(filepath.Join(res.Context.TaskDir, "d"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	assert.Equal(t, "repo", ents[0].Name())
 }
 
 // TestEmptyTar: a tar of no entries (two zero blocks) mounts as an empty
