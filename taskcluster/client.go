@@ -135,8 +135,23 @@ func (h *CredentialsHolder) Set(c Credentials) { h.p.Store(&c) }
 func (h *CredentialsHolder) Get() *Credentials { return h.p.Load() }
 
 // defaultHTTPClient has its own transport, so CloseIdleConnections does not
-// touch other users of http.DefaultTransport.
-var defaultHTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+// touch other users of http.DefaultTransport. It keeps up to
+// maxIdleConnsPerHost idle connections per host, not net/http's 2: worker
+// binaries speak HTTP/1.1 only (built without HTTP/2, see gen/build.Tags),
+// one request per connection at a time, so concurrent uploads (capacity ×
+// uploadConcurrency) and Queue calls reuse their connections instead of
+// opening, and for https handshaking, new ones.
+var defaultHTTPClient = newHTTPClient()
+
+// maxIdleConnsPerHost is how many idle keep-alive connections the default
+// HTTP client keeps per host (net/http's DefaultMaxIdleConnsPerHost is 2).
+const maxIdleConnsPerHost = 64
+
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	return &http.Client{Transport: t}
+}
 
 // ErrNoRootURL means Client.RootURL is empty.
 var ErrNoRootURL = errors.New("taskcluster client has no rootUrl")

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/workergen/workergen/worker/config"
 	"github.com/workergen/workergen/worker/gwconfig"
 	"github.com/workergen/workergen/worker/metrics"
+	"github.com/workergen/workergen/worker/metrics/metricstest"
 )
 
 // TestReadmeConfigExample: the worker config shown in the README is valid
@@ -127,12 +129,12 @@ func TestReadmeTelemetry(t *testing.T) {
 	rec.RunnerMessages(func(count func(string, string, uint64)) { count("sent", "hello", 1) })
 	rec.ClaimWork(time.Second, 0, 503, errors.New("unavailable")) // failure series appear with a failure
 	rec.ReclaimTask(time.Second, 503, errors.New("unavailable"))
-	fams, err := rec.Registry().Gather()
-	require.NoError(t, err)
+	var exposition bytes.Buffer
+	rec.WritePrometheus(&exposition)
 	var exposed []string
-	for _, f := range fams {
-		if strings.HasPrefix(f.GetName(), "workergen_") {
-			exposed = append(exposed, f.GetName())
+	for name := range metricstest.Parse(t, &exposition) {
+		if strings.HasPrefix(name, "workergen_") {
+			exposed = append(exposed, name)
 		}
 	}
 	assert.ElementsMatch(t, exposed, listed)

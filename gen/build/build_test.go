@@ -90,6 +90,7 @@ func TestBuildEveryProfile(t *testing.T) {
 				}
 				require.Equal(t, "0", settings["CGO_ENABLED"], b.Path)
 				require.Equal(t, "true", settings["-trimpath"], b.Path)
+				require.Equal(t, build.Tags, settings["-tags"], b.Path)
 				require.Equal(t, b.Target.OS, settings["GOOS"])
 				require.Equal(t, b.Target.Arch, settings["GOARCH"])
 				require.Equal(t, module+"/"+gen.DistDir+"/"+name, info.Path)

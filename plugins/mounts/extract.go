@@ -1,7 +1,6 @@
 package mounts
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -11,51 +10,12 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-
-	"github.com/mholt/archives"
 )
 
 // ErrBadContent is wrapped by extraction errors that are the content's
 // fault: not an archive of the stated format, or an entry that would land
 // outside the mount's directory. The run is then malformed-payload.
 var ErrBadContent = errors.New("bad mount content")
-
-// compressions are the fileMount formats (upstream fileMount.format) and the
-// compressions of the tar.* archive formats.
-var compressions = map[string]archives.Decompressor{
-	"br":  archives.Brotli{},
-	"bz2": archives.Bz2{},
-	"gz":  archives.Gz{},
-	"lz":  archives.Lzip{},
-	"lz4": archives.Lz4{},
-	"mz":  archives.MinLZ{},
-	"sz":  archives.Sz{},
-	"xz":  archives.Xz{},
-	"zst": archives.Zstd{},
-	"zz":  archives.Zlib{},
-}
-
-// archiveFormat returns the extractor of a readOnlyDirectory or
-// writableDirectoryCache format (upstream enum: 7z, rar, tar, tar.<c> for
-// each compression c, zip).
-func archiveFormat(format string) (archives.Extractor, error) {
-	switch format {
-	case "7z":
-		return archives.SevenZip{}, nil
-	case "rar":
-		return archives.Rar{}, nil
-	case "tar":
-		return archives.Tar{}, nil
-	case "zip":
-		return archives.Zip{}, nil
-	}
-	if c, ok := strings.CutPrefix(format, "tar."); ok {
-		if d, ok := compressions[c]; ok {
-			return archives.CompressedArchive{Compression: d.(archives.Compression), Extraction: archives.Tar{}}, nil
-		}
-	}
-	return nil, fmt.Errorf("unsupported archive format %q", format)
-}
 
 // checkFormat checks a mount's format against its kind.
 func checkFormat(m Mount) error {
@@ -68,8 +28,7 @@ func checkFormat(m Mount) error {
 		}
 		return nil
 	}
-	_, err := archiveFormat(m.Format)
-	return err
+	return checkArchiveFormat(m.Format)
 }
 
 // source is mount content ready to read: a downloaded file or inline bytes.
@@ -80,7 +39,7 @@ type source interface {
 	io.Seeker
 }
 
-// extract unpacks the archive src (format as in archiveFormat) into the
+// extract unpacks the archive src (format as in checkArchiveFormat) into the
 // directory dir, which it creates. Every entry is created through an
 // os.Root on dir, so no entry, path component or symlink can reach outside
 // it; entries with absolute names, ".." segments or symlinks whose target
@@ -88,27 +47,15 @@ type source interface {
 // write more than b allows (errTooBig). It returns the number of bytes
 // written.
 func extract(ctx context.Context, src source, format, dir string, b *budget) (int64, error) {
-	ex, err := archiveFormat(format)
-	if err != nil {
+	if err := checkArchiveFormat(format); err != nil {
 		return 0, err
 	}
 	// Check the magic bytes first: some readers (rar) do not give up
 	// quickly on data that is not theirs.
-	var magic archives.Format
-	switch f := ex.(type) {
-	case archives.CompressedArchive:
-		magic = f.Compression
-	case archives.Format:
-		magic = f
-	}
-	if magic != nil {
-		mr, err := magic.Match(ctx, "", src)
-		if _, serr := src.Seek(0, io.SeekStart); serr != nil {
-			return 0, serr
-		}
-		if err != nil || !mr.ByStream {
-			return 0, fmt.Errorf("%w: not a %s archive", ErrBadContent, format)
-		}
+	if ok, err := looksLike(src, format); err != nil {
+		return 0, err
+	} else if !ok {
+		return 0, fmt.Errorf("%w: not a %s archive", ErrBadContent, format)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
@@ -119,42 +66,42 @@ func extract(ctx context.Context, src source, format, dir string, b *budget) (in
 	}
 	defer root.Close()
 	var written int64
-	handle := func(ctx context.Context, f archives.FileInfo) error {
-		name, err := entryName(f.NameInArchive)
+	handle := func(f entry) error {
+		name, err := entryName(f.name)
 		if err != nil {
 			return err
 		}
 		if name == "." {
 			return nil
 		}
-		mode := f.Mode()
+		mode := f.mode
 		if parent := filepath.Dir(name); parent != "." {
 			if err := root.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 			}
 		}
 		switch {
-		case f.IsDir():
+		case mode.IsDir():
 			if err := root.MkdirAll(name, 0o755); err != nil {
-				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 			}
 			_ = root.Chmod(name, mode.Perm()|0o700)
 		case mode&fs.ModeSymlink != 0:
-			if err := checkLinkTarget(name, f.LinkTarget); err != nil {
-				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+			if err := checkLinkTarget(name, f.link); err != nil {
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 			}
 			_ = root.Remove(name)
-			if err := root.Symlink(f.LinkTarget, name); err != nil {
-				return fmt.Errorf("entry %q: %w", f.NameInArchive, err)
+			if err := root.Symlink(f.link, name); err != nil {
+				return fmt.Errorf("entry %q: %w", f.name, err)
 			}
-		case isHardLink(f):
-			old, err := entryName(f.LinkTarget)
+		case f.hardLink:
+			old, err := entryName(f.link)
 			if err != nil {
 				return err
 			}
 			_ = root.Remove(name)
 			if err := root.Link(old, name); err != nil {
-				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+				return fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 			}
 		case mode.IsRegular():
 			n, err := writeEntry(root, name, mode.Perm()|0o600, f, b)
@@ -166,12 +113,12 @@ func extract(ctx context.Context, src source, format, dir string, b *budget) (in
 			// Devices, fifos, sockets: not mount content; skipped.
 			return nil
 		}
-		if !f.ModTime().IsZero() && mode&fs.ModeSymlink == 0 {
-			_ = root.Chtimes(name, f.ModTime(), f.ModTime())
+		if !f.modTime.IsZero() && mode&fs.ModeSymlink == 0 {
+			_ = root.Chtimes(name, f.modTime, f.modTime)
 		}
 		return nil
 	}
-	if err := ex.Extract(ctx, src, handle); err != nil {
+	if err := walkArchive(ctx, src, format, handle); err != nil {
 		if errors.Is(err, ErrBadContent) || ctx.Err() != nil {
 			return written, err
 		}
@@ -182,13 +129,6 @@ func extract(ctx context.Context, src source, format, dir string, b *budget) (in
 		return written, fmt.Errorf("%w: not a valid %s archive: %v", ErrBadContent, format, err)
 	}
 	return written, nil
-}
-
-// isHardLink reports whether f is a tar hard link entry (mholt/archives
-// reports it as a regular file whose LinkTarget is set).
-func isHardLink(f archives.FileInfo) bool {
-	h, ok := f.Header.(*tar.Header)
-	return ok && h.Typeflag == tar.TypeLink
 }
 
 // entryName cleans an archive entry name (slash-separated) into a path
@@ -220,19 +160,16 @@ func checkLinkTarget(name, target string) error {
 	return nil
 }
 
-func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInfo, b *budget) (int64, error) {
-	if f.Open == nil {
-		return 0, fmt.Errorf("%w: entry %q has no content", ErrBadContent, f.NameInArchive)
-	}
-	in, err := f.Open()
+func writeEntry(root *os.Root, name string, perm fs.FileMode, f entry, b *budget) (int64, error) {
+	in, err := f.open()
 	if err != nil {
-		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 	}
 	defer in.Close()
 	_ = root.Remove(name)
 	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
-		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+		return 0, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 	}
 	n, err := io.Copy(b.writer(out), in)
 	if cerr := out.Close(); err == nil {
@@ -246,7 +183,7 @@ func writeEntry(root *os.Root, name string, perm fs.FileMode, f archives.FileInf
 		if errors.As(err, &pe) && pe.Op == "write" {
 			return n, fmt.Errorf("writing %q: %w", name, err)
 		}
-		return n, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.NameInArchive, err)
+		return n, fmt.Errorf("%w: entry %q: %v", ErrBadContent, f.name, err)
 	}
 	return n, nil
 }
@@ -261,7 +198,7 @@ func decompress(src io.Reader, format string, root *os.Root, dst string, b *budg
 		if !ok {
 			return 0, fmt.Errorf("unsupported compression format %q", format)
 		}
-		rc, err := d.OpenReader(src)
+		rc, err := d.open(src)
 		if err != nil {
 			return 0, fmt.Errorf("%w: not valid %s content: %v", ErrBadContent, format, err)
 		}

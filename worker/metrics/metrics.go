@@ -1,7 +1,16 @@
 // Package metrics is the claiming worker's Prometheus telemetry: a
 // Recorder the claim loop, the artifact uploads and the worker-runner
 // session report to, and an HTTP listener serving it at /metrics in
-// Prometheus' text exposition format (config `metrics.listen`).
+// Prometheus' text exposition format, version 0.0.4 (config
+// `metrics.listen`).
+//
+// The series are kept by github.com/VictoriaMetrics/metrics (counters,
+// gauges, and Prometheus histograms with `le` buckets, `_sum` and
+// `_count`), which also writes the Go runtime's `go_*` and the process'
+// `process_*` series (from /proc on Linux; the library reports a /proc
+// file it cannot read with the standard log package, on stderr). Every
+// family has `# TYPE` and `# HELP` lines (the go_ and process_ ones
+// without help text).
 //
 // A nil *Recorder records nothing: every method is a no-op, so a worker
 // without `metrics.listen` pays one nil check per event. Metric names
@@ -13,12 +22,15 @@
 package metrics
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // Info identifies the worker in workergen_build_info.
@@ -28,25 +40,58 @@ type Info struct {
 	Engine  string // the engine's name, e.g. "native"
 }
 
-// Recorder holds the worker's metrics in a registry of its own (with the
-// Go runtime's and the process' collectors). Its methods are safe for
-// concurrent use and for a nil receiver.
+// Recorder holds the worker's workergen_ series in a metrics set of its
+// own. Its methods are safe for concurrent use and for a nil receiver.
 type Recorder struct {
-	reg *prometheus.Registry
+	set *vm.Set
 
-	claimed          prometheus.Counter
-	claimDuration    *prometheus.HistogramVec // by outcome
-	claimFailures    *prometheus.CounterVec   // by code
-	reclaimDuration  prometheus.Histogram
-	reclaimFailures  *prometheus.CounterVec   // by code
-	resolved         *prometheus.CounterVec   // by state, reason
-	taskDuration     *prometheus.HistogramVec // by state
-	running          prometheus.Gauge
-	capacity         prometheus.Gauge
-	uploadedBytes    *prometheus.CounterVec // by storage_type
-	uploadedArtifact *prometheus.CounterVec // by storage_type
+	claimed          *vm.Counter
+	claimDuration    map[string]*vm.PrometheusHistogram // by outcome: tasks, empty, failed; never written after New
+	claimFailures    *vec[*vm.Counter]                  // by code
+	reclaimDuration  *vm.PrometheusHistogram
+	reclaimFailures  *vec[*vm.Counter]             // by code
+	resolved         *vec[*vm.Counter]             // by state, reason
+	taskDuration     *vec[*vm.PrometheusHistogram] // by state
+	running          *vm.Gauge
+	capacity         *vm.Gauge
+	uploadedBytes    *vec[*vm.Counter] // by storage_type
+	uploadedArtifact *vec[*vm.Counter] // by storage_type
 
-	runnerOnce sync.Once
+	runnerMu sync.Mutex
+	runner   func(count func(direction, msgType string, n uint64)) // nil until RunnerMessages
+}
+
+// Metric names, and their # HELP text.
+const (
+	mClaimed          = "workergen_tasks_claimed_total"
+	mClaimDuration    = "workergen_claim_work_duration_seconds"
+	mClaimFailures    = "workergen_claim_work_failures_total"
+	mReclaimDuration  = "workergen_reclaim_task_duration_seconds"
+	mReclaimFailures  = "workergen_reclaim_task_failures_total"
+	mResolved         = "workergen_tasks_resolved_total"
+	mTaskDuration     = "workergen_task_duration_seconds"
+	mRunning          = "workergen_tasks_running"
+	mCapacity         = "workergen_capacity"
+	mUploadedBytes    = "workergen_artifact_upload_bytes_total"
+	mUploadedArtifact = "workergen_artifact_uploads_total"
+	mRunnerMessages   = "workergen_worker_runner_messages_total"
+	mBuildInfo        = "workergen_build_info"
+)
+
+var help = map[string]string{
+	mClaimed:          "Task runs claimed with claimWork.",
+	mClaimDuration:    "claimWork calls, long poll included, by outcome (tasks: some claimed, empty: none, failed: an error).",
+	mClaimFailures:    "claimWork calls that failed, by HTTP status code (none: no answer).",
+	mReclaimDuration:  "reclaimTask calls, failed ones included.",
+	mReclaimFailures:  "reclaimTask calls that failed, by HTTP status code (none: no answer; 409: the Queue took the run back).",
+	mResolved:         "Task runs this worker resolved, by state (completed, failed, exception) and reasonResolved.",
+	mTaskDuration:     "Task runs from claim to the reported resolution, by state.",
+	mRunning:          "Task runs claimed and not yet resolved.",
+	mCapacity:         "Task runs the worker runs at once (config capacity).",
+	mUploadedBytes:    "Bytes of file artifacts uploaded (as sent: after gzip encoding), by storage type (s3, object).",
+	mUploadedArtifact: "File artifacts uploaded, by storage type (s3, object).",
+	mRunnerMessages:   "worker-runner protocol messages, by direction (sent, received) and type.",
+	mBuildInfo:        "Always 1; the worker's version, profile and engine as labels.",
 }
 
 // Bucket upper bounds, in seconds.
@@ -62,67 +107,115 @@ var (
 // New returns a Recorder with its workergen_ series at zero (so that
 // dashboards see them before the first event; the failure counters, whose
 // code labels are not known in advance, and the worker-runner messages
-// appear with their first event), build info from info, and the go_ and
-// process_ collectors.
+// appear with their first event) and build info from info.
+//
+// It turns on the # HELP and # TYPE lines of github.com/VictoriaMetrics/metrics
+// (vm.ExposeMetadata, a process-wide setting) so that scrapers see
+// counters, gauges and histograms, not untyped series.
 func New(info Info) *Recorder {
-	reg := prometheus.NewRegistry()
-	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	r := &Recorder{reg: reg}
-	r.claimed = prometheus.NewCounter(prometheus.CounterOpts{Name: "workergen_tasks_claimed_total",
-		Help: "Task runs claimed with claimWork."})
-	r.claimDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "workergen_claim_work_duration_seconds",
-		Help: "claimWork calls, long poll included, by outcome (tasks: some claimed, empty: none, failed: an error).", Buckets: queueCallBuckets},
-		[]string{"outcome"})
-	r.claimFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workergen_claim_work_failures_total",
-		Help: "claimWork calls that failed, by HTTP status code (none: no answer)."}, []string{"code"})
-	r.reclaimDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "workergen_reclaim_task_duration_seconds",
-		Help: "reclaimTask calls, failed ones included.", Buckets: queueCallBuckets})
-	r.reclaimFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workergen_reclaim_task_failures_total",
-		Help: "reclaimTask calls that failed, by HTTP status code (none: no answer; 409: the Queue took the run back)."}, []string{"code"})
-	r.resolved = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workergen_tasks_resolved_total",
-		Help: "Task runs this worker resolved, by state (completed, failed, exception) and reasonResolved."}, []string{"state", "reason"})
-	r.taskDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "workergen_task_duration_seconds",
-		Help: "Task runs from claim to the reported resolution, by state.", Buckets: taskBuckets}, []string{"state"})
-	r.running = prometheus.NewGauge(prometheus.GaugeOpts{Name: "workergen_tasks_running",
-		Help: "Task runs claimed and not yet resolved."})
-	r.capacity = prometheus.NewGauge(prometheus.GaugeOpts{Name: "workergen_capacity",
-		Help: "Task runs the worker runs at once (config capacity)."})
-	r.uploadedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workergen_artifact_upload_bytes_total",
-		Help: "Bytes of file artifacts uploaded (as sent: after gzip encoding), by storage type (s3, object)."}, []string{"storage_type"})
-	r.uploadedArtifact = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "workergen_artifact_uploads_total",
-		Help: "File artifacts uploaded, by storage type (s3, object)."}, []string{"storage_type"})
-	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "workergen_build_info",
-		Help:        "Always 1; the worker's version, profile and engine as labels.",
-		ConstLabels: prometheus.Labels{"version": info.Version, "profile": info.Profile, "engine": info.Engine}})
-	build.Set(1)
-	for _, c := range []prometheus.Collector{r.claimed, r.claimDuration, r.claimFailures, r.reclaimDuration, r.reclaimFailures,
-		r.resolved, r.taskDuration, r.running, r.capacity, r.uploadedBytes, r.uploadedArtifact, build,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
-		f(c)
+	vm.ExposeMetadata(true)
+	s := vm.NewSet()
+	r := &Recorder{
+		set:             s,
+		claimed:         s.NewCounter(mClaimed),
+		claimDuration:   map[string]*vm.PrometheusHistogram{},
+		reclaimDuration: s.NewPrometheusHistogramExt(mReclaimDuration, queueCallBuckets),
+		running:         s.NewGauge(mRunning, nil),
+		capacity:        s.NewGauge(mCapacity, nil),
 	}
 	for _, o := range []string{"tasks", "empty", "failed"} {
-		r.claimDuration.WithLabelValues(o)
+		r.claimDuration[o] = s.NewPrometheusHistogramExt(series(mClaimDuration, "outcome", o), queueCallBuckets)
 	}
-	for _, s := range []string{"completed", "failed", "exception"} {
-		r.taskDuration.WithLabelValues(s)
+	counters := func(name string, labels ...string) *vec[*vm.Counter] {
+		return newVec(func(v [2]string) *vm.Counter { return s.GetOrCreateCounter(series(name, labelPairs(labels, v)...)) })
 	}
-	r.resolved.WithLabelValues("completed", "completed")
-	r.resolved.WithLabelValues("failed", "failed")
+	r.claimFailures = counters(mClaimFailures, "code")
+	r.reclaimFailures = counters(mReclaimFailures, "code")
+	r.resolved = counters(mResolved, "state", "reason")
+	r.uploadedBytes = counters(mUploadedBytes, "storage_type")
+	r.uploadedArtifact = counters(mUploadedArtifact, "storage_type")
+	r.taskDuration = newVec(func(v [2]string) *vm.PrometheusHistogram {
+		return s.GetOrCreatePrometheusHistogramExt(series(mTaskDuration, "state", v[0]), taskBuckets)
+	})
+	for _, st := range []string{"completed", "failed", "exception"} {
+		r.taskDuration.with(st, "")
+	}
+	r.resolved.with("completed", "completed")
+	r.resolved.with("failed", "failed")
 	for _, st := range []string{"s3", "object"} {
-		r.uploadedBytes.WithLabelValues(st)
-		r.uploadedArtifact.WithLabelValues(st)
+		r.uploadedBytes.with(st, "")
+		r.uploadedArtifact.with(st, "")
 	}
+	s.NewGauge(series(mBuildInfo, "version", info.Version, "profile", info.Profile, "engine", info.Engine), nil).Set(1)
+	s.RegisterMetricsWriter(r.writeRunnerMessages)
 	return r
 }
 
-// Registry returns the registry the metrics are in (nil for a nil
-// Recorder), to gather them without HTTP or to register more.
-func (r *Recorder) Registry() *prometheus.Registry {
-	if r == nil {
-		return nil
+// series is the name of one series of metric name with labels (name,
+// value pairs) in the text format: name{l1="v1",l2="v2"}, the values
+// escaped (backslash, double quote, newline).
+func series(name string, labels ...string) string {
+	var b strings.Builder
+	b.WriteString(name)
+	for i := 0; i+1 < len(labels); i += 2 {
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		b.WriteByte(sep)
+		b.WriteString(labels[i])
+		b.WriteString(`="`)
+		b.WriteString(labelEscaper.Replace(labels[i+1]))
+		b.WriteByte('"')
 	}
-	return r.reg
+	if len(labels) > 1 {
+		b.WriteByte('}')
+	}
+	return b.String()
 }
+
+// labelPairs pairs label names (one or two) with values.
+func labelPairs(names []string, values [2]string) []string {
+	out := make([]string, 0, 2*len(names))
+	for i, n := range names {
+		out = append(out, n, values[i])
+	}
+	return out
+}
+
+// vec is a family's series by label values (up to two), each created on
+// first use; a lookup of an existing series neither allocates nor
+// formats its name.
+type vec[T any] struct {
+	mu     sync.RWMutex
+	m      map[[2]string]T
+	create func(values [2]string) T
+}
+
+func newVec[T any](create func(values [2]string) T) *vec[T] {
+	return &vec[T]{m: map[[2]string]T{}, create: create}
+}
+
+// with returns the series with label values a and b ("" when the family
+// has one label).
+func (v *vec[T]) with(a, b string) T {
+	k := [2]string{a, b}
+	v.mu.RLock()
+	s, ok := v.m[k]
+	v.mu.RUnlock()
+	if ok {
+		return s
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s, ok = v.m[k]; !ok {
+		s = v.create(k)
+		v.m[k] = s
+	}
+	return s
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 // SetCapacity records the worker's capacity.
 func (r *Recorder) SetCapacity(n int) {
@@ -143,12 +236,12 @@ func (r *Recorder) ClaimWork(d time.Duration, claimed int, code int, err error) 
 	switch {
 	case err != nil:
 		outcome = "failed"
-		r.claimFailures.WithLabelValues(codeLabel(code)).Inc()
+		r.claimFailures.with(codeLabel(code), "").Inc()
 	case claimed > 0:
 		outcome = "tasks"
-		r.claimed.Add(float64(claimed))
+		r.claimed.Add(claimed)
 	}
-	r.claimDuration.WithLabelValues(outcome).Observe(d.Seconds())
+	r.claimDuration[outcome].Update(d.Seconds())
 }
 
 // ReclaimTask records one reclaimTask call, as ClaimWork does.
@@ -156,9 +249,9 @@ func (r *Recorder) ReclaimTask(d time.Duration, code int, err error) {
 	if r == nil {
 		return
 	}
-	r.reclaimDuration.Observe(d.Seconds())
+	r.reclaimDuration.Update(d.Seconds())
 	if err != nil {
-		r.reclaimFailures.WithLabelValues(codeLabel(code)).Inc()
+		r.reclaimFailures.with(codeLabel(code), "").Inc()
 	}
 }
 
@@ -181,8 +274,8 @@ func (r *Recorder) TaskResolved(state, reason string, d time.Duration) {
 	if r == nil {
 		return
 	}
-	r.resolved.WithLabelValues(state, reason).Inc()
-	r.taskDuration.WithLabelValues(state).Observe(d.Seconds())
+	r.resolved.with(state, reason).Inc()
+	r.taskDuration.with(state, "").Update(d.Seconds())
 }
 
 // ArtifactUploaded records a file artifact of n bytes (as sent) uploaded
@@ -191,37 +284,76 @@ func (r *Recorder) ArtifactUploaded(storageType string, n int64) {
 	if r == nil {
 		return
 	}
-	r.uploadedArtifact.WithLabelValues(storageType).Inc()
-	r.uploadedBytes.WithLabelValues(storageType).Add(float64(n))
+	r.uploadedArtifact.with(storageType, "").Inc()
+	r.uploadedBytes.with(storageType, "").AddInt64(n)
 }
 
 // RunnerMessages makes each, called at every scrape, the source of
 // workergen_worker_runner_messages_total{direction, type}: it calls
 // count once per direction ("sent", "received") and message type with
 // the number of such messages so far. Only the first call has an effect.
+// The connection keeps its own counts, so that the handshake, which comes
+// before the Recorder exists, is counted too.
 func (r *Recorder) RunnerMessages(each func(count func(direction, msgType string, n uint64))) {
 	if r == nil || each == nil {
 		return
 	}
-	r.runnerOnce.Do(func() { r.reg.MustRegister(runnerCollector{each}) })
+	r.runnerMu.Lock()
+	defer r.runnerMu.Unlock()
+	if r.runner == nil {
+		r.runner = each
+	}
 }
 
-var runnerDesc = prometheus.NewDesc("workergen_worker_runner_messages_total",
-	"worker-runner protocol messages, by direction (sent, received) and type.", []string{"direction", "type"}, nil)
-
-// runnerCollector reads the connection's own counts at each scrape, so
-// that the handshake, which comes before the Recorder exists, is counted
-// too.
-type runnerCollector struct {
-	each func(count func(direction, msgType string, n uint64))
-}
-
-func (c runnerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- runnerDesc }
-
-func (c runnerCollector) Collect(ch chan<- prometheus.Metric) {
-	c.each(func(direction, msgType string, n uint64) {
-		ch <- prometheus.MustNewConstMetric(runnerDesc, prometheus.CounterValue, float64(n), direction, msgType)
+// writeRunnerMessages writes workergen_worker_runner_messages_total's
+// family (none before RunnerMessages, or without messages).
+func (r *Recorder) writeRunnerMessages(w io.Writer) {
+	r.runnerMu.Lock()
+	each := r.runner
+	r.runnerMu.Unlock()
+	if each == nil {
+		return
+	}
+	var b bytes.Buffer
+	each(func(direction, msgType string, n uint64) {
+		fmt.Fprintf(&b, "%s %d\n", series(mRunnerMessages, "direction", direction, "type", msgType), n)
 	})
+	if b.Len() == 0 {
+		return
+	}
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", mRunnerMessages, help[mRunnerMessages], mRunnerMessages)
+	_, _ = w.Write(b.Bytes())
+}
+
+// WritePrometheus writes every series in Prometheus' text exposition
+// format to w: the workergen_ families (with their # HELP text), then the
+// library's go_* and process_* series (process_open_fds and
+// process_max_fds included).
+func (r *Recorder) WritePrometheus(w io.Writer) {
+	if r == nil {
+		return
+	}
+	var b bytes.Buffer
+	r.set.WritePrometheus(&b)
+	_, _ = w.Write(withHelp(b.Bytes()))
+	vm.WriteProcessMetrics(w)
+	vm.WriteFDMetrics(w)
+}
+
+// withHelp adds the help text to the library's bare "# HELP <name>" lines
+// of the workergen_ families in exposition.
+func withHelp(exposition []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(exposition) + 2048)
+	for line := range bytes.Lines(exposition) {
+		name, ok := bytes.CutPrefix(bytes.TrimSuffix(line, []byte("\n")), []byte("# HELP "))
+		if text := help[string(name)]; ok && text != "" {
+			fmt.Fprintf(&out, "# HELP %s %s\n", name, text)
+			continue
+		}
+		out.Write(line)
+	}
+	return out.Bytes()
 }
 
 func codeLabel(code int) string {

@@ -1,10 +1,15 @@
 package metrics
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +45,9 @@ func TestNilRecorderRecordsNothing(t *testing.T) {
 	r.TaskResolved("completed", "completed", time.Second)
 	r.ArtifactUploaded("s3", 10)
 	r.RunnerMessages(func(func(string, string, uint64)) {})
-	assert.Nil(t, r.Registry())
+	var b bytes.Buffer
+	r.WritePrometheus(&b)
+	assert.Zero(t, b.Len())
 }
 
 func TestServeExposesEveryMetric(t *testing.T) {
@@ -92,8 +99,36 @@ func TestServeExposesEveryMetric(t *testing.T) {
 	assert.Equal(t, 42.0, value(t, fams, "workergen_worker_runner_messages_total", "direction", "sent", "type", "log"))
 	assert.Equal(t, 1.0, value(t, fams, "workergen_worker_runner_messages_total", "direction", "received", "type", "welcome"))
 	assert.Equal(t, 1.0, value(t, fams, "workergen_build_info", "version", "1.2.3", "profile", "linux-native", "engine", "native"))
-	assert.Contains(t, fams, "go_goroutines")
-	assert.Contains(t, fams, "process_resident_memory_bytes")
+	// The go_ and process_ series the README's Telemetry table names.
+	for _, name := range []string{"go_goroutines", "go_threads", "go_info", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds",
+		"process_resident_memory_bytes", "process_cpu_seconds_total", "process_cpu_seconds_user_total", "process_cpu_seconds_system_total",
+		"process_start_time_seconds", "process_open_fds", "process_max_fds"} {
+		assert.Contains(t, fams, name)
+	}
+	assert.Greater(t, value(t, fams, "process_resident_memory_bytes"), 0.0)
+	assert.Greater(t, value(t, fams, "process_open_fds"), 0.0)
+
+	// Every workergen_ family is typed and explained.
+	types := map[string]dto.MetricType{
+		"workergen_tasks_claimed_total": dto.MetricType_COUNTER, "workergen_claim_work_duration_seconds": dto.MetricType_HISTOGRAM,
+		"workergen_claim_work_failures_total": dto.MetricType_COUNTER, "workergen_reclaim_task_duration_seconds": dto.MetricType_HISTOGRAM,
+		"workergen_reclaim_task_failures_total": dto.MetricType_COUNTER, "workergen_tasks_resolved_total": dto.MetricType_COUNTER,
+		"workergen_task_duration_seconds": dto.MetricType_HISTOGRAM, "workergen_tasks_running": dto.MetricType_GAUGE,
+		"workergen_capacity": dto.MetricType_GAUGE, "workergen_artifact_upload_bytes_total": dto.MetricType_COUNTER,
+		"workergen_artifact_uploads_total": dto.MetricType_COUNTER, "workergen_worker_runner_messages_total": dto.MetricType_COUNTER,
+		"workergen_build_info": dto.MetricType_GAUGE,
+	}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "workergen_") {
+			continue
+		}
+		want, ok := types[name]
+		if assert.True(t, ok, "unexpected family %s", name) {
+			assert.Equal(t, want, f.GetType(), name)
+		}
+		assert.NotEmpty(t, f.GetHelp(), name)
+	}
+	assert.Len(t, fams["workergen_tasks_claimed_total"].GetMetric(), 1)
 
 	// The task duration histogram has buckets in seconds up to a day.
 	h := fams["workergen_task_duration_seconds"].GetMetric()
@@ -105,7 +140,14 @@ func TestServeExposesEveryMetric(t *testing.T) {
 	}
 	require.NotNil(t, completed)
 	assert.Equal(t, 90.0, completed.GetSampleSum())
-	assert.Equal(t, 86400.0, completed.GetBucket()[len(completed.GetBucket())-2].GetUpperBound(), "the last bucket before +Inf")
+	var bounds []float64
+	var counts []uint64
+	for _, b := range completed.GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
+		counts = append(counts, b.GetCumulativeCount())
+	}
+	assert.Equal(t, append(append([]float64{}, taskBuckets...), math.Inf(1)), bounds, "le buckets in seconds up to a day, then +Inf")
+	assert.Equal(t, []uint64{0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, counts, "90 s falls in le=120 and above (cumulative)")
 
 	// Only /metrics is served.
 	resp, err := http.Get("http://" + srv.Addr().String() + "/")
@@ -129,4 +171,46 @@ func TestServeBadListenNamesTheKey(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "config.metrics.listen")
 	assert.Contains(t, err.Error(), busy.Addr().String())
+}
+
+// TestConcurrentRecording: goroutines record new and existing series while
+// the exposition is written; every event is counted once.
+func TestConcurrentRecording(t *testing.T) {
+	r := New(Info{})
+	const workers, events = 4, 200
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range events {
+				r.TaskResolved("exception", fmt.Sprintf("reason-%d", i%5), time.Second)
+				r.ClaimWork(time.Millisecond, 0, 500+w, errors.New("x"))
+				r.ArtifactUploaded("object", 3)
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			r.WritePrometheus(io.Discard)
+		}
+	})
+	wg.Wait()
+	var b bytes.Buffer
+	r.WritePrometheus(&b)
+	fams := metricstest.Parse(t, &b)
+	assert.Equal(t, float64(workers*events/5), value(t, fams, "workergen_tasks_resolved_total", "state", "exception", "reason", "reason-3"))
+	assert.Equal(t, float64(workers*events), value(t, fams, "workergen_task_duration_seconds", "state", "exception"))
+	assert.Equal(t, float64(events), value(t, fams, "workergen_claim_work_failures_total", "code", "502"))
+	assert.Equal(t, float64(workers*events*3), value(t, fams, "workergen_artifact_upload_bytes_total", "storage_type", "object"))
+}
+
+// TestSeriesEscapesLabelValues: a label value with a quote, a backslash or
+// a newline stays one valid series.
+func TestSeriesEscapesLabelValues(t *testing.T) {
+	assert.Equal(t, `m{a="x\"y\\z\nw",b="2"}`, series("m", "a", "x\"y\\z\nw", "b", "2"))
+	assert.Equal(t, "m", series("m"))
+	r := New(Info{Version: "1.0 \"beta\"\nnext"})
+	var b bytes.Buffer
+	r.WritePrometheus(&b)
+	fams := metricstest.Parse(t, &b)
+	assert.Equal(t, 1.0, value(t, fams, "workergen_build_info", "version", "1.0 \"beta\"\nnext"))
 }

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Server serves a Recorder's metrics over HTTP.
@@ -39,9 +37,10 @@ func (r *Recorder) Serve(listen string, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("config.metrics.listen: cannot listen on %q (a port in use, or an address not of this host?): %w", listen, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
-		Registry: r.reg, ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogPrinter{log},
-	}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", textFormat)
+		r.WritePrometheus(w)
+	})
 	s := &Server{
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
@@ -78,7 +77,5 @@ func (s *Server) Close() error {
 	return err
 }
 
-// slogPrinter is promhttp's error log on a slog.Logger.
-type slogPrinter struct{ log *slog.Logger }
-
-func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics: " + fmt.Sprint(v...)) }
+// textFormat is the Content-Type of Prometheus' text exposition format.
+const textFormat = "text/plain; version=0.0.4; charset=utf-8"

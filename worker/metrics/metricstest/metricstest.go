@@ -1,10 +1,12 @@
 // Package metricstest reads a worker's metrics endpoint in tests, through
 // the real HTTP boundary: Scrape GETs /metrics and parses Prometheus' text
-// exposition format (github.com/prometheus/common/expfmt); Value finds one
-// series in what it parsed.
+// exposition format (github.com/prometheus/common/expfmt, the parser
+// Prometheus' own tools use; Parse reads it from any reader); Value finds
+// one series in what it parsed.
 package metricstest
 
 import (
+	"io"
 	"net/http"
 	"testing"
 
@@ -29,10 +31,20 @@ func Scrape(t testing.TB, url string) Families {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scraping %s: %s", url, resp.Status)
 	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Fatalf("scraping %s: Content-Type %q, not Prometheus' text format 0.0.4", url, ct)
+	}
+	return Parse(t, resp.Body)
+}
+
+// Parse parses Prometheus' text exposition format from r; a malformed
+// exposition fails the test.
+func Parse(t testing.TB, r io.Reader) Families {
+	t.Helper()
 	parser := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
+	fams, err := parser.TextToMetricFamilies(r)
 	if err != nil {
-		t.Fatalf("scraping %s: not the text exposition format: %v", url, err)
+		t.Fatalf("not the text exposition format: %v", err)
 	}
 	return fams
 }
