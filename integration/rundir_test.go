@@ -60,9 +60,11 @@ func spareNames(t *testing.T, tasksDir string) []string {
 }
 
 // runTwo runs rundirScript 1 and 2 on a started worker, task 2 created
-// once run 1's directory became a spare; it returns whether task/ was to
-// be reused (the engine runs tasks in cgroups).
-func (e *env) runTwo(t *testing.T, tasksDir string, out fmt.Stringer) bool {
+// once run 1's directory became a spare, and checks that the run
+// directory and the log were reused, that the task directory was reused
+// exactly when taskReused says so, and that run 2's task directory was
+// empty.
+func (e *env) runTwo(t *testing.T, tasksDir string, taskReused func() bool) {
 	for n := 1; n <= 2; n++ {
 		id := e.task(map[string]any{"command": rundirScript(e.shared, n), "maxRunTime": 60}, 0)
 		eventually(t, fmt.Sprintf("task %d to complete", n), func() bool { return e.runState(id, 0) == "completed" })
@@ -70,16 +72,20 @@ func (e *env) runTwo(t *testing.T, tasksDir string, out fmt.Stringer) bool {
 			eventually(t, "a spare run directory", func() bool { return len(spareNames(t, tasksDir)) > 0 })
 		}
 	}
-	cgroups := !strings.Contains(out.String(), "not using cgroups")
 	assert.Equal(t, rundirSeen(t, e.shared, 1, "run"), rundirSeen(t, e.shared, 2, "run"), "the run directory is reused")
 	assert.Equal(t, rundirSeen(t, e.shared, 1, "log"), rundirSeen(t, e.shared, 2, "log"), "the log is reused")
-	if cgroups {
+	if taskReused() {
 		assert.Equal(t, rundirSeen(t, e.shared, 1, "task"), rundirSeen(t, e.shared, 2, "task"), "the task directory is reused")
 	} else {
-		assert.NotEqual(t, rundirSeen(t, e.shared, 1, "task"), rundirSeen(t, e.shared, 2, "task"), "without cgroups the task directory is made afresh")
+		assert.NotEqual(t, rundirSeen(t, e.shared, 1, "task"), rundirSeen(t, e.shared, 2, "task"), "the task directory is made afresh")
 	}
 	assert.Empty(t, rundirSeen(t, e.shared, 2, "entries"), "run 2's task directory is empty")
-	return cgroups
+}
+
+// withCgroups reports whether the worker whose output is out runs tasks
+// in cgroups (then it reuses task directories).
+func withCgroups(out fmt.Stringer) func() bool {
+	return func() bool { return !strings.Contains(out.String(), "not using cgroups") }
 }
 
 // TestRunDirReuseAndCrashLeftovers: the linux-native binary reuses a run's
@@ -91,7 +97,7 @@ func TestRunDirReuseAndCrashLeftovers(t *testing.T) {
 	tasksDir := filepath.Join(t.TempDir(), "tasks")
 	cfg := map[string]any{"tasksDir": tasksDir}
 	cmd, out := e.start(cfg)
-	e.runTwo(t, tasksDir, out)
+	e.runTwo(t, tasksDir, withCgroups(out))
 
 	eventually(t, "a spare run directory", func() bool { return len(spareNames(t, tasksDir)) > 0 })
 	left := spareNames(t, tasksDir)
@@ -170,7 +176,7 @@ func TestRunDirUnprivileged(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-	e.runTwo(t, tasksDir, &out)
+	e.runTwo(t, tasksDir, withCgroups(&out))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -184,4 +190,37 @@ func TestRunDirUnprivileged(t *testing.T) {
 	for _, en := range entries {
 		assert.Equal(t, ".journal", en.Name(), "only the journal is left in tasksDir; worker output:\n%s", out.String())
 	}
+}
+
+// TestRunDirMultiuser: the linux-multiuser worker hands each run's task
+// directory to a new user, so the next run gets a fresh task directory
+// (while the run directory and log, the worker's own, are reused).
+func TestRunDirMultiuser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the multiuser worker runs as root")
+	}
+	bin := buildProfile(t, "linux-multiuser")
+	e := newEnv(t, time.Minute)
+	traversable(t, e.shared)
+	require.NoError(t, os.Chmod(e.shared, 0o1777))
+	base := t.TempDir()
+	traversable(t, base)
+	tasksDir := filepath.Join(base, "tasks")
+	cfgPath := filepath.Join(t.TempDir(), "worker.json")
+	data, _ := json.Marshal(map[string]any{
+		"rootUrl": e.srv.URL, "credentials": map[string]string{"clientId": clientID, "accessToken": token},
+		"workerPoolId": pool, "workerGroup": "it", "workerId": "it-1", "capacity": 1,
+		"tasksDir": tasksDir, "shutdownGracePeriod": 0,
+	})
+	require.NoError(t, os.WriteFile(cfgPath, data, 0o600))
+	cmd := exec.Command(bin, "work", "--config", cfgPath)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), stateDirEnv()}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	e.runTwo(t, tasksDir, func() bool { return false })
 }
