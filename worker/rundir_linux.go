@@ -252,42 +252,64 @@ func resetLike(fd int, fresh inodeState) error {
 // recycleLog empties the log in the run directory rd when no one else has
 // it open, and returns it under a write lease; nil when there is no log.
 func recycleLog(rd int, fresh *freshState) (*os.File, error) {
-	// O_NONBLOCK: a lease someone else holds fails the open instead of
-	// waiting for it.
-	fd, err := unix.Openat(rd, logFileName, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	fd, err := openLeased(rd)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = unix.Close(fd)
-		}
-	}()
 	s, err := statFD(fd)
+	if err == nil {
+		s.size = 0
+		if d := s.unlike(fresh.log); d != "" {
+			err = errors.New(d)
+		}
+	}
+	if err == nil {
+		err = unix.Ftruncate(fd, 0)
+	}
+	// Closed and opened again: ext4 writes a file out at its next close
+	// after a truncation to 0 (auto_da_alloc), which is free now that it
+	// is empty but would write the next run's log to disk.
+	_ = unix.Close(fd)
 	if err != nil {
 		return nil, err
 	}
-	s.size = 0
-	if d := s.unlike(fresh.log); d != "" {
-		return nil, errors.New(d)
-	}
-	// The kernel grants a write lease only when no other open file
-	// description of the file exists, and breaks it at the next open.
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
-		return nil, fmt.Errorf("still open elsewhere (a live log reader, a process of the task): %w", err)
-	}
-	if err := unix.Ftruncate(fd, 0); err != nil {
+	// Whoever opened it in between has seen it empty and makes the lease
+	// fail while they hold it.
+	if fd, err = openLeased(rd); err != nil {
 		return nil, err
 	}
-	if err := unix.SetNonblock(fd, false); err != nil {
+	var st unix.Stat_t
+	if err = unix.Fstat(fd, &st); err == nil && st.Size != 0 {
+		err = errors.New("written to while it was emptied")
+	}
+	if err == nil {
+		err = unix.SetNonblock(fd, false)
+	}
+	if err != nil {
+		_ = unix.Close(fd)
 		return nil, err
 	}
-	ok = true
 	return os.NewFile(uintptr(fd), logFileName), nil
+}
+
+// openLeased opens the log in rd read-write and takes a write lease on it,
+// which the kernel grants only when no other open file description of the
+// file exists, and breaks at the next open.
+func openLeased(rd int) (int, error) {
+	// O_NONBLOCK: a lease someone else holds fails the open instead of
+	// waiting for it.
+	fd, err := unix.Openat(rd, logFileName, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, err
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("still open elsewhere (a live log reader, a process of the task): %w", err)
+	}
+	return fd, nil
 }
 
 // take renames the spare to runDir, makes what it lacks and returns the
@@ -407,22 +429,40 @@ func readNames(fd int) ([]string, error) {
 }
 
 // emptyDir removes everything in the directory fd (on device dev), whose
-// fix grants access to it when removing in it is refused.
+// fix grants access to it when removing in it is refused. It lists the
+// directory in batches (a task may leave millions of entries) and passes
+// over it again until a pass finds nothing.
 func emptyDir(fd int, dev uint64, fix *dirFix) error {
-	names, err := readNames(fd)
-	if err != nil || len(names) == 0 {
-		return err
-	}
-	for _, n := range names {
-		if err := removeAt(fd, n, dev, fix); err != nil {
+	buf := make([]byte, 8<<10)
+	for pass := 0; pass < 3; pass++ {
+		if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
 			return err
 		}
+		removed := 0
+		for {
+			n, err := unix.Getdents(fd, buf)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("listing directory: %w", err)
+			}
+			if n <= 0 {
+				break
+			}
+			_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+			for _, name := range names {
+				if err := removeAt(fd, name, dev, fix); err != nil {
+					return err
+				}
+				removed++
+			}
+		}
+		if removed == 0 {
+			return nil
+		}
 	}
-	// Nothing may have appeared meanwhile.
-	if names, err = readNames(fd); err == nil && len(names) > 0 {
-		err = fmt.Errorf("entries appeared while emptying the directory: %q", names)
-	}
-	return err
+	return errors.New("entries keep appearing in the directory")
 }
 
 // removeAt removes name in the directory dir, and everything below it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -455,4 +456,33 @@ func TestRunDirReuseCapacity(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	assert.Equal(t, []string{journalDirName}, names, strings.Join(names, " "))
+}
+
+// BenchmarkRunDir is one run's directories from start to clean-up: made
+// and removed (fresh) or taken from and returned to the spares (reuse),
+// with one line written to the log.
+func BenchmarkRunDir(b *testing.B) {
+	for _, reuse := range []bool{false, true} {
+		name := map[bool]string{false: "fresh", true: "reuse"}[reuse]
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			log := slog.New(slog.DiscardHandler)
+			var p *sparePool
+			if reuse {
+				p = newSparePool(dir, 2, true, log)
+				defer p.close()
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				runDir := filepath.Join(dir, fmt.Sprintf("slugslugslugslugslug%02d-%d", i%100, i))
+				lf, err := p.makeRunDir(runDir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = lf.WriteString("[taskcluster 2026-12-06T00:00:00.000Z] a line\n")
+				_ = lf.Close()
+				p.release(runDir, true, log)
+			}
+		})
+	}
 }
