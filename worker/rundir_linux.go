@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +19,7 @@ type inodeState struct {
 	mode     uint32 // st_mode: type and permission bits
 	size     int64
 	nlink    uint64
-	flags    string // FS_IOC_GETFLAGS (chattr flags) in hex, or why they are unknown
+	flags    int64  // FS_IOC_GETFLAGS (chattr flags); -1 when unknown
 	xattrs   string // extended attributes (ACLs included): names and values, sorted
 }
 
@@ -37,11 +35,9 @@ func statFD(fd int) (inodeState, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return inodeState{}, fmt.Errorf("fstat: %w", err)
 	}
-	s := inodeState{uid: st.Uid, gid: st.Gid, mode: st.Mode, size: st.Size, nlink: uint64(st.Nlink)}
-	if v, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err != nil {
-		s.flags = "unknown: " + err.Error()
-	} else {
-		s.flags = strconv.FormatUint(uint64(v), 16)
+	s := inodeState{uid: st.Uid, gid: st.Gid, mode: st.Mode, size: st.Size, nlink: uint64(st.Nlink), flags: -1}
+	if v, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err == nil {
+		s.flags = int64(v)
 	}
 	x, err := xattrsFD(fd)
 	if err != nil {
@@ -51,18 +47,15 @@ func statFD(fd int) (inodeState, error) {
 	return s, nil
 }
 
-// xattrsFD lists the extended attributes of fd as "name=hexvalue" lines,
-// sorted; "" when there are none, "unsupported" on a file system without
-// them.
+// xattrsFD lists the extended attributes of fd as name NUL value NUL,
+// sorted by name; "" when there are none or the file system has none.
 func xattrsFD(fd int) (string, error) {
 	n, err := unix.Flistxattr(fd, nil)
 	switch {
-	case errors.Is(err, unix.ENOTSUP):
-		return "unsupported", nil
+	case errors.Is(err, unix.ENOTSUP) || n == 0 && err == nil:
+		return "", nil
 	case err != nil:
 		return "", fmt.Errorf("listing extended attributes: %w", err)
-	case n == 0:
-		return "", nil
 	}
 	buf := make([]byte, n+256)
 	if n, err = unix.Flistxattr(fd, buf); err != nil {
@@ -70,43 +63,43 @@ func xattrsFD(fd int) (string, error) {
 	}
 	names := strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00")
 	slices.Sort(names)
-	var b strings.Builder
+	var b []byte
 	for _, name := range names {
 		v := make([]byte, 64<<10)
 		m, err := unix.Fgetxattr(fd, name, v)
 		if err != nil {
 			return "", fmt.Errorf("reading extended attribute %s: %w", name, err)
 		}
-		fmt.Fprintf(&b, "%s=%s\n", name, hex.EncodeToString(v[:m]))
+		b = append(append(append(append(b, name...), 0), v[:m]...), 0)
 	}
-	return b.String(), nil
+	return string(b), nil
 }
 
-// unlike says how s differs from fresh, "" when it does not: owner,
+// unlike names what of s differs from fresh, "" when nothing does: owner,
 // group, mode, flags and extended attributes must be equal, the size no
 // larger (a directory that once held many entries stays large on ext4),
 // and a file's link count equal.
 func (s inodeState) unlike(fresh inodeState) string {
 	var d []string
-	if s.uid != fresh.uid || s.gid != fresh.gid {
-		d = append(d, fmt.Sprintf("owner %d:%d, fresh %d:%d", s.uid, s.gid, fresh.uid, fresh.gid))
+	for _, c := range []struct {
+		differs bool
+		what    string
+	}{
+		{s.uid != fresh.uid || s.gid != fresh.gid, "owner"},
+		{s.mode != fresh.mode, "mode"},
+		{s.size > fresh.size, "size"},
+		{s.mode&unix.S_IFMT == unix.S_IFREG && s.nlink != fresh.nlink, "link count"},
+		{s.flags != fresh.flags, "inode flags"},
+		{s.xattrs != fresh.xattrs, "extended attributes"},
+	} {
+		if c.differs {
+			d = append(d, c.what)
+		}
 	}
-	if s.mode != fresh.mode {
-		d = append(d, fmt.Sprintf("mode %o, fresh %o", s.mode, fresh.mode))
+	if d == nil {
+		return ""
 	}
-	if s.size > fresh.size {
-		d = append(d, fmt.Sprintf("size %d, fresh %d", s.size, fresh.size))
-	}
-	if s.mode&unix.S_IFMT == unix.S_IFREG && s.nlink != fresh.nlink {
-		d = append(d, fmt.Sprintf("%d links, fresh %d", s.nlink, fresh.nlink))
-	}
-	if s.flags != fresh.flags {
-		d = append(d, fmt.Sprintf("inode flags %s, fresh %s", s.flags, fresh.flags))
-	}
-	if s.xattrs != fresh.xattrs {
-		d = append(d, "extended attributes differ")
-	}
-	return strings.Join(d, "; ")
+	return strings.Join(d, ", ") + " unlike a fresh one's"
 }
 
 // captureFresh records what the fresh runDir, its task/ and the log lf
