@@ -41,14 +41,17 @@ import (
 //     a run takes it; any open of the file in between breaks the lease,
 //     and the run then creates a fresh log. So a live log reader still
 //     connected, or a process still holding the file, never sees the next
-//     run's log.
+//     run's log. (Opens by path after the clean-up fail: the path is
+//     gone. The live log server, plugins/tasklog, serves a file only if it
+//     opened it before the run's stream ended, so an open racing the end
+//     of the run cannot reach the reused file either.)
 //
 // Spares are at most twice the worker's capacity (a run may start before
 // the clean-up of the run that ended just before it is done; it then
 // takes an older spare), are removed when Work returns, and a start-up
 // removes the ones a crashed worker left (they hold nothing of a task: the
-// run's files were removed before the rename).
-// Elsewhere than on Linux every run gets fresh directories.
+// run's files were removed before the rename). Elsewhere than on Linux
+// every run gets fresh directories.
 
 const (
 	taskDirName    = "task"
