@@ -108,8 +108,11 @@ func TestRunDirReuseAndCrashLeftovers(t *testing.T) {
 	}
 
 	cfg["numberOfTasksToRun"] = 1
-	id := e.task(map[string]any{"command": rundirScript(e.shared, 3), "maxRunTime": 60}, 0)
 	cmd2, out2 := e.start(cfg)
+	// The task comes once the new worker claims: a claimWork of the
+	// killed worker the Queue has not yet seen end must not take it.
+	eventually(t, "the restarted worker to start", func() bool { return strings.Contains(out2.String(), "worker started") })
+	id := e.task(map[string]any{"command": rundirScript(e.shared, 3), "maxRunTime": 60}, 0)
 	e.wait(cmd2, out2)
 	assert.Equal(t, "completed", e.runState(id, 0), "worker output:\n%s", out2)
 	assert.NotContains(t, rundirSeen(t, e.shared, 3, "tasksdir"), ".spare-", "spares are gone before the first run")
