@@ -93,7 +93,7 @@ func (w *Worker) recoverRun(ctx context.Context, j *journal.Journal, rec *journa
 		clean = false
 	}
 	if rec.RunDir != "" {
-		if err := os.RemoveAll(rec.RunDir); err != nil {
+		if err := removeTree(rec.RunDir); err != nil {
 			clean = false
 			log.Error("recovery: could not remove the run directory", "dir", rec.RunDir, "error", err)
 		} else {
@@ -208,7 +208,7 @@ func (w *Worker) removeLeftoverRunDirs(known map[string]bool) {
 			continue
 		}
 		path := filepath.Join(w.Config.TasksDir, e.Name())
-		if err := os.RemoveAll(path); err != nil {
+		if err := removeTree(path); err != nil {
 			w.logger().Error("recovery: removing a leftover task directory", "dir", path, "error", err)
 			continue
 		}

@@ -2,12 +2,9 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -58,6 +55,7 @@ type Worker struct {
 
 	shutdown shutdownState    // see Shutdown
 	jrnl     *journal.Journal // run journal, nil when unusable
+	spares   *sparePool       // spare run directories (rundir.go), set by Work
 	outage   *outageLog       // Queue outages, set by Work
 	claiming atomic.Bool      // a claimWork call is in flight (see Shutdown)
 }
@@ -110,6 +108,8 @@ func (w *Worker) Work(ctx context.Context) error {
 	defer w.outage.stop()
 	w.jrnl = w.recoverRuns(ctx)
 	defer w.jrnl.Close()
+	w.spares = newSparePool(w.Config.TasksDir, 2*max(w.Config.Capacity, 1), w.runsLeaveNoProcess(), w.logger())
+	defer w.spares.close()
 	l := w.newClaimLoop(w.beginLife(ctx))
 	cfg := w.Config
 	w.logger().Info("worker started", "workerPoolId", cfg.WorkerPoolID, "workerGroup", cfg.WorkerGroup, "workerId", cfg.WorkerID, "capacity", l.capacity)
@@ -433,7 +433,9 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) (cleanUp func()) {
 		if drop {
 			ar.record.drop()
 		}
-		_ = os.RemoveAll(w.runDir(ar))
+		// Reused only by a run that is over for good; one left to the
+		// next start's recovery is removed.
+		w.spares.release(w.runDir(ar), drop, log)
 	}
 
 	out, err := w.execute(ctx, queue, ar, log)
@@ -465,26 +467,11 @@ func (w *Worker) runDir(ar *activeRun) string {
 func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *activeRun, log *slog.Logger) (taskrun.Outcome, error) {
 	taskID, runID := ar.claim.Status.TaskID, ar.claim.RunID
 	runDir := w.runDir(ar)
-	taskDir := filepath.Join(runDir, "task")
-	if err := os.Mkdir(runDir, 0o755); errors.Is(err, fs.ErrExist) {
-		// Left over from an earlier worker process: start afresh.
-		if err := os.RemoveAll(runDir); err != nil {
-			return taskrun.Outcome{}, err
-		}
-	}
-	if err := os.MkdirAll(taskDir, 0o755); err != nil {
-		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
-	}
-	// The run directory can be crossed but not listed (a multiuser task
-	// user reaches its task directory through it), and the worker's files
-	// in it (log, artifact uploads) are private.
-	if err := os.Chmod(runDir, 0o711); err != nil {
-		return taskrun.Outcome{}, fmt.Errorf("creating task directory: %w", err)
-	}
-	logPath := filepath.Join(runDir, "live_backing.log")
-	lf, err := os.OpenFile(logPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	taskDir := filepath.Join(runDir, taskDirName)
+	logPath := filepath.Join(runDir, logFileName)
+	lf, err := w.spares.makeRunDir(runDir) // rundir.go
 	if err != nil {
-		return taskrun.Outcome{}, fmt.Errorf("creating task log: %w", err)
+		return taskrun.Outcome{}, err
 	}
 	defer lf.Close()
 	recordRun(w.jrnl, ar, runDir, logPath, recordDelay, log)

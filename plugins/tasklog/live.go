@@ -149,6 +149,17 @@ func (ls *liveServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	// Only a file opened while the stream is registered is surely this
+	// run's log: once the run has ended, the worker may reuse the file
+	// for a later run (worker/rundir.go), and an open that raced with the
+	// stream's removal may have reached it then.
+	ls.mu.Lock()
+	registered := ls.streams[r.PathValue("token")] == s
+	ls.mu.Unlock()
+	if !registered {
+		http.Error(w, "no such live log (the task may have finished: read the backing log artifact)", http.StatusNotFound)
+		return
+	}
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
