@@ -148,10 +148,13 @@ func (l *claimLoop) cut() {
 		if len(runs) > 0 {
 			l.w.logger().Warn("shutdown deadline reached: killing running tasks and cutting their uploads", "running", len(runs))
 		}
+		// The runs' context first: a run the kill ends at once must find
+		// it cancelled (afterCut), or it would resolve with a context the
+		// cut cancels mid-report.
+		l.cutRuns()
 		for _, ar := range runs {
 			ar.ctl.Shutdown()
 		}
-		l.cutRuns()
 		close(l.cutDone)
 	})
 }
