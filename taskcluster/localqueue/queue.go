@@ -79,8 +79,8 @@ type Server struct {
 	blobs     map[string]*blobRecord
 	pending   map[string][]pendingRef // taskQueueId -> pending runs
 	waiters   map[string]chan struct{}
-	// changed, when not nil, is closed (and reset) by the next change of
-	// any task: WaitResolved waits on it instead of polling.
+	// changed, when not nil, is closed (and reset) by the next resolution
+	// of any task: WaitResolved waits on it instead of polling.
 	changed    chan struct{}
 	dependents map[string][]string // taskId -> unscheduled tasks depending on it
 	open       map[string]bool     // taskIds not resolved yet
@@ -315,7 +315,7 @@ func (s *Server) saveLocked(t *taskRecord) error {
 	old := s.tasks[t.TaskID]
 	s.tasks[t.TaskID] = t
 	s.index(t)
-	if s.changed != nil {
+	if s.changed != nil && t.resolved() && (old == nil || !old.resolved()) {
 		close(s.changed)
 		s.changed = nil
 	}

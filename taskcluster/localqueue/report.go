@@ -11,8 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/workergen/workergen/taskcluster/tcwire"
 )
 
 // LogArtifactName is the task log's backing artifact as Taskcluster workers
@@ -162,18 +160,25 @@ func WriteTable(w io.Writer, rs []Resolution) error {
 }
 
 // WaitResolved waits until every given task is resolved (completed,
-// failed or exception with no retry pending) and returns their statuses.
-// It wakes on every change of a task, and at least every interval (100 ms
-// when not positive), so waiting costs nothing while tasks run. It returns
-// ctx's error if ctx ends first, and an error for an unknown taskId.
+// failed or exception with no retry pending) and returns their statuses,
+// in the order given. It wakes when a task resolves, and at least every
+// interval (100 ms when not positive), and then looks only at the tasks
+// still waiting, so waiting costs next to nothing while tasks run. It
+// returns ctx's error if ctx ends first, and an error for an unknown
+// taskId.
 func (s *Server) WaitResolved(ctx context.Context, interval time.Duration, taskIDs ...string) ([]TaskStatus, error) {
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	out := make([]TaskStatus, len(taskIDs))
+	waiting := make([]int, len(taskIDs)) // indexes into taskIDs
+	for i := range waiting {
+		waiting[i] = i
+	}
 	for {
-		out, waiting, changed, err := s.resolvedStatuses(taskIDs)
+		changed, err := s.collectResolved(taskIDs, out, &waiting)
 		if err != nil {
 			return nil, err
 		}
@@ -182,37 +187,40 @@ func (s *Server) WaitResolved(ctx context.Context, interval time.Duration, taskI
 		}
 		select {
 		case <-ctx.Done():
-			return out, fmt.Errorf("waiting for tasks %s: %w", strings.Join(waiting, ", "), ctx.Err())
+			ids := make([]string, len(waiting))
+			for i, w := range waiting {
+				ids[i] = taskIDs[w]
+			}
+			return out, fmt.Errorf("waiting for tasks %s: %w", strings.Join(ids, ", "), ctx.Err())
 		case <-changed:
 		case <-t.C:
 		}
 	}
 }
 
-// resolvedStatuses returns the statuses of taskIDs, those not resolved yet,
-// and a channel closed by the next change of any task.
-func (s *Server) resolvedStatuses(taskIDs []string) (out []TaskStatus, waiting []string, changed <-chan struct{}, err error) {
+// collectResolved updates out for the tasks in *waiting, keeps in *waiting
+// those not resolved yet, and returns a channel closed by the next
+// resolution of any task (nil when none is waiting).
+func (s *Server) collectResolved(taskIDs []string, out []TaskStatus, waiting *[]int) (<-chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out = make([]TaskStatus, 0, len(taskIDs))
-	for _, id := range taskIDs {
-		t, err := s.taskLocked(id)
+	still := (*waiting)[:0]
+	for _, i := range *waiting {
+		t, err := s.taskLocked(taskIDs[i])
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		st := t.status()
-		switch st.State {
-		case tcwire.StateCompleted, tcwire.StateFailed, tcwire.StateException:
-		default:
-			waiting = append(waiting, id)
+		out[i] = t.status()
+		if !t.resolved() {
+			still = append(still, i)
 		}
-		out = append(out, st)
 	}
-	if len(waiting) > 0 {
-		if s.changed == nil {
-			s.changed = make(chan struct{})
-		}
-		changed = s.changed
+	*waiting = still
+	if len(still) == 0 {
+		return nil, nil
 	}
-	return out, waiting, changed, nil
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed, nil
 }
