@@ -1,6 +1,7 @@
 package localqueue
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -448,7 +449,7 @@ func (s *Server) Artifacts(taskID string, runID int) ([]Artifact, error) {
 			}
 		}
 		if b := s.blobs[blob]; blob != "" && b != nil && b.Uploaded {
-			data, err := os.ReadFile(s.st.blobPath(blob))
+			data, err := s.readBlobLocked(b)
 			if err != nil {
 				return nil, fmt.Errorf("reading artifact %q: %w", a.Name, err)
 			}
@@ -475,11 +476,64 @@ func (s *Server) ArtifactPath(taskID string, runID int, name string) (string, er
 			blob = o.Blob
 		}
 	}
-	if b := s.blobs[blob]; blob == "" || b == nil || !b.Uploaded {
+	b := s.blobs[blob]
+	if blob == "" || b == nil || !b.Uploaded {
 		return "", errNotFound("artifact %q has no uploaded content", name)
 	}
-	return s.st.blobPath(blob), nil
+	path := s.st.blobPath(blob)
+	if b.Inline {
+		// The bytes are in queue.db: write them out for the caller once.
+		if _, err := os.Stat(path); err != nil {
+			data, err := s.st.inlineData(blob)
+			if err != nil {
+				return "", err
+			}
+			if err := writeFileAtomic(path, data); err != nil {
+				return "", fmt.Errorf("writing out artifact %q: %w", name, err)
+			}
+		}
+	}
+	return path, nil
 }
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, creating the directory.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readBlobLocked returns an uploaded blob's bytes, from queue.db or its
+// file.
+func (s *Server) readBlobLocked(b *blobRecord) ([]byte, error) {
+	if b.Inline {
+		return s.st.inlineData(b.Key)
+	}
+	return os.ReadFile(s.st.blobPath(b.Key))
+}
+
+// openBlob opens an uploaded blob's bytes, from queue.db or its file.
+func (s *Server) openBlob(b *blobRecord) (io.ReadSeekCloser, error) {
+	if !b.Inline {
+		return os.Open(s.st.blobPath(b.Key))
+	}
+	data, err := s.st.inlineData(b.Key)
+	if err != nil {
+		return nil, err
+	}
+	return nopSeekCloser{bytes.NewReader(data)}, nil
+}
+
+// nopSeekCloser is a ReadSeeker with a Close that does nothing.
+type nopSeekCloser struct{ io.ReadSeeker }
+
+func (nopSeekCloser) Close() error { return nil }
 
 // signedURL returns a URL of this server for op ("put" or "get") on a
 // blob, valid until exp, signed with the server secret so that clients use
@@ -521,6 +575,9 @@ func (s *Server) checkBlobURL(op, blob string, q url.Values) error {
 // renamed into place) and records it. size is the declared Content-Length;
 // fewer or more bytes fail the upload.
 func (s *Server) storeBlob(blob, contentType, contentEncoding string, size int64, body io.Reader) error {
+	if size <= inlineBlobMax {
+		return s.storeInlineBlob(blob, contentType, contentEncoding, size, body)
+	}
 	path := s.st.blobPath(blob)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("storing upload: %w", err)
@@ -550,8 +607,44 @@ func (s *Server) storeBlob(blob, contentType, contentEncoding string, size int64
 		return fmt.Errorf("storing upload: %w", err)
 	}
 	b := &blobRecord{Key: blob, ContentType: contentType, ContentEncoding: contentEncoding, Size: size, Uploaded: true}
-	if err := s.st.commit(write{blobs: []*blobRecord{b}}); err != nil {
+	w := write{blobs: []*blobRecord{b}}
+	if old := s.blobs[blob]; old != nil && old.Inline {
+		w.blobData = map[string][]byte{blob: nil} // an earlier, smaller upload's
+	}
+	if err := s.st.commit(w); err != nil {
 		return err
+	}
+	s.blobs[blob] = b
+	return nil
+}
+
+// inlineBlobMax is the largest upload kept in queue.db (bucket blobdata)
+// rather than in a file of its own, in bytes. A small upload, such as a
+// short task's log, then creates no file: on a busy ext4 file system,
+// allocating the inode of a new file was most of what a PUT cost.
+const inlineBlobMax = 64 << 10
+
+// storeInlineBlob stores an upload of at most inlineBlobMax bytes in
+// queue.db.
+func (s *Server) storeInlineBlob(blob, contentType, contentEncoding string, size int64, body io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(body, size+1))
+	if err != nil {
+		return fmt.Errorf("storing upload: %w", err)
+	}
+	if int64(len(data)) != size {
+		return errInput("upload body has %d bytes, Content-Length said %d", len(data), size)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	b := &blobRecord{Key: blob, ContentType: contentType, ContentEncoding: contentEncoding, Size: size, Uploaded: true, Inline: true}
+	if err := s.st.commit(write{blobs: []*blobRecord{b}, blobData: map[string][]byte{blob: data}}); err != nil {
+		return err
+	}
+	if old := s.blobs[blob]; old != nil && !old.Inline {
+		_ = os.Remove(s.st.blobPath(blob)) // an earlier, larger upload's
 	}
 	s.blobs[blob] = b
 	return nil
@@ -572,7 +665,11 @@ func (s *Server) blobHashes(blob string, want map[string]string) (map[string]str
 	if len(hs) == 0 {
 		return map[string]string{}, nil
 	}
-	f, err := os.Open(s.st.blobPath(blob))
+	b, err := s.blob(blob)
+	if err != nil {
+		return nil, fmt.Errorf("hashing object: %w", err)
+	}
+	f, err := s.openBlob(b)
 	if err != nil {
 		return nil, fmt.Errorf("hashing object: %w", err)
 	}

@@ -6,8 +6,11 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
+	"io/fs"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -342,5 +345,68 @@ func TestBlobKeys(t *testing.T) {
 	}
 	if a, b := newBlobKey("T", "0/public/a"), newBlobKey("T", "0/public/a/b"); path.Dir(a) != "T" || path.Dir(b) != "T" || strings.HasPrefix(b, a+"/") {
 		t.Errorf("keys %q and %q: want two files in T", a, b)
+	}
+}
+
+// TestSmallBlobsInline: an upload of at most inlineBlobMax bytes creates
+// no file (its bytes are in queue.db), a larger one does; both read back
+// after a restart; a smaller upload to the same URL replaces a file's
+// bytes; ArtifactPath writes inline bytes out for its caller.
+func TestSmallBlobsInline(t *testing.T) {
+	h := newHarness(t)
+	id, tc := h.running(nil)
+	exp := h.clock.Now().Add(time.Hour).Format(time.RFC3339)
+	upload := func(name string, data []byte) string {
+		r := h.createArtifact(tc, id, 0, name, map[string]any{"storageType": "s3", "contentType": "application/octet-stream", "expires": exp}, 200)
+		var res struct{ PutURL string }
+		r.decode(t, &res)
+		if pr := h.put(res.PutURL, "application/octet-stream", data); pr.status != 200 {
+			t.Fatalf("PUT %s: %d %s", name, pr.status, pr.body)
+		}
+		return res.PutURL
+	}
+	files := func() (n int) {
+		_ = filepath.WalkDir(filepath.Join(h.dir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	small := bytes.Repeat([]byte("s"), inlineBlobMax)
+	large := bytes.Repeat([]byte("L"), inlineBlobMax+1)
+	upload("public/small", small)
+	if n := files(); n != 0 {
+		t.Fatalf("a %d-byte upload made %d files", len(small), n)
+	}
+	putURL := upload("public/large", large)
+	if n := files(); n != 1 {
+		t.Fatalf("a %d-byte upload made %d files, want 1", len(large), n)
+	}
+	h.restart()
+	read := func(name string) []byte {
+		r := h.admin.do("GET", "queue", runPath(id, 0, "/artifacts/"+name), nil)
+		got := h.get(r.header.Get("Location"))
+		if got.status != 200 {
+			t.Fatalf("download %s: %d %s", name, got.status, got.body)
+		}
+		return got.body
+	}
+	if !bytes.Equal(read("public/small"), small) || !bytes.Equal(read("public/large"), large) {
+		t.Fatal("bytes changed across a restart")
+	}
+	if pr := h.put(putURL, "application/octet-stream", []byte("now small")); pr.status != 200 {
+		t.Fatalf("PUT again: %d", pr.status)
+	}
+	if got := read("public/large"); string(got) != "now small" || files() != 0 {
+		t.Fatalf("after a smaller upload to the same URL: %q, %d files", got, files())
+	}
+	p, err := h.s.ArtifactPath(id, 0, "public/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, small) {
+		t.Fatalf("ArtifactPath %s: %d bytes, %v", p, len(data), err)
 	}
 }

@@ -94,7 +94,8 @@
 // # State
 //
 // Tasks, runs, artifacts and objects live in a bbolt database
-// (Dir/queue.db) and artifact bytes in Dir/blobs/; a Server started again
+// (Dir/queue.db), uploads of up to 64 KiB too, and larger artifact bytes
+// in files in Dir/blobs/; a Server started again
 // on the same Dir loses nothing. Tasks past their expires and artifacts
 // past theirs are purged with their bytes (PurgeExpired, every 10 minutes
 // of clock time). Options.NoSync trades fsync per commit (about 5 ms here)
@@ -129,8 +130,9 @@
 // client's credentials in <dir>/credentials.json and a worker config in
 // <dir>/worker.json, creates the tasks of -tasks files, and with -wait
 // exits once they are resolved, printing WriteTable's table of resolutions
-// with the paths of each task's log and artifacts (artifact bytes live
-// under <dir>/blobs/<taskId>/<random>-<runId>~<artifact name, "/" as "~">).
+// with the paths of each task's log and artifacts (files under
+// <dir>/blobs/<taskId>/<random>-<runId>~<artifact name, "/" as "~">, the
+// bytes of small uploads written out from queue.db when asked for).
 // `create` adds tasks from files to a running server through the Queue API
 // with the credentials in <dir>/credentials.json. WorkerClient makes a
 // static client with the scopes a worker needs; Resolutions and

@@ -83,6 +83,9 @@ func (s *Server) purgeLocked() (int, int, error) {
 			}
 		}
 		for _, b := range blobKeys {
+			if err := tx.Bucket(bucketBlobData).Delete([]byte(b)); err != nil {
+				return err
+			}
 			if err := tx.Bucket(bucketBlobs).Delete([]byte(b)); err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -776,7 +775,7 @@ func (s *Server) handleBlobGet(w http.ResponseWriter, r *http.Request) {
 		_ = writeJSON(w, http.StatusNotFound, map[string]string{"code": "NoSuchKey", "message": "nothing was uploaded"})
 		return
 	}
-	f, err := os.Open(s.st.blobPath(blob))
+	f, err := s.openBlob(b)
 	if err != nil {
 		_ = writeJSON(w, http.StatusNotFound, map[string]string{"code": "NoSuchKey", "message": err.Error()})
 		return

@@ -175,4 +175,7 @@ type blobRecord struct {
 	ContentEncoding string `json:"contentEncoding,omitempty"`
 	Size            int64  `json:"size"`
 	Uploaded        bool   `json:"uploaded"`
+	// Inline: the bytes are in queue.db (bucket blobdata), not in a file
+	// (uploads of at most inlineBlobMax bytes).
+	Inline bool `json:"inline,omitempty"`
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -111,24 +109,15 @@ func (s *Server) createUpload(name string, req createUploadRequest, base string)
 	o.Hashes = hashes
 	res := createUploadResponse{ProjectID: o.ProjectID, UploadID: o.UploadID, Expires: o.Expires, UploadMethod: map[string]any{}}
 	var blobs []*blobRecord
+	var blobData map[string][]byte
 	switch m := req.ProposedUploadMethods; {
 	case m.DataInline != nil:
 		data, err := base64.StdEncoding.DecodeString(m.DataInline.ObjectData)
 		if err != nil || len(data) > maxInlineData {
 			return createUploadResponse{}, errInput("dataInline objectData must be base64 of at most %d bytes", maxInlineData)
 		}
-		path := s.st.blobPath(o.Blob)
-		tmp := path + ".inline"
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return createUploadResponse{}, fmt.Errorf("storing inline object: %w", err)
-		}
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return createUploadResponse{}, fmt.Errorf("storing inline object: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return createUploadResponse{}, fmt.Errorf("storing inline object: %w", err)
-		}
-		blobs = append(blobs, &blobRecord{Key: o.Blob, ContentType: m.DataInline.ContentType, Size: int64(len(data)), Uploaded: true})
+		blobs = append(blobs, &blobRecord{Key: o.Blob, ContentType: m.DataInline.ContentType, Size: int64(len(data)), Uploaded: true, Inline: true})
+		blobData = map[string][]byte{o.Blob: data}
 		res.UploadMethod["dataInline"] = true
 	case m.PutURL != nil:
 		if m.PutURL.ContentLength == nil || *m.PutURL.ContentLength < 0 {
@@ -144,7 +133,7 @@ func (s *Server) createUpload(name string, req createUploadRequest, base string)
 			},
 		}
 	}
-	if err := s.st.commit(write{objects: []*objectRecord{o}, blobs: blobs}); err != nil {
+	if err := s.st.commit(write{objects: []*objectRecord{o}, blobs: blobs, blobData: blobData}); err != nil {
 		return createUploadResponse{}, err
 	}
 	s.objects[name] = o

@@ -76,8 +76,9 @@ func (c *FakeClock) Set(t time.Time) {
 
 // Options configure a Server. Only Dir is required.
 type Options struct {
-	// Dir holds the state database (queue.db) and artifact bytes
-	// (blobs/). It is created if missing; a server started again on the
+	// Dir holds the state database (queue.db, with uploads of up to 64
+	// KiB) and larger artifact bytes (blobs/). It is created if missing;
+	// a server started again on the
 	// same Dir finds every task, run and artifact it had.
 	Dir string
 

@@ -1,6 +1,7 @@
 package localqueue
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,7 @@ var (
 	bucketArtifacts = []byte("artifacts") // artifactKey -> artifactRecord
 	bucketObjects   = []byte("objects")   // object name -> objectRecord
 	bucketBlobs     = []byte("blobs")     // blob key -> blobRecord
+	bucketBlobData  = []byte("blobdata")  // blob key -> bytes of an inline blob (not JSON)
 	bucketMeta      = []byte("meta")      // secrets
 )
 
@@ -73,7 +75,7 @@ func (s *store) load() (*loadedState, error) {
 		blobs:     map[string]*blobRecord{},
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTasks, bucketArtifacts, bucketObjects, bucketBlobs, bucketMeta} {
+		for _, b := range [][]byte{bucketTasks, bucketArtifacts, bucketObjects, bucketBlobs, bucketBlobData, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -148,6 +150,9 @@ type write struct {
 	artifacts []*artifactRecord
 	objects   []*objectRecord
 	blobs     []*blobRecord
+	// blobData are the bytes of inline blobs, by key; nil deletes a
+	// blob's inline bytes.
+	blobData map[string][]byte
 }
 
 func (s *store) commit(w write) error {
@@ -169,6 +174,17 @@ func (s *store) commit(w write) error {
 		}
 		for _, b := range w.blobs {
 			if err := putJSON(tx, bucketBlobs, b.Key, b); err != nil {
+				return err
+			}
+		}
+		for k, data := range w.blobData {
+			var err error
+			if data == nil {
+				err = tx.Bucket(bucketBlobData).Delete([]byte(k))
+			} else {
+				err = tx.Bucket(bucketBlobData).Put([]byte(k), data)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -198,7 +214,22 @@ func artifactPrefix(taskID string, runID int) string {
 	return taskID + "\x00" + fmt.Sprintf("%04d", runID) + "\x00"
 }
 
-// blobPath is where a blob's bytes live.
+// inlineData returns a copy of an inline blob's bytes.
+func (s *store) inlineData(key string) ([]byte, error) {
+	var data []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBlobData).Get([]byte(key))
+		if v == nil {
+			return fmt.Errorf("the bytes of blob %s are missing from queue.db", key)
+		}
+		data = bytes.Clone(v)
+		return nil
+	})
+	return data, err
+}
+
+// blobPath is where a blob's bytes live (a file blob's; an inline blob's
+// once ArtifactPath wrote them out).
 func (s *store) blobPath(key string) string {
 	return filepath.Join(s.blobsDir, filepath.FromSlash(key))
 }
