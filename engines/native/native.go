@@ -381,12 +381,17 @@ var _ engines.Sandbox = (*sandbox)(nil)
 // deadline set by finish.
 func (s *sandbox) read() {
 	defer close(s.readEnd)
-	buf := make([]byte, 256<<10)
-	err := s.outSync.copyOut(logWriter{s.tc.Log}, s.r, buf)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	err := s.outSync.copyOut(logWriter{s.tc.Log}, s.r, *bp)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, os.ErrClosed) {
 		s.e.logger.Warn("reading task output", "taskId", s.tc.TaskID, "error", err)
 	}
 }
+
+// readBufs are the output readers' 256 KiB buffers, kept from run to run
+// (a fresh one per run was most of what a short task allocated).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // logWriter hides task.Log's other methods from io.CopyBuffer (no
 // ReaderFrom detour).
