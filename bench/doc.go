@@ -7,8 +7,10 @@
 // which goes first. A worker is started fresh per scenario and round, in its
 // own task queue and directory; it first runs one warm-up `true` task (so
 // both are in their claim loop), then idle RSS is read, then the scenario's
-// tasks are created at once and the wall time runs until the Queue has them
-// all resolved. Worker figures come from /proc of the worker process:
+// tasks are created, all depending on a gate task no worker claims, and the
+// wall time runs from the gate's resolution (which makes them pending at
+// once) until the Queue has them all resolved. Worker figures come from
+// /proc of the worker process:
 // CPU is utime+stime of the worker plus its reaped children (the task
 // processes), bytes written to disk are write_bytes of /proc/<pid>/io (the
 // worker and its reaped children), peak RSS is the highest VmRSS sampled
