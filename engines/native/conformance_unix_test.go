@@ -23,7 +23,7 @@ func newEngine(t testing.TB, config string) engines.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Close() }) // waits for cgroup removals
+	t.Cleanup(func() { _ = e.Close() })
 	return e
 }
 

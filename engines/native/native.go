@@ -144,9 +144,6 @@ type Engine struct {
 	allowCurrentUser bool
 	// monitor is the resource monitor's config (resourcemonitor.go).
 	monitor monitorConfig
-	// removals are run cgroups being removed after their run's result
-	// (see sandbox.finish); Close waits for them.
-	removals sync.WaitGroup
 }
 
 var _ engines.Engine = (*Engine)(nil)
@@ -194,13 +191,8 @@ func New(opts engines.Options) (engines.Engine, error) {
 // see Config.Cgroups).
 func (e *Engine) UsesCgroups() bool { return e.cgroupParent != "" }
 
-// Close waits for the removal of the cgroups of finished runs (each
-// bounded by runCgroup.remove's retries); the engine holds no other
-// worker-wide resources.
-func (e *Engine) Close() error {
-	e.removals.Wait()
-	return nil
-}
+// Close does nothing: the engine holds no worker-wide resources.
+func (e *Engine) Close() error { return nil }
 
 // NewSandboxBuilder decodes the payload's `command`.
 func (e *Engine) NewSandboxBuilder(ctx context.Context, tc *task.Context) (engines.SandboxBuilder, error) {
@@ -616,15 +608,12 @@ func (s *sandbox) finish() sandboxstate.Stop {
 		p.release()
 	}
 	if s.cont != nil {
-		// The cgroup is empty or emptying (killed above): removing it
-		// need not delay the run's result. A worker that dies first
-		// leaves it to the next start (removeLeftoverCgroups).
-		cont, taskID := s.cont, s.tc.TaskID
-		s.e.removals.Go(func() {
-			if err := cont.remove(); err != nil {
-				s.e.logger.Warn("removing task cgroup", "taskId", taskID, "error", err)
-			}
-		})
+		// Removed before the result, not after: its rmdir succeeds only
+		// once every process of the run is gone, which the worker's reuse
+		// of the run's directory relies on (worker/rundir.go).
+		if err := s.cont.remove(); err != nil {
+			s.e.logger.Warn("removing task cgroup", "taskId", s.tc.TaskID, "error", err)
+		}
 	}
 	if s.batDir != "" {
 		if err := os.RemoveAll(s.batDir); err != nil {
