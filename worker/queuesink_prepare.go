@@ -117,6 +117,7 @@ func (s *queueSink) uploadPrepared(ctx context.Context, a task.Artifact, up *tas
 	select {
 	case <-p.done:
 	case <-ctx.Done():
+		s.untake(p)
 		return ctx.Err()
 	}
 	req, err := taskcluster.FileArtifactRequest(up)
@@ -134,6 +135,9 @@ func (s *queueSink) uploadPrepared(ctx context.Context, a task.Artifact, up *tas
 	if why == "" {
 		err = s.queue.UploadCreatedArtifact(ctx, s.taskID, s.runID, a.Name, p.resp, up)
 		code := taskcluster.StatusCode(err)
+		if err != nil && ctx.Err() != nil {
+			s.untake(p)
+		}
 		if err == nil || ctx.Err() != nil || code < 400 || code > 499 {
 			return err
 		}
@@ -143,6 +147,15 @@ func (s *queueSink) uploadPrepared(ctx context.Context, a task.Artifact, up *tas
 		s.log.Debug("creating the artifact afresh", "name", a.Name, "why", why)
 	}
 	return errNotPrepared
+}
+
+// untake gives p back to publishLeftovers: its upload was cut (ctx
+// cancelled, e.g. by the shutdown deadline), and the artifact created
+// early would otherwise stay without content.
+func (s *queueSink) untake(p *preparedArtifact) {
+	s.mu.Lock()
+	p.taken = false
+	s.mu.Unlock()
 }
 
 // sameFileRequest reports whether two file artifact requests are the same
@@ -179,7 +192,10 @@ func (s *queueSink) publishLeftovers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		if p.err != nil || p.a.Open == nil {
+		// An early creation the cut stopped mid-call may have created
+		// the artifact: it is created afresh (s3 accepts the same
+		// request again).
+		if p.a.Open == nil || p.err != nil && !errors.Is(p.err, context.Canceled) {
 			continue
 		}
 		a := p.a

@@ -425,3 +425,40 @@ func TestJournalKeepsLogObject(t *testing.T) {
 	require.NotNil(t, got, "the record on disk holds the log's object upload")
 	assert.Equal(t, journal.ObjectUpload{Name: up.Name, ProjectID: "none", UploadID: "upload-1", Expires: up.Expires, Credentials: up.Credentials}, *got)
 }
+
+// TestShutdownDeadlineUploadsTaskLog: a task still running at the
+// shutdown deadline (SIGTERM, then shutdownGracePeriod) is killed and its
+// run resolved exception/worker-shutdown, and the log's artifact, created
+// when the run started, gets the log as written so far (s3 and object):
+// the cut stops uploads in progress, but the task log is not left without
+// content.
+func TestShutdownDeadlineUploadsTaskLog(t *testing.T) {
+	for _, storage := range []string{taskcluster.StorageS3, taskcluster.StorageObject} {
+		t.Run(storage, func(t *testing.T) {
+			env := newQueueEnv(t, time.Hour)
+			w, eng := env.worker(1, 0)
+			tl, err := tasklog.New(plugins.Options{})
+			require.NoError(t, err)
+			w.Runner.Plugins = append(w.Runner.Plugins, taskrun.NamedPlugin{Name: "tasklog", Plugin: tl})
+			w.Config.ArtifactUpload = storage
+			w.Config.ShutdownGracePeriod = 0 // the deadline is the signal
+			id := env.createTask(`{"output": "working on it\n", "block": true}`, 1)
+			go func() {
+				<-eng.started
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					if _, ok := logArtifact(t, env, id); ok {
+						break
+					}
+				}
+				w.Shutdown("SIGTERM received", true)
+			}()
+			require.NoError(t, w.Work(context.Background()))
+
+			assert.Equal(t, "exception/worker-shutdown", runState(env.status(id), 0))
+			a, ok := logArtifact(t, env, id)
+			require.True(t, ok)
+			require.True(t, a.Uploaded, "the log's artifact has content")
+			assert.Contains(t, decoded(t, a), "] task name: t\nworking on it\n")
+		})
+	}
+}

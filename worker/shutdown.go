@@ -19,6 +19,12 @@ import (
 // the next start of the worker resolves it.
 const cutResolveTimeout = 4 * time.Second
 
+// cutLogTimeout is how long a run the shutdown deadline cut gets, of
+// cutResolveTimeout, to upload its task log to the artifact created when
+// the run started (which would otherwise stay without content) before it
+// resolves.
+const cutLogTimeout = time.Second
+
 // shutdownState is the worker's shutdown: requested once, with a deadline
 // that a later, more urgent request may bring forward.
 type shutdownState struct {
@@ -34,7 +40,7 @@ type shutdownState struct {
 // cfg.ShutdownGracePeriod seconds when finishTasks is true and now
 // otherwise. At the deadline every running task is killed, uploads still in
 // progress are cut, and each run is resolved exception/worker-shutdown with
-// what was uploaded by then; Work returns at most cutResolveTimeout later
+// what was uploaded by then (its task log gets cutLogTimeout to upload); Work returns at most cutResolveTimeout later
 // (runs it could not resolve are resolved by the next start, from the
 // journal). why starts the log line, written at once, e.g. "SIGTERM
 // received" gives "SIGTERM received: no new claims; 2 tasks running; exit
@@ -166,7 +172,7 @@ func afterCut(ctx context.Context, res task.Resolution) (context.Context, contex
 	if ctx.Err() == nil {
 		return ctx, func() {}, res
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cutResolveTimeout-time.Second/2)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cutResolveTimeout-cutLogTimeout-time.Second/2)
 	return rctx, cancel, task.Resolution{State: task.Exception, Reason: task.ReasonWorkerShutdown}
 }
 

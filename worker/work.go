@@ -498,8 +498,15 @@ func (w *Worker) execute(ctx context.Context, queue *taskcluster.Queue, ar *acti
 	sink := tc.Artifacts.(*queueSink) // plugins may wrap tc.Artifacts
 	out := w.Runner.Run(ctx, tc, ar.ctl)
 	// The task log is created early (plugins/tasklog's Prepare); a run
-	// that ended without publishing it still gets its content uploaded.
-	sink.publishLeftovers(ctx)
+	// that ended without publishing it still gets its content uploaded,
+	// also a run the shutdown deadline cut (its ctx cancelled), briefly.
+	lctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), cutLogTimeout)
+		defer cancel()
+	}
+	sink.publishLeftovers(lctx)
 	return out, nil
 }
 

@@ -496,14 +496,14 @@ func (s *Server) ArtifactPath(taskID string, runID int, name string) (string, er
 	return path, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, creating the directory.
+// writeFileAtomic writes data to path (mode 0600, as uploads are) through
+// a temporary file and a rename, creating the directory.
 func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -409,4 +409,16 @@ func TestSmallBlobsInline(t *testing.T) {
 	if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, small) {
 		t.Fatalf("ArtifactPath %s: %d bytes, %v", p, len(data), err)
 	}
+	// Written out as private as an uploaded file (artifacts need not be
+	// public).
+	upload("private/large", large)
+	pl, err := h.s.ArtifactPath(id, 0, "private/large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p, pl} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v, %v; want 0600", f, fi.Mode(), err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/workergen/workergen/engines"
@@ -470,7 +471,12 @@ func (ru *run) stage(ctx context.Context, name Stage, f func(plugins.TaskPlugin)
 			first = err
 		} else if err != nil {
 			ru.r.logger().Warn("further stage error", "stage", name, "plugin", cp.name, "error", err)
-			ru.tc.Logf("plugin %s: %s: %v", cp.name, name, err)
+			// call names the plugin and stage, except in an ExceptionError.
+			msg, prefix := err.Error(), fmt.Sprintf("%s: %s: ", ru.current, name)
+			if !strings.HasPrefix(msg, prefix) {
+				msg = prefix + msg
+			}
+			ru.tc.Logf("%s", msg)
 		}
 		if ctx.Err() != nil && first == nil {
 			first = ctx.Err()

@@ -129,3 +129,14 @@ func TestCheckPayload(t *testing.T) {
 	require.ErrorAs(t, r.CheckPayload(json.RawMessage(`{`)), &ee)
 	assert.Contains(t, ee.Reasons[0], "payload: not valid JSON")
 }
+
+// TestFurtherStageErrorInTaskLog: a second plugin failing in the same
+// stage is written to the task log once, named by plugin and stage,
+// without the prefix repeated.
+func TestFurtherStageErrorInTaskLog(t *testing.T) {
+	p1 := &stagePlugin{failAt: taskrun.StageFinished, err: errors.New("first")}
+	p2 := &stagePlugin{failAt: taskrun.StageFinished, err: errors.New("second")}
+	_, log := runOnce(t, `{}`, nil, p1, p2)
+	assert.Contains(t, log, "] plugin p: Finished: second\n")
+	assert.NotContains(t, log, "plugin p: Finished: plugin p: Finished")
+}
