@@ -46,7 +46,9 @@ type sample struct {
 	wall, cpu     time.Duration
 	idleRSS, peak int64
 	disk          int64
-	err           error
+	// wallOnly: only wall was measured (a floor of Queue calls).
+	wallOnly bool
+	err      error
 }
 
 // bencher is the state of one Run.

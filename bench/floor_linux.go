@@ -99,7 +99,7 @@ func rttFloor(ctx context.Context, b *bencher, sc *scenario, round int) (sample,
 	failed := sc.expect == tcwire.StateFailed
 	if len(b.opts.FloorCommand) == 0 {
 		took, err := claimResolve(ctx, b.client, queueID, sc.tasks, failed)
-		return sample{wall: took}, err
+		return sample{wall: took, wallOnly: true}, err
 	}
 	state := tcwire.StateCompleted
 	if failed {
@@ -118,5 +118,5 @@ func rttFloor(ctx context.Context, b *bencher, sc *scenario, round int) (sample,
 	if err != nil {
 		return sample{}, fmt.Errorf("%s printed %q, not nanoseconds", strings.Join(fc, " "), out)
 	}
-	return sample{wall: time.Duration(ns)}, nil
+	return sample{wall: time.Duration(ns), wallOnly: true}, nil
 }

@@ -143,6 +143,9 @@ func (s sample) String(sc *scenario) string {
 	if sc.perTask {
 		wall += fmt.Sprintf(" (%.1f ms/task)", float64(s.wall)/float64(time.Millisecond)/float64(sc.tasks))
 	}
+	if s.wallOnly {
+		return wall
+	}
 	return fmt.Sprintf("%s cpu %.2fs peakRSS %.1fMB idleRSS %.1fMB disk %.1fMB",
 		wall, s.cpu.Seconds(), float64(s.peak)/(1<<20), float64(s.idleRSS)/(1<<20), float64(s.disk)/(1<<20))
 }

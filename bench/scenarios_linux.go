@@ -224,7 +224,7 @@ func putFloor(ctx context.Context, b *bencher, sc *scenario, round int) (sample,
 			return sample{}, err
 		}
 	}
-	s := sample{wall: time.Since(t0)}
+	s := sample{wall: time.Since(t0), wallOnly: true}
 	_, err = q.ReportCompleted(ctx, c.Status.TaskID, c.RunID)
 	return s, err
 }
