@@ -1,6 +1,9 @@
 package engines
 
-import "context"
+import (
+	"context"
+	"log/slog"
+)
 
 // Handles are what an engine needs to find a run's sandbox again from
 // another worker process: after the worker was killed (kill -9, OOM), the
@@ -20,6 +23,26 @@ type Handles struct {
 	BootID string `json:"bootId,omitempty"`
 	// Container is the run's container ID (container engine).
 	Container string `json:"container,omitempty"`
+}
+
+// LogValue makes log lines show the handles a run has, by their JSON
+// names (cgroup, processGroups, bootId, container), leaving out empty
+// ones.
+func (h Handles) LogValue() slog.Value {
+	var attrs []slog.Attr
+	if h.Cgroup != "" {
+		attrs = append(attrs, slog.String("cgroup", h.Cgroup))
+	}
+	if len(h.ProcessGroups) > 0 {
+		attrs = append(attrs, slog.Any("processGroups", h.ProcessGroups))
+	}
+	if h.BootID != "" {
+		attrs = append(attrs, slog.String("bootId", h.BootID))
+	}
+	if h.Container != "" {
+		attrs = append(attrs, slog.String("container", h.Container))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // IsZero reports whether h names nothing.
