@@ -79,7 +79,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	b, err := setUp(ctx, opts)
+	var need dataKind
+	for _, sc := range scens {
+		need |= sc.data
+	}
+	b, err := setUp(ctx, opts, need)
 	if err != nil {
 		return err
 	}
@@ -115,7 +119,7 @@ func Run(ctx context.Context, opts Options) error {
 	return res.print(opts.Out, scens, b.workerNames(), opts)
 }
 
-func setUp(ctx context.Context, opts Options) (*bencher, error) {
+func setUp(ctx context.Context, opts Options, need dataKind) (*bencher, error) {
 	for _, p := range []*string{&opts.Dir, &opts.Workergen, &opts.GenericWorker} {
 		if *p == "" {
 			continue
@@ -149,8 +153,19 @@ func setUp(ctx context.Context, opts Options) (*bencher, error) {
 		b.gwKey = key
 		b.workers = append(b.workers, genericWorkerKind(opts.GenericWorker))
 	}
-	fmt.Fprintf(opts.Out, "generating data (%d MB text, %d MB random, 500 files) in %s ...\n", opts.SizeMB, opts.SizeMB, opts.Dir)
-	data, err := makeData(filepath.Join(opts.Dir, "data"), int64(opts.SizeMB)<<20)
+	if need != 0 {
+		var what []string
+		for _, k := range []struct {
+			kind dataKind
+			text string
+		}{{dataText, fmt.Sprintf("%d MB text", opts.SizeMB)}, {dataRandom, fmt.Sprintf("%d MB random", opts.SizeMB)}, {dataDir, "500 files"}} {
+			if need&k.kind != 0 {
+				what = append(what, k.text)
+			}
+		}
+		fmt.Fprintf(opts.Out, "generating data (%s) in %s ...\n", strings.Join(what, ", "), opts.Dir)
+	}
+	data, err := makeData(filepath.Join(opts.Dir, "data"), int64(opts.SizeMB)<<20, need)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,19 @@ type scenario struct {
 	floor func(ctx context.Context, b *bencher, sc *scenario, round int) (sample, error)
 	// skip gives, per worker name, why it does not run this scenario.
 	skip map[string]string
+	// data is the data file the scenario reads: dataText, dataRandom,
+	// dataDir or none (0).
+	data dataKind
 }
+
+// dataKind names one of the generated data files (dataFiles).
+type dataKind int
+
+const (
+	dataText dataKind = 1 << iota
+	dataRandom
+	dataDir
+)
 
 // Scenarios are the names Options.Scenarios selects from.
 func Scenarios() []string {
@@ -62,16 +74,16 @@ func allScenarios() []*scenario {
 			payload: fixed("true"), floor: rttFloor},
 		{name: "false-c1", title: "30 × false (failing), capacity 1", tasks: 30, capacity: 1, expect: tcwire.StateFailed, perTask: true,
 			payload: fixed("false"), floor: rttFloor},
-		{name: "stdout", title: "3 × SIZE MB stdout", tasks: 3, capacity: 1, expect: tcwire.StateCompleted,
+		{name: "stdout", title: "3 × SIZE MB stdout", tasks: 3, capacity: 1, expect: tcwire.StateCompleted, data: dataText,
 			payload: func(b *bencher) func(int) map[string]any {
 				return func(int) map[string]any { return shPayload("cat " + b.data.text) }
 			}, floor: catFloor},
-		{name: "s3-random", title: "3 × SIZE MB random file artifact (s3)", tasks: 3, capacity: 1, storage: "s3",
+		{name: "s3-random", title: "3 × SIZE MB random file artifact (s3)", tasks: 3, capacity: 1, storage: "s3", data: dataRandom,
 			expect: tcwire.StateCompleted, payload: fileArtifact, floor: putFloor},
-		{name: "object-random", title: "3 × SIZE MB random file artifact (object)", tasks: 3, capacity: 1, storage: "object",
+		{name: "object-random", title: "3 × SIZE MB random file artifact (object)", tasks: 3, capacity: 1, storage: "object", data: dataRandom,
 			expect: tcwire.StateCompleted, payload: fileArtifact, floor: putFloor,
 			skip: map[string]string{"generic-worker": "v106 sends object uploads over 8 KB chunked without Content-Length (HTTP 411)"}},
-		{name: "dir500", title: "3 × 500-file directory artifact (s3)", tasks: 3, capacity: 1, storage: "s3",
+		{name: "dir500", title: "3 × 500-file directory artifact (s3)", tasks: 3, capacity: 1, storage: "s3", data: dataDir,
 			expect: tcwire.StateCompleted, payload: func(b *bencher) func(int) map[string]any {
 				return func(int) map[string]any {
 					p := shPayload("cp -al " + b.data.dir + " out 2>/dev/null || cp -r " + b.data.dir + " out")
@@ -110,16 +122,36 @@ type dataFiles struct {
 	dir    string // 500 small text files
 }
 
-// makeData writes the data files in dir: size bytes of text and of random
-// bytes, and a directory of 500 files of 1-4 KiB. Contents are
-// deterministic (fixed seeds).
-func makeData(dir string, size int64) (dataFiles, error) {
+// makeData writes the data files in dir that need asks for: size bytes
+// of text (dataText), size random bytes (dataRandom), a directory of 500
+// files of 1-4 KiB (dataDir). Contents are deterministic (fixed seeds).
+func makeData(dir string, size int64, need dataKind) (dataFiles, error) {
 	d := dataFiles{text: filepath.Join(dir, "stdout.txt"), random: filepath.Join(dir, "random.bin"), dir: filepath.Join(dir, "dir500")}
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return d, err
 	}
+	if need&dataText != 0 {
+		if err := writeText(d.text, size); err != nil {
+			return d, err
+		}
+	}
+	if need&dataRandom != 0 {
+		if err := writeRandom(d.random, size); err != nil {
+			return d, err
+		}
+	}
+	if need&dataDir != 0 {
+		if err := writeDir500(d.dir); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// writeText writes size bytes of log-like text to path.
+func writeText(path string, size int64) error {
 	rng := rand.New(rand.NewPCG(1, 2))
-	if err := writeFile(d.text, func(w *bufio.Writer) {
+	return writeFile(path, func(w *bufio.Writer) {
 		var n int64
 		for i := 0; n < size; i++ {
 			line := fmt.Sprintf("2026-12-06T00:%02d:%02d.%03dZ INFO step %d: compiling src/pkg%d/file%d.go (%016x)\n",
@@ -130,10 +162,13 @@ func makeData(dir string, size int64) (dataFiles, error) {
 			w.WriteString(line)
 			n += int64(len(line))
 		}
-	}); err != nil {
-		return d, err
-	}
-	if err := writeFile(d.random, func(w *bufio.Writer) {
+	})
+}
+
+// writeRandom writes size random bytes to path.
+func writeRandom(path string, size int64) error {
+	rng := rand.New(rand.NewPCG(3, 4))
+	return writeFile(path, func(w *bufio.Writer) {
 		var b [8]byte
 		for n := int64(0); n < size; n += 8 {
 			v := rng.Uint64()
@@ -142,20 +177,26 @@ func makeData(dir string, size int64) (dataFiles, error) {
 			}
 			w.Write(b[:min(8, size-n)])
 		}
-	}); err != nil {
-		return d, err
+	})
+}
+
+// writeDir500 writes 500 text files of 1-4 KiB into dir.
+func writeDir500(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
+	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range 500 {
-		err := writeFile(filepath.Join(d.dir, fmt.Sprintf("f%03d.txt", i)), func(w *bufio.Writer) {
+		err := writeFile(filepath.Join(dir, fmt.Sprintf("f%03d.txt", i)), func(w *bufio.Writer) {
 			for j := range (1024 + rng.IntN(3072)) / 32 {
 				fmt.Fprintf(w, "line %d of file %d %x\n", j, i, rng.Uint32())
 			}
 		})
 		if err != nil {
-			return d, err
+			return err
 		}
 	}
-	return d, nil
+	return nil
 }
 
 func writeFile(path string, fill func(*bufio.Writer)) error {
