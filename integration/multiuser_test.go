@@ -85,6 +85,23 @@ setsid sleep 1000 >/dev/null 2>&1 &
 touch $s/$me.done
 i=0; while [ ! -e $s/$other.done ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done`
 
+// multiuserSetup skips unless root, builds the linux-multiuser worker and
+// returns it with an environment whose shared directory any task user can
+// write, and a base directory task users can traverse.
+func multiuserSetup(t *testing.T) (bin string, e *env, base string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the multiuser worker runs as root")
+	}
+	bin = buildProfile(t, "linux-multiuser")
+	e = newEnv(t, time.Minute)
+	traversable(t, e.shared)
+	require.NoError(t, os.Chmod(e.shared, 0o1777))
+	base = t.TempDir()
+	traversable(t, base)
+	return bin, e, base
+}
+
 // TestMultiuserWorker runs the generated linux-multiuser worker at
 // capacity 2 against the embedded Queue: each task is a fresh, unprivileged
 // user that cannot read the worker's config, signal the worker or the
@@ -92,15 +109,7 @@ i=0; while [ ! -e $s/$other.done ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1))
 // leaves no user and no process behind; a cache written by one task user is
 // read and written by the next.
 func TestMultiuserWorker(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the multiuser worker runs as root")
-	}
-	bin := buildProfile(t, "linux-multiuser")
-	e := newEnv(t, time.Minute)
-	traversable(t, e.shared)
-	require.NoError(t, os.Chmod(e.shared, 0o1777))
-	base := t.TempDir()
-	traversable(t, base)
+	bin, e, base := multiuserSetup(t)
 	cfgPath := filepath.Join(t.TempDir(), "worker.json")
 	payload := func(me, other string) map[string]any {
 		return map[string]any{"command": []any{[]any{"/bin/bash", "-c", twinScript, "twin", me, other}}, "maxRunTime": 120,

@@ -199,15 +199,7 @@ func TestRunDirUnprivileged(t *testing.T) {
 // directory to a new user, so the next run gets a fresh task directory
 // (while the run directory and log, the worker's own, are reused).
 func TestRunDirMultiuser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the multiuser worker runs as root")
-	}
-	bin := buildProfile(t, "linux-multiuser")
-	e := newEnv(t, time.Minute)
-	traversable(t, e.shared)
-	require.NoError(t, os.Chmod(e.shared, 0o1777))
-	base := t.TempDir()
-	traversable(t, base)
+	bin, e, base := multiuserSetup(t)
 	tasksDir := filepath.Join(base, "tasks")
 	cfgPath := filepath.Join(t.TempDir(), "worker.json")
 	data, _ := json.Marshal(map[string]any{

@@ -115,6 +115,16 @@ func decoded(t *testing.T, a localqueue.Artifact) string {
 	return string(b)
 }
 
+// withTaskLog adds the tasklog plugin (default settings) to w and makes
+// it upload artifacts to storage ("s3" or "object").
+func withTaskLog(t *testing.T, w *Worker, storage string) {
+	t.Helper()
+	tl, err := tasklog.New(plugins.Options{})
+	require.NoError(t, err)
+	w.Runner.Plugins = append(w.Runner.Plugins, taskrun.NamedPlugin{Name: "tasklog", Plugin: tl})
+	w.Config.ArtifactUpload = storage
+}
+
 // TestTaskLogCreatedBeforeTaskEnds runs a task on a worker with the
 // tasklog plugin, s3 and object: the Queue holds the log's artifact
 // (created, nothing uploaded yet) before the task's sandbox starts; when
@@ -125,10 +135,7 @@ func TestTaskLogCreatedBeforeTaskEnds(t *testing.T) {
 		t.Run(storage, func(t *testing.T) {
 			env := newQueueEnv(t, time.Hour)
 			w, eng := env.worker(1, 1)
-			tl, err := tasklog.New(plugins.Options{})
-			require.NoError(t, err)
-			w.Runner.Plugins = append(w.Runner.Plugins, taskrun.NamedPlugin{Name: "tasklog", Plugin: tl})
-			w.Config.ArtifactUpload = storage
+			withTaskLog(t, w, storage)
 			calls := &callLog{}
 			w.Client = calls.proxy(t, env)
 			var beforeStart, uploadedBeforeStart bool
@@ -437,10 +444,7 @@ func TestShutdownDeadlineUploadsTaskLog(t *testing.T) {
 		t.Run(storage, func(t *testing.T) {
 			env := newQueueEnv(t, time.Hour)
 			w, eng := env.worker(1, 0)
-			tl, err := tasklog.New(plugins.Options{})
-			require.NoError(t, err)
-			w.Runner.Plugins = append(w.Runner.Plugins, taskrun.NamedPlugin{Name: "tasklog", Plugin: tl})
-			w.Config.ArtifactUpload = storage
+			withTaskLog(t, w, storage)
 			w.Config.ShutdownGracePeriod = 0 // the deadline is the signal
 			id := env.createTask(`{"output": "working on it\n", "block": true}`, 1)
 			go func() {
