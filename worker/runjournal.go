@@ -24,15 +24,16 @@ const recordDelay = 50 * time.Millisecond
 // runRecord is the journal record of one active run, kept up to date with
 // the run's handles, takenUntil and credentials until the run is resolved.
 //
-// The record is first written durably when the run's sandbox is about to
-// start: at the engine's first handle report, which comes before anything
-// of the task runs (taskrun.Control.SetHandleSink), together with the
-// handles that report names; or after recordDelay of preparation,
-// whichever is first. So a trivial task costs one durable write where
-// "record, then handles" cost two, the record is durable before the
-// sandbox starts (what recovery needs to reap it and resolve the run), and
-// a worker that dies during a long preparation still leaves the record
-// for the next start to resolve the run. A run that dies in its first
+// The record is first written when the run's sandbox is about to start:
+// at the engine's first handle report, which comes before anything of the
+// task runs (taskrun.Control.SetHandleSink), together with the handles
+// that report names; or after recordDelay of preparation, whichever is
+// first. So a trivial task costs one write where "record, then handles"
+// cost two, the record is in the kernel before the sandbox starts (what
+// recovery needs to reap it and resolve the run after this process dies)
+// and on disk one background flush later (journal.Journal.Put), and a
+// worker that dies during a long preparation still leaves the record for
+// the next start to resolve the run. A run that dies in its first
 // recordDelay, before any sandbox, leaves no record: it has nothing to
 // reap, and the Queue resolves it claim-expired.
 type runRecord struct {
@@ -69,6 +70,10 @@ func (w *Worker) openJournal() (*journal.Journal, error) {
 	if err := j.Reserve(max(w.Config.Capacity, 1)); err != nil {
 		w.logger().Warn("cannot preallocate the run journal's slots", "error", err)
 	}
+	j.OnFlushError(func(path string, err error) {
+		w.logger().Error("cannot flush a run record to disk; should the machine crash now, the run is left to the Queue (claim-expired) instead of being recovered",
+			"file", path, "error", err)
+	})
 	return j, nil
 }
 
@@ -93,7 +98,7 @@ func recordRun(j *journal.Journal, ar *activeRun, runDir, logPath string, delay 
 	return rr
 }
 
-// update changes the record and writes it durably. A journal that cannot
+// update changes the record and writes it (journal.Journal.Put). A journal that cannot
 // be written is logged, not fatal: the run goes on, it just cannot be
 // recovered should this process die.
 func (rr *runRecord) update(change func(*journal.Record)) {

@@ -117,13 +117,80 @@ type slot struct {
 	newest   int    // copy (0 = A, 1 = B) holding the newest valid version; -1 none
 	data     []byte // the record's JSON while the slot holds one
 	buf      []byte // encoding buffer, reused
+
+	// Background flush (see Journal.Put): writes counts the versions
+	// written to be flushed, flushed how many of them are known on disk;
+	// flushing is true while a flush goroutine runs, done is signalled
+	// (on mu) when it ends.
+	writes, flushed uint64
+	flushing        bool
+	done            *sync.Cond
+	onFlushError    func(path string, err error)
+}
+
+// scheduleFlush makes a version just written reach the disk: it starts
+// the slot's flush goroutine unless one runs (it then flushes this
+// version too). Called with s.mu held.
+func (s *slot) scheduleFlush() {
+	s.writes++
+	if s.flushing {
+		return
+	}
+	s.flushing = true
+	go s.flush()
+}
+
+// flush fdatasyncs the slot file until every version written is on disk.
+// It holds s.mu while it syncs, so a later write of the slot (a run's
+// next version, its free mark) waits for the flush in flight: they are
+// rare and far apart, and a write never meets a half-closed file.
+func (s *slot) flush() {
+	s.mu.Lock()
+	var errs []error
+	for s.flushed < s.writes {
+		target := s.writes
+		err := os.ErrClosed
+		if s.f != nil {
+			err = flushFile(s.f)
+		}
+		s.flushed = target
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.flushing = false
+	s.cond().Broadcast()
+	s.mu.Unlock()
+	// Told unlocked: the callback may log, or use the journal.
+	for _, err := range errs {
+		if s.onFlushError != nil {
+			s.onFlushError(s.path, err)
+		}
+	}
+}
+
+// waitFlushed waits until no flush of the slot runs. Called with s.mu
+// held.
+func (s *slot) waitFlushed() {
+	for s.flushing {
+		s.cond().Wait()
+	}
+}
+
+// cond returns s.done, made on first use. Called with s.mu held.
+func (s *slot) cond() *sync.Cond {
+	if s.done == nil {
+		s.done = sync.NewCond(&s.mu)
+	}
+	return s.done
 }
 
 // write writes a new version (a record's JSON, or a free mark) in place
 // into the copy that does not hold the newest valid version; durable
-// makes it fdatasync (the file's size and blocks do not change, so that
-// flushes its data only). A record too large for the copies grows the
-// slot (see grow).
+// makes it reach the disk with a background fdatasync (scheduleFlush;
+// the file's size and blocks do not change, so that flushes its data
+// only). A record too large for the copies grows the slot (see grow),
+// durably before write returns. Called with s.mu held.
 func (s *slot) write(dir string, payload []byte, free, durable bool) error {
 	seq := s.seq + 1
 	s.buf = encodeCopy(s.buf, seq, free, payload)
@@ -137,12 +204,10 @@ func (s *slot) write(dir string, payload []byte, free, durable bool) error {
 	if _, err := s.f.WriteAt(s.buf, int64(target)*s.copySize); err != nil {
 		return err
 	}
-	if durable {
-		if err := datasync(s.f); err != nil {
-			return err
-		}
-	}
 	s.seq, s.newest = seq, target
+	if durable {
+		s.scheduleFlush()
+	}
 	return nil
 }
 
