@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -83,7 +84,7 @@ func testRecoveryResolvesJournaledRun(t *testing.T, legacy bool) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.Equal(t, []string{"slot-0"}, names, "the legacy record file is removed; one slot (capacity 1) stays")
+	assert.Equal(t, []string{"slot-0", "slot-1"}, names, "the legacy record file is removed; the slots (capacity 1, and one for a run resolving) stay")
 }
 
 // TestRecoveryLeavesExpiredClaimToTheQueue: a record whose claim has
@@ -113,6 +114,23 @@ func TestAttemptTimeoutFitsThreeAttempts(t *testing.T) {
 	assert.Equal(t, minAttemptTimeout, attemptTimeout(time.Second))
 }
 
+// slotHolding returns the path of the slot file in dir that holds a
+// record of taskID.
+func slotHolding(t *testing.T, dir, taskID string) string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "slot-*"))
+	require.NoError(t, err)
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		if bytes.Contains(b, []byte(taskID)) {
+			return p
+		}
+	}
+	t.Fatalf("no slot in %s holds a record of %s", dir, taskID)
+	return ""
+}
+
 // TestRecoveryReadsTheUndamagedCopy: a record whose newest version was
 // torn by the crash (here: bytes of its copy overwritten) is recovered
 // from the version before it, and the damaged copy is logged with its
@@ -131,7 +149,7 @@ func TestRecoveryReadsTheUndamagedCopy(t *testing.T) {
 	rec.Handles.ProcessGroups = []int{1 << 30}
 	require.NoError(t, j.Put(rec)) // copy B
 	require.NoError(t, j.Close())
-	slot := filepath.Join(j.Dir(), "slot-0")
+	slot := slotHolding(t, j.Dir(), rec.TaskID)
 	f, err := os.OpenFile(slot, os.O_RDWR, 0)
 	require.NoError(t, err)
 	fi, err := f.Stat()
@@ -147,6 +165,6 @@ func TestRecoveryReadsTheUndamagedCopy(t *testing.T) {
 	assert.Contains(t, logs.String(), "recovering a run left by an earlier worker process")
 	assert.NotContains(t, logs.String(), "handles.processGroups", "from copy A, which names no process group")
 	assert.NotContains(t, logs.String(), "1073741824", "not from the torn copy B")
-	assert.Regexp(t, `level=WARN msg="damaged copy in the run journal" file=\S+slot-0 error=".*slot-0, copy B: checksum mismatch`, logs.String())
+	assert.Regexp(t, `level=WARN msg="damaged copy in the run journal" file=\S+`+filepath.Base(slot)+` error=".*`+filepath.Base(slot)+`, copy B: checksum mismatch`, logs.String())
 	assert.Empty(t, onDisk(t, j.Dir()))
 }

@@ -58,16 +58,18 @@ type runRecord struct {
 // refuses for an object artifact).
 const logObjectDelay = time.Second
 
-// openJournal opens the worker's run journal (once per Work) with a slot
-// per run of the worker's capacity, so that recording a run creates no
-// file. A slot that cannot be created is logged: runs then take the slots
-// there are, or create one when they need it.
+// openJournal opens the worker's run journal (once per Work) with two
+// slots per unit of the worker's capacity, so that recording a run creates
+// no file. A slot that cannot be created is logged: runs then take
+// the slots there are, or create one when they need it.
 func (w *Worker) openJournal() (*journal.Journal, error) {
 	j, err := journal.Open(filepath.Join(w.Config.TasksDir, journalDirName))
 	if err != nil {
 		return nil, err
 	}
-	if err := j.Reserve(max(w.Config.Capacity, 1)); err != nil {
+	// Twice the capacity: a run's record stays while its resolution is
+	// reported, and the next run may start meanwhile (freeSlot).
+	if err := j.Reserve(2 * max(w.Config.Capacity, 1)); err != nil {
 		w.logger().Warn("cannot preallocate the run journal's slots", "error", err)
 	}
 	j.OnFlushError(func(path string, err error) {

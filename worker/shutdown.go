@@ -58,7 +58,7 @@ func (w *Worker) Shutdown(why string, finishTasks bool) time.Time {
 	deadline := time.Now().Add(grace)
 	running := 0
 	if sd.loop != nil {
-		running = sd.loop.running()
+		running = sd.loop.unresolved()
 	}
 	if sd.requested && !deadline.Before(sd.deadline) {
 		w.logger().Info(fmt.Sprintf("%s: already shutting down; %d tasks running; exit by %s", why, running, sd.deadline.Format(time.TimeOnly)))

@@ -142,9 +142,10 @@ type claimLoop struct {
 	lastBusy time.Time // when a run last ran or ended, for the idle timeout
 
 	mu     sync.Mutex
-	active map[*activeRun]struct{}
+	active map[*activeRun]struct{} // runs claimed and not yet over
+	busy   int                     // active runs holding a unit of capacity
 	wg     sync.WaitGroup
-	slot   chan struct{} // a run ended
+	slot   chan struct{} // a unit of capacity was freed
 	cutState
 }
 
@@ -207,10 +208,44 @@ func (l *claimLoop) claimUntilDone() error {
 	return nil
 }
 
+// running is how many runs hold a unit of capacity: claimed runs whose
+// resolution is not yet under way (freeSlot).
 func (l *claimLoop) running() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.busy
+}
+
+// unresolved is how many claimed runs are not over yet, the ones
+// resolving included.
+func (l *claimLoop) unresolved() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return len(l.active)
+}
+
+// freeSlot gives back ar's unit of capacity, once: when its resolution is
+// about to be reported, or when it ends without one. So at capacity 1
+// the next claimWork goes out with the finished run's reportCompleted
+// instead of after its answer: the run's sandbox is gone, its artifacts
+// and log uploaded and its plugins disposed, and what is left (the
+// resolution's round trip, then the clean-up) uses no more of the host
+// than the clean-up alone, which already overlapped the next claim.
+func (l *claimLoop) freeSlot(ar *activeRun) {
+	l.mu.Lock()
+	freed := ar.slotFreed
+	if !freed {
+		ar.slotFreed = true
+		l.busy--
+	}
+	l.mu.Unlock()
+	if freed {
+		return
+	}
+	select {
+	case l.slot <- struct{}{}:
+	default:
+	}
 }
 
 func (l *claimLoop) limitReached() bool {
@@ -308,21 +343,20 @@ func (l *claimLoop) waitForWork() bool {
 func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
 	for _, claim := range claims {
 		ar := newActiveRun(claim, l.client.Skew)
+		ar.resolving = func() { l.freeSlot(ar) }
 		l.mu.Lock()
 		l.active[ar] = struct{}{}
+		l.busy++
 		l.mu.Unlock()
 		l.w.claimed.Add(1)
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			cleanUp := l.w.runClaim(l.runCtx, ar)
+			l.freeSlot(ar) // a run that reported no resolution
 			l.mu.Lock()
 			delete(l.active, ar)
 			l.mu.Unlock()
-			select {
-			case l.slot <- struct{}{}:
-			default:
-			}
 			// The next claim need not wait for the clean-up of this
 			// run; Work still does (wg).
 			cleanUp()
@@ -337,8 +371,8 @@ func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
 func (l *claimLoop) drain() {
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
-	if l.ctx.Err() != nil && l.running() > 0 {
-		l.w.logger().Info("shutting down: waiting for running tasks", "running", l.running())
+	if n := l.unresolved(); l.ctx.Err() != nil && n > 0 {
+		l.w.logger().Info("shutting down: waiting for running tasks", "running", n)
 	}
 	select {
 	case <-done:
@@ -346,7 +380,7 @@ func (l *claimLoop) drain() {
 		select {
 		case <-done:
 		case <-time.After(cutResolveTimeout):
-			l.w.logger().Error("runs still unresolved after the shutdown deadline; the next start of this worker resolves them", "running", l.running())
+			l.w.logger().Error("runs still unresolved after the shutdown deadline; the next start of this worker resolves them", "running", l.unresolved())
 		}
 	}
 }
@@ -373,6 +407,11 @@ type activeRun struct {
 	record *runRecord // journal record, nil without a journal
 
 	claimedAt time.Time // when claimWork answered with it
+	// resolving is called when the run's resolution is about to be
+	// reported (nil: nothing to tell); slotFreed is the claim loop's
+	// (under its mu).
+	resolving func()
+	slotFreed bool
 
 	mu         sync.Mutex
 	takenUntil time.Time // on the local clock
@@ -452,6 +491,9 @@ func (w *Worker) runClaim(ctx context.Context, ar *activeRun) (cleanUp func()) {
 	}
 	rctx, cancel, res := afterCut(ctx, out.Resolution)
 	defer cancel()
+	if ar.resolving != nil {
+		ar.resolving()
+	}
 	w.resolve(rctx, queue, ar, res, log)
 	drop = rctx.Err() == nil
 	return cleanUp

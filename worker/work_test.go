@@ -62,6 +62,9 @@ type queueEnv struct {
 	server *localqueue.Server
 	http   *httptest.Server
 	down   atomic.Bool // answer 503 to everything while set
+	// before, when set, sees each request before the Queue does (and may
+	// hold it).
+	before atomic.Pointer[func(*http.Request)]
 	client *taskcluster.Client
 }
 
@@ -87,6 +90,9 @@ func newQueueEnv(t *testing.T, claimTimeout time.Duration, opts ...func(*localqu
 		if env.down.Load() {
 			http.Error(w, `{"code": "ServiceUnavailable", "message": "down for a test"}`, http.StatusServiceUnavailable)
 			return
+		}
+		if f := env.before.Load(); f != nil {
+			(*f)(r)
 		}
 		s.Handler().ServeHTTP(w, r)
 	}))
@@ -161,6 +167,53 @@ func TestWorkResolvesEachRunOnce(t *testing.T) {
 	require.Contains(t, names, "public/with space+plus.txt", "0-byte artifact with space and + in its name")
 	assert.Equal(t, "s3", names["public/with space+plus.txt"].StorageType)
 	assert.Equal(t, "link", names["public/link.txt"].StorageType)
+}
+
+// TestNextClaimGoesOutWithTheResolution: at capacity 1 a finished run's
+// unit of capacity is free once its resolution is being reported, so the
+// next claimWork does not wait for reportCompleted's answer: here the
+// Queue holds the first reportCompleted until a claimWork arrives (for at
+// most 10 s, which a worker claiming after the answer would use up).
+func TestNextClaimGoesOutWithTheResolution(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	first := env.createTask(`{"output": "one\n"}`, 0)
+	second := env.createTask(`{"output": "two\n"}`, 0)
+	var (
+		mu          sync.Mutex
+		resolving   bool
+		claimWhile  = make(chan struct{})
+		overlapSeen bool
+	)
+	hook := func(r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/claim-work/"):
+			mu.Lock()
+			if resolving && !overlapSeen {
+				overlapSeen = true
+				close(claimWhile)
+			}
+			mu.Unlock()
+		case strings.HasSuffix(r.URL.Path, "/runs/0/completed") && strings.Contains(r.URL.Path, first):
+			mu.Lock()
+			resolving = true
+			mu.Unlock()
+			select {
+			case <-claimWhile:
+			case <-time.After(10 * time.Second):
+			}
+			mu.Lock()
+			resolving = false
+			mu.Unlock()
+		}
+	}
+	env.before.Store(&hook)
+	w, _ := env.worker(1, 2)
+	require.NoError(t, w.Work(context.Background()))
+	assert.Equal(t, "completed", runState(env.status(first), 0))
+	assert.Equal(t, "completed", runState(env.status(second), 0))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.True(t, overlapSeen, "the next claimWork went out while the first run's reportCompleted was unanswered")
 }
 
 func TestWorkKeepsClaimAliveAcrossReclaims(t *testing.T) {
