@@ -180,8 +180,11 @@ func (p *sparePool) release(runDir string, reuse bool, log *slog.Logger) {
 	if p != nil && reuse && p.wants() {
 		sp, err := p.recycle(runDir)
 		if err == nil {
+			// Read before put: once in the pool, sp belongs to the run
+			// that takes it (take clears sp.log).
+			path, task, hasLog := sp.path, sp.task, sp.log != nil
 			if p.put(sp) {
-				log.Debug("run directory kept for the next run", "spare", sp.path, "taskDir", sp.task, "log", sp.log != nil)
+				log.Debug("run directory kept for the next run", "spare", path, "taskDir", task, "log", hasLog)
 			}
 			return
 		}

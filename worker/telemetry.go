@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/workergen/workergen/task"
@@ -72,7 +74,32 @@ func teeLogFile(out slog.Handler, level slog.Level, lc logConfig) (slog.Handler,
 	if err != nil {
 		return nil, nil, err
 	}
-	return slog.NewMultiHandler(out, newLogHandler(f, lc.Format, level)), func() { _ = f.Close() }, nil
+	tee := slog.NewMultiHandler(out, newLogHandler(f, lc.Format, level))
+	return orderedHandler{mu: new(sync.Mutex), h: tee}, func() { _ = f.Close() }, nil
+}
+
+// orderedHandler hands one record at a time to h, so that each of a
+// multi-handler's outputs (stderr, logFile) gets the lines of goroutines
+// logging at once in the same order.
+type orderedHandler struct {
+	mu *sync.Mutex // shared by the handlers WithAttrs and WithGroup derive
+	h  slog.Handler
+}
+
+func (o orderedHandler) Enabled(ctx context.Context, l slog.Level) bool { return o.h.Enabled(ctx, l) }
+
+func (o orderedHandler) Handle(ctx context.Context, r slog.Record) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.h.Handle(ctx, r)
+}
+
+func (o orderedHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return orderedHandler{mu: o.mu, h: o.h.WithAttrs(as)}
+}
+
+func (o orderedHandler) WithGroup(name string) slog.Handler {
+	return orderedHandler{mu: o.mu, h: o.h.WithGroup(name)}
 }
 
 // metricsInfo is what workergen_build_info says about build b.

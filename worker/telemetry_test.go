@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -360,4 +362,30 @@ func TestGenericWorkerConfigCarriesTelemetry(t *testing.T) {
 	assert.Equal(t, "json", wc.LogFormat)
 	assert.Equal(t, "/var/log/workergen.log", wc.LogFile)
 	assert.Equal(t, ":9100", wc.Metrics.Listen)
+}
+
+// TestLogFileKeepsStderrOrder: lines logged at once by several goroutines
+// (a run's resolution while the next run starts) reach logFile in the
+// order they reach stderr, so the file is a copy of stderr.
+func TestLogFileKeepsStderrOrder(t *testing.T) {
+	var stderr strings.Builder
+	path := filepath.Join(t.TempDir(), "worker.log")
+	log, closeLog, err := newLogger(&stderr, slog.LevelInfo, logConfig{Format: "json", File: path})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := log.With("goroutine", g)
+			for i := range 300 {
+				l.Info("line", "i", i)
+			}
+		}()
+	}
+	wg.Wait()
+	closeLog()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, stderr.String(), string(data), "logFile receives what stderr does, in the same order")
 }

@@ -179,7 +179,7 @@ func (l *claimLoop) claimUntilDone() error {
 		if l.limitReached() {
 			return nil
 		}
-		free := l.capacity - l.running()
+		free := l.free()
 		if free <= 0 {
 			l.waitForSlot()
 			continue
@@ -216,6 +216,17 @@ func (l *claimLoop) running() int {
 	return l.busy
 }
 
+// free is how many tasks the next claimWork may ask for: the units of
+// capacity no run holds, and no more than leaves 2 × capacity runs
+// unresolved (a Queue slow to answer reportCompleted would otherwise
+// have the worker claim run after run while the reports pile up; the
+// journal reserves slots for that many).
+func (l *claimLoop) free() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return min(l.capacity-l.busy, 2*l.capacity-len(l.active))
+}
+
 // unresolved is how many claimed runs are not over yet, the ones
 // resolving included.
 func (l *claimLoop) unresolved() int {
@@ -239,9 +250,13 @@ func (l *claimLoop) freeSlot(ar *activeRun) {
 		l.busy--
 	}
 	l.mu.Unlock()
-	if freed {
-		return
+	if !freed {
+		l.signalSlot()
 	}
+}
+
+// signalSlot wakes waitForSlot and waitForWork: capacity may be free.
+func (l *claimLoop) signalSlot() {
 	select {
 	case l.slot <- struct{}{}:
 	default:
@@ -357,6 +372,7 @@ func (l *claimLoop) start(claims []taskcluster.TaskClaim) {
 			l.mu.Lock()
 			delete(l.active, ar)
 			l.mu.Unlock()
+			l.signalSlot() // free may have been held by unresolved runs
 			// The next claim need not wait for the clean-up of this
 			// run; Work still does (wg).
 			cleanUp()

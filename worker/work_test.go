@@ -216,6 +216,66 @@ func TestNextClaimGoesOutWithTheResolution(t *testing.T) {
 	assert.True(t, overlapSeen, "the next claimWork went out while the first run's reportCompleted was unanswered")
 }
 
+// TestUnansweredResolutionsAreBounded: a Queue slow to answer
+// reportCompleted does not make the worker claim run after run while the
+// reports pile up. At capacity 1 at most two runs are unresolved at
+// once, the one being reported and the next (as many as the journal
+// reserves slots for): here every reportCompleted is held; once two are
+// held, a claimWork within 2 s (a worker without the bound sends it at
+// once) is the failure, then they are let go.
+func TestUnansweredResolutionsAreBounded(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	var ids []string
+	for range 4 {
+		ids = append(ids, env.createTask(`{"output": "x\n"}`, 0))
+	}
+	var (
+		mu          sync.Mutex
+		held, most  int
+		release     = make(chan struct{})
+		released    bool
+		claimsWhile int
+	)
+	hook := func(r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/claim-work/"):
+			mu.Lock()
+			if held >= 2 && !released {
+				claimsWhile++
+			}
+			mu.Unlock()
+		case strings.HasSuffix(r.URL.Path, "/completed"):
+			mu.Lock()
+			held++
+			most = max(most, held)
+			if held == 2 && !released {
+				go func() {
+					time.Sleep(2 * time.Second)
+					mu.Lock()
+					released = true
+					mu.Unlock()
+					close(release)
+				}()
+			}
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			held--
+			mu.Unlock()
+		}
+	}
+	env.before.Store(&hook)
+	w, _ := env.worker(1, len(ids))
+	require.NoError(t, w.Work(context.Background()))
+	for _, id := range ids {
+		assert.Equal(t, "completed", runState(env.status(id), 0))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 0, claimsWhile, "claimWork went out while two runs' reportCompleted were unanswered")
+	assert.LessOrEqual(t, most, 2, "reportCompleted calls unanswered at once")
+}
+
 func TestWorkKeepsClaimAliveAcrossReclaims(t *testing.T) {
 	env := newQueueEnv(t, 2*time.Second)
 	id := env.createTask(`{"sleepMs": 5000}`, 0)
