@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -38,7 +39,12 @@ const (
 	ProfileFileName   = "profile.json"
 	ConfigSchemaFile  = "config.schema.json"
 	PayloadSchemaFile = "payload.schema.json"
-	DefaultConfigFile = "config.defaults.json"
+	// The two schemas as the generated main embeds them, gzip-compressed
+	// (a fifth of their size: 31 KB less in every worker binary); the
+	// worker inflates them at start (worker.Gunzip).
+	ConfigSchemaGzipFile  = ConfigSchemaFile + ".gz"
+	PayloadSchemaGzipFile = PayloadSchemaFile + ".gz"
+	DefaultConfigFile     = "config.defaults.json"
 	// PayloadDocFile is the task payload reference page (Markdown), the
 	// same text as `<binary> schema payload --markdown`.
 	PayloadDocFile = "payload.md"
@@ -56,8 +62,8 @@ func (p *Profile) MainGo() ([]byte, error) {
 
 	embeds := []struct{ name, file, doc string }{
 		{"profileJSON", ProfileFileName, "the resolved profile"},
-		{"payloadSchema", PayloadSchemaFile, "the composed payload JSON Schema"},
-		{"configSchema", ConfigSchemaFile, "the worker config JSON Schema"},
+		{"payloadSchemaGzip", PayloadSchemaGzipFile, "the composed payload JSON Schema, gzip-compressed"},
+		{"configSchemaGzip", ConfigSchemaGzipFile, "the worker config JSON Schema, gzip-compressed"},
 		{"defaultConfig", DefaultConfigFile, "the profile's default worker config"},
 	}
 	var decls []jen.Code
@@ -101,8 +107,8 @@ func (p *Profile) MainGo() ([]byte, error) {
 			}
 		})
 		d[jen.Id("ProfileJSON")] = jen.Id("profileJSON")
-		d[jen.Id("PayloadSchema")] = jen.Id("payloadSchema")
-		d[jen.Id("ConfigSchema")] = jen.Id("configSchema")
+		d[jen.Id("PayloadSchema")] = jen.Qual(workerPkg, "Gunzip").Call(jen.Id("payloadSchemaGzip"))
+		d[jen.Id("ConfigSchema")] = jen.Qual(workerPkg, "Gunzip").Call(jen.Id("configSchemaGzip"))
 		d[jen.Id("DefaultConfig")] = jen.Id("defaultConfig")
 		d[jen.Id("Unsupported")] = jen.Index().Qual(workerPkg, "Unsupported").ValuesFunc(func(g *jen.Group) {
 			for _, e := range unsupported {
@@ -136,13 +142,25 @@ func (p *Profile) Files() (map[string][]byte, error) {
 		return nil, err
 	}
 	return map[string][]byte{
-		MainFile:          mainGo,
-		PayloadDocFile:    payloadDoc,
-		ProfileFileName:   p.ProfileJSON,
-		PayloadSchemaFile: p.PayloadSchema,
-		ConfigSchemaFile:  p.ConfigSchema,
-		DefaultConfigFile: p.DefaultConfig,
+		MainFile:              mainGo,
+		PayloadDocFile:        payloadDoc,
+		ProfileFileName:       p.ProfileJSON,
+		PayloadSchemaFile:     p.PayloadSchema,
+		ConfigSchemaFile:      p.ConfigSchema,
+		PayloadSchemaGzipFile: gzipped(p.PayloadSchema),
+		ConfigSchemaGzipFile:  gzipped(p.ConfigSchema),
+		DefaultConfigFile:     p.DefaultConfig,
 	}, nil
+}
+
+// gzipped compresses b at the best level into a gzip stream with an empty
+// header (no name, no time), so the same input gives the same bytes.
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level: no error
+	_, _ = zw.Write(b)                                       // a bytes.Buffer does not fail
+	_ = zw.Close()
+	return buf.Bytes()
 }
 
 // PayloadDoc returns the profile's task payload reference page

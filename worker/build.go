@@ -1,6 +1,11 @@
 package worker
 
 import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+
 	"github.com/workergen/workergen/engines"
 	"github.com/workergen/workergen/plugins"
 	"github.com/workergen/workergen/task"
@@ -19,6 +24,21 @@ func Version() string { return version }
 
 // Commit returns the commit stamped into the binary.
 func Commit() string { return commit }
+
+// Gunzip returns the gzip stream b inflated: a generated main's embedded
+// schemas (gen.PayloadSchemaGzipFile, gen.ConfigSchemaGzipFile), which it
+// hands to Main in Build. It panics when b does not inflate, which only a
+// damaged generated main's data can cause: generate the profile again.
+func Gunzip(b []byte) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err == nil {
+		var out []byte
+		if out, err = io.ReadAll(zr); err == nil {
+			return out
+		}
+	}
+	panic(fmt.Sprintf("workergen: the generated main's embedded data does not inflate (%v); generate the profile again", err))
+}
 
 // Build is what a generated main hands to Main: the profile's identity, its
 // exported schemas, and explicit constructors for exactly the engine and
