@@ -183,6 +183,13 @@ func (w *Worker) uploadRecoveredLog(ctx context.Context, queue *taskcluster.Queu
 			Name: o.Name, ProjectID: o.ProjectID, UploadID: o.UploadID, Expires: o.Expires, Credentials: o.Credentials})
 	}
 	err = sink.Publish(uctx, a)
+	if taskcluster.StatusCode(err) == 409 {
+		// The run was resolved before the record went (the worker died
+		// in between, its log uploaded with the resolution), or the
+		// Queue resolved it: artifacts are closed either way.
+		log.Info("recovery: the run is already resolved, so the Queue takes no more artifacts for it; not uploading the task log", "error", err)
+		return
+	}
 	if err != nil {
 		log.Warn("recovery: could not upload the task log", "error", err)
 		return

@@ -168,3 +168,42 @@ func TestRecoveryReadsTheUndamagedCopy(t *testing.T) {
 	assert.Regexp(t, `level=WARN msg="damaged copy in the run journal" file=\S+`+filepath.Base(slot)+` error=".*`+filepath.Base(slot)+`, copy B: checksum mismatch`, logs.String())
 	assert.Empty(t, onDisk(t, j.Dir()))
 }
+
+// TestRecoveryOfARunResolvedBeforeTheRecordWent plays a worker process
+// that died after the Queue accepted the run's resolution but before the
+// journal record was dropped: recovery finds the run resolved, says so
+// without warnings, and cleans up.
+func TestRecoveryOfARunResolvedBeforeTheRecordWent(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	id := env.createTask(`{}`, 0)
+	w, _ := env.worker(1, 0)
+	var logs lockedBuffer
+	w.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	resp, err := env.client.Queue().ClaimWork(context.Background(), testPool, &taskcluster.ClaimWorkRequest{WorkerGroup: "test-group", WorkerID: "w1", Tasks: 1})
+	require.NoError(t, err)
+	require.Len(t, resp.Tasks, 1)
+	claim := resp.Tasks[0]
+	tc := *env.client
+	tc.Credentials = taskcluster.StaticCredentials(claim.Credentials)
+	_, err = tc.Queue().ReportCompleted(context.Background(), id, 0)
+	require.NoError(t, err)
+
+	runDir := filepath.Join(w.Config.TasksDir, id+"-0")
+	logPath := filepath.Join(runDir, "live_backing.log")
+	require.NoError(t, os.MkdirAll(filepath.Join(runDir, "task"), 0o755))
+	require.NoError(t, os.WriteFile(logPath, []byte("the whole task log\n"), 0o644))
+	j, err := w.openJournal()
+	require.NoError(t, err)
+	require.NoError(t, j.Put(&journal.Record{TaskID: id, RunID: 0, TakenUntil: claim.TakenUntil, RunDir: runDir, LogPath: logPath,
+		Credentials: claim.Credentials, Expires: claim.Task.Expires}))
+	require.NoError(t, j.Close())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, w.Work(ctx))
+	assert.Equal(t, "completed", runState(env.status(id), 0))
+	assert.NoDirExists(t, runDir)
+	assert.Empty(t, onDisk(t, j.Dir()))
+	assert.NotContains(t, logs.String(), "level=WARN msg=\"recovery: could not upload the task log\"")
+	assert.Contains(t, logs.String(), `level=INFO msg="recovery: the run is already resolved, so the Queue takes no more artifacts for it; not uploading the task log"`)
+}
