@@ -84,7 +84,7 @@ func testRecoveryResolvesJournaledRun(t *testing.T, legacy bool) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.Equal(t, []string{"slot-0", "slot-1"}, names, "the legacy record file is removed; the slots (capacity 1, and one for a run resolving) stay")
+	assert.Equal(t, []string{"lock", "slot-0", "slot-1"}, names, "the legacy record file is removed; the slots (capacity 1, and one for a run resolving) and the worker's lock stay")
 }
 
 // TestRecoveryLeavesExpiredClaimToTheQueue: a record whose claim has

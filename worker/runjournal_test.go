@@ -125,6 +125,6 @@ func TestWorkRecordsRunBeforeSandboxStarts(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.Equal(t, []string{"slot-0", "slot-1"}, names, "capacity 1: a slot, and one for a run resolving while the next starts")
+	assert.Equal(t, []string{"lock", "slot-0", "slot-1"}, names, "capacity 1: a slot, and one for a run resolving while the next starts; the worker's lock")
 	assert.NoDirExists(t, filepath.Join(w.Config.TasksDir, id+"-0"), "so is the run directory")
 }

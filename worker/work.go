@@ -101,6 +101,11 @@ func (w *Worker) logger() *slog.Logger {
 // The error, wrapping ErrConfig, is a claimWork the Queue refused
 // (credentials, scopes, workerPoolId).
 func (w *Worker) Work(ctx context.Context) error {
+	unlock, err := lockTasksDir(w.Config.TasksDir) // tasksdirlock.go
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := w.checkQueue(ctx); err != nil { // startcheck.go
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -405,4 +407,35 @@ func TestCheckWorkConfig(t *testing.T) {
 	for _, want := range []string{"config.credentials.certificate", "config.workerPoolId", "config.artifactUpload"} {
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+// TestTasksDirHasOneWorker: a second worker started on the tasksDir of a
+// working one fails at once with an error naming the directory and the
+// process holding it, and leaves the first one's run alone (a worker that
+// recovered it would kill the task and resolve it exception); once the
+// first worker is gone, the tasksDir is free again.
+func TestTasksDirHasOneWorker(t *testing.T) {
+	env := newQueueEnv(t, time.Minute)
+	id := env.createTask(`{"sleepMs": 300}`, 0)
+	first, eng := env.worker(1, 1)
+	started := make(chan struct{})
+	eng.onStart = func(*task.Context) { close(started) }
+	done := make(chan error, 1)
+	go func() { done <- first.Work(context.Background()) }()
+	<-started
+
+	second, _ := env.worker(1, 1)
+	second.Config.TasksDir = first.Config.TasksDir
+	err := second.Work(context.Background())
+	require.ErrorIs(t, err, ErrConfig)
+	assert.ErrorContains(t, err, "tasksDir "+first.Config.TasksDir+" is in use by worker process "+strconv.Itoa(os.Getpid()))
+	assert.ErrorContains(t, err, "give each worker its own tasksDir")
+
+	require.NoError(t, <-done)
+	assert.Equal(t, "completed", runState(env.status(id), 0), "the first worker's run was not recovered by the second")
+	third, _ := env.worker(1, 0)
+	third.Config.TasksDir = first.Config.TasksDir
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.NoError(t, third.Work(ctx), "the lock went with the first worker")
 }
