@@ -99,7 +99,8 @@ func (w *Worker) logger() *slog.Logger {
 // (graceful termination, worker-manager). It returns only after every
 // claimed run is resolved (or lost to the Queue); StopReason then says why.
 // The error, wrapping ErrConfig, is a claimWork the Queue refused
-// (credentials, scopes, workerPoolId).
+// (credentials, scopes, workerPoolId), or a tasksDir another worker
+// process is using (lockTasksDir).
 func (w *Worker) Work(ctx context.Context) error {
 	unlock, err := lockTasksDir(w.Config.TasksDir) // tasksdirlock.go
 	if err != nil {
