@@ -118,54 +118,41 @@ type slot struct {
 	data     []byte // the record's JSON while the slot holds one
 	buf      []byte // encoding buffer, reused
 
-	// Background flush (see Journal.Put): writes counts the versions
-	// written to be flushed, flushed how many of them are known on disk;
-	// flushing is true while a flush goroutine runs, done is signalled
-	// (on mu) when it ends.
-	writes, flushed uint64
-	flushing        bool
-	done            *sync.Cond
-	onFlushError    func(path string, err error)
+	// Background flush (see Journal.Put): flushing is true from a
+	// durable write until the flush goroutine that covers it has synced;
+	// done is signalled (on mu) when it ends.
+	flushing     bool
+	done         *sync.Cond
+	onFlushError func(path string, err error)
 }
 
 // scheduleFlush makes a version just written reach the disk: it starts
-// the slot's flush goroutine unless one runs (it then flushes this
-// version too). Called with s.mu held.
+// the slot's flush goroutine unless one is pending, which then covers
+// this version too (it syncs only once it holds mu, after this write).
+// Called with s.mu held.
 func (s *slot) scheduleFlush() {
-	s.writes++
-	if s.flushing {
-		return
+	if !s.flushing {
+		s.flushing = true
+		go s.flush()
 	}
-	s.flushing = true
-	go s.flush()
 }
 
-// flush fdatasyncs the slot file until every version written is on disk.
-// It holds s.mu while it syncs, so a later write of the slot (a run's
-// next version, its free mark) waits for the flush in flight: they are
-// rare and far apart, and a write never meets a half-closed file.
+// flush fdatasyncs the slot file. It holds s.mu while it syncs, so a
+// later write of the slot (a run's next version, its free mark) waits for
+// the flush in flight: they are rare and far apart, and a write never
+// meets a half-closed file.
 func (s *slot) flush() {
 	s.mu.Lock()
-	var errs []error
-	for s.flushed < s.writes {
-		target := s.writes
-		err := os.ErrClosed
-		if s.f != nil {
-			err = flushFile(s.f)
-		}
-		s.flushed = target
-		if err != nil {
-			errs = append(errs, err)
-		}
+	err := os.ErrClosed
+	if s.f != nil {
+		err = flushFile(s.f)
 	}
 	s.flushing = false
 	s.cond().Broadcast()
 	s.mu.Unlock()
 	// Told unlocked: the callback may log, or use the journal.
-	for _, err := range errs {
-		if s.onFlushError != nil {
-			s.onFlushError(s.path, err)
-		}
+	if err != nil && s.onFlushError != nil {
+		s.onFlushError(s.path, err)
 	}
 }
 
